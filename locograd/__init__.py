@@ -1,0 +1,30 @@
+"""locograd: a from-scratch NumPy/CuPy autodiff mini-framework for LocoProp.
+
+Modules, in the order data flows (each imports only modules to its left):
+``backend -> transfer -> bregman -> layers / losses -> network -> autodiff / testing``.
+
+>>> import locograd as lg
+>>> net = lg.MLP([4, 3, 4], ["tanh", "sigmoid"], "sigmoid_cross_entropy")
+>>> len(net.init(seed=0))
+2
+"""
+
+from . import autodiff, backend, bregman, layers, losses, testing, transfer
+from .network import MLP, Grads, Params, Trace
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MLP",
+    "Grads",
+    "Params",
+    "Trace",
+    "__version__",
+    "autodiff",
+    "backend",
+    "bregman",
+    "layers",
+    "losses",
+    "testing",
+    "transfer",
+]

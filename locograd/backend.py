@@ -1,0 +1,251 @@
+r"""Array backend: NumPy on the CPU, CuPy on a GPU.
+
+The array namespace always follows the data (the idea of the array API
+standard): a function that receives NumPy arrays computes with NumPy, one that
+receives CuPy arrays computes with CuPy, and a call that mixes both raises a
+:class:`TypeError` naming the arguments.  There is no global GPU flag; the
+device on which *new* arrays are created is chosen by the scoped context
+manager :func:`default_device`.
+
+>>> import numpy as np
+>>> from locograd import backend
+>>> backend.array_namespace(x=np.zeros(3)) is np
+True
+>>> with backend.default_device("cpu"):
+...     z = backend.zeros((2, 3))
+>>> z.dtype, z.shape
+(dtype('float64'), (2, 3))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import functools
+import types
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import numpy as np
+
+Array = Any
+"""An ``numpy.ndarray`` or a ``cupy.ndarray``."""
+
+Device = Literal["cpu", "gpu"]
+DEVICES: tuple[str, ...] = ("cpu", "gpu")
+DEFAULT_DTYPE = np.float64
+"""Default floating dtype: float64, so identities can be checked exactly."""
+
+_default_device: contextvars.ContextVar[str] = contextvars.ContextVar(
+    "locograd_default_device", default="cpu"
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _cupy() -> types.ModuleType | None:
+    try:
+        import cupy
+    except Exception:  # ImportError, or a broken CUDA install
+        return None
+    return cupy
+
+
+@functools.lru_cache(maxsize=1)
+def has_gpu() -> bool:
+    """Whether a GPU is usable: CuPy imports AND a device runs a kernel.
+
+    An importable CuPy without a device (or without a driver) is not a GPU.
+    """
+    cp = _cupy()
+    if cp is None:
+        return False
+    try:
+        if cp.cuda.runtime.getDeviceCount() < 1:
+            return False
+        return float((cp.arange(3, dtype=cp.float64) ** 2).sum()) == 5.0
+    except Exception:
+        return False
+
+
+def cupy_module() -> types.ModuleType:
+    """Return the ``cupy`` module, or raise a clear error when no GPU is usable."""
+    if not has_gpu():
+        raise RuntimeError(
+            "device='gpu' needs CuPy and a usable CUDA device; none was found "
+            "(install the extra locograd[cuda12x] or locograd[cuda13x])"
+        )
+    cp = _cupy()
+    assert cp is not None
+    return cp
+
+
+def is_cupy_array(x: Any) -> bool:
+    """Whether ``x`` is a CuPy array (False when CuPy is not importable)."""
+    cp = _cupy()
+    return cp is not None and isinstance(x, cp.ndarray)
+
+
+def _backend_name(x: Any) -> str:
+    if isinstance(x, np.ndarray | np.generic):
+        return "numpy"
+    if is_cupy_array(x):
+        return "cupy"
+    return type(x).__name__
+
+
+def array_namespace(*arrays: Any, **named: Any) -> types.ModuleType:
+    """The array module (``numpy`` or ``cupy``) of the given arrays.
+
+    Python scalars and ``None`` are ignored.  Keyword arguments name the
+    arrays so that an error can say which argument was on which backend.
+
+    Args:
+        *arrays: arrays (or scalars) whose backend to find.
+        **named: the same, with argument names used in error messages.
+
+    Returns:
+        ``numpy`` when there are no arrays, else the module of the arrays.
+
+    Raises:
+        TypeError: if NumPy and CuPy arrays are mixed, or an argument is
+            neither a NumPy nor a CuPy array (lists must be converted first).
+    """
+    found: dict[str, str] = {}
+    items = [(f"argument {i}", a) for i, a in enumerate(arrays)] + list(named.items())
+    for name, a in items:
+        if a is None or isinstance(a, bool | int | float):
+            continue
+        kind = _backend_name(a)
+        if kind not in ("numpy", "cupy"):
+            raise TypeError(f"{name}: expected a numpy.ndarray or cupy.ndarray, got {type(a).__name__}")
+        found[name] = kind
+    kinds = set(found.values())
+    if len(kinds) > 1:
+        desc = ", ".join(f"{n} is {k}" for n, k in found.items())
+        raise TypeError(
+            f"NumPy and CuPy arrays mixed in one call ({desc}); move them to one "
+            "device first with locograd.backend.to_device or to_numpy"
+        )
+    if kinds == {"cupy"}:
+        return cupy_module()
+    return np
+
+
+def device_of(x: Array) -> Device:
+    """``"gpu"`` for a CuPy array, ``"cpu"`` otherwise."""
+    return "gpu" if is_cupy_array(x) else "cpu"
+
+
+def _check_device(device: str) -> str:
+    if device not in DEVICES:
+        raise ValueError(f"device: expected one of {DEVICES}, got {device!r}")
+    return device
+
+
+def namespace_for(device: str | None = None) -> types.ModuleType:
+    """The array module for ``device`` (``None``: the scoped default)."""
+    device = _check_device(_default_device.get() if device is None else device)
+    return cupy_module() if device == "gpu" else np
+
+
+@contextlib.contextmanager
+def default_device(device: str) -> Iterator[types.ModuleType]:
+    """Scope in which new arrays (``zeros``, ``asarray``, ``MLP.init``) go to ``device``.
+
+    The setting is a context variable: it is restored on exit and is local to
+    the thread or task.  Arrays passed to functions are never moved.
+
+    Yields:
+        The array module of that device.
+    """
+    xp = namespace_for(_check_device(device))
+    token = _default_device.set(device)
+    try:
+        yield xp
+    finally:
+        _default_device.reset(token)
+
+
+def current_device() -> Device:
+    """The scoped default device (``"cpu"`` outside any :func:`default_device`)."""
+    return _default_device.get()  # type: ignore[return-value]
+
+
+def to_numpy(x: Array) -> np.ndarray:
+    """Copy a CuPy array to the host; a NumPy array is returned as is."""
+    if is_cupy_array(x):
+        return x.get()
+    return np.asarray(x)
+
+
+def to_device(x: Any, device: str | None = None, dtype: Any = None) -> Array:
+    """Move (or convert) ``x`` to ``device``, optionally casting to ``dtype``.
+
+    This is the one explicit host/device copy; nothing else in locograd moves
+    data between devices.
+    """
+    xp = namespace_for(device)
+    if xp is np:
+        return np.asarray(to_numpy(x), dtype=dtype)
+    return xp.asarray(x, dtype=dtype)
+
+
+asarray = to_device
+
+
+def zeros(shape: int | tuple[int, ...], dtype: Any = DEFAULT_DTYPE, device: str | None = None) -> Array:
+    """Zeros on ``device`` (default: the scoped default device), float64 by default."""
+    return namespace_for(device).zeros(shape, dtype=dtype)
+
+
+def tree_map(fn: Any, tree: Any, *rest: Any) -> Any:
+    """Apply ``fn`` to the leaves of nested lists, tuples and dicts of arrays."""
+    if isinstance(tree, dict):
+        return {k: tree_map(fn, tree[k], *(r[k] for r in rest)) for k in tree}
+    if isinstance(tree, list | tuple) and not hasattr(tree, "_fields"):
+        return type(tree)(tree_map(fn, *items) for items in zip(tree, *rest, strict=True))
+    return fn(tree, *rest)
+
+
+def tree_leaves(tree: Any) -> list[Array]:
+    """The leaves of nested lists, tuples and dicts, in a fixed order."""
+    if isinstance(tree, dict):
+        return [leaf for k in tree for leaf in tree_leaves(tree[k])]
+    if isinstance(tree, list | tuple) and not hasattr(tree, "_fields"):
+        return [leaf for item in tree for leaf in tree_leaves(item)]
+    return [tree]
+
+
+def check_float_array(x: Any, name: str, ndim: int | None = None) -> Array:
+    """Check that ``x`` is a floating NumPy/CuPy array (of ``ndim`` dims).
+
+    Raises:
+        TypeError: not an array, or an integer/bool/complex/object dtype.
+        ValueError: wrong number of dimensions.
+    """
+    if not (isinstance(x, np.ndarray) or is_cupy_array(x)):
+        raise TypeError(f"{name}: expected a numpy.ndarray or cupy.ndarray, got {type(x).__name__}")
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name}: expected a floating dtype (float32 or float64), got {x.dtype}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-D array, got shape {tuple(x.shape)}")
+    return x
+
+
+def blas_info() -> str:
+    """A one-line description of the BLAS NumPy uses (via threadpoolctl when present)."""
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        threadpool_info = None
+    if threadpool_info is not None:
+        pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
+        if pools:
+            p = pools[0]
+            return (
+                f"{p.get('internal_api')} {p.get('version')} "
+                f"({p.get('architecture')}, {p.get('num_threads')} threads)"
+            )
+    config = np.show_config(mode="dicts")
+    blas = config.get("Build Dependencies", {}).get("blas", {})
+    return f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()

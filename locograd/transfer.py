@@ -1,0 +1,365 @@
+r"""The transfer-function table: every activation and its convex potential, in one place.
+
+Each :class:`Transfer` row gives, for a transfer function :math:`f` acting on a
+pre-activation :math:`a` (shape ``(..., d)``, units on the last axis):
+
+* ``f(a)`` and its derivative ``df(a)`` (elementwise transfers) or the
+  vector-Jacobian product ``vjp(a, g)`` (every transfer, softmax included);
+* the convex potential :math:`F` with :math:`\nabla F = f`, summed over units:
+  ``potential(a)`` has shape ``a.shape[:-1]``;
+* its convex conjugate :math:`F^*(y) = \sup_a\, y\cdot a - F(a)` (summed over
+  units; ``+inf`` outside the closure of the range of ``f``);
+* the inverse :math:`f^{-1}` where it is defined, and the range of ``f``.
+
+| name       | f                 | F (dF = f)              | F*(y)                                    | range        |
+|------------|-------------------|-------------------------|------------------------------------------|--------------|
+| identity   | a                 | a^2/2                   | y^2/2                                    | (-inf, inf)  |
+| sigmoid    | 1/(1+e^-a)        | softplus(a)             | y log y + (1-y) log(1-y)                 | [0, 1]       |
+| tanh       | tanh a            | log cosh a              | ((1+y)log(1+y) + (1-y)log(1-y))/2        | [-1, 1]      |
+| relu       | max(a, 0)         | max(a,0)^2/2            | y^2/2 (y >= 0)                           | [0, inf)     |
+| leaky_relu | a or s a          | a^2/2 or s a^2/2        | y^2/2 or y^2/(2s)                        | (-inf, inf)  |
+| softmax    | e^a / sum e^a     | logsumexp(a)            | sum y log y (y in the simplex)           | simplex      |
+
+Only monotone transfers have a convex potential, so GELU or swish are not in
+the table (LocoProp's matching loss needs convexity).
+
+>>> import numpy as np
+>>> from locograd import transfer
+>>> t = transfer.get("tanh")
+>>> a = np.array([[0.0, 1.0]])
+>>> np.allclose(t.f(a), np.tanh(a)), t.potential(a).shape
+(True, (1,))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .backend import Array, array_namespace
+
+ElementwiseFn = Callable[[Array], Array]
+
+
+def _xlogx(y: Array) -> Array:
+    """:math:`y \\log y` with the limit 0 at y = 0 (y >= 0)."""
+    xp = array_namespace(y)
+    safe = xp.where(y > 0, y, xp.ones_like(y))
+    return xp.where(y > 0, y * xp.log(safe), xp.zeros_like(y))
+
+
+def softplus(a: Array) -> Array:
+    r"""Stable :math:`\log(1 + e^a) = \max(a, 0) + \log(1 + e^{-|a|})`."""
+    xp = array_namespace(a)
+    return xp.maximum(a, 0) + xp.log1p(xp.exp(-xp.abs(a)))
+
+
+def sigmoid(a: Array) -> Array:
+    r"""Stable logistic :math:`1/(1+e^{-a})`, with no overflow for any finite ``a``."""
+    xp = array_namespace(a)
+    e = xp.exp(-xp.abs(a))
+    return xp.where(a >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def logsumexp(a: Array, axis: int = -1) -> Array:
+    r"""Stable :math:`\log\sum_j e^{a_j}` over ``axis`` (the axis is removed)."""
+    xp = array_namespace(a)
+    m = xp.max(a, axis=axis, keepdims=True)
+    return xp.squeeze(m, axis=axis) + xp.log(xp.sum(xp.exp(a - m), axis=axis))
+
+
+def softmax(a: Array, axis: int = -1) -> Array:
+    r"""Row-wise :math:`e^{a_j} / \sum_k e^{a_k}`, stable for large ``|a|``."""
+    xp = array_namespace(a)
+    e = xp.exp(a - xp.max(a, axis=axis, keepdims=True))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def _log_cosh(a: Array) -> Array:
+    xp = array_namespace(a)
+    abs_a = xp.abs(a)
+    return abs_a + xp.log1p(xp.exp(-2 * abs_a)) - xp.asarray(np.log(2.0), dtype=a.dtype)
+
+
+@dataclasses.dataclass(frozen=True)
+class Transfer:
+    r"""One row of the transfer table (see the module docstring).
+
+    Attributes:
+        name: table key, e.g. ``"tanh"``.
+        f_elementwise: :math:`f` applied elementwise (``None`` for softmax).
+        df_elementwise: :math:`f'` elementwise (``None`` for softmax).
+        potential_elementwise: :math:`F` per unit (``None`` for softmax).
+        conjugate_elementwise: :math:`F^*` per unit (``None`` for softmax).
+        inverse_elementwise: :math:`f^{-1}` per unit, ``None`` if ``f`` is
+            not invertible (relu).
+        range: closure of the range of ``f`` per unit, ``(low, high)``; for
+            softmax the rows lie in the probability simplex, ``(0, 1)``.
+        strictly_convex: whether :math:`F` is strictly convex (then
+            :math:`D_F(p, q) = 0` only at ``p == q``).
+        slope: negative-side slope of ``leaky_relu``, else ``None``.
+    """
+
+    name: str
+    f_elementwise: ElementwiseFn | None
+    df_elementwise: ElementwiseFn | None
+    potential_elementwise: ElementwiseFn | None
+    conjugate_elementwise: ElementwiseFn | None
+    inverse_elementwise: ElementwiseFn | None
+    range: tuple[float, float]
+    strictly_convex: bool
+    slope: float | None = None
+
+    @property
+    def elementwise(self) -> bool:
+        """True for transfers acting unit by unit (all but softmax)."""
+        return self.f_elementwise is not None
+
+    def f(self, a: Array) -> Array:
+        """Post-activation :math:`y = f(a)`, same shape and dtype as ``a``."""
+        if self.f_elementwise is None:
+            return softmax(a)
+        return self.f_elementwise(a)
+
+    def df(self, a: Array) -> Array:
+        """Elementwise derivative :math:`f'(a)`; softmax has a Jacobian, use :meth:`vjp`."""
+        if self.df_elementwise is None:
+            raise ValueError(f"transfer {self.name!r} is not elementwise; use vjp(a, g)")
+        return self.df_elementwise(a)
+
+    def vjp(self, a: Array, g: Array, y: Array | None = None) -> Array:
+        r"""Vector-Jacobian product :math:`g\,\partial f/\partial a`, shape of ``a``.
+
+        Args:
+            a: pre-activation, ``(..., d)``.
+            g: upstream gradient :math:`\partial L/\partial y`, ``(..., d)``.
+            y: ``f(a)`` if already computed (saves work for softmax).
+        """
+        if self.df_elementwise is not None:
+            return g * self.df_elementwise(a)
+        xp = array_namespace(a=a, g=g)
+        y = softmax(a) if y is None else y
+        return y * (g - xp.sum(g * y, axis=-1, keepdims=True))
+
+    def potential(self, a: Array) -> Array:
+        r""":math:`F(a)` summed over the last (unit) axis; shape ``a.shape[:-1]``."""
+        if self.potential_elementwise is None:
+            return logsumexp(a)
+        xp = array_namespace(a)
+        return xp.sum(self.potential_elementwise(a), axis=-1)
+
+    def conjugate(self, y: Array) -> Array:
+        r""":math:`F^*(y)` summed over units; ``+inf`` where ``y`` is outside the range."""
+        xp = array_namespace(y)
+        if self.conjugate_elementwise is None:
+            inside = self.in_range(y)[..., 0]
+            neg_entropy = xp.sum(_xlogx(xp.maximum(y, 0)), axis=-1)
+            return xp.where(inside, neg_entropy, xp.asarray(np.inf, dtype=y.dtype))
+        return xp.sum(self.conjugate_elementwise(y), axis=-1)
+
+    def in_range(self, y: Array) -> Array:
+        """Boolean mask: where ``y`` lies in the closure of the range of ``f``."""
+        xp = array_namespace(y)
+        low, high = self.range
+        if self.elementwise:
+            return (y >= low) & (y <= high)
+        # rows on the probability simplex, up to rounding of their sum
+        tol = 1e3 * xp.finfo(y.dtype).eps * y.shape[-1]
+        inside = xp.all(y >= 0, axis=-1) & (xp.abs(xp.sum(y, axis=-1) - 1) <= tol)
+        return xp.broadcast_to(inside[..., None], y.shape)
+
+    def inverse(self, y: Array) -> Array:
+        r""":math:`f^{-1}(y)`, defined on the interior of the range.
+
+        For softmax the pre-image is defined up to a shift per row; the
+        representative :math:`\log y` (with logsumexp 0) is returned.
+
+        Raises:
+            ValueError: ``f`` is not invertible (relu), or some ``y`` lies
+                outside the open range where the inverse is defined.
+        """
+        xp = array_namespace(y)
+        if self.inverse_elementwise is None and self.elementwise:
+            raise ValueError(f"transfer {self.name!r} is not invertible (it is constant for a < 0)")
+        low, high = self.range
+        if self.elementwise:
+            ok = bool(xp.all((y > low) & (y < high))) if (low, high) != (-np.inf, np.inf) else True
+        else:
+            ok = bool(xp.all(self.in_range(y)) and xp.all(y > 0))
+        if not ok:
+            bounds = (
+                "the open simplex (positive rows summing to 1)"
+                if not self.elementwise
+                else f"({low}, {high})"
+            )
+            raise ValueError(
+                f"y: the inverse of {self.name} is defined on {bounds}; got values in "
+                f"[{float(xp.min(y))}, {float(xp.max(y))}]"
+            )
+        if self.inverse_elementwise is None:
+            return xp.log(y)
+        return self.inverse_elementwise(y)
+
+
+def _xp(a: Array) -> Any:
+    return array_namespace(a)
+
+
+def _sigmoid_conjugate(y: Array) -> Array:
+    xp = _xp(y)
+    inside = (y >= 0) & (y <= 1)
+    yc = xp.clip(y, 0, 1)
+    return xp.where(inside, _xlogx(yc) + _xlogx(1 - yc), xp.asarray(np.inf, dtype=y.dtype))
+
+
+def _tanh_conjugate(y: Array) -> Array:
+    xp = _xp(y)
+    inside = (y >= -1) & (y <= 1)
+    yc = xp.clip(y, -1, 1)
+    half = xp.asarray(0.5, dtype=y.dtype)
+    return xp.where(inside, half * (_xlogx(1 + yc) + _xlogx(1 - yc)), xp.asarray(np.inf, dtype=y.dtype))
+
+
+def _relu_conjugate(y: Array) -> Array:
+    xp = _xp(y)
+    return xp.where(y >= 0, y * y / 2, xp.asarray(np.inf, dtype=y.dtype))
+
+
+def _logit(y: Array) -> Array:
+    xp = _xp(y)
+    return xp.log(y) - xp.log1p(-y)
+
+
+def _atanh(y: Array) -> Array:
+    return _xp(y).arctanh(y)
+
+
+identity = Transfer(
+    name="identity",
+    f_elementwise=lambda a: a,
+    df_elementwise=lambda a: _xp(a).ones_like(a),
+    potential_elementwise=lambda a: a * a / 2,
+    conjugate_elementwise=lambda y: y * y / 2,
+    inverse_elementwise=lambda y: y,
+    range=(-np.inf, np.inf),
+    strictly_convex=True,
+)
+
+sigmoid_transfer = Transfer(
+    name="sigmoid",
+    f_elementwise=sigmoid,
+    df_elementwise=lambda a: sigmoid(a) * sigmoid(-a),
+    potential_elementwise=softplus,
+    conjugate_elementwise=_sigmoid_conjugate,
+    inverse_elementwise=_logit,
+    range=(0.0, 1.0),
+    strictly_convex=True,
+)
+
+tanh = Transfer(
+    name="tanh",
+    f_elementwise=lambda a: _xp(a).tanh(a),
+    df_elementwise=lambda a: 1 - _xp(a).tanh(a) ** 2,
+    potential_elementwise=_log_cosh,
+    conjugate_elementwise=_tanh_conjugate,
+    inverse_elementwise=_atanh,
+    range=(-1.0, 1.0),
+    strictly_convex=True,
+)
+
+relu = Transfer(
+    name="relu",
+    f_elementwise=lambda a: _xp(a).maximum(a, 0),
+    df_elementwise=lambda a: (a > 0).astype(a.dtype),
+    potential_elementwise=lambda a: _xp(a).maximum(a, 0) ** 2 / 2,
+    conjugate_elementwise=_relu_conjugate,
+    inverse_elementwise=None,
+    range=(0.0, np.inf),
+    strictly_convex=False,
+)
+
+
+def leaky_relu(slope: float = 0.01) -> Transfer:
+    r"""Leaky ReLU :math:`f(a) = a` for :math:`a \ge 0`, ``slope * a`` below.
+
+    Args:
+        slope: the negative-side slope, > 0 so that :math:`F` is strictly convex.
+
+    Raises:
+        ValueError: ``slope`` is not a positive finite number.
+    """
+    s = float(slope)
+    if not (np.isfinite(s) and s > 0):
+        raise ValueError(f"slope: expected a positive finite number, got {slope!r}")
+
+    def f(a: Array) -> Array:
+        return _xp(a).where(a >= 0, a, s * a)
+
+    def df(a: Array) -> Array:
+        xp = _xp(a)
+        return xp.where(a >= 0, xp.ones_like(a), xp.full_like(a, s))
+
+    def potential(a: Array) -> Array:
+        return _xp(a).where(a >= 0, a * a / 2, s * a * a / 2)
+
+    def conjugate(y: Array) -> Array:
+        return _xp(y).where(y >= 0, y * y / 2, y * y / (2 * s))
+
+    def inverse(y: Array) -> Array:
+        return _xp(y).where(y >= 0, y, y / s)
+
+    return Transfer(
+        name="leaky_relu",
+        f_elementwise=f,
+        df_elementwise=df,
+        potential_elementwise=potential,
+        conjugate_elementwise=conjugate,
+        inverse_elementwise=inverse,
+        range=(-np.inf, np.inf),
+        strictly_convex=True,
+        slope=s,
+    )
+
+
+softmax_transfer = Transfer(
+    name="softmax",
+    f_elementwise=None,
+    df_elementwise=None,
+    potential_elementwise=None,
+    conjugate_elementwise=None,
+    inverse_elementwise=None,
+    range=(0.0, 1.0),
+    strictly_convex=False,
+)
+
+TABLE: dict[str, Transfer] = {
+    "identity": identity,
+    "sigmoid": sigmoid_transfer,
+    "tanh": tanh,
+    "relu": relu,
+    "leaky_relu": leaky_relu(),
+    "softmax": softmax_transfer,
+}
+"""The table, keyed by name (``leaky_relu`` with the default slope 0.01)."""
+
+NAMES: tuple[str, ...] = tuple(TABLE)
+
+
+def get(name: str | Transfer) -> Transfer:
+    """Look a transfer up by name; a :class:`Transfer` is returned unchanged.
+
+    Raises:
+        ValueError: unknown name (the message lists the valid ones).
+        TypeError: neither a string nor a :class:`Transfer`.
+    """
+    if isinstance(name, Transfer):
+        return name
+    if not isinstance(name, str):
+        raise TypeError(f"transfer: expected a name or a Transfer, got {type(name).__name__}")
+    try:
+        return TABLE[name]
+    except KeyError:
+        raise ValueError(f"transfer: unknown name {name!r}; valid names are {', '.join(NAMES)}") from None

@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The device check: everything GPU-related, in a few minutes, on a machine with a GPU and no network.
+# Run from the repository root: bash scripts/gpu_check.sh   (uses PYTHONPATH=., installs nothing)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export PYTHONPATH=.${PYTHONPATH:+:$PYTHONPATH}
+export LOCOGRAD_HYPOTHESIS_PROFILE=${LOCOGRAD_HYPOTHESIS_PROFILE:-ci}
+status=0
+echo "== locograd info"
+python3 -m locograd info || status=1
+echo "== demo on the GPU"
+python3 -m locograd demo --device gpu || status=1
+echo "== test suite with --require-gpu (gpu tests fail instead of skipping)"
+timeout 220 python3 -m pytest -q --require-gpu -p no:cacheprovider -x || status=1
+echo "== gpu_check: status $status"
+exit $status

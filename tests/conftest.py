@@ -1,0 +1,89 @@
+"""Shared fixtures: array backends (NumPy always, CuPy under the ``gpu`` marker), dtypes, hypothesis profiles.
+
+* ``--require-gpu`` (or ``LOCOGRAD_REQUIRE_GPU=1``) turns the skip of ``gpu``
+  tests into a failure, so a machine with a GPU proves they ran.
+* ``LOCOGRAD_HYPOTHESIS_PROFILE`` picks ``ci`` (derandomized, the default when
+  ``CI`` is set), ``dev`` (the local default) or ``thorough``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+
+from locograd import backend
+
+settings.register_profile(
+    "ci",
+    derandomize=True,
+    max_examples=25,
+    deadline=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("dev", max_examples=40, deadline=None, print_blob=True)
+settings.register_profile("thorough", max_examples=500, deadline=None, print_blob=True)
+settings.load_profile(os.environ.get("LOCOGRAD_HYPOTHESIS_PROFILE", "ci" if os.environ.get("CI") else "dev"))
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--require-gpu",
+        action="store_true",
+        default=os.environ.get("LOCOGRAD_REQUIRE_GPU", "") not in ("", "0"),
+        help="fail (instead of skip) the gpu-marked tests when no GPU is usable",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if backend.has_gpu() or config.getoption("--require-gpu"):
+        return
+    skip = pytest.mark.skip(reason="no usable GPU (CuPy + CUDA device); --require-gpu makes this a failure")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _gpu_required(request: pytest.FixtureRequest) -> None:
+    """Under --require-gpu a gpu test without a usable GPU fails instead of skipping."""
+    if "gpu" in request.node.keywords and not backend.has_gpu():
+        pytest.fail("--require-gpu: this gpu test needs a usable GPU (CuPy + CUDA device); none was found")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A test backend: its name, array module, and a converter from NumPy."""
+
+    name: str
+    xp: ModuleType
+
+    def asarray(self, x: Any, dtype: Any = None) -> Any:
+        return self.xp.asarray(x, dtype=dtype)
+
+    def numpy(self, x: Any) -> np.ndarray:
+        return backend.to_numpy(x)
+
+
+BACKEND_PARAMS = ["numpy", pytest.param("cupy", marks=pytest.mark.gpu)]
+
+
+@pytest.fixture(scope="session", params=BACKEND_PARAMS)
+def bk(request: pytest.FixtureRequest) -> Backend:
+    """Runs the test on NumPy, and on CuPy when a GPU is usable."""
+    if request.param == "cupy":
+        if not backend.has_gpu():
+            pytest.fail("--require-gpu: the cupy backend needs a usable GPU; none was found")
+        return Backend("cupy", backend.cupy_module())
+    return Backend("numpy", np)
+
+
+@pytest.fixture(scope="session", params=[np.float32, np.float64], ids=["float32", "float64"])
+def dtype(request: pytest.FixtureRequest) -> Any:
+    return request.param

@@ -1,0 +1,57 @@
+"""Bounded hypothesis strategies: no NaN, no infinities, no subnormals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from locograd import transfer
+
+ELEMENTWISE = [n for n in transfer.NAMES if n != "softmax"]
+HIDDEN = list(transfer.NAMES)  # any transfer may be a hidden activation
+LOSS_OUTPUT = {
+    "squared_error": "identity",
+    "sigmoid_cross_entropy": "sigmoid",
+    "softmax_cross_entropy": "softmax",
+}
+
+
+def floats(bound: float = 3.0) -> st.SearchStrategy[float]:
+    return st.floats(-bound, bound, allow_nan=False, allow_infinity=False, allow_subnormal=False, width=64)
+
+
+def arrays(shape: Any, bound: float = 3.0) -> st.SearchStrategy[np.ndarray]:
+    """float64 arrays with entries in [-bound, bound]."""
+    return hnp.arrays(np.float64, shape, elements=floats(bound))
+
+
+def seeds() -> st.SearchStrategy[int]:
+    return st.integers(0, 2**32 - 1)
+
+
+@st.composite
+def matrices(draw: st.DrawFn, max_rows: int = 8, max_cols: int = 6, bound: float = 3.0) -> np.ndarray:
+    shape = (draw(st.integers(1, max_rows)), draw(st.integers(1, max_cols)))
+    return draw(arrays(shape, bound))
+
+
+def away_from_kink(a: np.ndarray, margin: float = 1e-3) -> np.ndarray:
+    """Push entries out of (-margin, margin): relu/leaky_relu are not differentiable at 0."""
+    return np.where(np.abs(a) < margin, np.where(a < 0, -margin, margin), a)
+
+
+@st.composite
+def architectures(
+    draw: st.DrawFn, max_depth: int = 5, max_width: int = 16
+) -> tuple[list[int], list[str], str]:
+    """(sizes, activations, loss) with depth 1..max_depth and widths 1..max_width."""
+    depth = draw(st.integers(1, max_depth))
+    sizes = [draw(st.integers(1, max_width)) for _ in range(depth + 1)]
+    loss = draw(st.sampled_from(sorted(LOSS_OUTPUT)))
+    if loss == "softmax_cross_entropy":
+        sizes[-1] = max(sizes[-1], 2)
+    hidden = [draw(st.sampled_from(HIDDEN)) for _ in range(depth - 1)]
+    return sizes, [*hidden, LOSS_OUTPUT[loss]], loss

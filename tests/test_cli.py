@@ -1,0 +1,39 @@
+"""The command line: `locograd info`, `locograd demo`, `python -m locograd`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from locograd import cli
+
+
+def test_info_prints_versions_backends_blas_and_gpu(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    for field in ("locograd", "numpy", "backends", "blas", "gpu"):
+        assert f"\n{field}" in f"\n{out}"
+
+
+def test_demo_checks_gradients(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo"]) == 0
+    out = capsys.readouterr().out
+    tape_err = float(out.split("hand-written vs tape gradients: max relative error ")[1].split()[0])
+    vjp_err = float(out.split("dot-product test (check_vjp): max relative error ")[1].split()[0])
+    assert tape_err <= 1e-10 and vjp_err <= 1e-6
+
+
+def test_python_dash_m_runs() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "locograd", "info"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("locograd")
+
+
+def test_unknown_subcommand_exits_nonzero() -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["frobnicate"])
+    assert exc.value.code == 2

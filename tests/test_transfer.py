@@ -1,0 +1,161 @@
+"""The transfer table: f vs f' vs numerical, F' = f, Fenchel equality for F*, inverse, range, stability, dtype."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from locograd import transfer
+from locograd.testing import relative_error
+
+from .strategies import ELEMENTWISE, away_from_kink, matrices
+
+# Central differences with h = 1e-6 in float64: truncation O(h^2 f''') ~ 1e-12,
+# rounding O(eps_mach / h) ~ 1e-10, so 1e-6 (the project's gradient tolerance) has margin.
+# Gradients smaller than FLOOR are compared absolutely (rounding error of the difference ~1e-10).
+GRAD_RTOL = 1e-6
+FLOOR = 1e-3
+H = 1e-6
+
+
+@pytest.mark.parametrize("name", ELEMENTWISE)
+@given(a=matrices())
+def test_derivative_matches_central_differences(bk, name: str, a: np.ndarray) -> None:
+    t = transfer.get(name)
+    a = bk.asarray(away_from_kink(a))
+    numeric = (t.f(a + H) - t.f(a - H)) / (2 * H)
+    assert relative_error(t.df(a), numeric, FLOOR) <= GRAD_RTOL
+
+
+@pytest.mark.parametrize("name", transfer.NAMES)
+@given(a=matrices(), g=matrices())
+def test_vjp_matches_jacobian_by_central_differences(bk, name: str, a: np.ndarray, g: np.ndarray) -> None:
+    t = transfer.get(name)
+    a = away_from_kink(a)
+    g = np.resize(g, a.shape)
+    # column j of the Jacobian along each unit direction, row by row
+    jac_t_g = np.zeros_like(a)
+    for j in range(a.shape[1]):
+        e = np.zeros_like(a)
+        e[:, j] = H
+        dy = bk.numpy(t.f(bk.asarray(a + e)) - t.f(bk.asarray(a - e))) / (2 * H)
+        jac_t_g[:, j] = (dy * g).sum(axis=1)
+    assert relative_error(t.vjp(bk.asarray(a), bk.asarray(g)), jac_t_g, FLOOR) <= GRAD_RTOL
+
+
+@pytest.mark.parametrize("name", transfer.NAMES)
+@given(a=matrices())
+def test_potential_gradient_is_f(bk, name: str, a: np.ndarray) -> None:
+    t = transfer.get(name)
+    a = away_from_kink(a)
+    grad = np.zeros_like(a)
+    for j in range(a.shape[1]):
+        e = np.zeros_like(a)
+        e[:, j] = H
+        grad[:, j] = bk.numpy(t.potential(bk.asarray(a + e)) - t.potential(bk.asarray(a - e))) / (2 * H)
+    assert relative_error(t.f(bk.asarray(a)), grad, FLOOR) <= GRAD_RTOL
+
+
+@pytest.mark.parametrize("name", transfer.NAMES)
+@given(a=matrices(bound=5.0))
+def test_conjugate_fenchel_equality(bk, name: str, a: np.ndarray) -> None:
+    r"""F*(f(a)) = a . f(a) - F(a): the supremum is attained at a."""
+    t = transfer.get(name)
+    a = bk.asarray(a)
+    y = t.f(a)
+    lhs = t.conjugate(y)
+    rhs = (a * y).sum(axis=-1) - t.potential(a)
+    np.testing.assert_allclose(bk.numpy(lhs), bk.numpy(rhs), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", transfer.NAMES)
+@given(a=matrices(bound=5.0), b=matrices(bound=5.0))
+def test_fenchel_young_inequality(bk, name: str, a: np.ndarray, b: np.ndarray) -> None:
+    """F(b) + F*(f(a)) >= b . f(a) for any b: F* really is the conjugate (a sup)."""
+    t = transfer.get(name)
+    b = np.resize(b, a.shape)
+    y = t.f(bk.asarray(a))
+    gap = t.potential(bk.asarray(b)) + t.conjugate(y) - (bk.asarray(b) * y).sum(axis=-1)
+    assert bk.numpy(gap).min() >= -1e-9
+
+
+@pytest.mark.parametrize("name", ["identity", "sigmoid", "tanh", "leaky_relu", "softmax"])
+@given(a=matrices(bound=5.0))
+def test_inverse_round_trip(bk, name: str, a: np.ndarray) -> None:
+    t = transfer.get(name)
+    a = bk.asarray(a)
+    back = t.inverse(t.f(a))
+    if name == "softmax":  # defined up to a shift per row
+        back = back - back.mean(axis=-1, keepdims=True)
+        a = a - a.mean(axis=-1, keepdims=True)
+    np.testing.assert_allclose(bk.numpy(back), bk.numpy(a), rtol=1e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    ("name", "bad"),
+    [("sigmoid", 1.0), ("sigmoid", -0.1), ("tanh", 1.5), ("tanh", -1.0), ("softmax", 0.7)],
+)
+def test_inverse_outside_range_raises(name: str, bad: float) -> None:
+    y = np.array([[0.5, bad]])
+    with pytest.raises(ValueError, match=r"y: the inverse of"):
+        transfer.get(name).inverse(y)
+
+
+def test_relu_has_no_inverse() -> None:
+    with pytest.raises(ValueError, match="not invertible"):
+        transfer.relu.inverse(np.array([[1.0]]))
+
+
+@pytest.mark.parametrize("name", transfer.NAMES)
+def test_f_stays_in_range_and_in_range_mask(name: str) -> None:
+    t = transfer.get(name)
+    a = np.linspace(-50, 50, 101).reshape(-1, 1) * np.ones((1, 3))
+    assert t.in_range(t.f(a)).all()
+    low, high = t.range
+    if np.isfinite(high):
+        assert not t.in_range(np.full((1, 3), high + 0.5)).all()
+    if np.isfinite(low):
+        assert not t.in_range(np.full((1, 3), low - 0.5)).all()
+
+
+@pytest.mark.parametrize("name", transfer.NAMES)
+@pytest.mark.parametrize(("dt", "big"), [(np.float64, 1e3), (np.float32, 80.0)])
+def test_stable_and_dtype_preserving_at_large_pre_activations(bk, name: str, dt, big: float) -> None:
+    t = transfer.get(name)
+    a = bk.asarray(np.array([[big, -big, 0.5], [-big, big, -0.5]]), dtype=dt)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        outs = [t.f(a), t.vjp(a, a), t.potential(a), t.conjugate(t.f(a))]
+    for out in outs:
+        assert out.dtype == dt
+        assert bool(bk.xp.isfinite(out).all())
+
+
+def test_leaky_relu_slope_is_a_parameter() -> None:
+    t = transfer.leaky_relu(0.2)
+    assert t.f(np.array([[-1.0, 2.0]])).tolist() == [[-0.2, 2.0]]
+    with pytest.raises(ValueError, match="slope: expected a positive"):
+        transfer.leaky_relu(0.0)
+
+
+def test_get_unknown_name_lists_valid_ones() -> None:
+    with pytest.raises(
+        ValueError, match=r"unknown name 'gelu'.*identity, sigmoid, tanh, relu, leaky_relu, softmax"
+    ):
+        transfer.get("gelu")
+    with pytest.raises(TypeError, match="transfer: expected a name"):
+        transfer.get(3)  # type: ignore[arg-type]
+
+
+def test_softmax_df_points_to_vjp() -> None:
+    with pytest.raises(ValueError, match="use vjp"):
+        transfer.get("softmax").df(np.zeros((1, 2)))
+
+
+@given(st.floats(-30, 30, allow_nan=False, allow_subnormal=False))
+def test_sigmoid_stable_form_agrees_with_definition(a: float) -> None:
+    assert transfer.sigmoid(np.array(a)) == pytest.approx(1 / (1 + np.exp(-a)), rel=1e-13)
