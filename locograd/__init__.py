@@ -1,7 +1,8 @@
 """locograd: a from-scratch NumPy/CuPy autodiff mini-framework for LocoProp.
 
 Modules, in the order data flows (each imports only modules to its left):
-``backend -> transfer -> bregman -> layers / losses -> network -> autodiff / testing``.
+``backend -> transfer -> bregman -> layers / losses -> network -> locoprop -> optim``;
+``autodiff`` and ``testing`` are the independent reference paths.
 
 >>> import locograd as lg
 >>> net = lg.MLP([4, 3, 4], ["tanh", "sigmoid"], "sigmoid_cross_entropy")
@@ -9,7 +10,7 @@ Modules, in the order data flows (each imports only modules to its left):
 2
 """
 
-from . import autodiff, backend, bregman, layers, losses, testing, transfer
+from . import autodiff, backend, bregman, layers, linalg, locoprop, losses, optim, testing, transfer
 from .network import MLP, Grads, Params, Trace
 
 __version__ = "0.1.0"
@@ -24,7 +25,10 @@ __all__ = [
     "backend",
     "bregman",
     "layers",
+    "linalg",
+    "locoprop",
     "losses",
+    "optim",
     "testing",
     "transfer",
 ]

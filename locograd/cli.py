@@ -5,6 +5,7 @@ Subcommands:
 * ``locograd info``: version, array backends, BLAS, whether a GPU is usable.
 * ``locograd demo``: one forward/backward pass on a tiny autoencoder, with the
   hand-written gradients checked against the tape and by the dot-product test.
+* ``locograd verify``: LocoProp's identities on random problems, as a pass/fail table.
 """
 
 from __future__ import annotations
@@ -72,15 +73,26 @@ def _demo(args: argparse.Namespace) -> int:
         return (autodiff.softplus(a) - x * a).sum() / x.shape[0]
 
     tape = autodiff.grad(tape_loss)(params)
-    hand = [{"W": w, "b": b} for w, b in zip(grads.W, grads.b, strict=True)]
+    hand = grads.as_params()
     print(f"hand-written vs tape gradients: max relative error {relative_error(hand, tape):.2e}")
     err = check_vjp(
         lambda p: net.loss(p, x, x) * np.ones(()),
-        lambda p, u: [{"W": u * w, "b": u * b} for w, b in zip(grads.W, grads.b, strict=True)],
+        lambda p, u: [{k: u * v for k, v in layer.items()} for layer in grads.as_params()],
         params,
     )
     print(f"dot-product test (check_vjp): max relative error {err:.2e}")
     return 0
+
+
+def _verify(args: argparse.Namespace) -> int:
+    from .verify import format_table, run_checks
+
+    start = time.perf_counter()
+    rows = run_checks(seed=args.seed, trials=args.trials, inject=args.inject)
+    print(format_table(rows))
+    failed = [r for r in rows if not r.passed]
+    print(f"{len(rows) - len(failed)} passed, {len(failed)} failed ({time.perf_counter() - start:.1f} s)")
+    return 1 if failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -93,6 +105,16 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.add_argument("--device", choices=backend.DEVICES, default="cpu")
     demo.set_defaults(func=_demo)
+    verify = sub.add_parser("verify", help="check LocoProp's identities on random problems, as a table")
+    verify.add_argument("--seed", type=int, default=0)
+    verify.add_argument("--trials", type=int, default=5, help="random problems per identity")
+    verify.add_argument(
+        "--inject",
+        choices=("none", "f-of-shifted-pre-activation", "dl-dy"),
+        default="none",
+        help="use a wrong M target convention, to see the table fail",
+    )
+    verify.set_defaults(func=_verify)
     return parser
 
 

@@ -75,6 +75,16 @@ class Grads(NamedTuple):
     pre: list[Array]
     loss: Array
 
+    def as_params(self) -> Params:
+        """The weight gradients in the params structure: ``[{"W": dL/dW_m, "b": dL/db_m}, ...]``.
+
+        Raises:
+            ValueError: the backward pass ran with ``weight_grads=False``.
+        """
+        if any(w is None for w in self.W):
+            raise ValueError("grads: computed with weight_grads=False, so it holds no dL/dW")
+        return [{"W": w, "b": b} for w, b in zip(self.W, self.b, strict=True)]
+
 
 class MLP:
     """A dense network ``sizes[0] -> ... -> sizes[-1]``.

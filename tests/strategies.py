@@ -55,3 +55,34 @@ def architectures(
         sizes[-1] = max(sizes[-1], 2)
     hidden = [draw(st.sampled_from(HIDDEN)) for _ in range(depth - 1)]
     return sizes, [*hidden, LOSS_OUTPUT[loss]], loss
+
+
+@st.composite
+def layer_problems(
+    draw: st.DrawFn,
+    transfers: list[str] | None = None,
+    max_batch: int = 64,
+    max_width: int = 32,
+    eta: str = "any",
+) -> dict[str, Any]:
+    """One layer's LocoProp ingredients: frozen input X, anchor {W, b}, upstream G = dL/dA, gamma, eta.
+
+    Shapes B 1..max_batch, d_in and d_out 1..max_width; the bias is zero or random; eta is
+    None ("none"), a positive float ("some"), or either ("any").  G carries the 1/B of a batch-mean loss.
+    """
+    B = draw(st.integers(1, max_batch))
+    d_in = draw(st.integers(1, max_width))
+    name = draw(st.sampled_from(transfers or HIDDEN))
+    d_out = draw(st.integers(2 if name == "softmax" else 1, max_width))
+    rng = np.random.default_rng(draw(seeds()))
+    W = rng.uniform(-1, 1, (d_in, d_out)) / np.sqrt(d_in)
+    b = rng.uniform(-0.5, 0.5, d_out) if draw(st.booleans()) else np.zeros(d_out)
+    X = rng.uniform(-1, 1, (B, d_in))
+    G = rng.standard_normal((B, d_out)) / B
+    if eta == "none":
+        eta_value = None
+    else:
+        eta_choices = st.floats(0.01, 10.0, allow_subnormal=False)
+        eta_value = draw(eta_choices if eta == "some" else st.none() | eta_choices)
+    gamma = draw(st.floats(0.1, 10.0, allow_subnormal=False))
+    return {"X": X, "W": W, "b": b, "G": G, "transfer": name, "gamma": gamma, "eta": eta_value}

@@ -37,3 +37,20 @@ def test_unknown_subcommand_exits_nonzero() -> None:
     with pytest.raises(SystemExit) as exc:
         cli.main(["frobnicate"])
     assert exc.value.code == 2
+
+
+def test_verify_passes_and_prints_the_table(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["verify", "--trials", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "first step = BackProp (M, plain GD)" in out and "FAIL" not in out
+    assert "10 passed, 0 failed" in out
+
+
+@pytest.mark.parametrize("inject", ["dl-dy", "f-of-shifted-pre-activation"])
+def test_verify_fails_visibly_when_an_identity_breaks(
+    capsys: pytest.CaptureFixture[str], inject: str
+) -> None:
+    assert cli.main(["verify", "--trials", "2", "--inject", inject]) == 1
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("first step = BackProp (M, plain GD)"))
+    assert row.endswith("FAIL")

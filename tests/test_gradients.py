@@ -128,7 +128,7 @@ def test_mlp_gradients_hand_vs_tape_vs_check_vjp(bk, arch, B: int, seed: int, gl
 
     trace = net.forward(params, x)
     grads = net.backward(params, trace, y)
-    hand = [{"W": w, "b": b} for w, b in zip(grads.W, grads.b, strict=True)]
+    hand = grads.as_params()
 
     def tape_objective(p: list[dict[str, Any]]) -> ad.Tensor:
         h: Any = x

@@ -1,0 +1,52 @@
+r"""LocoProp: targets, local objectives, local solvers and the whole-network step.
+
+* :func:`targets`: :math:`A^* = A - \gamma G` (S), :math:`Y^* = f(A) - \gamma G` (M).
+* :class:`LocalProblem`, :func:`objective`, :func:`gradient`: one layer's
+  :math:`J_S` / :math:`J_M` with bias and optional proximal term.
+* :func:`solve_gd`, :func:`solve_exact_s`, :func:`solve_exact_m`, :func:`newton_step`.
+* :func:`step`: one LocoProp step for an :class:`~locograd.MLP`.
+"""
+
+from .objectives import LocalProblem, gradient, objective, residual
+from .solvers import (
+    ExactInfo,
+    hessian_vector_product,
+    newton_step,
+    solve_exact_m,
+    solve_exact_s,
+    solve_gd,
+)
+from .step import (
+    SOLVERS,
+    LayerReport,
+    LocoPropWarning,
+    StepInfo,
+    count_out_of_range,
+    local_problems,
+    solve_layer,
+    step,
+)
+from .targets import VARIANTS, targets
+
+__all__ = [
+    "SOLVERS",
+    "VARIANTS",
+    "ExactInfo",
+    "LayerReport",
+    "LocalProblem",
+    "LocoPropWarning",
+    "StepInfo",
+    "count_out_of_range",
+    "gradient",
+    "hessian_vector_product",
+    "local_problems",
+    "newton_step",
+    "objective",
+    "residual",
+    "solve_exact_m",
+    "solve_exact_s",
+    "solve_gd",
+    "solve_layer",
+    "step",
+    "targets",
+]

@@ -1,0 +1,259 @@
+r"""Local solvers for one layer.
+
+* :func:`solve_gd`: ``K`` steps of plain gradient descent, or of any first-order
+  optimizer (anything with ``init``/``update``, e.g. :mod:`locograd.optim`),
+  with an optional within-batch learning-rate factor ``lr_factor(k, K)``.
+* :func:`solve_exact_s`: the S minimiser in closed form, a preconditioned
+  gradient step
+
+  .. math:: \tilde W^* = \tilde W_t - (\tilde X^\top\tilde X + I/\eta)^{-1}\,\nabla J_S(\tilde W_t)
+            = \tilde W_t - \gamma\,(\tilde X^\top\tilde X + I/\eta)^{-1}\,\partial L/\partial\tilde W,
+
+  by Cholesky; ``eta=None`` gives the pseudo-inverse limit :math:`C^+`.
+* :func:`solve_exact_m`: the unique root of
+  :math:`\tilde X^\top(f(\tilde X\tilde W) - Y^*) + (\tilde W - \tilde W_t)/\eta = 0`
+  by Newton's method with conjugate gradients on Hessian-vector products
+  (two matmuls each) and a backtracking line search, to a stated tolerance.
+  The Hessian :math:`\sum_n \tilde x_n\tilde x_n^\top \otimes \mathrm{diag} f'(a_n) + I/\eta`
+  is block-diagonal per output unit for elementwise ``f``, so CG runs on all
+  columns at once with per-column step sizes (jointly for softmax).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..backend import Array, array_namespace
+from ..linalg import cholesky_solve, psd_pinv_solve
+from .objectives import LocalProblem, gradient, norm, objective, residual
+
+Params = dict[str, Array]
+LrFactor = Callable[[int, int], float]
+
+
+class ExactInfo(NamedTuple):
+    """What an exact solve did: Newton iterations, CG iterations, and the final relative gradient norm."""
+
+    newton_iterations: int
+    cg_iterations: int
+    relative_gradient: float
+    converged: bool
+
+
+def check_steps(steps: int) -> int:
+    """Validate the number of inner steps ``K >= 1``."""
+    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
+        raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
+    return int(steps)
+
+
+def check_lr(lr: float | None, required: bool, allow_zero: bool = False) -> float | None:
+    """Validate an inner learning rate: > 0, or >= 0 with ``allow_zero``.
+
+    Zero is allowed with an inner optimizer: its state still advances while the
+    parameters stay put, as in the released warm-up epoch 0.
+    """
+    if lr is None:
+        if required:
+            raise ValueError(
+                "lr: expected a positive inner step size for solver='gd' without an inner optimizer"
+            )
+        return None
+    v = float(lr)
+    if not (math.isfinite(v) and (v > 0 or (allow_zero and v == 0))):
+        kind = "non-negative" if allow_zero else "positive"
+        raise ValueError(f"lr: expected a {kind} finite number, got {lr!r}")
+    return v
+
+
+def solve_gd(
+    problem: LocalProblem,
+    steps: int,
+    lr: float | None = None,
+    inner: Any = None,
+    inner_state: Any = None,
+    lr_factor: LrFactor | None = None,
+) -> tuple[Params, Any]:
+    r"""``K`` inner steps on :math:`J` from the anchor :math:`\tilde W_t`.
+
+    Args:
+        problem: the layer's local problem.
+        steps: ``K >= 1``.
+        lr: step size :math:`\rho` of plain GD; with ``inner``, overrides its learning rate.
+        inner: a first-order optimizer (``init``/``update``); ``None`` is plain GD.
+        inner_state: its state (kept across batches by the caller); ``None``: fresh.
+        lr_factor: ``lr_factor(k, K)`` multiplies the step size at inner step ``k``.
+
+    Returns:
+        ``(params, inner_state)`` (``inner_state`` is ``None`` for plain GD).
+    """
+    steps = check_steps(steps)
+    lr = check_lr(lr, required=inner is None, allow_zero=inner is not None)
+    params = problem.anchor
+    if inner is not None and inner_state is None:
+        inner_state = inner.init(params)
+    for k in range(steps):
+        factor = 1.0 if lr_factor is None else float(lr_factor(k, steps))
+        g = gradient(problem, params)
+        if inner is None:
+            assert lr is not None
+            step = lr * factor
+            params = {key: params[key] - step * g[key] for key in params}
+        else:
+            base = inner.lr if lr is None else lr
+            params, inner_state = inner.update(g, inner_state, params, lr=base * factor)
+    return params, inner_state
+
+
+def _augmented_gram(X: Array) -> Array:
+    r""":math:`\tilde X^\top\tilde X` for :math:`\tilde X = [X, 1]`, ``(d_in+1, d_in+1)``."""
+    xp = array_namespace(X)
+    B, d = X.shape
+    C = xp.empty((d + 1, d + 1), dtype=X.dtype)
+    C[:d, :d] = X.T @ X
+    s = X.sum(axis=0)
+    C[:d, d] = s
+    C[d, :d] = s
+    C[d, d] = B
+    return C
+
+
+def solve_exact_s(problem: LocalProblem, rcond: float | None = None) -> Params:
+    r"""Closed-form minimiser of :math:`J_S` (see the module docstring).
+
+    ``eta`` set: Cholesky solve with :math:`C + I/\eta`.  ``eta=None``:
+    :math:`\tilde W_t - C^+ \nabla J_S(\tilde W_t)` (eigenvalues below
+    ``rcond * lambda_max`` dropped), the limit :math:`\eta\to\infty`.
+    """
+    xp = array_namespace(problem.inputs)
+    g = gradient(problem, problem.anchor)
+    rhs = xp.concatenate([g["W"], g["b"][None, :]], axis=0)
+    C = _augmented_gram(problem.inputs)
+    if problem.eta is None:
+        delta = psd_pinv_solve(C, rhs, rcond)
+    else:
+        C[xp.diag_indices(C.shape[0])] += 1.0 / problem.eta
+        delta = cholesky_solve(C, rhs)
+    return {"W": problem.anchor["W"] - delta[:-1], "b": problem.anchor["b"] - delta[-1]}
+
+
+def _dot(problem: LocalProblem, u: Params, v: Params) -> Array:
+    """Per-output-unit inner products (elementwise f: block-diagonal Hessian), or one total (softmax)."""
+    per_unit = (u["W"] * v["W"]).sum(axis=0) + u["b"] * v["b"]
+    return per_unit if problem.transfer.elementwise else per_unit.sum()
+
+
+def hessian_vector_product(problem: LocalProblem, a: Array, v: Params) -> Params:
+    r""":math:`H v` of :math:`J_M` at pre-activation ``a``: :math:`\tilde X^\top (f'(A)\odot \tilde X v) + v/\eta`."""
+    assert problem.eta is not None
+    da = problem.inputs @ v["W"] + v["b"]
+    dy = problem.transfer.vjp(a, da)  # f' is symmetric: the JVP equals the VJP
+    inv_eta = 1.0 / problem.eta
+    return {"W": problem.inputs.T @ dy + inv_eta * v["W"], "b": dy.sum(axis=0) + inv_eta * v["b"]}
+
+
+def newton_direction(
+    problem: LocalProblem, params: Params, g: Params, cg_tol: float, max_cg: int
+) -> tuple[Params, int]:
+    r"""Solve :math:`H d = -g` by (column-batched) conjugate gradients; returns ``(d, iterations)``."""
+    xp = array_namespace(problem.inputs)
+    a, _ = residual(problem, params)
+    d = {k: xp.zeros_like(v) for k, v in g.items()}
+    r = {k: -v for k, v in g.items()}
+    p = dict(r)
+    rs = _dot(problem, r, r)
+    stop = (cg_tol**2) * rs
+    it = 0
+    for it in range(1, max_cg + 1):  # noqa: B007 (the count is returned)
+        hp = hessian_vector_product(problem, a, p)
+        php = _dot(problem, p, hp)
+        alpha = xp.where(php > 0, rs / xp.where(php > 0, php, 1), 0)
+        d = {k: d[k] + alpha * p[k] for k in d}
+        r = {k: r[k] - alpha * hp[k] for k in r}
+        rs_new = _dot(problem, r, r)
+        if bool(xp.all(rs_new <= stop)):
+            break
+        beta = xp.where(rs > 0, rs_new / xp.where(rs > 0, rs, 1), 0)
+        p = {k: r[k] + beta * p[k] for k in p}
+        rs = rs_new
+    return d, it
+
+
+def default_tolerance(dtype: Any) -> float:
+    """Relative gradient tolerance of exact solves: 1e-10 in float64, 1e-4 in float32."""
+    return 1e-10 if np.dtype(dtype) == np.float64 else 1e-4
+
+
+def solve_exact_m(
+    problem: LocalProblem, tol: float | None = None, max_newton: int = 50, max_cg: int | None = None
+) -> tuple[Params, ExactInfo]:
+    r"""Minimiser of :math:`J_M` with prox by Newton-CG with a backtracking line search.
+
+    Stops when :math:`\|\nabla J(\tilde W)\| \le \mathrm{tol}\,\|\nabla J(\tilde W_t)\|`
+    (default :func:`default_tolerance`).
+
+    Raises:
+        ValueError: ``eta`` is None (without the proximal term :math:`J_M`
+            may be unbounded below and has no unique minimiser).
+    """
+    if problem.variant != "M":
+        raise ValueError(f"problem: expected variant 'M' for the Newton-CG solve, got {problem.variant!r}")
+    if problem.eta is None:
+        raise ValueError(
+            "eta: the exact M solve needs a proximal weight eta > 0; without it J_M may be "
+            "unbounded below (targets outside the range of f)"
+        )
+    tol = default_tolerance(problem.inputs.dtype) if tol is None else float(tol)
+    n_block = problem.inputs.shape[1] + 1
+    if not problem.transfer.elementwise:
+        n_block *= problem.target.shape[1]
+    max_cg = 2 * n_block + 20 if max_cg is None else max_cg
+    params = problem.anchor
+    g = gradient(problem, params)
+    g0 = float(norm(g))
+    value = objective(problem, params)
+    iterations, cg_total, rel = 0, 0, 0.0
+    while g0 > 0:
+        rel = float(norm(g)) / g0
+        if rel <= tol or iterations >= max_newton:
+            break
+        iterations += 1
+        d, cg_it = newton_direction(problem, params, g, min(0.5, math.sqrt(rel)), max_cg)
+        cg_total += cg_it
+        slope = float(sum((g[k] * d[k]).sum() for k in g))
+        g_norm = float(norm(g))
+        t = 1.0
+        while True:  # backtracking (Armijo); near the minimiser J's change is below rounding,
+            # so there a step that lowers the gradient norm is accepted instead
+            trial = {k: params[k] + t * d[k] for k in params}
+            trial_value = objective(problem, trial)
+            trial_g = gradient(problem, trial)
+            change = float(trial_value) - float(value)
+            if change <= 1e-4 * t * slope:
+                break
+            if abs(change) <= 1e-12 * abs(float(value)) and float(norm(trial_g)) < g_norm:
+                break
+            t *= 0.5
+            if t < 1e-10:
+                break
+        if t < 1e-10:  # no decrease left at this precision
+            break
+        params, value, g = trial, trial_value, trial_g
+    return params, ExactInfo(iterations, cg_total, rel, rel <= tol)
+
+
+def newton_step(problem: LocalProblem, cg_tol: float = 1e-12) -> Params:
+    r"""One full Newton step of :math:`J_M` from :math:`\tilde W_t` (no line search).
+
+    For small :math:`\gamma` it agrees with the exact minimiser to relative error :math:`O(\gamma)`.
+    """
+    if problem.eta is None:
+        raise ValueError("eta: a Newton step of J_M needs a proximal weight eta > 0")
+    n = (problem.inputs.shape[1] + 1) * problem.target.shape[1]
+    g = gradient(problem, problem.anchor)
+    d, _ = newton_direction(problem, problem.anchor, g, cg_tol, 2 * n + 20)
+    return {k: problem.anchor[k] + d[k] for k in problem.anchor}

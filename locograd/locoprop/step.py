@@ -1,0 +1,294 @@
+r"""One LocoProp step for a whole network.
+
+1. One forward and one backward pass at :math:`W_t` give every layer's input
+   :math:`X_m`, pre-activation :math:`A_m` and :math:`G_m = \partial L/\partial A_m`.
+2. Targets :math:`A^*_m = A_m - \gamma G_m` (S) or :math:`Y^*_m = f(A_m) - \gamma G_m` (M).
+3. Each layer's local problem is solved with its input frozen, so the ``M``
+   problems are independent and the order in which they are solved does not
+   matter.
+
+>>> import numpy as np
+>>> import locograd as lg
+>>> net = lg.MLP([3, 4, 3], ["tanh", "sigmoid"], "sigmoid_cross_entropy")
+>>> params = net.init(seed=0)
+>>> x = np.random.default_rng(0).random((8, 3))
+>>> new = lg.locoprop.step(net, params, x, x, variant="M", gamma=1.0, steps=1, lr=0.1)
+>>> grads = net.backward(params, net.forward(params, x), x)   # K = 1: SGD with lr * gamma
+>>> np.allclose(new[0]["W"], params[0]["W"] - 0.1 * 1.0 * grads.W[0])
+True
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any, Literal, NamedTuple, overload
+
+from ..backend import Array, array_namespace
+from ..network import MLP, Grads, Params
+from .objectives import LocalProblem, check_eta, gradient, norm, objective
+from .solvers import LrFactor, check_lr, check_steps, solve_exact_m, solve_exact_s, solve_gd
+from .targets import check_gamma, check_variant, targets
+
+SOLVERS = ("gd", "exact")
+
+
+class LocoPropWarning(UserWarning):
+    """A LocoProp step that runs but may not do what was meant (e.g. out-of-range M targets)."""
+
+
+class LayerReport(NamedTuple):
+    """Per-layer diagnostics of one step.
+
+    Attributes:
+        objective_before: local objective :math:`J` at :math:`W_t`.
+        objective_after: at the solution.
+        grad_norm_before: :math:`\\|\\nabla J(W_t)\\|` (equals :math:`\\gamma\\|\\partial L/\\partial\\tilde W\\|`).
+        grad_norm_after: :math:`\\|\\nabla J\\|` at the solution (the stationarity residual).
+        iterations: inner steps (gd) or Newton iterations (exact M; 0 for the closed form).
+        cg_iterations: conjugate-gradient iterations (exact M).
+        out_of_range: how many M targets lie outside the closed range of ``f``.
+    """
+
+    objective_before: float
+    objective_after: float
+    grad_norm_before: float
+    grad_norm_after: float
+    iterations: int
+    cg_iterations: int
+    out_of_range: int
+
+
+class StepInfo(NamedTuple):
+    """What :func:`step` saw: the loss at :math:`W_t`, per-layer reports, and the inner optimizers' states."""
+
+    loss: float
+    layers: list[LayerReport]
+    inner_states: list[Any]
+
+
+def local_problems(
+    net: MLP, params: Params, x: Array, y: Array, *, variant: str, gamma: float, eta: float | None = None
+) -> tuple[list[LocalProblem], Grads]:
+    """Build every layer's :class:`LocalProblem` from ONE forward/backward pass (no weight gradients)."""
+    variant, gamma, eta = check_variant(variant), check_gamma(gamma), check_eta(eta)
+    trace = net.forward(params, x)
+    grads = net.backward(params, trace, y, weight_grads=False)
+    tgts = targets(trace, grads, gamma, variant)
+    problems = [
+        LocalProblem(trace.inputs[m], tgts[m], net.transfers[m], variant, params[m], eta)
+        for m in range(net.num_layers)
+    ]
+    return problems, grads
+
+
+def count_out_of_range(problem: LocalProblem) -> Array:
+    """Number of M targets outside the closed range of ``f`` (0-d array; always 0 for S)."""
+    xp = array_namespace(problem.target)
+    if problem.variant == "S":
+        return xp.zeros((), dtype=xp.int64)
+    return (~problem.transfer.in_range(problem.target)).sum()
+
+
+def solve_layer(
+    problem: LocalProblem,
+    *,
+    solver: str = "gd",
+    steps: int = 1,
+    lr: float | None = None,
+    inner: Any = None,
+    inner_state: Any = None,
+    lr_factor: LrFactor | None = None,
+    tol: float | None = None,
+    report: bool = False,
+) -> tuple[dict[str, Array], Any, LayerReport | None]:
+    """Solve one layer's problem; returns ``(params, inner_state, report or None)``."""
+    cg_iterations = iterations = 0
+    if solver == "gd":
+        new, inner_state = solve_gd(problem, steps, lr, inner, inner_state, lr_factor)
+        iterations = steps
+    elif solver == "exact":
+        if problem.variant == "S":
+            new = solve_exact_s(problem)
+        else:
+            new, info = solve_exact_m(problem, tol=tol)
+            iterations, cg_iterations = info.newton_iterations, info.cg_iterations
+    else:
+        raise ValueError(f"solver: expected one of {SOLVERS}, got {solver!r}")
+    if not report:
+        return new, inner_state, None
+    layer_report = LayerReport(
+        float(objective(problem, problem.anchor)),
+        float(objective(problem, new)),
+        float(norm(gradient(problem, problem.anchor))),
+        float(norm(gradient(problem, new))),
+        iterations,
+        cg_iterations,
+        int(count_out_of_range(problem)),
+    )
+    return new, inner_state, layer_report
+
+
+def _check_finite(name: str, arrays: Sequence[Array]) -> None:
+    for i, a in enumerate(arrays):
+        if not bool(array_namespace(a).isfinite(a).all()):
+            where = name if len(arrays) == 1 else f"{name}[{i}]"
+            raise ValueError(f"{where}: expected finite values, found NaN or Inf")
+
+
+@overload
+def step(
+    net: MLP,
+    params: Params,
+    x: Array,
+    y: Array,
+    *,
+    variant: str,
+    gamma: float,
+    eta: float | None = None,
+    solver: str = "gd",
+    steps: int = 1,
+    lr: float | None = None,
+    inner: Any = None,
+    inner_states: Sequence[Any] | None = None,
+    lr_factor: LrFactor | None = None,
+    tol: float | None = None,
+    return_info: Literal[False] = False,
+    check_finite: bool = True,
+) -> Params: ...
+
+
+@overload
+def step(
+    net: MLP,
+    params: Params,
+    x: Array,
+    y: Array,
+    *,
+    variant: str,
+    gamma: float,
+    eta: float | None = None,
+    solver: str = "gd",
+    steps: int = 1,
+    lr: float | None = None,
+    inner: Any = None,
+    inner_states: Sequence[Any] | None = None,
+    lr_factor: LrFactor | None = None,
+    tol: float | None = None,
+    return_info: Literal[True],
+    check_finite: bool = True,
+) -> tuple[Params, StepInfo]: ...
+
+
+def step(
+    net: MLP,
+    params: Params,
+    x: Array,
+    y: Array,
+    *,
+    variant: str,
+    gamma: float,
+    eta: float | None = None,
+    solver: str = "gd",
+    steps: int = 1,
+    lr: float | None = None,
+    inner: Any = None,
+    inner_states: Sequence[Any] | None = None,
+    lr_factor: LrFactor | None = None,
+    tol: float | None = None,
+    return_info: bool = False,
+    check_finite: bool = True,
+) -> Params | tuple[Params, StepInfo]:
+    r"""One LocoProp step: targets from one forward/backward pass, then every layer's local solve.
+
+    Args:
+        net: the network.
+        params: parameters :math:`W_t` (never modified).
+        x: inputs ``(B, d_0)``.
+        y: targets of the network loss.
+        variant: ``"S"`` (squared loss on pre-activations) or ``"M"`` (matching loss).
+        gamma: target step :math:`\gamma > 0`.
+        eta: proximal weight :math:`\eta > 0`, or ``None`` for no proximal term.
+        solver: ``"gd"`` (``steps`` inner steps) or ``"exact"`` (closed form for S,
+            Newton-CG for M, which needs ``eta``).
+        steps: inner steps ``K >= 1`` (solver ``"gd"``).
+        lr: inner step size :math:`\rho`; required for plain GD, overrides ``inner``'s lr.
+        inner: a first-order optimizer from :mod:`locograd.optim` (``None``: plain GD).
+        inner_states: one state per layer for ``inner`` (kept across batches by the caller).
+        lr_factor: ``lr_factor(k, K)`` scales the inner step size at inner step ``k``.
+        tol: relative gradient tolerance of the exact M solve.
+        return_info: also return a :class:`StepInfo` with per-layer diagnostics.
+        check_finite: raise if the data or the new parameters hold NaN/Inf
+            (one device synchronisation per array).
+
+    Returns:
+        The new parameters (same structure), and the :class:`StepInfo` if asked.
+
+    Raises:
+        ValueError: bad ``gamma``/``eta``/``steps``/``lr``/``variant``/``solver``, an
+            exact M solve without ``eta``, non-finite data, or a step that
+            produced non-finite parameters.
+    """
+    variant, gamma, eta, steps = (
+        check_variant(variant),
+        check_gamma(gamma),
+        check_eta(eta),
+        check_steps(steps),
+    )
+    if solver not in SOLVERS:
+        raise ValueError(f"solver: expected one of {SOLVERS}, got {solver!r}")
+    check_lr(lr, required=solver == "gd" and inner is None, allow_zero=inner is not None)
+    if solver == "exact" and variant == "M" and eta is None:
+        raise ValueError(
+            "eta: solver='exact' with variant 'M' needs a proximal weight eta > 0; without it "
+            "J_M may be unbounded below"
+        )
+    if inner_states is not None and len(inner_states) != net.num_layers:
+        raise ValueError(f"inner_states: expected {net.num_layers} per-layer states, got {len(inner_states)}")
+    if check_finite:
+        _check_finite("x", [x])
+        if getattr(y, "dtype", None) is not None and y.dtype.kind == "f":
+            _check_finite("y", [y])
+    problems, grads = local_problems(net, params, x, y, variant=variant, gamma=gamma, eta=eta)
+    if variant == "M" and eta is None and solver == "gd" and steps > 1:  # one step is BackProp: always safe
+        for m, problem in enumerate(problems):
+            outside = int(count_out_of_range(problem))
+            if outside:
+                warnings.warn(
+                    f"layer {m}: {outside} of {problem.target.size} M targets lie outside the range "
+                    f"{problem.transfer.range} of {problem.transfer.name}; without a proximal term (eta) "
+                    "J_M is unbounded below there, so long inner GD diverges: pass eta, or keep steps small",
+                    LocoPropWarning,
+                    stacklevel=2,
+                )
+    new_params: Params = []
+    states: list[Any] = []
+    reports: list[LayerReport] = []
+    for m, problem in enumerate(problems):
+        state = None if inner_states is None else inner_states[m]
+        new, state, rep = solve_layer(
+            problem,
+            solver=solver,
+            steps=steps,
+            lr=lr,
+            inner=inner,
+            inner_state=state,
+            lr_factor=lr_factor,
+            tol=tol,
+            report=return_info,
+        )
+        new_params.append(new)
+        states.append(state)
+        if rep is not None:
+            reports.append(rep)
+    if check_finite:
+        for m, layer in enumerate(new_params):
+            for key in ("W", "b"):
+                if not bool(array_namespace(layer[key]).isfinite(layer[key]).all()):
+                    raise ValueError(
+                        f"step: layer {m} {key} became non-finite (gamma={gamma}, lr={lr}, steps={steps}); "
+                        "lower the step sizes or add a proximal term eta"
+                    )
+    if return_info:
+        return new_params, StepInfo(float(grads.loss), reports, states)
+    return new_params

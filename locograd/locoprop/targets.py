@@ -1,0 +1,60 @@
+r"""LocoProp targets: one forward and one backward pass at :math:`W_t`, all layers at once.
+
+With :math:`G_m = \partial L/\partial A_m` (``grads.pre[m]``, carrying :math:`1/B`):
+
+* LocoProp-S (squared loss on the pre-activation): :math:`A^*_m = A_m - \gamma G_m`;
+* LocoProp-M (matching loss, post-activation target from the PRE-activation
+  gradient): :math:`Y^*_m = f_m(A_m) - \gamma G_m`.
+
+Using :math:`\partial L/\partial Y` instead of :math:`\partial L/\partial A`,
+or :math:`f(A - \gamma G)`, breaks the exact first-step identity.
+
+>>> import numpy as np
+>>> import locograd as lg
+>>> net = lg.MLP([2, 3, 2], ["tanh", "identity"], "squared_error")
+>>> params, x = net.init(), np.ones((4, 2))
+>>> trace = net.forward(params, x)
+>>> grads = net.backward(params, trace, np.zeros((4, 2)), weight_grads=False)
+>>> t = lg.locoprop.targets(trace, grads, gamma=1.0, variant="M")
+>>> np.allclose(t[0], trace.post[0] - grads.pre[0])
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+from ..backend import Array
+from ..network import Grads, Trace
+
+VARIANTS = ("S", "M")
+
+
+def check_variant(variant: str) -> str:
+    """Validate the variant name (``"S"`` or ``"M"``; lower case accepted)."""
+    v = str(variant).upper()
+    if v not in VARIANTS:
+        raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
+    return v
+
+
+def check_gamma(gamma: float) -> float:
+    """Validate the target step :math:`\\gamma > 0`."""
+    g = float(gamma)
+    if not (math.isfinite(g) and g > 0):
+        raise ValueError(f"gamma: expected a positive finite number, got {gamma!r}")
+    return g
+
+
+def targets(trace: Trace, grads: Grads, gamma: float, variant: str) -> list[Array]:
+    r"""Per-layer targets: :math:`A^*_m` (``"S"``) or :math:`Y^*_m` (``"M"``), each ``(B, d_{m+1})``.
+
+    Args:
+        trace: the forward trace at :math:`W_t`.
+        grads: its backward pass (only ``grads.pre`` is used).
+        gamma: target step :math:`\gamma > 0`.
+        variant: ``"S"`` or ``"M"``.
+    """
+    variant, gamma = check_variant(variant), check_gamma(gamma)
+    base = trace.pre if variant == "S" else trace.post
+    return [a - gamma * g for a, g in zip(base, grads.pre, strict=True)]

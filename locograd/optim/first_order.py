@@ -1,0 +1,248 @@
+r"""First-order optimizers as pure ``(init, update)`` pairs (the optax idea).
+
+``state = opt.init(params)`` and ``new_params, state = opt.update(grads, state, params, lr=None)``
+act on any tree of arrays: an :class:`~locograd.MLP`'s params (a list of
+``{"W", "b"}`` dicts) or a single layer's ``{"W", "b"}``.  Nothing is
+modified in place; the state is a plain dict of arrays (and a step count), so
+it can be inspected, tested one step at a time, and checkpointed.  ``lr``
+overrides the optimizer's learning rate for one call (schedules, the
+within-batch factor of LocoProp's inner loop).
+
+Semantics (``g`` the gradient, ``w`` a parameter):
+
+* ``sgd``: :math:`w \leftarrow w - \eta g`.
+* ``momentum`` (PyTorch): :math:`m \leftarrow \mu m + g`, :math:`w \leftarrow w - \eta m`.
+* ``nesterov`` (PyTorch): :math:`m \leftarrow \mu m + g`, :math:`w \leftarrow w - \eta (g + \mu m)`.
+* ``adam`` (PyTorch): :math:`m \leftarrow \beta_1 m + (1-\beta_1) g`,
+  :math:`v \leftarrow \beta_2 v + (1-\beta_2) g^2`,
+  :math:`w \leftarrow w - \eta\, \hat m / (\sqrt{\hat v} + \epsilon)` with bias corrections.
+* ``adagrad`` (PyTorch): :math:`s \leftarrow s + g^2`, :math:`w \leftarrow w - \eta g / (\sqrt{s} + \epsilon)`.
+* ``rmsprop`` (PyTorch, no momentum): :math:`v \leftarrow \alpha v + (1-\alpha) g^2`,
+  :math:`w \leftarrow w - \eta g / (\sqrt{v} + \epsilon)`.
+* ``rmsprop_tf1`` (the released LocoProp code, TensorFlow 1 semantics):
+  :math:`s \leftarrow \rho s + (1-\rho) g^2` with :math:`s` starting at ONES,
+  :math:`m \leftarrow \mu m + \eta\, g / \sqrt{s + \epsilon}` (epsilon inside the
+  root, the learning rate inside the momentum), :math:`w \leftarrow w - m`.
+
+>>> import numpy as np
+>>> from locograd import optim
+>>> opt = optim.sgd(lr=0.5)
+>>> params = {"W": np.ones((2, 2)), "b": np.zeros(2)}
+>>> state = opt.init(params)
+>>> new, state = opt.update({"W": np.ones((2, 2)), "b": np.ones(2)}, state, params)
+>>> new["W"][0, 0], new["b"][0]
+(np.float64(0.5), np.float64(-0.5))
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from ..backend import Array, array_namespace, tree_map
+
+Tree = Any
+State = dict[str, Any]
+
+
+class Optimizer(NamedTuple):
+    """A pure first-order optimizer.
+
+    Attributes:
+        name: e.g. ``"adam"``.
+        lr: default learning rate.
+        init: ``init(params) -> state``.
+        update: ``update(grads, state, params, lr=None) -> (new_params, new_state)``.
+        hyperparams: the other settings, for display and checkpoints.
+    """
+
+    name: str
+    lr: float
+    init: Callable[[Tree], State]
+    update: Callable[..., tuple[Tree, State]]
+    hyperparams: dict[str, float]
+
+
+def _positive(value: float, name: str, allow_zero: bool = False) -> float:
+    v = float(value)
+    if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
+        bound = ">= 0" if allow_zero else "> 0"
+        raise ValueError(f"{name}: expected a finite number {bound}, got {value!r}")
+    return v
+
+
+def _unit(value: float, name: str) -> float:
+    v = float(value)
+    if not (0 <= v < 1):
+        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
+    return v
+
+
+def _lr(lr: float | None, default: float) -> float:
+    return default if lr is None else _positive(lr, "lr", allow_zero=True)
+
+
+def _zeros(params: Tree) -> Tree:
+    return tree_map(lambda p: array_namespace(p).zeros_like(p), params)
+
+
+def sgd(lr: float = 0.01) -> Optimizer:
+    r"""Plain gradient descent :math:`w \leftarrow w - \eta g` (state: the step count)."""
+    lr0 = _positive(lr, "lr")
+
+    def init(params: Tree) -> State:
+        return {"step": 0}
+
+    def update(grads: Tree, state: State, params: Tree, lr: float | None = None) -> tuple[Tree, State]:
+        eta = _lr(lr, lr0)
+        return tree_map(lambda p, g: p - eta * g, params, grads), {"step": state["step"] + 1}
+
+    return Optimizer("sgd", lr0, init, update, {})
+
+
+def _heavy_ball(name: str, lr: float, beta: float, nesterov: bool) -> Optimizer:
+    lr0, mu = _positive(lr, "lr"), _unit(beta, "beta")
+
+    def init(params: Tree) -> State:
+        return {"step": 0, "momentum": _zeros(params)}
+
+    def update(grads: Tree, state: State, params: Tree, lr: float | None = None) -> tuple[Tree, State]:
+        eta = _lr(lr, lr0)
+        buf = tree_map(lambda m, g: mu * m + g, state["momentum"], grads)
+        if nesterov:
+            new = tree_map(lambda p, g, m: p - eta * (g + mu * m), params, grads, buf)
+        else:
+            new = tree_map(lambda p, m: p - eta * m, params, buf)
+        return new, {"step": state["step"] + 1, "momentum": buf}
+
+    return Optimizer(name, lr0, init, update, {"beta": mu})
+
+
+def momentum(lr: float = 0.01, beta: float = 0.9) -> Optimizer:
+    r"""Heavy-ball momentum, PyTorch semantics: :math:`m \leftarrow \beta m + g`, :math:`w \leftarrow w - \eta m`."""
+    return _heavy_ball("momentum", lr, beta, nesterov=False)
+
+
+def nesterov(lr: float = 0.01, beta: float = 0.9) -> Optimizer:
+    r"""Nesterov momentum, PyTorch semantics: :math:`w \leftarrow w - \eta (g + \beta m)`."""
+    return _heavy_ball("nesterov", lr, beta, nesterov=True)
+
+
+def adam(lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8) -> Optimizer:
+    r"""Adam with bias correction (PyTorch semantics, epsilon outside the root)."""
+    lr0, b1, b2, eps = (
+        _positive(lr, "lr"),
+        _unit(beta1, "beta1"),
+        _unit(beta2, "beta2"),
+        _positive(eps, "eps"),
+    )
+
+    def init(params: Tree) -> State:
+        return {"step": 0, "m": _zeros(params), "v": _zeros(params)}
+
+    def update(grads: Tree, state: State, params: Tree, lr: float | None = None) -> tuple[Tree, State]:
+        eta = _lr(lr, lr0)
+        t = state["step"] + 1
+        m = tree_map(lambda m_, g: b1 * m_ + (1 - b1) * g, state["m"], grads)
+        v = tree_map(lambda v_, g: b2 * v_ + (1 - b2) * g * g, state["v"], grads)
+        c1, c2 = 1 - b1**t, 1 - b2**t
+
+        def apply(p: Array, m_: Array, v_: Array) -> Array:
+            return p - (eta / c1) * m_ / (array_namespace(v_).sqrt(v_ / c2) + eps)
+
+        return tree_map(apply, params, m, v), {"step": t, "m": m, "v": v}
+
+    return Optimizer("adam", lr0, init, update, {"beta1": b1, "beta2": b2, "eps": eps})
+
+
+def adagrad(lr: float = 0.01, eps: float = 1e-10, initial_accumulator: float = 0.0) -> Optimizer:
+    r"""AdaGrad (PyTorch semantics): :math:`s \leftarrow s + g^2`, :math:`w \leftarrow w - \eta g/(\sqrt s + \epsilon)`."""
+    lr0, eps, s0 = (
+        _positive(lr, "lr"),
+        _positive(eps, "eps"),
+        _positive(initial_accumulator, "initial_accumulator", True),
+    )
+
+    def init(params: Tree) -> State:
+        return {"step": 0, "sum": tree_map(lambda p: array_namespace(p).full_like(p, s0), params)}
+
+    def update(grads: Tree, state: State, params: Tree, lr: float | None = None) -> tuple[Tree, State]:
+        eta = _lr(lr, lr0)
+        s = tree_map(lambda s_, g: s_ + g * g, state["sum"], grads)
+        new = tree_map(lambda p, g, s_: p - eta * g / (array_namespace(s_).sqrt(s_) + eps), params, grads, s)
+        return new, {"step": state["step"] + 1, "sum": s}
+
+    return Optimizer("adagrad", lr0, init, update, {"eps": eps, "initial_accumulator": s0})
+
+
+def rmsprop(lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8) -> Optimizer:
+    r"""RMSProp (PyTorch semantics): :math:`v` starts at zeros, epsilon outside the root."""
+    lr0, alpha, eps = _positive(lr, "lr"), _unit(alpha, "alpha"), _positive(eps, "eps")
+
+    def init(params: Tree) -> State:
+        return {"step": 0, "square_avg": _zeros(params)}
+
+    def update(grads: Tree, state: State, params: Tree, lr: float | None = None) -> tuple[Tree, State]:
+        eta = _lr(lr, lr0)
+        v = tree_map(lambda v_, g: alpha * v_ + (1 - alpha) * g * g, state["square_avg"], grads)
+        new = tree_map(lambda p, g, v_: p - eta * g / (array_namespace(v_).sqrt(v_) + eps), params, grads, v)
+        return new, {"step": state["step"] + 1, "square_avg": v}
+
+    return Optimizer("rmsprop", lr0, init, update, {"alpha": alpha, "eps": eps})
+
+
+def rmsprop_tf1(
+    lr: float = 1e-5, decay: float = 0.9, momentum: float = 0.999, eps: float = 1e-5
+) -> Optimizer:
+    r"""RMSProp with TensorFlow 1 semantics, as in the released LocoProp code.
+
+    .. math::
+        s \leftarrow \rho s + (1-\rho) g^2 \ (s_0 = 1), \quad
+        m \leftarrow \mu m + \eta\, g / \sqrt{s + \epsilon}, \quad
+        w \leftarrow w - m.
+
+    Defaults are the released configuration: ``lr=1e-5``, ``decay=0.9``,
+    ``momentum=0.999``, ``eps=1e-5``.
+    """
+    lr0, rho, mu, eps = (
+        _positive(lr, "lr"),
+        _unit(decay, "decay"),
+        _unit(momentum, "momentum"),
+        _positive(eps, "eps"),
+    )
+
+    def init(params: Tree) -> State:
+        return {
+            "step": 0,
+            "ms": tree_map(lambda p: array_namespace(p).ones_like(p), params),
+            "mom": _zeros(params),
+        }
+
+    def update(grads: Tree, state: State, params: Tree, lr: float | None = None) -> tuple[Tree, State]:
+        eta = _lr(lr, lr0)
+        ms = tree_map(lambda s, g: rho * s + (1 - rho) * g * g, state["ms"], grads)
+        mom = tree_map(
+            lambda m, g, s: mu * m + eta * g / array_namespace(s).sqrt(s + eps), state["mom"], grads, ms
+        )
+        return tree_map(lambda p, m: p - m, params, mom), {"step": state["step"] + 1, "ms": ms, "mom": mom}
+
+    return Optimizer("rmsprop_tf1", lr0, init, update, {"decay": rho, "momentum": mu, "eps": eps})
+
+
+FIRST_ORDER: dict[str, Callable[..., Optimizer]] = {
+    "sgd": sgd,
+    "momentum": momentum,
+    "nesterov": nesterov,
+    "adam": adam,
+    "adagrad": adagrad,
+    "rmsprop": rmsprop,
+    "rmsprop_tf1": rmsprop_tf1,
+}
+
+
+def get(name: str, **kwargs: float) -> Optimizer:
+    """Build a first-order optimizer by name; unknown names list the valid ones."""
+    if name not in FIRST_ORDER:
+        raise ValueError(f"optimizer: unknown name {name!r}; valid names are {', '.join(FIRST_ORDER)}")
+    return FIRST_ORDER[name](**kwargs)
