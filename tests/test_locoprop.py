@@ -449,7 +449,7 @@ def test_out_of_range_m_targets_without_prox_are_reported() -> None:
         match=r"layer 0: \d+ of 12 M targets lie outside the range \(-1.0, 1.0\) of tanh",
     ):
         _, info = locoprop.step(
-            net, params, x, y, variant="M", gamma=10.0, steps=2, lr=1e-3, return_info=True
+            net, params, x, y, variant="M", gamma=10.0, steps=2, lr=1e-3, return_info=True, diagnostics=True
         )
     assert info.layers[0].out_of_range > 0 and info.layers[1].out_of_range == 0
 
@@ -457,7 +457,16 @@ def test_out_of_range_m_targets_without_prox_are_reported() -> None:
 def test_out_of_range_with_prox_is_bounded_and_silent() -> None:
     net, params, x, y = out_of_range_setup()
     _, info = locoprop.step(
-        net, params, x, y, variant="M", gamma=10.0, eta=0.1, solver="exact", return_info=True
+        net,
+        params,
+        x,
+        y,
+        variant="M",
+        gamma=10.0,
+        eta=0.1,
+        solver="exact",
+        return_info=True,
+        diagnostics=True,
     )
     assert info.layers[0].out_of_range > 0
     assert info.layers[0].grad_norm_after <= 1e-9 * info.layers[0].grad_norm_before
@@ -475,8 +484,10 @@ def test_step_info_reports_objective_decrease() -> None:
     net = lg.MLP([5, 4, 5], ["tanh", "sigmoid"], "sigmoid_cross_entropy")
     params = net.init(seed=1)
     x = np.random.default_rng(1).random((10, 5))
-    _, info = locoprop.step(net, params, x, x, variant="M", gamma=1.0, steps=5, lr=0.05, return_info=True)
-    assert len(info.layers) == 2 and info.loss == pytest.approx(net.loss(params, x, x))
+    _, info = locoprop.step(
+        net, params, x, x, variant="M", gamma=1.0, steps=5, lr=0.05, return_info=True, diagnostics=True
+    )
+    assert len(info.layers) == 2 and float(info.loss) == pytest.approx(net.loss(params, x, x))
     for rep in info.layers:
         assert rep.objective_after < rep.objective_before
         assert rep.grad_norm_after < rep.grad_norm_before and rep.iterations == 5

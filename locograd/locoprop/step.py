@@ -60,9 +60,15 @@ class LayerReport(NamedTuple):
 
 
 class StepInfo(NamedTuple):
-    """What :func:`step` saw: the loss at :math:`W_t`, per-layer reports, and the inner optimizers' states."""
+    """What :func:`step` saw.
 
-    loss: float
+    Attributes:
+        loss: the loss :math:`L(W_t)` as a 0-d array on the data's device (no host transfer).
+        layers: one :class:`LayerReport` per layer when ``diagnostics=True``, else empty.
+        inner_states: the inner optimizers' new states, one per layer.
+    """
+
+    loss: Array
     layers: list[LayerReport]
     inner_states: list[Any]
 
@@ -154,6 +160,7 @@ def step(
     lr_factor: LrFactor | None = None,
     tol: float | None = None,
     return_info: Literal[False] = False,
+    diagnostics: bool = False,
     check_finite: bool = True,
 ) -> Params: ...
 
@@ -176,6 +183,7 @@ def step(
     lr_factor: LrFactor | None = None,
     tol: float | None = None,
     return_info: Literal[True],
+    diagnostics: bool = False,
     check_finite: bool = True,
 ) -> tuple[Params, StepInfo]: ...
 
@@ -197,6 +205,7 @@ def step(
     lr_factor: LrFactor | None = None,
     tol: float | None = None,
     return_info: bool = False,
+    diagnostics: bool = False,
     check_finite: bool = True,
 ) -> Params | tuple[Params, StepInfo]:
     r"""One LocoProp step: targets from one forward/backward pass, then every layer's local solve.
@@ -217,7 +226,9 @@ def step(
         inner_states: one state per layer for ``inner`` (kept across batches by the caller).
         lr_factor: ``lr_factor(k, K)`` scales the inner step size at inner step ``k``.
         tol: relative gradient tolerance of the exact M solve.
-        return_info: also return a :class:`StepInfo` with per-layer diagnostics.
+        return_info: also return a :class:`StepInfo` (loss, inner states, reports).
+        diagnostics: fill ``StepInfo.layers`` with per-layer :class:`LayerReport` s
+            (costs extra passes over each layer and a host transfer per number).
         check_finite: raise if the data or the new parameters hold NaN/Inf
             (one device synchronisation per array).
 
@@ -275,7 +286,7 @@ def step(
             inner_state=state,
             lr_factor=lr_factor,
             tol=tol,
-            report=return_info,
+            report=diagnostics,
         )
         new_params.append(new)
         states.append(state)
@@ -290,5 +301,5 @@ def step(
                         "lower the step sizes or add a proximal term eta"
                     )
     if return_info:
-        return new_params, StepInfo(float(grads.loss), reports, states)
+        return new_params, StepInfo(grads.loss, reports, states)
     return new_params

@@ -47,6 +47,8 @@ class LocoProp:
         lr_factor: within-batch factor ``lr_factor(k, K)``.
         mode: ``"locoprop"``, or ``"backprop"``: one step of ``inner`` on :math:`\\partial L/\\partial W`.
         schedule: optional per-epoch learning-rate schedule (used by training loops).
+        diagnostics: fill the per-layer reports of the returned :class:`~locograd.locoprop.StepInfo`
+            (extra work each batch).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class LocoProp:
         lr_factor: LrFactor | None = None,
         mode: str = "locoprop",
         schedule: Schedule | None = None,
+        diagnostics: bool = False,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
@@ -79,6 +82,7 @@ class LocoProp:
         self.lr_factor = lr_factor
         self.mode = mode
         self.schedule = schedule
+        self.diagnostics = diagnostics
 
     def init(self, params: Params) -> dict[str, Any]:
         """State: ``{"inner": [one inner state per layer]}`` (backprop mode: one state for all params)."""
@@ -116,6 +120,7 @@ class LocoProp:
             inner_states=state["inner"],
             lr_factor=self.lr_factor,
             return_info=True,
+            diagnostics=self.diagnostics,
         )
         return new, {"inner": info.inner_states}, info
 
