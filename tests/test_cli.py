@@ -25,6 +25,12 @@ def test_demo_checks_gradients(capsys: pytest.CaptureFixture[str]) -> None:
     assert tape_err <= 1e-10 and vjp_err <= 1e-6
 
 
+@pytest.mark.gpu
+def test_demo_on_the_gpu(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["demo", "--device", "gpu"]) == 0
+    assert "on gpu" in capsys.readouterr().out
+
+
 def test_python_dash_m_runs() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "locograd", "info"], capture_output=True, text=True, timeout=120
