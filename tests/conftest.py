@@ -16,8 +16,13 @@ from typing import Any
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, settings
+from threadpoolctl import threadpool_limits
 
 from locograd import backend
+
+# One BLAS thread: the suite runs many small products, which BLAS threading slows down on the
+# 2-core CI machine (it changes no result that a test checks: every tolerance covers summation order).
+threadpool_limits(limits=1, user_api="blas")
 
 settings.register_profile(
     "ci",

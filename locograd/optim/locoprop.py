@@ -93,18 +93,21 @@ class LocoProp:
 
     def update(
         self, params: Params, x: Array, y: Array, state: dict[str, Any], lr: float | None = None
-    ) -> tuple[Params, dict[str, Any], locoprop.StepInfo | None]:
-        """One batch: returns ``(new_params, new_state, info)`` (``info`` is None in backprop mode).
+    ) -> tuple[Params, dict[str, Any], locoprop.StepInfo]:
+        """One batch: returns ``(new_params, new_state, info)``.
+
+        ``info.loss`` is the batch loss at the parameters before the update (a 0-d
+        array); in backprop mode ``info.layers`` and ``info.inner_states`` are empty.
 
         ``lr`` (e.g. from the schedule) replaces the base learning rate for this batch; zero
         (the released warm-up epoch 0) keeps the parameters but advances the inner state.
         """
         base = self.lr if lr is None else float(lr)
         if self.mode == "backprop":
-            _, grads = self.net.value_and_grad(params, x, y)
+            grads = self.net.backward(params, self.net.forward(params, x), y)
             g = grads.as_params()
             new, inner_state = self.inner.update(g, state["inner"], params, lr=base)
-            return new, {"inner": inner_state}, None
+            return new, {"inner": inner_state}, locoprop.StepInfo(grads.loss, [], [])
         new, info = locoprop.step(
             self.net,
             params,

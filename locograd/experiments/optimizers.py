@@ -1,0 +1,105 @@
+r"""Optimizers by name for experiments, with documented defaults per data set.
+
+Every name builds a :class:`~locograd.optim.LocoProp`: the BackProp
+optimizers run it in ``mode="backprop"`` (one step of the named first-order
+optimizer on :math:`\partial L/\partial W` per batch), ``locoprop-s`` and
+``locoprop-m`` run ``K`` inner steps per batch.
+
+| name       | update                                        | default settings                         |
+|------------|-----------------------------------------------|------------------------------------------|
+| sgd        | BackProp, plain SGD                           | lr (per data set)                        |
+| momentum   | BackProp, heavy ball (PyTorch), beta 0.9      | lr                                       |
+| adam       | BackProp, Adam (PyTorch)                      | lr                                       |
+| rmsprop    | BackProp, RMSProp with the released (TF1) semantics: the same optimizer LocoProp runs inside | lr |
+| locoprop-s | LocoProp-S, K steps of TF1-RMSProp per layer, within-batch factor max(1 - k/K, 0.25) | gamma, K, lr |
+| locoprop-m | LocoProp-M, likewise (the released method)    | gamma, K, lr                             |
+
+The learning rates in :data:`DEFAULTS` were picked by short sweeps on each
+data set (see the project's README); ``official`` is the released
+configuration exactly (:func:`locograd.optim.official`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import optim
+from ..network import MLP
+
+OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam", "rmsprop", "locoprop-s", "locoprop-m")
+INNER = ("sgd", "momentum", "nesterov", "adam", "adagrad", "rmsprop", "rmsprop_tf1")
+SOLVERS = ("gd", "exact")
+
+# Per optimizer: settings shared by all data sets, then per-data-set learning rates.
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "sgd": {"lr": {"curves": 0.1, "mnist": 0.1}},
+    "momentum": {"lr": {"curves": 0.01, "mnist": 0.01}},
+    "adam": {"lr": {"curves": 1e-3, "mnist": 1e-3}},
+    "rmsprop": {"lr": {"curves": 1e-5, "mnist": 1e-5}},
+    "locoprop-s": {"gamma": 10.0, "steps": 10, "inner": "rmsprop_tf1", "lr": {"curves": 1e-5, "mnist": 1e-5}},
+    "locoprop-m": {"gamma": 10.0, "steps": 10, "inner": "rmsprop_tf1", "lr": {"curves": 1e-5, "mnist": 1e-5}},
+}
+
+_BACKPROP_INNER = {"sgd": "sgd", "momentum": "momentum", "adam": "adam", "rmsprop": "rmsprop_tf1"}
+
+
+def check_name(name: str) -> str:
+    """Validate an optimizer name (the error lists the valid ones)."""
+    if name not in OPTIMIZERS:
+        raise ValueError(f"optimizer: unknown name {name!r}; valid names are {', '.join(OPTIMIZERS)}")
+    return name
+
+
+def settings(
+    name: str,
+    dataset: str,
+    *,
+    lr: float | None = None,
+    gamma: float | None = None,
+    eta: float | None = None,
+    steps: int | None = None,
+    solver: str | None = None,
+    inner: str | None = None,
+) -> dict[str, Any]:
+    """The resolved settings of ``name`` on ``dataset``: defaults, then the given overrides."""
+    check_name(name)
+    defaults = DEFAULTS[name]
+    family = "curves" if dataset == "curves" else "mnist"
+    resolved: dict[str, Any] = {"optimizer": name, "lr": defaults["lr"][family] if lr is None else float(lr)}
+    if name.startswith("locoprop"):
+        resolved.update(
+            variant=name[-1].upper(),
+            gamma=defaults["gamma"] if gamma is None else float(gamma),
+            eta=eta,
+            steps=defaults["steps"] if steps is None else steps,
+            solver=solver or "gd",
+            inner=inner or defaults["inner"],
+        )
+        if resolved["inner"] not in INNER:
+            raise ValueError(f"inner: unknown name {resolved['inner']!r}; valid names are {', '.join(INNER)}")
+        if resolved["solver"] not in SOLVERS:
+            raise ValueError(f"solver: expected one of {SOLVERS}, got {resolved['solver']!r}")
+    else:
+        given = {"gamma": gamma, "eta": eta, "steps": steps, "solver": solver, "inner": inner}
+        extra = [k for k, v in given.items() if v is not None]
+        if extra:
+            raise ValueError(f"{extra[0]}: only applies to locoprop-s and locoprop-m, not to {name!r}")
+        resolved["inner"] = _BACKPROP_INNER[name]
+    return resolved
+
+
+def build(net: MLP, resolved: dict[str, Any]) -> optim.LocoProp:
+    """Build the optimizer from :func:`settings`' output."""
+    inner = optim.get(resolved["inner"], lr=resolved["lr"])
+    if resolved["optimizer"].startswith("locoprop"):
+        return optim.LocoProp(
+            net,
+            variant=resolved["variant"],
+            gamma=resolved["gamma"],
+            eta=resolved["eta"],
+            solver=resolved["solver"],
+            steps=resolved["steps"],
+            inner=inner,
+            lr_factor=optim.schedules.released_inner_factor,
+        )
+    return optim.LocoProp(net, inner=inner, mode="backprop")

@@ -1,0 +1,41 @@
+"""Loss curves with matplotlib (Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+
+def _panels(runs: Mapping[str, Sequence[dict[str, Any]]], title: str, path: str) -> None:
+    fig, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    for i, (name, rows) in enumerate(runs.items()):
+        color = f"C{i}"
+        epochs = [r["epoch"] for r in rows]
+        secs = [r["seconds"] for r in rows]
+        for ax, xs in ((by_epoch, epochs), (by_time, secs)):
+            ax.plot(xs, [r["train_loss"] for r in rows], "-o", color=color, ms=3, label=f"{name} train")
+            ax.plot(xs, [r["test_loss"] for r in rows], "--", color=color, label=f"{name} test")
+    by_epoch.set_xlabel("epoch")
+    by_time.set_xlabel("training seconds")
+    for ax in (by_epoch, by_time):
+        ax.set_ylabel("loss (sum over pixels, mean over examples)")
+        ax.grid(alpha=0.3)
+    by_time.legend(fontsize=8)
+    fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_losses(rows: Sequence[dict[str, Any]], path: str, title: str = "") -> None:
+    """One run's train/test loss against epoch and against training seconds."""
+    _panels({"": rows}, title, path)
+
+
+def plot_compare(runs: Mapping[str, Sequence[dict[str, Any]]], path: str, title: str = "") -> None:
+    """Several runs (name -> metrics rows) on one figure, per epoch and per second."""
+    _panels(runs, title, path)
