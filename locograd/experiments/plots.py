@@ -22,9 +22,22 @@ def _panels(runs: Mapping[str, Sequence[dict[str, Any]]], title: str, path: str)
             ax.plot(xs, [r["test_loss"] for r in rows], "--", color=color, label=f"{name} test")
     by_epoch.set_xlabel("epoch")
     by_time.set_xlabel("training seconds")
+    later = [
+        v
+        for rows in runs.values()
+        for r in rows
+        if r["epoch"] >= 1
+        for v in (r["train_loss"], r["test_loss"])
+    ]
+    start = max((r["train_loss"] for rows in runs.values() for r in rows if r["epoch"] == 0), default=None)
     for ax in (by_epoch, by_time):
         ax.set_ylabel("loss (sum over pixels, mean over examples)")
         ax.grid(alpha=0.3)
+        if later and start is not None and start > 1.5 * max(later):  # keep the detail visible
+            low, high = min(later), max(later)
+            ax.set_ylim(low - 0.05 * (high - low + 1), high + 0.15 * (high - low + 1))
+    if later and start is not None and start > 1.5 * max(later):
+        title = f"{title}  (epoch 0 loss {start:.1f} is above the plot)"
     by_time.legend(fontsize=8)
     fig.suptitle(title)
     fig.savefig(path, dpi=110)

@@ -75,9 +75,10 @@ class TrainConfig:
     solver: str | None = None
     inner: str | None = None
     progress: bool = True
+    summary: bool = True
 
 
-DEFAULT_EPOCHS = {"curves": 10, "mnist": 20}
+DEFAULT_EPOCHS = {"curves": 5, "mnist": 10}
 DEFAULT_BATCH = {"curves": 200, "mnist": 1000}
 
 
@@ -357,7 +358,7 @@ def train(config: TrainConfig, resume: bool = False, data: Dataset | None = None
                 "meta": meta,
             },
         )
-        if config.progress:
+        if config.summary:
             tqdm.write(
                 f"{name:>11} epoch {epoch + 1:>3}/{resolved['epochs']}  train {row['train_loss']:9.4f}  "
                 f"test {row['test_loss']:9.4f}  {seconds:7.1f} s training ({train_time:.1f} s this epoch)"
