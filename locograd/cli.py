@@ -130,6 +130,7 @@ def _run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
     parser.add_argument("--steps", type=int, help="LocoProp inner steps K")
     parser.add_argument("--solver", choices=("gd", "exact"), help="LocoProp local solver")
     parser.add_argument("--inner", help="LocoProp inner optimizer (default rmsprop_tf1)")
+    parser.add_argument("--damping", type=float, help="K-FAC/FOOF damping, Shampoo epsilon")
     parser.add_argument(
         "--threads",
         type=int,
@@ -161,6 +162,7 @@ def _config(args: argparse.Namespace, optimizer: str) -> TrainConfig:
         steps=args.steps,
         solver=args.solver,
         inner=args.inner,
+        damping=args.damping,
         progress=not args.no_progress,
     )
 

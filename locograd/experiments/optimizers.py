@@ -11,6 +11,9 @@ optimizer on :math:`\partial L/\partial W` per batch), ``locoprop-s`` and
 | momentum   | BackProp, heavy ball (PyTorch), beta 0.9      | lr                                       |
 | adam       | BackProp, Adam (PyTorch)                      | lr                                       |
 | rmsprop    | BackProp, RMSProp with the released (TF1) semantics: the same optimizer LocoProp runs inside | lr |
+| kfac       | K-FAC, sampled Fisher, factors every 10 steps, momentum 0.9 (:class:`~locograd.optim.KFAC`) | lr, damping |
+| shampoo    | Shampoo, roots every 10 steps, momentum 0.9, step norm grafted to Adam's (:class:`~locograd.optim.Shampoo`) | lr, damping (its epsilon) |
+| foof       | FOOF, input covariance average 0.95 (:class:`~locograd.optim.FOOF`) | lr, damping |
 | locoprop-s | LocoProp-S, K steps of TF1-RMSProp per layer, within-batch factor max(1 - k/K, 0.25) | gamma, K, lr |
 | locoprop-m | LocoProp-M, likewise (the released method)    | gamma, K, lr                             |
 
@@ -30,7 +33,18 @@ from typing import Any
 from .. import optim
 from ..network import MLP
 
-OPTIMIZERS: tuple[str, ...] = ("sgd", "momentum", "adam", "rmsprop", "locoprop-s", "locoprop-m")
+OPTIMIZERS: tuple[str, ...] = (
+    "sgd",
+    "momentum",
+    "adam",
+    "rmsprop",
+    "kfac",
+    "shampoo",
+    "foof",
+    "locoprop-s",
+    "locoprop-m",
+)
+SECOND_ORDER = ("kfac", "shampoo", "foof")
 INNER = ("sgd", "momentum", "nesterov", "adam", "adagrad", "rmsprop", "rmsprop_tf1")
 SOLVERS = ("gd", "exact")
 
@@ -40,6 +54,9 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "momentum": {"lr": {"curves": 0.01, "mnist": 0.01}},
     "adam": {"lr": {"curves": 1e-3, "mnist": 1e-3}},
     "rmsprop": {"lr": {"curves": 1e-5, "mnist": 1e-5}},
+    "kfac": {"damping": 1e-2, "lr": {"curves": 0.01, "mnist": 0.01}},
+    "shampoo": {"damping": 1e-4, "lr": {"curves": 0.01, "mnist": 0.01}},
+    "foof": {"damping": 1e-2, "lr": {"curves": 0.01, "mnist": 0.01}},
     "locoprop-s": {"gamma": 10.0, "steps": 10, "inner": "rmsprop_tf1", "lr": {"curves": 3e-6, "mnist": 1e-5}},
     "locoprop-m": {"gamma": 10.0, "steps": 10, "inner": "rmsprop_tf1", "lr": {"curves": 1e-5, "mnist": 1e-5}},
 }
@@ -64,6 +81,7 @@ def settings(
     steps: int | None = None,
     solver: str | None = None,
     inner: str | None = None,
+    damping: float | None = None,
 ) -> dict[str, Any]:
     """The resolved settings of ``name`` on ``dataset``: defaults, then the given overrides."""
     check_name(name)
@@ -88,13 +106,25 @@ def settings(
         extra = [k for k, v in given.items() if v is not None]
         if extra:
             raise ValueError(f"{extra[0]}: only applies to locoprop-s and locoprop-m, not to {name!r}")
-        resolved["inner"] = _BACKPROP_INNER[name]
+        if name in SECOND_ORDER:
+            resolved["damping"] = defaults["damping"] if damping is None else float(damping)
+        else:
+            resolved["inner"] = _BACKPROP_INNER[name]
+    if damping is not None and name not in SECOND_ORDER:
+        raise ValueError(f"damping: only applies to kfac, shampoo and foof, not to {name!r}")
     return resolved
 
 
-def build(net: MLP, resolved: dict[str, Any]) -> optim.LocoProp:
+def build(net: MLP, resolved: dict[str, Any]) -> Any:
     """Build the optimizer from :func:`settings`' output."""
-    inner = optim.get(resolved["inner"], lr=resolved["lr"])
+    name, lr = resolved["optimizer"], resolved["lr"]
+    if name == "kfac":
+        return optim.KFAC(net, lr=lr, damping=resolved["damping"])
+    if name == "shampoo":
+        return optim.Shampoo(net, lr=lr, eps=resolved["damping"], grafting="adam")
+    if name == "foof":
+        return optim.FOOF(net, lr=lr, damping=resolved["damping"])
+    inner = optim.get(resolved["inner"], lr=lr)
     if resolved["optimizer"].startswith("locoprop"):
         return optim.LocoProp(
             net,

@@ -33,7 +33,7 @@ from .. import backend
 from ..data import Dataset
 from ..data import load as load_dataset
 from ..network import MLP, Params
-from ..optim import LocoProp, official
+from ..optim import official
 from . import checkpoint
 from .models import autoencoder
 from .optimizers import build, check_name, settings
@@ -74,6 +74,7 @@ class TrainConfig:
     steps: int | None = None
     solver: str | None = None
     inner: str | None = None
+    damping: float | None = None
     progress: bool = True
     summary: bool = True
 
@@ -102,7 +103,7 @@ def resolve(config: TrainConfig) -> dict[str, Any]:
                 "preset official: the released configuration is locoprop-m (or its BackProp baseline, rmsprop), "
                 f"got optimizer {config.optimizer!r}"
             )
-        given = {k: getattr(config, k) for k in ("lr", "gamma", "eta", "steps", "solver", "inner")}
+        given = {k: getattr(config, k) for k in ("lr", "gamma", "eta", "steps", "solver", "inner", "damping")}
         extra = [k for k, v in given.items() if v is not None]
         if extra:
             raise TrainingError(f"{extra[0]}: the official preset fixes every optimizer setting")
@@ -119,6 +120,7 @@ def resolve(config: TrainConfig) -> dict[str, Any]:
                 steps=config.steps,
                 solver=config.solver,
                 inner=config.inner,
+                damping=config.damping,
             )
         except ValueError as exc:
             raise TrainingError(str(exc)) from None
@@ -141,7 +143,7 @@ def resolve(config: TrainConfig) -> dict[str, Any]:
     return resolved
 
 
-def make_optimizer(net: MLP, resolved: dict[str, Any]) -> LocoProp:
+def make_optimizer(net: MLP, resolved: dict[str, Any]) -> Any:
     """The optimizer of a resolved run (the official preset or :func:`~.optimizers.build`)."""
     if resolved.get("preset") == "official":
         return official(net, mode="locoprop" if resolved["optimizer"] == "locoprop-m" else "backprop")

@@ -1,4 +1,5 @@
-"""Optimizers: first-order ``(init, update)`` pairs, schedules, and LocoProp as a stateful optimizer."""
+"""Optimizers: first-order ``(init, update)`` pairs, schedules, LocoProp as a stateful optimizer,
+and the second-order baselines K-FAC, Shampoo and FOOF."""
 
 from . import schedules
 from .first_order import (
@@ -14,11 +15,15 @@ from .first_order import (
     sgd,
 )
 from .locoprop import LocoProp, official
+from .second_order import FOOF, KFAC, Shampoo
 
 __all__ = [
     "FIRST_ORDER",
+    "FOOF",
+    "KFAC",
     "LocoProp",
     "Optimizer",
+    "Shampoo",
     "adagrad",
     "adam",
     "get",

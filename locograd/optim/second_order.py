@@ -1,0 +1,421 @@
+r"""Second-order baselines: K-FAC, Shampoo and FOOF, with the interface of :class:`~locograd.optim.LocoProp`.
+
+Each is built for a network (``opt = KFAC(net, ...)``) and used as
+``state = opt.init(params)``; ``params, state, info = opt.update(params, x, y, state, lr=None)``.
+Every preconditioner acts on one dense layer's augmented weights
+:math:`\tilde W = [W; b]` ``(d_in + 1, d_out)`` (Shampoo: on ``W``, with a
+diagonal AdaGrad preconditioner for ``b``) and can be turned into a dense
+matrix (``to_dense``) so that tests compare the structured update with the
+exact formula on tiny layers.  Factors are applied by Cholesky or
+eigendecomposition, never by an explicit inverse of a Kronecker product.
+
+* K-FAC (Martens & Grosse, "Optimizing Neural Networks with Kronecker-factored
+  Approximate Curvature", ICML 2015): the Fisher of the batch-mean loss per
+  layer approximated as :math:`A \otimes G` with :math:`A = E[\tilde x\tilde x^\top]`
+  (their eq. 1-3 / section 3) and :math:`G = E[g g^\top]`, :math:`g` the
+  per-example gradient w.r.t. the pre-activation with targets sampled from the
+  model's predictive distribution (section 5; ``fisher="empirical"`` uses the
+  data's targets), both as exponential moving averages (section 5), factored
+  Tikhonov damping :math:`(A + \pi\sqrt\lambda I)\otimes(G + \sqrt\lambda/\pi I)`
+  with :math:`\pi = \sqrt{(\mathrm{tr}A/(d_{in}+1))/(\mathrm{tr}G/d_{out})}`
+  (section 6.3, eq. 11), update :math:`(A+\pi\sqrt\lambda I)^{-1}\nabla_{\tilde W}(G+\sqrt\lambda/\pi I)^{-1}`,
+  factors re-factorised every ``update_every`` steps, learning rate and momentum
+  fixed (the paper's adaptive rescaling of section 6.4 is not implemented).
+* Shampoo (Gupta, Koren & Singer, "Shampoo: Preconditioned Stochastic Tensor
+  Optimization", ICML 2018, algorithm 1): :math:`L \leftarrow L + G G^\top`,
+  :math:`R \leftarrow R + G^\top G` from :math:`\epsilon I`, update
+  :math:`L^{-1/4} G R^{-1/4}` with inverse roots by ``eigh`` every
+  ``update_every`` steps (Anil et al., "Scalable Second Order Optimization for
+  Deep Learning", 2020, section 3); optional grafting of each layer's step norm
+  to SGD or Adam (Anil et al. 2020, section 4.1).
+* FOOF (Benzing, "Gradient Descent on Neurons and its Link to Approximate
+  Second-Order Optimization", ICML 2022): :math:`\Delta\tilde W = -\eta\,(\bar A + \lambda I)^{-1}\nabla_{\tilde W} L`
+  with :math:`\bar A` a moving average of :math:`E[\tilde x\tilde x^\top]`: K-FAC with
+  :math:`G = I`, and with decay 0 exactly LocoProp-S's closed form
+  (``damping = 1/(eta B)``, ``lr = gamma / B``).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any
+
+import numpy as np
+
+from ..backend import Array, array_namespace
+from ..linalg import cholesky_solve
+from ..locoprop import StepInfo
+from ..network import MLP, Params
+from .first_order import adam as adam_optimizer
+
+FISHER = ("sampled", "empirical")
+GRAFTING = (None, "sgd", "adam")
+
+
+def _positive(value: float, name: str) -> float:
+    v = float(value)
+    if not (math.isfinite(v) and v > 0):
+        raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
+    return v
+
+
+def _unit(value: float, name: str) -> float:
+    v = float(value)
+    if not (0 <= v < 1):
+        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
+    return v
+
+
+def _period(value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
+        raise ValueError(f"update_every: expected an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _augment(x: Array) -> Array:
+    xp = array_namespace(x)
+    return xp.concatenate([x, xp.ones((x.shape[0], 1), dtype=x.dtype)], axis=1)
+
+
+def _stack(layer: dict[str, Array]) -> Array:
+    xp = array_namespace(layer["W"])
+    return xp.concatenate([layer["W"], layer["b"][None, :]], axis=0)
+
+
+def _unstack(w: Array) -> dict[str, Array]:
+    return {"W": w[:-1], "b": w[-1]}
+
+
+def _check_finite(matrix: Array, name: str) -> None:
+    if not bool(array_namespace(matrix).isfinite(matrix).all()):
+        raise ValueError(f"{name}: non-finite statistics (NaN or Inf); lower the learning rate")
+
+
+def _spd_solve(matrix: Array, rhs: Array, name: str) -> Array:
+    try:
+        return cholesky_solve(matrix, rhs)
+    except (np.linalg.LinAlgError, ValueError):
+        raise ValueError(
+            f"{name}: the damped factor is not symmetric positive definite; raise the damping"
+        ) from None
+
+
+class _NetOptimizer:
+    """Shared plumbing: learning rate, momentum on the preconditioned step, schedule slot."""
+
+    schedule = None
+
+    def __init__(self, net: MLP, lr: float, momentum: float, update_every: int) -> None:
+        self.net = net
+        self.lr = _positive(lr, "lr")
+        self.momentum = _unit(momentum, "momentum")
+        self.update_every = _period(update_every)
+
+    def _apply(self, params: Params, steps: list[Array], state: dict[str, Any], lr: float | None) -> Params:
+        eta = self.lr if lr is None else float(lr)
+        velocity = [self.momentum * v + s for v, s in zip(state["velocity"], steps, strict=True)]
+        state["velocity"] = velocity
+        return [
+            {k: layer[k] - eta * d[k] for k in ("W", "b")}
+            for layer, d in zip(params, (_unstack(v) for v in velocity), strict=True)
+        ]
+
+    def _zero_velocity(self, params: Params) -> list[Array]:
+        return [array_namespace(p["W"]).zeros_like(_stack(p)) for p in params]
+
+
+class KFAC(_NetOptimizer):
+    """K-FAC (Martens & Grosse 2015); see the module docstring for every formula.
+
+    Args:
+        net: the network.
+        lr: learning rate.
+        damping: Tikhonov damping :math:`\\lambda > 0`, split between the factors by the pi-correction.
+        momentum: momentum on the preconditioned step.
+        decay: moving-average decay of the factors (the first batch initialises them).
+        update_every: re-factorise the damped factors every this many steps.
+        fisher: ``"sampled"`` (targets drawn from the model: Bernoulli for a
+            sigmoid output, categorical for softmax, Gaussian for identity) or ``"empirical"``.
+        seed: seed of the target sampler.
+    """
+
+    def __init__(
+        self,
+        net: MLP,
+        lr: float = 0.01,
+        damping: float = 1e-2,
+        momentum: float = 0.9,
+        decay: float = 0.95,
+        update_every: int = 10,
+        fisher: str = "sampled",
+        seed: int = 0,
+    ) -> None:
+        super().__init__(net, lr, momentum, update_every)
+        self.damping = _positive(damping, "damping")
+        self.decay = _unit(decay, "decay")
+        if fisher not in FISHER:
+            raise ValueError(f"fisher: expected one of {FISHER}, got {fisher!r}")
+        self.fisher = fisher
+        self.seed = seed
+
+    def init(self, params: Params) -> dict[str, Any]:
+        params = self.net.check_params(params)
+        xp = array_namespace(params[0]["W"])
+        dt = params[0]["W"].dtype
+        return {
+            "step": 0,
+            "A": [xp.zeros((p["W"].shape[0] + 1,) * 2, dtype=dt) for p in params],
+            "G": [xp.zeros((p["W"].shape[1],) * 2, dtype=dt) for p in params],
+            "damped_A": [xp.eye(p["W"].shape[0] + 1, dtype=dt) for p in params],
+            "damped_G": [xp.eye(p["W"].shape[1], dtype=dt) for p in params],
+            "velocity": self._zero_velocity(params),
+        }
+
+    def _sample_targets(self, output: Array, step: int) -> Array:
+        xp = array_namespace(output)
+        rng = np.random.default_rng([self.seed, step])
+        u = xp.asarray(rng.random(output.shape), dtype=output.dtype)
+        name = self.net.loss_fn.name
+        if name == "sigmoid_cross_entropy":
+            return (u < output).astype(output.dtype)
+        if name == "softmax_cross_entropy":
+            cdf = xp.cumsum(output, axis=1)
+            labels = (u[:, :1] > cdf).sum(axis=1)
+            return xp.minimum(labels, output.shape[1] - 1)
+        return output + xp.asarray(rng.standard_normal(output.shape), dtype=output.dtype)
+
+    def damped_factors(self, A: Array, G: Array) -> tuple[Array, Array]:
+        r"""The factored Tikhonov damping: :math:`(A + \pi\sqrt\lambda I, G + \sqrt\lambda/\pi I)`."""
+        xp = array_namespace(A)
+        tr_a = float(xp.trace(A)) / A.shape[0]
+        tr_g = float(xp.trace(G)) / G.shape[0]
+        pi = math.sqrt(tr_a / tr_g) if tr_a > 0 and tr_g > 0 else 1.0
+        root = math.sqrt(self.damping)
+        return A + pi * root * xp.eye(A.shape[0], dtype=A.dtype), G + root / pi * xp.eye(
+            G.shape[0], dtype=G.dtype
+        )
+
+    def precondition(self, damped_A: Array, damped_G: Array, grad: Array) -> Array:
+        r""":math:`(A_\lambda)^{-1} \nabla (G_\lambda)^{-1}` by two Cholesky solves."""
+        left = _spd_solve(damped_A, grad, "A")
+        return _spd_solve(damped_G, left.T, "G").T
+
+    def to_dense(self, damped_A: Array, damped_G: Array) -> Array:
+        r"""The dense preconditioner :math:`A_\lambda \otimes G_\lambda` for row-major ``vec`` of :math:`\tilde W`."""
+        return array_namespace(damped_A).kron(damped_A, damped_G)
+
+    def update(
+        self, params: Params, x: Array, y: Array, state: dict[str, Any], lr: float | None = None
+    ) -> tuple[Params, dict[str, Any], StepInfo]:
+        trace = self.net.forward(params, x)
+        grads = self.net.backward(params, trace, y)
+        B = x.shape[0]
+        if self.fisher == "sampled":
+            sampled = self.net.backward(
+                params, trace, self._sample_targets(trace.output, state["step"]), weight_grads=False
+            )
+            per_example = [B * g for g in sampled.pre]
+        else:
+            per_example = [B * g for g in grads.pre]
+        state = dict(state, A=list(state["A"]), G=list(state["G"]))
+        first = state["step"] == 0
+        refresh = state["step"] % self.update_every == 0
+        steps = []
+        for m, layer_grad in enumerate(grads.as_params()):
+            xa = _augment(trace.inputs[m])
+            a_batch = xa.T @ xa / B
+            g_batch = per_example[m].T @ per_example[m] / B
+            rho = 0.0 if first else self.decay
+            state["A"][m] = rho * state["A"][m] + (1 - rho) * a_batch
+            state["G"][m] = rho * state["G"][m] + (1 - rho) * g_batch
+            if refresh:
+                _check_finite(state["A"][m], f"A[{m}]")
+                _check_finite(state["G"][m], f"G[{m}]")
+                state["damped_A"] = list(state["damped_A"])
+                state["damped_G"] = list(state["damped_G"])
+                state["damped_A"][m], state["damped_G"][m] = self.damped_factors(state["A"][m], state["G"][m])
+            steps.append(self.precondition(state["damped_A"][m], state["damped_G"][m], _stack(layer_grad)))
+        new = self._apply(params, steps, state, lr)
+        state["step"] += 1
+        return new, state, StepInfo(grads.loss, [], [])
+
+
+def inverse_root(matrix: Array, power: float, fallback: Array | None = None, name: str = "factor") -> Array:
+    r""":math:`M^{-1/p}` of a symmetric positive-definite matrix by ``eigh``.
+
+    If the decomposition fails, warn and return ``fallback`` (the previous
+    root) or the identity, never NaN.
+    """
+    xp = array_namespace(matrix)
+    try:
+        lam, Q = xp.linalg.eigh(matrix)
+        if not bool(xp.isfinite(lam).all()):
+            raise np.linalg.LinAlgError("non-finite eigenvalues")
+    except np.linalg.LinAlgError as exc:
+        warnings.warn(
+            f"{name}: eigendecomposition failed ({exc}); keeping the previous preconditioner",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return fallback if fallback is not None else xp.eye(matrix.shape[0], dtype=matrix.dtype)
+    lam = xp.maximum(lam, float(xp.finfo(matrix.dtype).tiny))
+    return (Q * lam ** (-1.0 / power)) @ Q.T
+
+
+class Shampoo(_NetOptimizer):
+    """Shampoo (Gupta, Koren & Singer 2018) with optional grafting (Anil et al. 2020).
+
+    Args:
+        net: the network.
+        lr: learning rate.
+        eps: initial :math:`\\epsilon I` of both statistics (> 0).
+        momentum: momentum on the (grafted) step.
+        update_every: recompute the inverse fourth roots every this many steps.
+        grafting: ``None``, ``"sgd"`` (each layer's step gets the norm of its gradient)
+            or ``"adam"`` (the norm of an Adam step with the same learning rate).
+    """
+
+    def __init__(
+        self,
+        net: MLP,
+        lr: float = 0.01,
+        eps: float = 1e-4,
+        momentum: float = 0.9,
+        update_every: int = 10,
+        grafting: str | None = None,
+    ) -> None:
+        super().__init__(net, lr, momentum, update_every)
+        self.eps = _positive(eps, "eps")
+        if grafting not in GRAFTING:
+            raise ValueError(f"grafting: expected one of {GRAFTING}, got {grafting!r}")
+        self.grafting = grafting
+        self._adam = adam_optimizer(lr=1.0)
+
+    def init(self, params: Params) -> dict[str, Any]:
+        params = self.net.check_params(params)
+        xp = array_namespace(params[0]["W"])
+        dt = params[0]["W"].dtype
+        state: dict[str, Any] = {
+            "step": 0,
+            "L": [self.eps * xp.eye(p["W"].shape[0], dtype=dt) for p in params],
+            "R": [self.eps * xp.eye(p["W"].shape[1], dtype=dt) for p in params],
+            "L_root": [xp.eye(p["W"].shape[0], dtype=dt) for p in params],
+            "R_root": [xp.eye(p["W"].shape[1], dtype=dt) for p in params],
+            "bias_sum": [xp.full_like(p["b"], self.eps) for p in params],
+            "velocity": self._zero_velocity(params),
+        }
+        if self.grafting == "adam":
+            state["adam"] = self._adam.init(params)
+        return state
+
+    def precondition(self, L_root: Array, R_root: Array, grad: Array) -> Array:
+        r""":math:`L^{-1/4} G R^{-1/4}` given the stored roots."""
+        return L_root @ grad @ R_root
+
+    def to_dense(self, L: Array, R: Array) -> Array:
+        r"""The dense :math:`(L \otimes R)^{-1/4}` for row-major ``vec`` of ``W``."""
+        xp = array_namespace(L)
+        return inverse_root(xp.kron(L, R), 4.0)
+
+    def update(
+        self, params: Params, x: Array, y: Array, state: dict[str, Any], lr: float | None = None
+    ) -> tuple[Params, dict[str, Any], StepInfo]:
+        grads = self.net.backward(params, self.net.forward(params, x), y)
+        layer_grads = grads.as_params()
+        state = dict(state, L=list(state["L"]), R=list(state["R"]), bias_sum=list(state["bias_sum"]))
+        refresh = state["step"] % self.update_every == 0
+        if refresh:
+            state["L_root"], state["R_root"] = list(state["L_root"]), list(state["R_root"])
+        if self.grafting == "adam":
+            adam_new, state["adam"] = self._adam.update(layer_grads, state["adam"], params)
+            adam_steps = [_stack(p) - _stack(a) for p, a in zip(params, adam_new, strict=True)]
+        steps = []
+        for m, g in enumerate(layer_grads):
+            xp = array_namespace(g["W"])
+            state["L"][m] = state["L"][m] + g["W"] @ g["W"].T
+            state["R"][m] = state["R"][m] + g["W"].T @ g["W"]
+            state["bias_sum"][m] = state["bias_sum"][m] + g["b"] ** 2
+            if refresh:
+                _check_finite(state["L"][m], f"L[{m}]")
+                _check_finite(state["R"][m], f"R[{m}]")
+                state["L_root"][m] = inverse_root(state["L"][m], 4.0, state["L_root"][m], f"L[{m}]")
+                state["R_root"][m] = inverse_root(state["R"][m], 4.0, state["R_root"][m], f"R[{m}]")
+            step = xp.concatenate(
+                [
+                    self.precondition(state["L_root"][m], state["R_root"][m], g["W"]),
+                    (g["b"] / xp.sqrt(state["bias_sum"][m]))[None, :],
+                ],
+                axis=0,
+            )
+            if self.grafting is not None:
+                target = _stack(g) if self.grafting == "sgd" else adam_steps[m]
+                norm = xp.sqrt((step * step).sum())
+                step = step * (xp.sqrt((target * target).sum()) / xp.maximum(norm, xp.finfo(step.dtype).tiny))
+            steps.append(step)
+        new = self._apply(params, steps, state, lr)
+        state["step"] += 1
+        return new, state, StepInfo(grads.loss, [], [])
+
+
+class FOOF(_NetOptimizer):
+    """FOOF (Benzing 2022): K-FAC with the output factor replaced by the identity.
+
+    Args:
+        net: the network.
+        lr: learning rate.
+        damping: :math:`\\lambda > 0` added to the input covariance.
+        momentum: momentum on the preconditioned step.
+        decay: moving-average decay of :math:`E[\\tilde x\\tilde x^\\top]` (0: this batch only).
+        update_every: re-factorise every this many steps.
+    """
+
+    def __init__(
+        self,
+        net: MLP,
+        lr: float = 0.01,
+        damping: float = 1e-2,
+        momentum: float = 0.0,
+        decay: float = 0.95,
+        update_every: int = 1,
+    ) -> None:
+        super().__init__(net, lr, momentum, update_every)
+        self.damping = _positive(damping, "damping")
+        self.decay = _unit(decay, "decay")
+
+    def init(self, params: Params) -> dict[str, Any]:
+        params = self.net.check_params(params)
+        xp = array_namespace(params[0]["W"])
+        dt = params[0]["W"].dtype
+        return {
+            "step": 0,
+            "A": [xp.zeros((p["W"].shape[0] + 1,) * 2, dtype=dt) for p in params],
+            "damped_A": [xp.eye(p["W"].shape[0] + 1, dtype=dt) for p in params],
+            "velocity": self._zero_velocity(params),
+        }
+
+    def to_dense(self, damped_A: Array, d_out: int) -> Array:
+        r"""The dense :math:`(\bar A + \lambda I) \otimes I` for row-major ``vec`` of :math:`\tilde W`."""
+        xp = array_namespace(damped_A)
+        return xp.kron(damped_A, xp.eye(d_out, dtype=damped_A.dtype))
+
+    def update(
+        self, params: Params, x: Array, y: Array, state: dict[str, Any], lr: float | None = None
+    ) -> tuple[Params, dict[str, Any], StepInfo]:
+        trace = self.net.forward(params, x)
+        grads = self.net.backward(params, trace, y)
+        state = dict(state, A=list(state["A"]), damped_A=list(state["damped_A"]))
+        refresh = state["step"] % self.update_every == 0
+        rho = 0.0 if state["step"] == 0 else self.decay
+        steps = []
+        for m, layer_grad in enumerate(grads.as_params()):
+            xa = _augment(trace.inputs[m])
+            state["A"][m] = rho * state["A"][m] + (1 - rho) * (xa.T @ xa / x.shape[0])
+            if refresh:
+                _check_finite(state["A"][m], f"A[{m}]")
+                xp = array_namespace(xa)
+                state["damped_A"][m] = state["A"][m] + self.damping * xp.eye(xa.shape[1], dtype=xa.dtype)
+            steps.append(_spd_solve(state["damped_A"][m], _stack(layer_grad), f"A[{m}]"))
+        new = self._apply(params, steps, state, lr)
+        state["step"] += 1
+        return new, state, StepInfo(grads.loss, [], [])

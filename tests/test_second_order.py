@@ -1,0 +1,225 @@
+"""K-FAC, Shampoo and FOOF: the structured updates equal their dense formulas on tiny layers; bad input."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import locograd as lg
+from locograd import locoprop, optim
+from locograd.optim import second_order
+from locograd.testing import relative_error
+
+from .strategies import architectures, seeds
+
+
+def tiny_net(arch, seed: int, B: int = 5):
+    sizes, acts, loss = arch
+    rng = np.random.default_rng(seed)
+    net = lg.MLP(sizes, acts, loss)
+    params = net.init(seed=seed % 89, bias="glorot")
+    x = rng.standard_normal((B, sizes[0]))
+    y = rng.random((B, sizes[-1]))
+    if loss == "softmax_cross_entropy":
+        y = y / y.sum(axis=1, keepdims=True)
+    return net, params, x, y
+
+
+def stacked(layer):
+    return np.vstack([layer["W"], layer["b"][None]])
+
+
+@given(
+    arch=architectures(max_depth=3, max_width=5),
+    seed=seeds(),
+    damping=st.floats(1e-3, 10.0),
+    lr=st.floats(1e-3, 1.0),
+)
+def test_kfac_update_equals_dense_kronecker_solve(arch, seed: int, damping: float, lr: float) -> None:
+    """First step: vec(dW~) = -lr ((A + pi sqrt(l) I) kron (G + sqrt(l)/pi I))^-1 vec(grad), row-major vec."""
+    net, params, x, y = tiny_net(arch, seed)
+    opt = optim.KFAC(net, lr=lr, damping=damping, momentum=0.0, update_every=1, fisher="empirical")
+    new, _, _ = opt.update(params, x, y, opt.init(params))
+    trace = net.forward(params, x)
+    grads = net.backward(params, trace, y)
+    B = x.shape[0]
+    for m, g in enumerate(grads.as_params()):
+        xa = np.hstack([trace.inputs[m], np.ones((B, 1))])
+        A = xa.T @ xa / B
+        G = (B * grads.pre[m]).T @ (B * grads.pre[m]) / B
+        pi = math.sqrt((np.trace(A) / A.shape[0]) / (np.trace(G) / G.shape[0])) if np.trace(G) > 0 else 1.0
+        dense = np.kron(
+            A + pi * math.sqrt(damping) * np.eye(A.shape[0]), G + math.sqrt(damping) / pi * np.eye(G.shape[0])
+        )
+        np.testing.assert_allclose(opt.to_dense(*opt.damped_factors(A, G)), dense, rtol=1e-12, atol=1e-14)
+        want = -lr * np.linalg.solve(dense, stacked(g).reshape(-1)).reshape(stacked(g).shape)
+        assert relative_error(stacked(new[m]) - stacked(params[m]), want, floor=1e-12) <= 1e-7
+
+
+@given(
+    arch=architectures(max_depth=3, max_width=5),
+    seed=seeds(),
+    eps=st.floats(1e-3, 1.0),
+    lr=st.floats(1e-3, 1.0),
+)
+def test_shampoo_update_equals_dense_inverse_fourth_root(arch, seed: int, eps: float, lr: float) -> None:
+    """First step: vec(dW) = -lr (L kron R)^(-1/4) vec(G) with L = eps I + G G^T, R = eps I + G^T G; b: AdaGrad."""
+    net, params, x, y = tiny_net(arch, seed)
+    opt = optim.Shampoo(net, lr=lr, eps=eps, momentum=0.0, update_every=1)
+    new, _, _ = opt.update(params, x, y, opt.init(params))
+    grads = net.backward(params, net.forward(params, x), y)
+    for m, g in enumerate(grads.as_params()):
+        L = eps * np.eye(g["W"].shape[0]) + g["W"] @ g["W"].T
+        R = eps * np.eye(g["W"].shape[1]) + g["W"].T @ g["W"]
+        lam, Q = np.linalg.eigh(np.kron(L, R))  # the dense fractional power, independently
+        dense_root = (Q * lam**-0.25) @ Q.T
+        np.testing.assert_allclose(opt.to_dense(L, R), dense_root, rtol=1e-9, atol=1e-12)
+        want_W = -lr * (dense_root @ g["W"].reshape(-1)).reshape(g["W"].shape)
+        assert relative_error(new[m]["W"] - params[m]["W"], want_W, floor=1e-12) <= 1e-7
+        want_b = -lr * g["b"] / np.sqrt(eps + g["b"] ** 2)
+        assert relative_error(new[m]["b"] - params[m]["b"], want_b, floor=1e-12) <= 1e-9
+
+
+@given(
+    arch=architectures(max_depth=3, max_width=5),
+    seed=seeds(),
+    eta=st.floats(0.05, 5.0),
+    gamma=st.floats(0.1, 5.0),
+)
+def test_foof_with_decay_zero_is_the_locoprop_s_closed_form(
+    arch, seed: int, eta: float, gamma: float
+) -> None:
+    """FOOF(decay 0, damping 1/(eta B), lr gamma/B) = W~_t - gamma (C + I/eta)^-1 dL/dW~ for every layer."""
+    net, params, x, y = tiny_net(arch, seed)
+    B = x.shape[0]
+    opt = optim.FOOF(net, lr=gamma / B, damping=1 / (eta * B), momentum=0.0, decay=0.0)
+    new, _, _ = opt.update(params, x, y, opt.init(params))
+    problems, _ = locoprop.local_problems(net, params, x, y, variant="S", gamma=gamma, eta=eta)
+    for m, problem in enumerate(problems):
+        exact = locoprop.solve_exact_s(problem)
+        assert (
+            relative_error(
+                stacked(new[m]) - stacked(params[m]), stacked(exact) - stacked(params[m]), floor=1e-12
+            )
+            <= 1e-8
+        )
+        xa = np.hstack([problem.inputs, np.ones((B, 1))])
+        dense = opt.to_dense(xa.T @ xa / B + np.eye(xa.shape[1]) / (eta * B), problem.target.shape[1])
+        grad = stacked(locoprop.gradient(problem, problem.anchor)) / gamma
+        want = -(gamma / B) * np.linalg.solve(dense, grad.reshape(-1)).reshape(grad.shape)
+        assert relative_error(stacked(new[m]) - stacked(params[m]), want, floor=1e-12) <= 1e-8
+
+
+def test_sampled_fisher_targets_follow_the_output_distribution() -> None:
+    for loss, act in (
+        ("sigmoid_cross_entropy", "sigmoid"),
+        ("softmax_cross_entropy", "softmax"),
+        ("squared_error", "identity"),
+    ):
+        net = lg.MLP([3, 4], [act], loss)
+        opt = optim.KFAC(net)
+        out = net.forward(net.init(), np.ones((2000, 3)) * 0.3).output
+        t = opt._sample_targets(out, 0)
+        if loss == "sigmoid_cross_entropy":
+            assert set(np.unique(t)) <= {0.0, 1.0} and abs(t.mean(0) - out[0]).max() < 0.05
+        elif loss == "softmax_cross_entropy":
+            freq = np.bincount(t, minlength=4) / len(t)
+            assert t.dtype.kind == "i" and abs(freq - out[0]).max() < 0.05
+        else:
+            assert abs((t - out).std() - 1.0) < 0.05
+
+
+def test_kfac_shampoo_foof_run_with_state_over_batches_on_every_backend(bk) -> None:
+    net = lg.MLP([6, 4, 6], ["tanh", "sigmoid"], "sigmoid_cross_entropy")
+    params = net.init(seed=0, bias="glorot", device="gpu" if bk.name == "cupy" else "cpu")
+    x = bk.asarray(np.random.default_rng(0).random((20, 6)))
+    for opt in (
+        optim.KFAC(net, update_every=2),
+        optim.Shampoo(net, grafting="adam", update_every=2),
+        optim.FOOF(net, update_every=2),
+        optim.Shampoo(net, grafting="sgd"),
+    ):
+        p, s = params, opt.init(params)
+        for _ in range(4):
+            p, s, info = opt.update(p, x, x, s)
+        assert s["step"] == 4 and np.isfinite(float(info.loss))
+        assert all(
+            bool(bk.xp.isfinite(layer["W"]).all()) and lg.backend.array_namespace(layer["W"]) is bk.xp
+            for layer in p
+        )
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda n: optim.KFAC(n, damping=0.0), r"damping: expected a positive finite number, got 0.0"),
+        (lambda n: optim.KFAC(n, damping=-1.0), r"damping: expected a positive"),
+        (lambda n: optim.KFAC(n, update_every=0), r"update_every: expected an integer >= 1, got 0"),
+        (lambda n: optim.KFAC(n, fisher="true"), r"fisher: expected one of \('sampled', 'empirical'\)"),
+        (lambda n: optim.KFAC(n, decay=1.0), r"decay: expected a number in \[0, 1\)"),
+        (lambda n: optim.Shampoo(n, eps=0.0), r"eps: expected a positive finite number"),
+        (lambda n: optim.Shampoo(n, grafting="lion"), r"grafting: expected one of \(None, 'sgd', 'adam'\)"),
+        (lambda n: optim.Shampoo(n, update_every=0), r"update_every: expected an integer >= 1"),
+        (lambda n: optim.FOOF(n, damping=0.0), r"damping: expected a positive"),
+        (lambda n: optim.FOOF(n, lr=0.0), r"lr: expected a positive"),
+    ],
+)
+def test_bad_hyperparameters(build, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        build(lg.MLP([3, 2], ["identity"], "squared_error"))
+
+
+def test_non_spd_factor_is_a_clear_error() -> None:
+    opt = optim.KFAC(lg.MLP([2, 2], ["identity"], "squared_error"))
+    with pytest.raises(
+        ValueError, match="A: the damped factor is not symmetric positive definite; raise the damping"
+    ):
+        opt.precondition(-np.eye(3), np.eye(2), np.ones((3, 2)))
+
+
+def test_non_finite_statistics_are_a_clear_error() -> None:
+    net = lg.MLP([2, 2], ["identity"], "squared_error")
+    params = net.init()
+    x = np.array([[1e200, 1.0], [1.0, 1.0]])
+    for opt in (optim.KFAC(net), optim.FOOF(net), optim.Shampoo(net)):
+        with np.errstate(all="ignore"), pytest.raises(ValueError, match=r"non-finite statistics"):
+            opt.update(params, x, np.zeros((2, 2)), opt.init(params))
+
+
+def test_failed_eigendecomposition_falls_back_with_a_warning(monkeypatch) -> None:
+    def broken(_):
+        raise np.linalg.LinAlgError("Eigenvalues did not converge")
+
+    monkeypatch.setattr(np.linalg, "eigh", broken)
+    previous = 2 * np.eye(3)
+    with pytest.warns(
+        RuntimeWarning, match="L\\[0\\]: eigendecomposition failed .*keeping the previous preconditioner"
+    ):
+        root = second_order.inverse_root(np.eye(3), 4.0, previous, "L[0]")
+    assert root is previous
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        assert np.array_equal(second_order.inverse_root(np.eye(3), 4.0), np.eye(3))
+
+
+def test_second_order_optimizers_train_in_the_training_loop(tmp_path) -> None:
+    from locograd.experiments import TrainConfig, train
+
+    for name in ("kfac", "shampoo", "foof"):
+        rows = train(
+            TrainConfig(
+                optimizer=name,
+                epochs=1,
+                limit_train=100,
+                batch_size=50,
+                out=str(tmp_path / name),
+                progress=False,
+                summary=False,
+            )
+        )
+        assert np.isfinite(rows[-1]["train_loss"])
