@@ -451,3 +451,12 @@ def test_all_optimizer_names_train(tmp_path, tiny) -> None:
     for name in OPTIMIZERS:
         rows = train(config(tmp_path, name, optimizer=name, epochs=1), data=tiny)
         assert np.isfinite(rows[-1]["train_loss"])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("optimizer", ["rmsprop", "locoprop-m", "kfac"])
+def test_training_on_the_gpu_matches_the_cpu(tmp_path, tiny, optimizer: str) -> None:
+    cpu = train(config(tmp_path, "cpu", optimizer=optimizer, dtype="float64"), data=tiny)
+    gpu = train(config(tmp_path, "gpu", optimizer=optimizer, dtype="float64", device="gpu"), data=tiny)
+    for a, b in zip(cpu, gpu, strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-6)
