@@ -8,6 +8,7 @@ Subcommands:
 * ``locograd verify``: LocoProp's identities on random problems, as a pass/fail table.
 * ``locograd train``: one optimizer on a deep autoencoder (progress bar, metrics, plots, checkpoints).
 * ``locograd compare``: several optimizers on the same data and initialisation, a table and a plot.
+* ``locograd sweep``: short trainings over a grid of settings, best first.
 """
 
 from __future__ import annotations
@@ -201,6 +202,21 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    from .experiments.sweep import format_sweep, parse_grid, sweep
+
+    grid = parse_grid(args.grid)
+    with _blas_threads(args):
+        rows = sweep(_config(args, args.optimizer), grid)
+    print(format_sweep(rows))
+    best = rows[0]
+    if best["diverged"]:
+        print("every setting diverged")
+        return 1
+    print("best: " + ", ".join(f"{k}={best[k]:g}" for k in grid) + f" (results in {args.out}/sweep.json)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``locograd`` command."""
     parser = argparse.ArgumentParser(prog="locograd", description=__doc__.splitlines()[0])
@@ -233,6 +249,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _run_options(compare, "runs/compare")
     compare.set_defaults(func=_compare)
+    sweep = sub.add_parser("sweep", help="short trainings over a grid of settings; reports the best")
+    sweep.add_argument("--optimizer", required=True)
+    sweep.add_argument(
+        "--grid",
+        action="append",
+        default=[],
+        help="NAME=V1,V2,... (lr, gamma, eta, steps, damping, batch_size); repeatable",
+    )
+    _run_options(sweep, "runs/sweep")
+    sweep.set_defaults(func=_sweep)
     return parser
 
 

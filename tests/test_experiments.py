@@ -460,3 +460,47 @@ def test_training_on_the_gpu_matches_the_cpu(tmp_path, tiny, optimizer: str) -> 
     gpu = train(config(tmp_path, "gpu", optimizer=optimizer, dtype="float64", device="gpu"), data=tiny)
     for a, b in zip(cpu, gpu, strict=True):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-6)
+
+
+def test_sweep_reports_the_best_setting_and_survives_divergence(tmp_path, capsys) -> None:
+    out = tmp_path / "sw"
+    code, stdout, _ = run_cli(
+        [
+            "sweep",
+            "--optimizer",
+            "sgd",
+            "--grid",
+            "lr=0.01,0.1,1e30",
+            "--limit-train",
+            "100",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "50",
+            "--out",
+            str(out),
+            "--no-progress",
+        ],
+        capsys,
+    )
+    assert code == 0 and "best: lr=0.1" in stdout
+    result = json.loads((out / "sweep.json").read_text())
+    assert [r["lr"] for r in result["rows"]][:2] == [0.1, 0.01]
+    assert result["rows"][-1]["lr"] == 1e30 and (
+        result["rows"][-1]["diverged"] or result["rows"][-1]["train_loss"] > 1e3
+    )
+
+
+@pytest.mark.parametrize(
+    ("grid", "message"),
+    [
+        ("learning_rate=1", "grid: expected NAME=V1,V2,... with NAME one of lr"),
+        ("lr=abc", "grid: lr takes float values, got 'abc'"),
+        ("lr=", "grid: no values for lr"),
+    ],
+)
+def test_sweep_bad_grid(tmp_path, capsys, grid: str, message: str) -> None:
+    code, _, err = run_cli(
+        ["sweep", "--optimizer", "sgd", "--grid", grid, "--out", str(tmp_path / "s")], capsys
+    )
+    assert code == 2 and message in err and not (tmp_path / "s").exists()

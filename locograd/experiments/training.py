@@ -222,6 +222,16 @@ def _to_device_tree(tree: Any, device: str) -> Any:
 
 
 def train(config: TrainConfig, resume: bool = False, data: Dataset | None = None) -> list[dict[str, Any]]:
+    """Run (or continue) one training run; see :func:`_train`.
+
+    NumPy's overflow/invalid warnings are silenced during the run: a non-finite
+    loss or parameter is detected and reported as :class:`TrainingDiverged`.
+    """
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _train(config, resume, data)
+
+
+def _train(config: TrainConfig, resume: bool, data: Dataset | None) -> list[dict[str, Any]]:
     """Run (or continue) one training run; returns the metrics of every epoch so far.
 
     Raises:
