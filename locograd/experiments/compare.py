@@ -8,6 +8,7 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+from ..data import Dataset
 from ..data import load as load_dataset
 from .optimizers import check_name
 from .plots import plot_compare
@@ -15,7 +16,7 @@ from .training import TrainConfig, TrainingError, train
 
 
 def compare(
-    config: TrainConfig, optimizers: Sequence[str], resume: bool = False
+    config: TrainConfig, optimizers: Sequence[str], resume: bool = False, data: Dataset | None = None
 ) -> dict[str, dict[str, Any]]:
     """Train each optimizer into ``config.out/<name>/``; write ``summary.json`` and ``compare.png``.
 
@@ -29,9 +30,10 @@ def compare(
         raise TrainingError(f"optimizers: a name is repeated in {','.join(names)}")
     if os.path.exists(config.out) and not os.path.isdir(config.out):
         raise TrainingError(f"out: {config.out} is a file, expected a folder")
-    data = load_dataset(
-        config.dataset, data_dir=config.data_dir, limit_train=config.limit_train, seed=config.seed
-    )
+    if data is None:
+        data = load_dataset(
+            config.dataset, data_dir=config.data_dir, limit_train=config.limit_train, seed=config.seed
+        )
     runs: dict[str, list[dict[str, Any]]] = {}
     for name in names:
         run = dataclasses.replace(config, optimizer=name, out=os.path.join(config.out, name))

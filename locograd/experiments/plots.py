@@ -1,18 +1,19 @@
-"""Loss curves with matplotlib (Agg backend: no display needed)."""
+"""Loss curves with matplotlib, drawn on an Agg canvas (no display needed, and the global
+pyplot backend of a notebook is left alone)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 
 def _panels(runs: Mapping[str, Sequence[dict[str, Any]]], title: str, path: str) -> None:
-    fig, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    fig = Figure(figsize=(11, 4.2), constrained_layout=True)
+    FigureCanvasAgg(fig)
+    by_epoch, by_time = fig.subplots(1, 2)
     for i, (name, rows) in enumerate(runs.items()):
         color = f"C{i}"
         epochs = [r["epoch"] for r in rows]
@@ -41,7 +42,6 @@ def _panels(runs: Mapping[str, Sequence[dict[str, Any]]], title: str, path: str)
     by_time.legend(fontsize=8)
     fig.suptitle(title)
     fig.savefig(path, dpi=110)
-    plt.close(fig)
 
 
 def plot_losses(rows: Sequence[dict[str, Any]], path: str, title: str = "") -> None:

@@ -1,0 +1,329 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # 01 · BackProp by hand, checked three ways
+#
+# ## What you will learn
+#
+# - the dense layer's forward pass $A = XW + b$, $Y = f(A)$ and its backward
+#   pass from $G = \partial L/\partial A$, written out with
+#   `layers.dense_forward` / `layers.dense_backward`;
+# - the MLP **trace** (every layer's input $X_m$, pre-activation $A_m$ and
+#   output $Y_m$) and why `grads.pre[m]` $= G_m = \partial L/\partial A_m$ is
+#   the quantity LocoProp builds its targets from;
+# - three independent checks of every gradient: central finite differences
+#   (`locograd.testing.numerical_grad`), the dot-product test
+#   (`locograd.testing.check_vjp`) and a reverse-mode tape
+#   (`locograd.autodiff.grad`);
+# - why gradient checks run in float64: the finite-difference error against
+#   the step size $\epsilon$ in float32 and float64 (a figure).
+#
+# Conventions (see the project's math notes): batch-major rows, $X$ is
+# $(B, d_{in})$, $W$ is $(d_{in}, d_{out})$, and the loss $L$ is the **mean**
+# over the batch of a per-example loss summed over output units, so
+# $\partial L/\partial A$ carries a factor $1/B$.
+
+# %%
+import os
+import sys
+from pathlib import Path
+
+import matplotlib
+
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+import locograd as lg
+from locograd import autodiff as ad
+from locograd import layers
+from locograd.testing import check_vjp, numerical_grad, relative_error
+
+FAST = os.environ.get("LOCOGRAD_TUTORIAL_FAST", "") not in ("", "0")
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+OUT = Path(os.environ.get("LOCOGRAD_TUTORIAL_OUT", HERE / "figures"))
+OUT.mkdir(parents=True, exist_ok=True)
+
+
+def save(fig, name):
+    """Save a figure into OUT (and show it when running as a notebook)."""
+    path = OUT / name
+    fig.savefig(path, dpi=110)
+    print(f"saved {path}")
+    if "ipykernel" in sys.modules:
+        plt.show()
+    else:
+        plt.close(fig)
+
+
+rng = np.random.default_rng(0)
+
+# %% [markdown]
+# ## 1. One dense layer, forward
+#
+# A layer holds `{"W": (d_in, d_out), "b": (d_out,)}`. The forward pass
+# returns a `DenseCache(inputs, pre, post)`: exactly the three arrays
+# $X$, $A = XW + b$ and $Y = f(A)$.
+
+# %%
+B, d_in, d_out = 4, 3, 2
+params = {"W": rng.standard_normal((d_in, d_out)), "b": rng.standard_normal(d_out)}
+X = rng.standard_normal((B, d_in))
+cache = layers.dense_forward(params, X, "tanh")
+
+A_by_hand = X @ params["W"] + params["b"]
+print("A = X W + b    max |diff| =", np.abs(cache.pre - A_by_hand).max())
+print("Y = tanh(A)    max |diff| =", np.abs(cache.post - np.tanh(A_by_hand)).max())
+print("shapes: X", cache.inputs.shape, " A", cache.pre.shape, " Y", cache.post.shape)
+
+# %% [markdown]
+# ## 2. One dense layer, backward
+#
+# Given $G = \partial L/\partial A$ (same shape as $A$), the chain rule for
+# $A = XW + b$ gives
+#
+# $$\frac{\partial L}{\partial W} = X^\top G,\qquad
+#   \frac{\partial L}{\partial b} = \sum_n G_n,\qquad
+#   \frac{\partial L}{\partial X} = G W^\top .$$
+#
+# Take the loss $L = \frac1B\sum_n u_n\cdot y_n$ for a fixed random $U$, so
+# that $\partial L/\partial Y = U/B$ and
+# $G = \partial L/\partial A = f'(A)\odot U/B$ (elementwise $f$).
+
+# %%
+U = rng.standard_normal((B, d_out))
+
+
+def layer_loss(p, x):
+    return float((layers.dense_forward(p, x, "tanh").post * U).sum() / B)
+
+
+G = layers.pre_activation_grad("tanh", cache, U / B)  # f'(A) * dL/dY
+print("G = f'(A) * U / B   max |diff| =", np.abs(G - (1 - np.tanh(cache.pre) ** 2) * U / B).max())
+grads, dX = layers.dense_backward(params, cache, G)
+print("dL/dW = X^T G       max |diff| =", np.abs(grads.W - X.T @ G).max())
+print("dL/db = sum_n G_n   max |diff| =", np.abs(grads.b - G.sum(0)).max())
+print("dL/dX = G W^T       max |diff| =", np.abs(dX - G @ params["W"].T).max())
+
+# %% [markdown]
+# ### Check 1: central finite differences
+#
+# `numerical_grad(fn, x, eps)` perturbs one coordinate at a time,
+# $\partial f/\partial x_i \approx \frac{f(x+\epsilon e_i) - f(x-\epsilon e_i)}{2\epsilon}$.
+# It accepts trees (the parameter dict) as well as arrays.
+
+# %%
+num_p = numerical_grad(lambda p: layer_loss(p, X), params)
+num_x = numerical_grad(lambda x: layer_loss(params, x), X)
+print(
+    f"relative error dL/dW, dL/db vs finite differences: {relative_error(num_p, dict(grads._asdict())):.2e}"
+)
+print(f"relative error dL/dX        vs finite differences: {relative_error(num_x, dX):.2e}")
+
+# %% [markdown]
+# ### Check 2: the dot-product test
+#
+# Finite differences cost two evaluations *per coordinate*. The dot-product
+# test costs two per random direction, whatever the size: for a function
+# $y = \phi(x)$ with Jacobian $J$ and a claimed vector-Jacobian product
+# $u \mapsto J^\top u$, draw random $u, v$ and compare
+#
+# $$\langle u, Jv\rangle \approx \Big\langle u, \frac{\phi(x+\epsilon v) - \phi(x-\epsilon v)}{2\epsilon}\Big\rangle
+#   \quad\text{with}\quad \langle J^\top u, v\rangle .$$
+#
+# We test the map $X \mapsto A$ (its VJP is $G \mapsto GW^\top$), the map
+# $W \mapsto A$ ($G \mapsto X^\top G$), and every transfer's `vjp`.
+
+# %%
+err_x = check_vjp(
+    lambda x: layers.dense_forward(params, x, "identity").pre,
+    lambda x, u: layers.dense_backward(params, layers.dense_forward(params, x, "identity"), u)[1],
+    X,
+)
+err_w = check_vjp(
+    lambda p: layers.dense_forward(p, X, "identity").pre,
+    lambda p, u: dict(layers.dense_backward(p, layers.dense_forward(p, X, "identity"), u)[0]._asdict()),
+    params,
+)
+print(f"dot-product test  X -> A: {err_x:.2e}   (W, b) -> A: {err_w:.2e}")
+a = rng.standard_normal((5, 4))
+for name in ["identity", "sigmoid", "tanh", "relu", "leaky_relu", "softmax"]:
+    t = lg.transfer.get(name)
+    print(f"  transfer {name:<10} vjp: {check_vjp(t.f, t.vjp, a):.2e}")
+
+# %% [markdown]
+# ## 3. The MLP trace and $G_m = \partial L/\partial A_m$
+#
+# `net.forward` returns a `Trace(inputs, pre, post)` with one entry per layer;
+# `net.backward` runs the same recursion as above from the output down and
+# returns `Grads(W, b, pre, loss)`. The entry `grads.pre[m]` is
+# $G_m = \partial L/\partial A_m$: BackProp gets $\partial L/\partial W_m = X_m^\top G_m$
+# from it, and LocoProp builds its layer targets from it.
+#
+# The output loss is the matching loss of the output transfer (here sigmoid
+# cross-entropy for a sigmoid output), so the last $G$ is simply
+# $(f(A_{M-1}) - Y)/B$.
+
+# %%
+net = lg.MLP([4, 6, 5, 3], ["tanh", "relu", "sigmoid"], "sigmoid_cross_entropy")
+params_net = net.init(seed=1, bias="glorot")
+Bn = 7
+x = rng.standard_normal((Bn, 4))
+y = rng.random((Bn, 3))  # targets in [0, 1]
+trace = net.forward(params_net, x)
+grads_net = net.backward(params_net, trace, y)
+for m in range(net.num_layers):
+    print(
+        f"layer {m} ({net.transfers[m].name:>7}): X {trace.inputs[m].shape}  A {trace.pre[m].shape}"
+        f"  Y {trace.post[m].shape}  G {grads_net.pre[m].shape}"
+    )
+print("loss L =", float(grads_net.loss))
+print(
+    "last G = (sigmoid(A) - y)/B   max |diff| =",
+    np.abs(grads_net.pre[-1] - (lg.transfer.sigmoid(trace.pre[-1]) - y) / Bn).max(),
+)
+print(
+    "dL/dW_m = X_m^T G_m           max |diff| =",
+    max(np.abs(grads_net.W[m] - trace.inputs[m].T @ grads_net.pre[m]).max() for m in range(3)),
+)
+
+# %% [markdown]
+# To check $G_m$ itself by finite differences, write the loss as a function of
+# the pre-activation $A_m$: run the rest of the network from $A_m$ on.
+
+# %%
+
+
+def loss_from_pre(m, A):
+    h = net.transfers[m].f(A)
+    for k in range(m + 1, net.num_layers):
+        A = h @ params_net[k]["W"] + params_net[k]["b"]
+        h = net.transfers[k].f(A)
+    return float(net.loss_fn.per_example(A, y).mean())
+
+
+for m in range(net.num_layers):
+    num_G = numerical_grad(lambda A, m=m: loss_from_pre(m, A), trace.pre[m])
+    print(
+        f"G_{m} vs finite differences of L(A_{m}): relative error {relative_error(num_G, grads_net.pre[m], floor=1e-8):.2e}"
+    )
+
+num_params = numerical_grad(lambda p: net.loss(p, x, y), params_net)
+print(
+    f"all dL/dW, dL/db vs finite differences: relative error {relative_error(num_params, grads_net.as_params()):.2e}"
+)
+
+# %% [markdown]
+# ### Check 3: the tape
+#
+# `locograd.autodiff` is a small reverse-mode tape that shares no derivative
+# rule with the hand-written code: its `tanh`, `relu`, `softplus` are
+# composed from elementary primitives. Writing the same network on `Tensor`s
+# and asking `ad.grad` for the gradient gives a third, independent answer.
+
+# %%
+
+
+def tape_loss(p, x, y):
+    h = x
+    acts = [ad.tanh, ad.relu, ad.identity]
+    for layer, act in zip(p, acts, strict=True):
+        a = h @ layer["W"] + layer["b"]
+        h = act(a)
+    # sigmoid cross-entropy on the logits a, summed over units, mean over the batch
+    return (ad.softplus(a) - y * a).sum() / x.shape[0]
+
+
+tape_grads = ad.grad(tape_loss)(params_net, x, y)
+print(
+    f"tape vs hand-written backward: relative error {relative_error(tape_grads, grads_net.as_params()):.2e}"
+)
+
+# %% [markdown]
+# Three routes, one answer: the hand-written backward pass agrees with finite
+# differences to ~1e-9 (the accuracy of a central difference) and with the
+# tape to ~1e-16 (rounding).
+#
+# ## 4. Why float64 for gradient checks
+#
+# A central difference has two errors: truncation, $O(\epsilon^2)$, and
+# rounding, about $\varepsilon_{mach}\,|L| / \epsilon$, because
+# $L(x\pm\epsilon e_i)$ are each rounded to relative precision
+# $\varepsilon_{mach}$ before they are subtracted. The best step balances the
+# two at $\epsilon \approx \varepsilon_{mach}^{1/3}$ and leaves an error of
+# about $\varepsilon_{mach}^{2/3}$: ~1e-11 in float64
+# ($\varepsilon_{mach}\approx 2\cdot10^{-16}$) but only ~1e-5 in float32
+# ($\approx 1.2\cdot10^{-7}$), and far worse at the wrong $\epsilon$. We
+# measure it on the network above: the same numbers cast to float32, the exact
+# reference being the float64 hand-written gradient.
+
+# %%
+eps_grid = np.logspace(-10, -0.5, 9 if FAST else 20)
+params32 = [{k: v.astype(np.float32) for k, v in layer.items()} for layer in params_net]
+x32, y32 = x.astype(np.float32), y.astype(np.float32)
+exact = grads_net.as_params()
+errors = {"float64": [], "float32": []}
+for eps in eps_grid:
+    g64 = numerical_grad(lambda p: net.loss(p, x, y), params_net, eps=eps)
+    g32 = numerical_grad(lambda p: net.loss(p, x32, y32), params32, eps=eps)
+    errors["float64"].append(relative_error(g64, exact))
+    errors["float32"].append(relative_error(g32, exact))
+for dt in errors:
+    i = int(np.argmin(errors[dt]))
+    print(
+        f"{dt}: best eps {eps_grid[i]:.1e}, relative error {errors[dt][i]:.1e}; at eps=1e-6: "
+        f"{np.interp(-6, np.log10(eps_grid), errors[dt]):.1e}"
+    )
+
+# %%
+fig, ax = plt.subplots(figsize=(6.4, 4.4), constrained_layout=True)
+for dt, marker in (("float64", "o"), ("float32", "s")):
+    ax.loglog(eps_grid, errors[dt], marker + "-", label=f"measured, {dt}")
+    mach = np.finfo(dt).eps
+    ax.axvline(mach ** (1 / 3), color="C0" if dt == "float64" else "C1", ls=":", lw=1)
+ax.loglog(eps_grid, eps_grid**2, "k--", lw=1, label=r"truncation $\propto\epsilon^2$")
+ax.set_ylim(1e-12, 10)
+ax.set_xlabel(r"finite-difference step $\epsilon$")
+ax.set_ylabel("max relative error of the gradient")
+ax.set_title("Central differences: float32 vs float64\n(dotted lines: $\\varepsilon_{mach}^{1/3}$)")
+ax.grid(alpha=0.3, which="both")
+ax.legend()
+save(fig, "01_fd_error_vs_eps.png")
+
+# %% [markdown]
+# **What the figure shows.** The error of the central-difference gradient
+# against the step $\epsilon$ (both axes logarithmic). Right of each minimum
+# the curves follow the truncation line $\epsilon^2$; left of it rounding
+# dominates and the error grows like $1/\epsilon$. The float64 curve reaches
+# ~1e-10 near $\epsilon\approx 10^{-5}$ (the dotted line marks
+# $\varepsilon_{mach}^{1/3}$); the float32 curve bottoms out at a few times
+# 1e-4 near $\epsilon\approx 10^{-3}$, and at the float64-friendly
+# $\epsilon = 10^{-6}$ its error is of order one (the two evaluations differ
+# by less than their rounding). A
+# float32 gradient check can therefore neither confirm a correct gradient
+# tightly nor catch a small bug, which is why every identity check in locograd
+# runs in float64.
+
+# %% [markdown]
+# ## Exercises
+#
+# 1. Plant a bug: replace `G.sum(0)` by `G.mean(0)` in a copy of
+#    `dense_backward` and watch which of the three checks catch it, and by how
+#    much.
+# 2. Repeat the $\epsilon$ sweep for the `relu` layer alone at a point where
+#    some pre-activation is within $10^{-4}$ of zero. Why does the error stop
+#    improving below some $\epsilon$ even in float64?
+# 3. Use `check_vjp` on the softmax transfer with `eps=1e-3` and `eps=1e-9`.
+#    Which direction of the error trade-off does each one hit?
+# 4. Change the loss to `"softmax_cross_entropy"` (last activation `softmax`)
+#    and integer labels `y = rng.integers(0, 3, Bn)`; verify that the last
+#    `grads.pre` is `(softmax(A) - onehot(y)) / B`.
+# 5. Write the tape version of `net.backward` for a network with a `sigmoid`
+#    hidden layer using `ad.sigmoid`, and compare to `net.backward`.

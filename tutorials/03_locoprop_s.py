@@ -1,0 +1,344 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # 03 · LocoProp-S: local squared losses on the pre-activations
+#
+# ## What you will learn
+#
+# - the LocoProp-S targets $A^*_m = A_m - \gamma G_m$, built for every layer
+#   from ONE forward/backward pass ($G_m = \partial L/\partial A_m$);
+# - why the first inner step of LocoProp **is** BackProp (numbers);
+# - the exact solution in closed form, a *preconditioned gradient step*
+#   $\tilde W^* = \tilde W_t - \gamma\,(\tilde X^\top\tilde X + I/\eta)^{-1}\,\partial L/\partial\tilde W$
+#   (`locoprop.solve_exact_s`), and its Kronecker form: K-FAC with the
+#   output-gradient factor replaced by the identity (Benzing's FOOF);
+# - inner gradient descent converging to the closed form when
+#   $\rho < 2/(\lambda_{max} + 1/\eta)$, and diverging beyond (figure);
+# - the two limits of the proximal weight: $\eta\to 0$ is a BackProp step of
+#   size $\gamma\eta$, $\eta\to\infty$ is the pseudo-inverse solution (figure).
+#
+# Notation (the project's math notes): layer input $X$ $(B, d_{in})$, weights
+# $W$ $(d_{in}, d_{out})$, bias $b$; the bias is folded in by augmentation,
+# $\tilde X = [X, 1]$, $\tilde W = [W; b]$. The local objective of layer $m$ sums
+# over the batch:
+#
+# $$J_S(\tilde W) = \sum_n \tfrac12\|\tilde x_n\tilde W - a^*_n\|^2
+#   + \tfrac{1}{2\eta}\|\tilde W - \tilde W_t\|^2 .$$
+
+# %%
+import os
+import sys
+from pathlib import Path
+
+import matplotlib
+
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+import locograd as lg
+from locograd import locoprop
+from locograd.testing import relative_error
+
+FAST = os.environ.get("LOCOGRAD_TUTORIAL_FAST", "") not in ("", "0")
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+OUT = Path(os.environ.get("LOCOGRAD_TUTORIAL_OUT", HERE / "figures"))
+OUT.mkdir(parents=True, exist_ok=True)
+
+
+def save(fig, name):
+    """Save a figure into OUT (and show it when running as a notebook)."""
+    path = OUT / name
+    fig.savefig(path, dpi=110)
+    print(f"saved {path}")
+    if "ipykernel" in sys.modules:
+        plt.show()
+    else:
+        plt.close(fig)
+
+
+def stack(p):
+    """[W; b] as one (d_in + 1, d_out) matrix: the augmented weights W~."""
+    return np.vstack([p["W"], p["b"][None, :]])
+
+
+def augment(X):
+    """X~ = [X, 1]."""
+    return np.hstack([X, np.ones((X.shape[0], 1))])
+
+
+rng = np.random.default_rng(0)
+
+# %% [markdown]
+# ## 1. Targets from one forward/backward pass
+#
+# A small regression network in float64. The batch $B = 8$ is deliberately
+# smaller than the augmented width $d_{in}+1 = 9$ of the middle layer, so its
+# $\tilde X^\top\tilde X$ is singular: that makes the $\eta\to\infty$ limit
+# below a true pseudo-inverse.
+
+# %%
+net = lg.MLP([6, 8, 5, 4], ["tanh", "tanh", "identity"], "squared_error")
+params = net.init(seed=0, bias="glorot")
+B = 8
+x = rng.standard_normal((B, 6))
+y = rng.standard_normal((B, 4))
+gamma = 2.0
+
+trace = net.forward(params, x)
+grads = net.backward(params, trace, y)
+targets = locoprop.targets(trace, grads, gamma, "S")
+for m in range(net.num_layers):
+    err = np.abs(targets[m] - (trace.pre[m] - gamma * grads.pre[m])).max()
+    print(
+        f"layer {m}: A* = A - gamma G  (max |diff| = {err:.1e}),  |A* - A| / |A| = "
+        f"{np.linalg.norm(targets[m] - trace.pre[m]) / np.linalg.norm(trace.pre[m]):.3f}"
+    )
+
+# %% [markdown]
+# ## 2. The first local step is BackProp
+#
+# The gradient of $J_S$ at the anchor $\tilde W_t$ (the prox term vanishes
+# there) is
+#
+# $$\nabla J_S(\tilde W_t) = \tilde X^\top(\tilde X\tilde W_t - A^*)
+#    = \tilde X^\top (A - A + \gamma G) = \gamma\,\tilde X^\top G
+#    = \gamma\,\partial L/\partial\tilde W .$$
+#
+# So one inner GD step of size $\rho$ is exactly SGD with learning rate
+# $\rho\gamma$, in every layer at once, for any $\eta$.
+
+# %%
+problems, _ = locoprop.local_problems(net, params, x, y, variant="S", gamma=gamma, eta=0.3)
+for m, prob in enumerate(problems):
+    g_local = stack(locoprop.gradient(prob, prob.anchor))
+    print(
+        f"layer {m}: |grad J_S(W_t) - gamma dL/dW~| / |gamma dL/dW~| = "
+        f"{relative_error(g_local, gamma * stack(grads.as_params()[m])):.1e}"
+    )
+
+rho = 0.05
+one_step = locoprop.step(net, params, x, y, variant="S", gamma=gamma, steps=1, lr=rho)
+sgd = [{k: p[k] - rho * gamma * g[k] for k in p} for p, g in zip(params, grads.as_params(), strict=True)]
+print(
+    f"locoprop.step(K=1, rho={rho}) vs SGD with lr rho*gamma = {rho * gamma}: "
+    f"relative error {relative_error(one_step, sgd):.1e}"
+)
+
+# %% [markdown]
+# ## 3. The exact solution: a preconditioned gradient step
+#
+# $J_S$ is a quadratic in $\tilde W$. Setting its gradient to zero, with
+# $C = \tilde X^\top\tilde X$ (the uncentred input covariance, summed over
+# the batch) and $\tilde X^\top A^* = C\tilde W_t - \gamma\,\partial L/\partial\tilde W$:
+#
+# $$(C + I/\eta)\,\tilde W^* = C\tilde W_t - \gamma\,\tfrac{\partial L}{\partial\tilde W} + \tilde W_t/\eta
+#  \quad\Longrightarrow\quad
+#  \tilde W^* = \tilde W_t - \gamma\,(C + I/\eta)^{-1}\,\tfrac{\partial L}{\partial\tilde W}.$$
+#
+# `locoprop.solve_exact_s` does this with a Cholesky factorisation (never an
+# explicit inverse). We check it against `np.linalg.solve` of the formula and
+# check that its gradient vanishes.
+
+# %%
+eta = 0.1
+problems, _ = locoprop.local_problems(net, params, x, y, variant="S", gamma=gamma, eta=eta)
+m = 1
+prob = problems[m]
+Xt = augment(prob.inputs)
+C = Xt.T @ Xt
+dL_dWt = stack(grads.as_params()[m])
+W_exact = stack(locoprop.solve_exact_s(prob))
+W_formula = stack(prob.anchor) - gamma * np.linalg.solve(C + np.eye(C.shape[0]) / eta, dL_dWt)
+print(f"layer {m}: C is {C.shape}, rank {np.linalg.matrix_rank(C)} (B = {B})")
+print(f"solve_exact_s vs the formula:            relative error {relative_error(W_exact, W_formula):.1e}")
+g_at_exact = stack(locoprop.gradient(prob, locoprop.solve_exact_s(prob)))
+g_at_anchor = stack(locoprop.gradient(prob, prob.anchor))
+print(
+    f"|grad J_S(W*)| / |grad J_S(W_t)|:         {np.linalg.norm(g_at_exact) / np.linalg.norm(g_at_anchor):.1e}"
+)
+
+# %% [markdown]
+# ### The Kronecker form: K-FAC with the output factor $I$ (FOOF)
+#
+# Stack the columns of $\Delta\tilde W = \tilde W^* - \tilde W_t$ into one
+# vector (`vec`, column-major). Since $\mathrm{vec}(C\,\Delta) = (I_{d_{out}}\otimes C)\,\mathrm{vec}(\Delta)$,
+#
+# $$\mathrm{vec}(\Delta\tilde W) = -\gamma\,\big(I_{d_{out}}\otimes (C + I/\eta)\big)^{-1}\,
+#    \mathrm{vec}\big(\partial L/\partial\tilde W\big).$$
+#
+# K-FAC preconditions with a Kronecker product of two factors, the input
+# covariance and the covariance of the back-propagated output gradients.
+# LocoProp-S keeps the first factor (uncentred, summed over the current batch,
+# damped by $1/\eta$), replaces the second by the identity, and uses the
+# learning rate $\gamma$: the update Benzing (2022) calls FOOF. The block
+# structure means the $(d_{in}+1)\,d_{out}$-dimensional solve splits into
+# one $(d_{in}+1)$-dimensional solve shared by all output columns. On this
+# tiny layer we can afford the dense Kronecker matrix:
+
+# %%
+n, d_out = C.shape[0], dL_dWt.shape[1]
+K_dense = np.kron(np.eye(d_out), C + np.eye(n) / eta)  # ((d_in+1) d_out)^2 entries
+vec = np.linalg.solve(K_dense, dL_dWt.reshape(-1, order="F"))
+delta_kron = -gamma * vec.reshape((n, d_out), order="F")
+print(f"dense Kronecker matrix: {K_dense.shape}")
+print(
+    f"solve_exact_s vs dense (I kron (C + I/eta)) solve: relative error "
+    f"{relative_error(W_exact - stack(prob.anchor), delta_kron):.1e}"
+)
+
+# %% [markdown]
+# ## 4. Inner gradient descent converges to the closed form
+#
+# $J_S$ has the constant Hessian $H = I_{d_{out}}\otimes(C + I/\eta)$, with
+# eigenvalues between $\lambda_{min}(C) + 1/\eta$ and
+# $L = \lambda_{max}(C) + 1/\eta$. Gradient descent with step $\rho$ contracts
+# every eigendirection by $|1 - \rho\lambda|$, so it converges to
+# $\tilde W^*$ exactly when $\rho < 2/L$, and diverges along the top
+# eigendirection beyond. We run it with the library's own local gradient
+# (`locoprop.gradient`, the same code `solve_gd` uses) and record the
+# distance to the closed form after every step.
+
+# %%
+lam = np.linalg.eigvalsh(C)
+L_smooth = lam.max() + 1 / eta
+rho_max = 2 / L_smooth
+print(f"lambda_max(C) = {lam.max():.3f}, lambda_min(C) = {max(lam.min(), 0):.1e}, 1/eta = {1 / eta:g}")
+print(f"bound rho < 2 / (lambda_max + 1/eta) = {rho_max:.4f}")
+mu = max(lam.min(), 0) + 1 / eta
+print(
+    f"fastest step 2 / (lambda_max + lambda_min + 2/eta) = {2 / (L_smooth + mu):.4f} "
+    f"= {2 / (L_smooth + mu) / rho_max:.2f} x bound"
+)
+
+K = 150
+best = 2 / (L_smooth + mu) / rho_max
+fractions = [0.25, 0.5, round(best, 2), 0.9, 1.03]
+dist = {}
+for frac in fractions:
+    r = frac * rho_max
+    W = prob.anchor
+    d = [np.linalg.norm(stack(W) - W_exact)]
+    for _ in range(K):
+        g = locoprop.gradient(prob, W)
+        W = {k: W[k] - r * g[k] for k in W}
+        d.append(np.linalg.norm(stack(W) - W_exact))
+    dist[frac] = np.array(d) / d[0]
+    # the same K steps through the library's solver
+    W_lib, _ = locoprop.solve_gd(prob, K, lr=r)
+    same = relative_error(W_lib, W)
+    print(
+        f"rho = {frac:4.2f} x bound: distance after {K} steps {dist[frac][-1]:.1e}  "
+        f"(solve_gd agrees: {same:.0e})"
+    )
+
+# %%
+fig, ax = plt.subplots(figsize=(9.2, 4.4), constrained_layout=True)
+for frac in fractions:
+    style = "--" if frac > 1 else "-"
+    note = " (best)" if frac == round(best, 2) else ""
+    ax.semilogy(dist[frac], style, lw=2, label=rf"$\rho = {frac:g}\times 2/(\lambda_{{max}} + 1/\eta)${note}")
+ax.set_xlabel("inner GD step $k$")
+ax.set_ylabel(r"$\|\tilde W_k - \tilde W^*\| \,/\, \|\tilde W_t - \tilde W^*\|$")
+ax.set_title(rf"Inner GD on $J_S$ (layer {m}, $\eta = {eta:g}$) vs the closed form")
+ax.set_ylim(1e-16, 1e3)
+ax.grid(alpha=0.3, which="both")
+ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9)
+save(fig, "03_gd_to_closed_form.png")
+
+# %% [markdown]
+# **What the figure shows.** The relative distance between the inner GD
+# iterate and the closed-form minimiser, on a log scale, for four step sizes
+# given as fractions of the bound $2/(\lambda_{max}+1/\eta)$. Below the bound
+# all four runs converge linearly (straight lines on the log scale) down to
+# rounding level ~1e-15. The contraction per step is
+# $\max(|1-\rho\mu|, |1-\rho L|)$ with $\mu = \lambda_{min}(C) + 1/\eta$:
+# $0.25\times$ is slow along the flattest direction, $0.9\times$ is slow
+# because the steepest direction overshoots and oscillates
+# ($|1-\rho L| = 0.8$), and the best step $2/(L+\mu)$ printed above
+# ($0.72\times$ here) balances the two and converges fastest. Just above the bound ($1.03\times$, dashed) the
+# steepest direction is amplified by $|1 - \rho L| > 1$ every step and the
+# iterate diverges. The proximal term sets the smallest eigenvalue to at
+# least $1/\eta$, which is what makes the
+# convergence linear even though $C$ itself is singular here.
+#
+# ## 5. The limits of the proximal weight $\eta$
+#
+# * $\eta \to 0$: $(C + I/\eta)^{-1} = \eta\,(I + \eta C)^{-1} \approx \eta\,I$, so
+#   $\tilde W^* \approx \tilde W_t - \gamma\eta\,\partial L/\partial\tilde W$:
+#   **a plain BackProp step** with learning rate $\gamma\eta$ (relative error $O(\eta\lambda_{max})$).
+# * $\eta \to \infty$: the prox disappears and the minimum-norm change
+#   $\tilde W^* = \tilde W_t - \gamma\,C^{+}\,\partial L/\partial\tilde W$ with
+#   the **pseudo-inverse** $C^+$ remains (the gradient lies in the range of
+#   $C$, so the limit exists even though $C$ is singular here).
+#   `solve_exact_s` with `eta=None` computes exactly this limit.
+
+# %%
+prob_inf = locoprop.LocalProblem.build(prob.inputs, prob.target, "tanh", "S", prob.anchor, eta=None)
+delta_pinv = stack(locoprop.solve_exact_s(prob_inf)) - stack(prob.anchor)
+print(
+    f"eta=None vs -gamma pinv(C) dL/dW~: relative error "
+    f"{relative_error(delta_pinv, -gamma * np.linalg.pinv(C) @ dL_dWt):.1e}"
+)
+
+etas = np.logspace(-6, 8, 15 if FAST else 43)
+to_backprop, to_pinv = [], []
+for e in etas:
+    p_e = locoprop.LocalProblem.build(prob.inputs, prob.target, "tanh", "S", prob.anchor, eta=float(e))
+    delta = stack(locoprop.solve_exact_s(p_e)) - stack(prob.anchor)
+    bp = -gamma * e * dL_dWt
+    to_backprop.append(np.linalg.norm(delta - bp) / np.linalg.norm(bp))
+    to_pinv.append(np.linalg.norm(delta - delta_pinv) / np.linalg.norm(delta_pinv))
+for e, a_, b_ in list(zip(etas, to_backprop, to_pinv, strict=True))[:: max(1, len(etas) // 7)]:
+    print(f"eta = {e:8.0e}: distance to BackProp step {a_:.1e}, to pseudo-inverse step {b_:.1e}")
+
+# %%
+fig, ax = plt.subplots(figsize=(6.6, 4.4), constrained_layout=True)
+ax.loglog(
+    etas, to_backprop, "o-", ms=3, label=r"to the BackProp step $-\gamma\eta\,\partial L/\partial\tilde W$"
+)
+ax.loglog(
+    etas, to_pinv, "s-", ms=3, label=r"to the pseudo-inverse step $-\gamma C^+\partial L/\partial\tilde W$"
+)
+ax.axvline(1 / lam.max(), color="gray", ls=":", label=r"$\eta = 1/\lambda_{max}(C)$")
+pos = lam[lam > 1e-10 * lam.max()].min()
+ax.axvline(1 / pos, color="gray", ls="--", label=r"$\eta = 1/\lambda_{min}^{+}(C)$")
+ax.set_xlabel(r"proximal weight $\eta$")
+ax.set_ylabel("relative distance of the exact S step")
+ax.set_title("LocoProp-S interpolates between BackProp and a pseudo-inverse step")
+ax.grid(alpha=0.3, which="both")
+ax.legend(fontsize=8, loc="lower center")
+save(fig, "03_eta_limits.png")
+
+# %% [markdown]
+# **What the figure shows.** How far the exact LocoProp-S step is from its
+# two limits as the proximal weight $\eta$ sweeps fourteen decades (log-log).
+# For $\eta$ well below $1/\lambda_{max}(C)$ (dotted line) the step is a
+# BackProp step of size $\gamma\eta$: the distance falls linearly with $\eta$.
+# For $\eta$ well above $1/\lambda^+_{min}(C)$ (dashed line, the smallest
+# non-zero eigenvalue) it is the pseudo-inverse step: the distance falls like
+# $1/\eta$. In between, LocoProp-S is a genuinely preconditioned step,
+# neither of the two.
+#
+# ## Exercises
+#
+# 1. Run $K$ inner GD steps **without** prox (`eta=None`) and check the
+#    truncated Neumann series
+#    $\Delta\tilde W_K = -\rho\gamma\sum_{k<K}(I - \rho C)^k\,\partial L/\partial\tilde W$.
+# 2. Show that GD with $\rho = \eta$ is the fixed-point iteration
+#    $\tilde W \leftarrow \tilde W_t - \eta\,\tilde X^\top(\tilde X\tilde W - A^*)$.
+#    When does it converge?
+# 3. Check that the whole LocoProp-S step is linear in $\gamma$: compare
+#    `solve_exact_s` at $\gamma$ and $2\gamma$.
+# 4. Increase the batch to $B = 64$. How do $\lambda_{max}(C)$, the bound on
+#    $\rho$ and the crossing points in the $\eta$ figure move?
+# 5. Replace the identity output factor by the K-FAC one,
+#    $G^\top G$ with $G = \partial L/\partial A$ (damped), and compare the
+#    resulting step to LocoProp-S on this layer.

@@ -1,0 +1,414 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+# ---
+
+# %% [markdown]
+# # 04 · LocoProp-M: matching losses on the post-activations
+#
+# ## What you will learn
+#
+# - the LocoProp-M targets $Y^*_m = f_m(A_m) - \gamma G_m$, a
+#   **post**-activation target built from the **pre**-activation gradient
+#   $G_m = \partial L/\partial A_m$;
+# - why exactly this convention: the first local step equals BackProp, and the
+#   two tempting alternatives ($\partial L/\partial Y$ instead of
+#   $\partial L/\partial A$, or $f(A - \gamma G)$) do not (numbers and a figure);
+# - the exact solve with a proximal term by Newton-CG
+#   (`locoprop.solve_exact_m`) against $K$ inner gradient steps (figure);
+# - out-of-range targets: when $Y^*$ leaves the range of $f$, what the
+#   `LocoPropWarning` says, and how the proximal term keeps the local problem
+#   solvable (figure).
+#
+# The local objective of layer $m$ (input $X$ frozen, bias by augmentation,
+# summed over the batch) is the matching loss of the layer's own transfer $f$:
+#
+# $$J_M(\tilde W) = \sum_n \big[F(\tilde x_n\tilde W) - y^*_n\cdot\tilde x_n\tilde W\big]
+#    + \tfrac{1}{2\eta}\|\tilde W - \tilde W_t\|^2,\qquad
+#   \nabla J_M = \tilde X^\top\big(f(\tilde X\tilde W) - Y^*\big) + (\tilde W - \tilde W_t)/\eta .$$
+#
+# Tutorial 02 showed that it is convex in $\tilde W$.
+
+# %%
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+if "ipykernel" not in sys.modules:
+    matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+
+import locograd as lg
+from locograd import locoprop
+from locograd.testing import relative_error
+
+FAST = os.environ.get("LOCOGRAD_TUTORIAL_FAST", "") not in ("", "0")
+HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
+OUT = Path(os.environ.get("LOCOGRAD_TUTORIAL_OUT", HERE / "figures"))
+OUT.mkdir(parents=True, exist_ok=True)
+
+
+def save(fig, name):
+    """Save a figure into OUT (and show it when running as a notebook)."""
+    path = OUT / name
+    fig.savefig(path, dpi=110)
+    print(f"saved {path}")
+    if "ipykernel" in sys.modules:
+        plt.show()
+    else:
+        plt.close(fig)
+
+
+def stack(p):
+    """[W; b] as one (d_in + 1, d_out) matrix: the augmented weights W~."""
+    return np.vstack([p["W"], p["b"][None, :]])
+
+
+def augment(X):
+    """X~ = [X, 1]."""
+    return np.hstack([X, np.ones((X.shape[0], 1))])
+
+
+def norm(p):
+    return float(np.linalg.norm(stack(p)))
+
+
+rng = np.random.default_rng(0)
+
+# %% [markdown]
+# ## 1. Targets
+#
+# A small network with tanh and sigmoid layers and a sigmoid cross-entropy
+# output, in float64.
+
+# %%
+net = lg.MLP([5, 7, 6, 4], ["tanh", "sigmoid", "sigmoid"], "sigmoid_cross_entropy")
+params = net.init(seed=0, bias="glorot")
+B = 10
+x = rng.standard_normal((B, 5))
+y = rng.random((B, 4))
+gamma = 5.0
+
+trace = net.forward(params, x)
+grads = net.backward(params, trace, y)
+targets = locoprop.targets(trace, grads, gamma, "M")
+for m, t in enumerate(net.transfers):
+    err = np.abs(targets[m] - (t.f(trace.pre[m]) - gamma * grads.pre[m])).max()
+    lo, hi = targets[m].min(), targets[m].max()
+    print(
+        f"layer {m} ({t.name:>7}): Y* = f(A) - gamma G (max |diff| {err:.0e}); Y* in [{lo:+.3f}, {hi:+.3f}], "
+        f"range of f {t.range}"
+    )
+
+# %% [markdown]
+# ## 2. The first local step is BackProp — and why it must be $\partial L/\partial A$
+#
+# At the anchor, $f(\tilde X\tilde W_t) = f(A)$, so
+#
+# $$\nabla J_M(\tilde W_t) = \tilde X^\top\big(f(A) - f(A) + \gamma G\big)
+#   = \gamma\,\tilde X^\top G = \gamma\,\partial L/\partial\tilde W,$$
+#
+# for every monotone transfer: one inner GD step of size $\rho$ is SGD with
+# learning rate $\rho\gamma$ again. The two natural-looking alternatives break
+# this:
+#
+# * **$\partial L/\partial Y$ instead of $\partial L/\partial A$**:
+#   $Y^* = f(A) - \gamma\,\partial L/\partial Y$ gives
+#   $\gamma\tilde X^\top \partial L/\partial Y$, but BackProp is
+#   $\gamma\tilde X^\top (f'(A)\odot\partial L/\partial Y)$: wrong by the
+#   factor $f'$, at every $\gamma$.
+# * **Shifting the pre-activation**, $Y^* = f(A - \gamma G)$ (i.e.
+#   $a^* = A - \gamma G$ as in LocoProp-S, then mapped through $f$): the local
+#   gradient $\tilde X^\top(f(A) - f(A - \gamma G)) \approx \gamma\tilde X^\top(f'(A)\odot G)$
+#   is **also** wrong by the factor $f'$, and does not get better as
+#   $\gamma\to 0$.
+#
+# (Combining the two mistakes, $f(A - \gamma\,\partial L/\partial Y)$, happens
+# to cancel them at first order: it is right up to $O(\gamma)$, not exactly.)
+# For the hidden layers $\partial L/\partial Y_m = G_{m+1}W_{m+1}^\top$.
+
+# %%
+
+
+def first_step_errors(g):
+    """Relative error of the local gradient at W_t against gamma dL/dW~, for each target convention."""
+    conventions = {
+        "Y* = f(A) - g dL/dA  (LocoProp-M)": lambda f, A, G, dY: f.f(A) - g * G,
+        "Y* = f(A) - g dL/dY": lambda f, A, G, dY: f.f(A) - g * dY,
+        "Y* = f(A - g dL/dA)": lambda f, A, G, dY: f.f(A - g * G),
+        "Y* = f(A - g dL/dY)": lambda f, A, G, dY: f.f(A - g * dY),
+    }
+    out = {}
+    for name, make in conventions.items():
+        errs = []
+        for m in range(net.num_layers - 1):  # hidden layers, where dL/dY is a different quantity
+            f, A, G = net.transfers[m], trace.pre[m], grads.pre[m]
+            dY = grads.pre[m + 1] @ params[m + 1]["W"].T
+            prob = locoprop.LocalProblem.build(trace.inputs[m], make(f, A, G, dY), f, "M", params[m])
+            local = stack(locoprop.gradient(prob, prob.anchor))
+            errs.append(relative_error(local, g * stack(grads.as_params()[m])))
+        out[name] = max(errs)
+    return out
+
+
+print("max over hidden layers of |grad J_M(W_t) - gamma dL/dW~| / |gamma dL/dW~|, gamma = 5:")
+for name, err in first_step_errors(gamma).items():
+    print(f"  {name:<36} {err:.2e}")
+
+rho = 0.01
+one_step = locoprop.step(net, params, x, y, variant="M", gamma=gamma, steps=1, lr=rho)
+sgd = [{k: p[k] - rho * gamma * g[k] for k in p} for p, g in zip(params, grads.as_params(), strict=True)]
+print(f"locoprop.step(M, K=1) vs SGD with lr rho*gamma: relative error {relative_error(one_step, sgd):.1e}")
+
+# %%
+gammas = np.logspace(-4, 1, 11 if FAST else 26)
+sweep = [first_step_errors(g) for g in gammas]
+fig, ax = plt.subplots(figsize=(8.6, 4.4), constrained_layout=True)
+labels = {
+    "Y* = f(A) - g dL/dA  (LocoProp-M)": r"$Y^* = f(A) - \gamma\,\partial L/\partial A$ (LocoProp-M)",
+    "Y* = f(A) - g dL/dY": r"$Y^* = f(A) - \gamma\,\partial L/\partial Y$",
+    "Y* = f(A - g dL/dA)": r"$Y^* = f(A - \gamma\,\partial L/\partial A)$",
+    "Y* = f(A - g dL/dY)": r"$Y^* = f(A - \gamma\,\partial L/\partial Y)$",
+}
+styles = [("o-", 4), ("s-", 8), ("D--", 4), ("^-", 4)]
+for (name, label), (style, ms) in zip(labels.items(), styles, strict=True):
+    errs = np.maximum([s[name] for s in sweep], 1e-17)  # exact zeros drawn at the bottom
+    ax.loglog(gammas, errs, style, ms=ms, label=label)
+ax.set_xlabel(r"target step $\gamma$")
+ax.set_ylabel("relative error of the first local step\nagainst the BackProp step")
+ax.set_title("Which target makes the first local step BackProp?")
+ax.set_ylim(1e-17, 10)
+ax.grid(alpha=0.3, which="both")
+ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9)
+save(fig, "04_target_conventions.png")
+
+# %% [markdown]
+# **What the figure shows.** For each target convention, how far the first
+# local gradient step is from the BackProp step, as $\gamma$ varies (log-log,
+# hidden layers of the network above). LocoProp-M's $f(A) - \gamma\,\partial L/\partial A$
+# is exact: what remains is rounding, namely the cancellation in
+# $f(A) - Y^*$, about $\varepsilon_{mach}|f(A)|/(\gamma|G|)$, which is why
+# that curve rises slowly as $\gamma \to 0$ but stays below 1e-10. Using
+# $\partial L/\partial Y$ (squares) or shifting the pre-activation,
+# $f(A - \gamma\,\partial L/\partial A)$ (dashed, on top of the squares:
+# both miss a factor $f'$ and here happen to give nearly the same error),
+# leaves an error of order one that does not shrink as $\gamma \to 0$. Only
+# the combination $f(A - \gamma\,\partial L/\partial Y)$ approaches BackProp,
+# and only linearly in $\gamma$. This is why locograd builds M targets from
+# the pre-activation gradient, and why `locograd verify --inject dl-dy`
+# fails.
+#
+# ## 3. Solving the local problem: Newton-CG vs $K$ gradient steps
+#
+# $J_M$ has no closed form. With a proximal term it is strongly convex with
+# Hessian $\sum_n \tilde x_n\tilde x_n^\top\otimes\mathrm{diag}\,f'(a_n) + I/\eta$,
+# so Newton's method with conjugate gradients (each Hessian-vector product is
+# two matrix products) finds its unique minimiser to a set tolerance:
+# `locoprop.solve_exact_m`. Without the prox it refuses, because $J_M$ may then
+# have no minimiser at all (section 4).
+
+# %%
+eta = 1.0
+problems, _ = locoprop.local_problems(net, params, x, y, variant="M", gamma=gamma, eta=eta)
+for m, prob in enumerate(problems):
+    W_star, info = locoprop.solve_exact_m(prob)
+    g0 = norm(locoprop.gradient(prob, prob.anchor))
+    print(
+        f"layer {m}: {info.newton_iterations} Newton iterations, {info.cg_iterations} CG iterations, "
+        f"|grad J(W*)| / |grad J(W_t)| = {norm(locoprop.gradient(prob, W_star)) / g0:.1e}, converged {info.converged}"
+    )
+
+no_prox = locoprop.LocalProblem.build(problems[0].inputs, problems[0].target, "tanh", "M", problems[0].anchor)
+try:
+    locoprop.solve_exact_m(no_prox)
+except ValueError as err:
+    print("eta=None -> ValueError:", err)
+
+# %% [markdown]
+# For small $\gamma$ the minimiser is close to one Newton step from
+# $\tilde W_t$ (relative error $O(\gamma)$, `locoprop.newton_step`); unlike
+# LocoProp-S, the M step is not linear in $\gamma$:
+
+# %%
+for g in (5.0, 0.5, 0.05):
+    prob_g = locoprop.local_problems(net, params, x, y, variant="M", gamma=g, eta=eta)[0][1]
+    exact = stack(locoprop.solve_exact_m(prob_g, tol=1e-12)[0]) - stack(prob_g.anchor)
+    newton = stack(locoprop.newton_step(prob_g)) - stack(prob_g.anchor)
+    print(f"gamma = {g:5.2f}: |one Newton step - exact| / |exact| = {relative_error(newton, exact):.1e}")
+
+# %% [markdown]
+# Now $K$ inner steps of plain GD on the sigmoid layer, for step sizes below
+# $2/L$ with $L = \lambda_{max}(C)\max f' + 1/\eta$ (a bound on the Hessian;
+# $\max f' = 1/4$ for the sigmoid), against the Newton-CG minimiser. We also
+# record Newton-CG's own iterates (`max_newton=k`).
+
+# %%
+m = 1
+prob = problems[m]
+# the reference: Newton-CG pushed to the rounding floor (a tolerance tighter than the default 1e-10)
+W_star, info_star = locoprop.solve_exact_m(prob, tol=1e-15, max_newton=30)
+print(
+    f"reference W*: {info_star.newton_iterations} Newton iterations, relative gradient {info_star.relative_gradient:.0e}"
+)
+d0 = norm({k: prob.anchor[k] - W_star[k] for k in W_star})
+
+
+def rel_dist(W):
+    return norm({k: W[k] - W_star[k] for k in W}) / d0
+
+
+Xt = augment(prob.inputs)
+L_bound = np.linalg.eigvalsh(Xt.T @ Xt).max() * 0.25 + 1 / eta
+K = 120 if FAST else 200
+dists = {}
+for frac in (0.5, 1.0, 1.6):
+    r = frac / L_bound
+    W = prob.anchor
+    d = [1.0]
+    for _ in range(K):
+        g = locoprop.gradient(prob, W)
+        W = {k: W[k] - r * g[k] for k in W}
+        d.append(rel_dist(W))
+    dists[frac] = np.array(d)
+    W_lib, _ = locoprop.solve_gd(prob, K, lr=r)
+    print(
+        f"rho = {frac} / L: after K = 10 steps {dists[frac][10]:.1e}, after {K} steps {dists[frac][-1]:.1e}"
+        f"  (solve_gd agrees: {relative_error(W_lib, W):.0e})"
+    )
+newton_dists = [1.0]
+for k in range(1, info_star.newton_iterations):  # the last iterate IS the reference, so stop before it
+    W_k, _ = locoprop.solve_exact_m(prob, tol=1e-15, max_newton=k)
+    newton_dists.append(max(rel_dist(W_k), 1e-17))
+print("Newton-CG relative distance per iteration:", " ".join(f"{v:.0e}" for v in newton_dists))
+
+# %%
+fig, ax = plt.subplots(figsize=(8.6, 4.4), constrained_layout=True)
+for frac, d in dists.items():
+    ax.semilogy(d, lw=2, label=rf"inner GD, $\rho = {frac:g}/L$")
+ax.semilogy(range(len(newton_dists)), newton_dists, "ko-", ms=5, label="Newton-CG iterations")
+ax.axvline(10, color="gray", ls=":", label="$K = 10$ (the released setting)")
+ax.set_xlabel("iteration $k$ (inner GD step, or Newton iteration)")
+ax.set_ylabel(r"$\|\tilde W_k - \tilde W^*\| \,/\, \|\tilde W_t - \tilde W^*\|$")
+ax.set_title(
+    rf"Sigmoid layer {m}, $\gamma = {gamma:g}$, $\eta = {eta:g}$: $K$ inner steps vs the exact solve"
+)
+ax.set_ylim(1e-16, 2)
+ax.grid(alpha=0.3, which="both")
+ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=9)
+save(fig, "04_newton_vs_gd.png")
+
+# %% [markdown]
+# **What the figure shows.** The distance from the $k$-th iterate to the
+# exact minimiser $\tilde W^*$ of $J_M$ (relative, log scale). Inner GD
+# (coloured lines) converges linearly, faster with larger steps while they
+# stay below $2/L$, until it reaches rounding level (~1e-15). The released LocoProp
+# runs only $K = 10$ such steps (dotted line; with RMSProp and a small
+# learning rate), so it stops far from the exact minimiser: a partial solve
+# by design. Newton-CG (black dots) converges quadratically (the number of
+# correct digits roughly doubles per iteration): six iterations bring it
+# within ~1e-13 of the reference (the seventh iterate is the reference
+# itself), each iteration costing a few CG iterations of two matrix products.
+#
+# ## 4. Out-of-range targets and the proximal term
+#
+# $Y^* = f(A) - \gamma G$ can leave the range of $f$ when $\gamma G$ pushes a
+# saturated unit further: a sigmoid output already near 1 with a negative
+# gradient gets a target above 1. There $J_M$ is unbounded below (tutorial
+# 02): without the prox, long inner GD runs off. `locoprop.step` counts such
+# targets and warns with a `LocoPropWarning` when it is asked for more than
+# one plain-GD inner step without a proximal term (one step is BackProp, so
+# it is always safe). With `eta` set there is no warning.
+
+# %%
+gamma_big = 50.0
+problems_big, _ = locoprop.local_problems(net, params, x, y, variant="M", gamma=gamma_big)
+for m, p in enumerate(problems_big):
+    print(
+        f"gamma = {gamma_big:g}, layer {m} ({p.transfer.name}): {int(locoprop.count_out_of_range(p))} of "
+        f"{p.target.size} targets outside {p.transfer.range}"
+    )
+
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    locoprop.step(net, params, x, y, variant="M", gamma=gamma_big, steps=10, lr=0.01)
+print(f"without eta: {len(caught)} warning(s)")
+for w in caught:
+    print(f"  {w.category.__name__}: {w.message}")
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    locoprop.step(net, params, x, y, variant="M", gamma=gamma_big, steps=10, lr=0.01, eta=1.0)
+print(f"with eta = 1: {len(caught)} warning(s)")
+
+# %% [markdown]
+# Long inner GD on the output layer, where most targets are out of range,
+# with and without the prox:
+
+# %%
+m = 2
+runs = {}
+K_long = 2000
+for label, e in ((r"no prox ($\eta$ = None)", None), (r"prox, $\eta = 1$", 1.0)):
+    p = locoprop.local_problems(net, params, x, y, variant="M", gamma=gamma_big, eta=e)[0][m]
+    Xt = augment(p.inputs)
+    r = 1.0 / (np.linalg.eigvalsh(Xt.T @ Xt).max() * 0.25 + (0.0 if e is None else 1 / e))
+    W = p.anchor
+    dist = []
+    for _ in range(K_long):
+        g = locoprop.gradient(p, W)
+        W = {k: W[k] - r * g[k] for k in W}
+        dist.append(norm({k: W[k] - p.anchor[k] for k in W}))
+    runs[label] = (np.array(dist), float(locoprop.objective(p, W)))
+    text = "no prox" if e is None else f"prox eta = {e:g}"
+    print(f"{text:<14} after {K_long} steps: |W - W_t| = {dist[-1]:9.2f}, J_M = {runs[label][1]:12.2f}")
+p_prox = locoprop.local_problems(net, params, x, y, variant="M", gamma=gamma_big, eta=1.0)[0][m]
+W_newton, _ = locoprop.solve_exact_m(p_prox)
+d_newton = norm({k: W_newton[k] - p_prox.anchor[k] for k in W_newton})
+print(f"Newton-CG minimiser with prox: |W* - W_t| = {d_newton:.2f}")
+
+# %%
+fig, ax = plt.subplots(figsize=(6.8, 4.4), constrained_layout=True)
+steps_axis = np.arange(1, K_long + 1)
+for label, (dist, _) in runs.items():
+    ax.loglog(steps_axis, dist, lw=2, label=f"inner GD, {label}")
+ax.axhline(d_newton, color="k", ls=":", label=r"Newton-CG minimiser (prox $\eta = 1$)")
+ax.set_xlabel("inner GD step $k$")
+ax.set_ylabel(r"$\|\tilde W_k - \tilde W_t\|$")
+ax.set_title(rf"Output layer, $\gamma = {gamma_big:g}$: out-of-range targets")
+ax.grid(alpha=0.3, which="both")
+ax.legend()
+save(fig, "04_out_of_range_gd.png")
+
+# %% [markdown]
+# **What the figure shows.** How far inner GD moves the output layer's
+# weights from the anchor (log-log) when most of its targets lie outside
+# $(0, 1)$. Without the prox the distance grows in proportion to $k$ (slope 1
+# on the log-log axes) and $J_M$ falls without bound: once the units with
+# targets above 1 saturate, their residual $f(a) - y^*$ tends to the non-zero
+# constant $1 - y^*$, so the gradient never vanishes and there is nothing to
+# converge to. With $\eta = 1$ the iterate levels off at
+# the Newton-CG minimiser (dotted line). In practice LocoProp avoids the
+# runaway either with a prox term, or, like the released code, by taking only
+# a few inner steps ($K = 10$ with a small RMSProp learning rate), which is why
+# tutorial 05 silences this warning for its short runs.
+#
+# ## Exercises
+#
+# 1. Set every transfer to `"identity"` (and the loss to `"squared_error"`):
+#    check that `solve_exact_m` and `solve_exact_s` give the same weights.
+# 2. Replace plain GD by `inner=lg.optim.adam(1e-2)` in `locoprop.step` with
+#    `steps=1` and verify that the first step equals Adam's first step on
+#    $\gamma\,\partial L/\partial W$.
+# 3. Solve the M problem of the softmax transfer (a layer with
+#    `"softmax"`), where the Hessian couples the output units; compare the
+#    CG iteration count with the elementwise case.
+# 4. Plot $\|\tilde W^*(\gamma) - \tilde W_t\|$ against $\gamma$ for the exact M
+#    solve and for S: which one is linear?
+# 5. Find the smallest $\gamma$ for which the output layer's targets leave
+#    $(0,1)$, and relate it to the largest $|G|$ of a saturated unit.
