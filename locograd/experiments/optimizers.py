@@ -17,17 +17,13 @@ optimizer on :math:`\partial L/\partial W` per batch), ``locoprop-s`` and
 | locoprop-s | LocoProp-S, K steps of TF1-RMSProp per layer, within-batch factor max(1 - k/K, 0.25) | gamma, K, lr |
 | locoprop-m | LocoProp-M, likewise (the released method)    | gamma, K, lr                             |
 
-Defaults: ``rmsprop``, ``locoprop-s`` and ``locoprop-m`` start from the released
-configuration (TF1-RMSProp, lr 1e-5, gamma 10, K 10); on CURVES a 3-epoch sweep
-over lr in {3e-6, 1e-5, 3e-5, 1e-4} (5,000 images, batch 200) kept 1e-5 for
-``rmsprop`` and moved ``locoprop-s`` to 3e-6 (1e-5 stalled at a higher loss,
-3e-5 diverged); ``sgd``, ``momentum`` and ``adam`` use the best of the same sweep
-(0.03..0.1, 0.01, 1e-3; all within 0.5 of each other at the CURVES plateau).
-``kfac`` (lr 0.03, damping 1), ``shampoo`` (lr 1e-3, Adam grafting) and ``foof`` (lr 0.01,
-damping 0.01) come from a 3-epoch probe on 1,000 CURVES images (batch 100) over
-lr in {3e-4 .. 3e-2} and damping in {1e-2, 1}; K-FAC with damping 1e-2 and Shampoo
-without grafting diverged there.
-``official`` is the released configuration exactly (:func:`locograd.optim.official`).
+Defaults: on CURVES every learning rate (and K-FAC's damping) is the best of one
+``locograd sweep`` per optimizer under the same protocol (1,000 images, 3 epochs,
+batch 100, a 3-point grid around the usual value), recorded with the commands
+in ``docs/TUNING.md``; gamma 10 and K 10 are the released values.  On MNIST-format
+sets the released values (TF1-RMSProp lr 1e-5) and common ones (Adam 1e-3, ...) are
+kept, untuned.  ``official`` is the released configuration exactly
+(:func:`locograd.optim.official`).
 """
 
 from __future__ import annotations
@@ -55,15 +51,16 @@ SOLVERS = ("gd", "exact")
 # Per optimizer: settings shared by all data sets, then per-data-set learning rates.
 DEFAULTS: dict[str, dict[str, Any]] = {
     "sgd": {"lr": {"curves": 0.1, "mnist": 0.1}},
-    "momentum": {"lr": {"curves": 0.01, "mnist": 0.01}},
-    "adam": {"lr": {"curves": 1e-3, "mnist": 1e-3}},
-    "rmsprop": {"lr": {"curves": 1e-5, "mnist": 1e-5}},
-    "kfac": {"damping": 1.0, "lr": {"curves": 0.03, "mnist": 0.03}},
-    "shampoo": {"damping": 1e-4, "lr": {"curves": 1e-3, "mnist": 1e-3}},
-    "foof": {"damping": 1e-2, "lr": {"curves": 0.01, "mnist": 0.01}},
+    "momentum": {"lr": {"curves": 0.03, "mnist": 0.01}},
+    "adam": {"lr": {"curves": 3e-3, "mnist": 1e-3}},
+    "rmsprop": {"lr": {"curves": 3e-5, "mnist": 1e-5}},
+    "kfac": {"damping": 1.0, "lr": {"curves": 0.01, "mnist": 0.01}},
+    "shampoo": {"damping": 1e-4, "lr": {"curves": 3e-3, "mnist": 1e-3}},
+    "foof": {"damping": 1e-2, "lr": {"curves": 0.03, "mnist": 0.01}},
     "locoprop-s": {"gamma": 10.0, "steps": 10, "inner": "rmsprop_tf1", "lr": {"curves": 3e-6, "mnist": 1e-5}},
-    "locoprop-m": {"gamma": 10.0, "steps": 10, "inner": "rmsprop_tf1", "lr": {"curves": 1e-5, "mnist": 1e-5}},
+    "locoprop-m": {"gamma": 10.0, "steps": 10, "inner": "rmsprop_tf1", "lr": {"curves": 3e-5, "mnist": 1e-5}},
 }
+
 
 _BACKPROP_INNER = {"sgd": "sgd", "momentum": "momentum", "adam": "adam", "rmsprop": "rmsprop_tf1"}
 
