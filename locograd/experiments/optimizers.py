@@ -55,7 +55,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "adam": {"lr": {"curves": 3e-3, "mnist": 1e-3}},
     "rmsprop": {"lr": {"curves": 3e-5, "mnist": 1e-5}},
     "kfac": {"damping": 1.0, "lr": {"curves": 0.01, "mnist": 0.01}},
-    "shampoo": {"damping": 1e-4, "lr": {"curves": 3e-3, "mnist": 1e-3}},
+    "shampoo": {"damping": 1.0, "lr": {"curves": 0.01, "mnist": 1e-3}},
     "foof": {"damping": 1e-2, "lr": {"curves": 0.03, "mnist": 0.01}},
     "locoprop-s": {"gamma": 10.0, "steps": 10, "inner": "rmsprop_tf1", "lr": {"curves": 3e-6, "mnist": 1e-5}},
     "locoprop-m": {"gamma": 10.0, "steps": 10, "inner": "rmsprop_tf1", "lr": {"curves": 3e-5, "mnist": 1e-5}},

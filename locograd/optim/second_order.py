@@ -263,6 +263,13 @@ def inverse_root(matrix: Array, power: float, fallback: Array | None = None, nam
     return (Q * lam ** (-1.0 / power)) @ Q.T
 
 
+def _graft(direction: Array, target: Array) -> Array:
+    """``direction`` rescaled to the Frobenius norm of ``target``."""
+    xp = array_namespace(direction)
+    norm = xp.sqrt((direction * direction).sum())
+    return direction * (xp.sqrt((target * target).sum()) / xp.maximum(norm, xp.finfo(direction.dtype).tiny))
+
+
 class Shampoo(_NetOptimizer):
     """Shampoo (Gupta, Koren & Singer 2018) with optional grafting (Anil et al. 2020).
 
@@ -272,8 +279,9 @@ class Shampoo(_NetOptimizer):
         eps: initial :math:`\\epsilon I` of both statistics (> 0).
         momentum: momentum on the (grafted) step.
         update_every: recompute the inverse fourth roots every this many steps.
-        grafting: ``None``, ``"sgd"`` (each layer's step gets the norm of its gradient)
-            or ``"adam"`` (the norm of an Adam step with the same learning rate).
+        grafting: ``None``, ``"sgd"`` (each weight matrix's and bias's step gets the
+            norm of its gradient) or ``"adam"`` (the norm of an Adam step with the same
+            learning rate), per tensor as in Anil et al. (2020).
     """
 
     def __init__(
@@ -341,17 +349,13 @@ class Shampoo(_NetOptimizer):
                 _check_finite(state["R"][m], f"R[{m}]")
                 state["L_root"][m] = inverse_root(state["L"][m], 4.0, state["L_root"][m], f"L[{m}]")
                 state["R_root"][m] = inverse_root(state["R"][m], 4.0, state["R_root"][m], f"R[{m}]")
-            step = xp.concatenate(
-                [
-                    self.precondition(state["L_root"][m], state["R_root"][m], g["W"]),
-                    (g["b"] / xp.sqrt(state["bias_sum"][m]))[None, :],
-                ],
-                axis=0,
-            )
-            if self.grafting is not None:
+            step_w = self.precondition(state["L_root"][m], state["R_root"][m], g["W"])
+            step_b = g["b"] / xp.sqrt(state["bias_sum"][m])
+            if self.grafting is not None:  # per tensor: W and b each get the norm of the graft's step
                 target = _stack(g) if self.grafting == "sgd" else adam_steps[m]
-                norm = xp.sqrt((step * step).sum())
-                step = step * (xp.sqrt((target * target).sum()) / xp.maximum(norm, xp.finfo(step.dtype).tiny))
+                step_w = _graft(step_w, target[:-1])
+                step_b = _graft(step_b, target[-1])
+            step = xp.concatenate([step_w, step_b[None, :]], axis=0)
             steps.append(step)
         new = self._apply(params, steps, state, lr)
         state["step"] += 1
