@@ -25,11 +25,15 @@
 # The optimizers, with their documented defaults
 # (`locograd/experiments/optimizers.py`):
 #
-# * `rmsprop`: BackProp with RMSProp in the released code's TF1 semantics,
-#   learning rate $10^{-5}$: the very optimizer LocoProp runs *inside* each layer;
+# * `rmsprop`: BackProp with RMSProp in the released code's TF1 semantics: the
+#   very optimizer LocoProp runs *inside* each layer;
 # * `locoprop-s`, `locoprop-m`: targets with $\gamma = 10$, then $K = 10$
-#   inner TF1-RMSProp steps per layer and batch (learning rate $10^{-5}$, the
-#   within-batch factor $\max(1 - k/K, 0.25)$), no proximal term.
+#   inner TF1-RMSProp steps per layer and batch (with the within-batch factor
+#   $\max(1 - k/K, 0.25)$), no proximal term.
+#
+# Their learning rates on CURVES come from one `locograd sweep` each
+# (`docs/TUNING.md`). The second-order baselines `kfac`, `shampoo` and `foof`
+# run the same way (see the commands at the end).
 #
 # This is a short demonstration run on a subset, not a benchmark: the numbers
 # say how the methods *start*, not where they end.
@@ -77,10 +81,6 @@ def save(fig, name):
 # The products here are small: on a 2-core machine one BLAS thread was 2-4x faster than two
 # (the command line does the same with its default --threads 1).
 threadpool_limits(limits=1, user_api="blas")
-
-if IN_NOTEBOOK:
-    # importing locograd.experiments selects matplotlib's Agg backend; bring inline figures back
-    get_ipython().run_line_magic("matplotlib", "inline")  # noqa: F821 (defined inside IPython)
 
 LIMIT_TRAIN = 1000 if FAST else 5000
 EPOCHS = 3 if FAST else 10
@@ -310,6 +310,10 @@ shutil.rmtree(runs_dir, ignore_errors=True)
 # # this tutorial's run, from the command line
 # locograd compare --dataset curves --optimizers rmsprop,locoprop-s,locoprop-m \
 #     --limit-train 1000 --epochs 3 --out runs/curves-small
+#
+# # the second-order baselines next to them (K-FAC, Shampoo, FOOF)
+# locograd compare --dataset curves --optimizers rmsprop,kfac,shampoo,foof,locoprop-m \
+#     --limit-train 1000 --epochs 3 --out runs/curves-second-order
 #
 # # the full CURVES training set (20,000 images), long enough to leave the plateau
 # locograd compare --dataset curves --optimizers rmsprop,locoprop-s,locoprop-m --epochs 20 --out runs/curves
