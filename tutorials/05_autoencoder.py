@@ -182,7 +182,7 @@ print(f"gamma = 300: {len(caught)} LocoPropWarning(s) on one batch, e.g.\n  {cau
 # saturates units, an occasional hidden target may still cross the boundary;
 # the warning then fires once per layer and batch, which would flood a
 # training log. It is harmless in these runs: $K = 10$ small RMSProp steps
-# (learning rate $10^{-5}$), exactly the released setting, cannot run off to
+# (learning rate a few $10^{-5}$, as in the released setting) cannot run off to
 # infinity in one batch. So for the training runs we silence this one
 # category (and only it). If you raise $\gamma$ or $K$, or use plain GD with
 # a large step, remove the filter or pass `eta`:
@@ -229,7 +229,7 @@ if IN_NOTEBOOK:
 # optimizers; the two nearly coincide, there is no overfitting at this stage.
 # Right: the same losses against seconds of training (evaluation excluded).
 # Per epoch, i.e. per batch, LocoProp-M falls fastest, then LocoProp-S, then
-# BackProp with the same RMSProp learning rate: BackProp takes one RMSProp
+# BackProp: BackProp takes one RMSProp
 # step per batch, LocoProp ten inner steps per layer on targets scaled by
 # $\gamma = 10$. Per second the picture shifts towards BackProp, because each
 # LocoProp batch costs several BackProp batches (ten inner passes per layer;
