@@ -12,6 +12,8 @@ True
 
 from __future__ import annotations
 
+import numpy as np
+
 from .backend import Array, array_namespace, is_cupy_array
 
 
@@ -23,22 +25,40 @@ def _solve_triangular(L: Array, B: Array, lower: bool) -> Array:
     return solve_triangular(L, B, lower=lower, check_finite=False)
 
 
+def cholesky_factor(A: Array) -> Array:
+    r"""Lower Cholesky factor :math:`L` of a symmetric positive-definite ``A``, :math:`A = L L^\top`.
+
+    Raises:
+        ValueError: ``A`` is not (numerically) positive definite; the message says so
+            rather than returning NaN.
+    """
+    xp = array_namespace(A=A)
+    try:
+        L = xp.linalg.cholesky(A)
+    except np.linalg.LinAlgError:
+        L = None
+    if L is None or not bool(xp.isfinite(L).all()):  # NumPy raises, CuPy returns NaN
+        raise ValueError(
+            "A: expected a symmetric positive-definite matrix, the Cholesky factorisation failed"
+        )
+    return L
+
+
+def cholesky_apply(L: Array, B: Array) -> Array:
+    r""":math:`(L L^\top)^{-1} B` from a Cholesky factor, by two triangular solves."""
+    return _solve_triangular(L.T, _solve_triangular(L, B, lower=True), lower=False)
+
+
 def cholesky_solve(A: Array, B: Array) -> Array:
     r"""Solve :math:`A X = B` for symmetric positive-definite ``A`` ``(n, n)``, ``B`` ``(n, k)``.
 
     :math:`A = L L^\top`, then two triangular solves.
 
     Raises:
-        ValueError: ``A`` is not (numerically) positive definite; the message says so
-            rather than returning NaN.
+        ValueError: ``A`` is not (numerically) positive definite.
     """
-    xp = array_namespace(A=A, B=B)
-    L = xp.linalg.cholesky(A)
-    if not bool(xp.isfinite(L).all()):  # CuPy signals failure with NaN, NumPy raises
-        raise ValueError(
-            "A: expected a symmetric positive-definite matrix, the Cholesky factor is not finite"
-        )
-    return _solve_triangular(L.T, _solve_triangular(L, B, lower=True), lower=False)
+    array_namespace(A=A, B=B)
+    return cholesky_apply(cholesky_factor(A), B)
 
 
 def psd_pinv_solve(C: Array, B: Array, rcond: float | None = None) -> Array:

@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import Array, array_namespace
-from ..linalg import cholesky_solve
+from ..linalg import cholesky_apply, cholesky_factor
 from ..locoprop import StepInfo
 from ..network import MLP, Params
 from .first_order import adam as adam_optimizer
@@ -92,10 +92,11 @@ def _check_finite(matrix: Array, name: str) -> None:
         raise ValueError(f"{name}: non-finite statistics (NaN or Inf); lower the learning rate")
 
 
-def _spd_solve(matrix: Array, rhs: Array, name: str) -> Array:
+def spd_factor(matrix: Array, name: str) -> Array:
+    """Cholesky factor of a damped factor; a clear error when it is not positive definite."""
     try:
-        return cholesky_solve(matrix, rhs)
-    except (np.linalg.LinAlgError, ValueError):
+        return cholesky_factor(matrix)
+    except ValueError:
         raise ValueError(
             f"{name}: the damped factor is not symmetric positive definite; raise the damping"
         ) from None
@@ -167,8 +168,8 @@ class KFAC(_NetOptimizer):
             "step": 0,
             "A": [xp.zeros((p["W"].shape[0] + 1,) * 2, dtype=dt) for p in params],
             "G": [xp.zeros((p["W"].shape[1],) * 2, dtype=dt) for p in params],
-            "damped_A": [xp.eye(p["W"].shape[0] + 1, dtype=dt) for p in params],
-            "damped_G": [xp.eye(p["W"].shape[1], dtype=dt) for p in params],
+            "chol_A": [xp.eye(p["W"].shape[0] + 1, dtype=dt) for p in params],
+            "chol_G": [xp.eye(p["W"].shape[1], dtype=dt) for p in params],
             "velocity": self._zero_velocity(params),
         }
 
@@ -196,10 +197,9 @@ class KFAC(_NetOptimizer):
             G.shape[0], dtype=G.dtype
         )
 
-    def precondition(self, damped_A: Array, damped_G: Array, grad: Array) -> Array:
-        r""":math:`(A_\lambda)^{-1} \nabla (G_\lambda)^{-1}` by two Cholesky solves."""
-        left = _spd_solve(damped_A, grad, "A")
-        return _spd_solve(damped_G, left.T, "G").T
+    def precondition(self, chol_A: Array, chol_G: Array, grad: Array) -> Array:
+        r""":math:`(A_\lambda)^{-1} \nabla (G_\lambda)^{-1}` from the damped factors' Cholesky factors."""
+        return cholesky_apply(chol_G, cholesky_apply(chol_A, grad).T).T
 
     def to_dense(self, damped_A: Array, damped_G: Array) -> Array:
         r"""The dense preconditioner :math:`A_\lambda \otimes G_\lambda` for row-major ``vec`` of :math:`\tilde W`."""
@@ -232,10 +232,12 @@ class KFAC(_NetOptimizer):
             if refresh:
                 _check_finite(state["A"][m], f"A[{m}]")
                 _check_finite(state["G"][m], f"G[{m}]")
-                state["damped_A"] = list(state["damped_A"])
-                state["damped_G"] = list(state["damped_G"])
-                state["damped_A"][m], state["damped_G"][m] = self.damped_factors(state["A"][m], state["G"][m])
-            steps.append(self.precondition(state["damped_A"][m], state["damped_G"][m], _stack(layer_grad)))
+                state["chol_A"] = list(state["chol_A"])
+                state["chol_G"] = list(state["chol_G"])
+                damped_A, damped_G = self.damped_factors(state["A"][m], state["G"][m])
+                state["chol_A"][m] = spd_factor(damped_A, f"A[{m}]")  # factorised once per refresh
+                state["chol_G"][m] = spd_factor(damped_G, f"G[{m}]")
+            steps.append(self.precondition(state["chol_A"][m], state["chol_G"][m], _stack(layer_grad)))
         new = self._apply(params, steps, state, lr)
         state["step"] += 1
         return new, state, StepInfo(grads.loss, [], [])
@@ -394,7 +396,7 @@ class FOOF(_NetOptimizer):
         return {
             "step": 0,
             "A": [xp.zeros((p["W"].shape[0] + 1,) * 2, dtype=dt) for p in params],
-            "damped_A": [xp.eye(p["W"].shape[0] + 1, dtype=dt) for p in params],
+            "chol_A": [xp.eye(p["W"].shape[0] + 1, dtype=dt) for p in params],
             "velocity": self._zero_velocity(params),
         }
 
@@ -408,7 +410,7 @@ class FOOF(_NetOptimizer):
     ) -> tuple[Params, dict[str, Any], StepInfo]:
         trace = self.net.forward(params, x)
         grads = self.net.backward(params, trace, y)
-        state = dict(state, A=list(state["A"]), damped_A=list(state["damped_A"]))
+        state = dict(state, A=list(state["A"]), chol_A=list(state["chol_A"]))
         refresh = state["step"] % self.update_every == 0
         rho = 0.0 if state["step"] == 0 else self.decay
         steps = []
@@ -418,8 +420,9 @@ class FOOF(_NetOptimizer):
             if refresh:
                 _check_finite(state["A"][m], f"A[{m}]")
                 xp = array_namespace(xa)
-                state["damped_A"][m] = state["A"][m] + self.damping * xp.eye(xa.shape[1], dtype=xa.dtype)
-            steps.append(_spd_solve(state["damped_A"][m], _stack(layer_grad), f"A[{m}]"))
+                damped = state["A"][m] + self.damping * xp.eye(xa.shape[1], dtype=xa.dtype)
+                state["chol_A"][m] = spd_factor(damped, f"A[{m}]")
+            steps.append(cholesky_apply(state["chol_A"][m], _stack(layer_grad)))
         new = self._apply(params, steps, state, lr)
         state["step"] += 1
         return new, state, StepInfo(grads.loss, [], [])
