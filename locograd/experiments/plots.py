@@ -31,14 +31,24 @@ def _panels(runs: Mapping[str, Sequence[dict[str, Any]]], title: str, path: str)
         for v in (r["train_loss"], r["test_loss"])
     ]
     start = max((r["train_loss"] for rows in runs.values() for r in rows if r["epoch"] == 0), default=None)
+    limits, notes = None, []
+    if later and start is not None:
+        above = [name for name, rows in runs.items() if any(r["train_loss"] > 1.5 * start for r in rows)]
+        if above:  # a diverging run would flatten every other curve
+            kept = [v for v in later if v <= 1.5 * start]
+            limits = (0.95 * min(kept, default=start), 1.05 * start)
+            notes.append(f"{', '.join(above)} above the plot")
+        elif start > 1.5 * max(later):  # keep the detail near the end visible
+            low, high = min(later), max(later)
+            limits = (low - 0.05 * (high - low + 1), high + 0.15 * (high - low + 1))
+            notes.append(f"epoch 0 loss {start:.1f} is above the plot")
     for ax in (by_epoch, by_time):
         ax.set_ylabel("loss (sum over pixels, mean over examples)")
         ax.grid(alpha=0.3)
-        if later and start is not None and start > 1.5 * max(later):  # keep the detail visible
-            low, high = min(later), max(later)
-            ax.set_ylim(low - 0.05 * (high - low + 1), high + 0.15 * (high - low + 1))
-    if later and start is not None and start > 1.5 * max(later):
-        title = f"{title}  (epoch 0 loss {start:.1f} is above the plot)"
+        if limits is not None:
+            ax.set_ylim(*limits)
+    if notes:
+        title = f"{title}  ({'; '.join(notes)})"
     by_time.legend(fontsize=8)
     fig.suptitle(title)
     fig.savefig(path, dpi=110)
