@@ -75,8 +75,16 @@ def check_input(x: Array, d_in: int, dtype: object, name: str = "x") -> Array:
 
 
 def affine(params: dict[str, Array], x: Array) -> Array:
-    r"""Pre-activation :math:`A = XW + b`, ``(B, d_out)``."""
-    return x @ params["W"] + params["b"]
+    r"""Pre-activation :math:`A = XW + b`, ``(B, d_out)``.
+
+    The bias is added in place into the fresh product (one array, one pass fewer).
+    """
+    a = x @ params["W"]
+    b = params["b"]
+    if getattr(a, "ndim", 0) == 0 or array_namespace(a).result_type(a, b) != a.dtype:
+        return a + b  # a scalar product, or a bias of a wider dtype: no in-place add
+    a += b
+    return a
 
 
 def dense_forward(params: dict[str, Array], x: Array, transfer: str | Transfer) -> DenseCache:

@@ -85,6 +85,62 @@ def residual(problem: LocalProblem, params: dict[str, Array]) -> tuple[Array, Ar
     return a, problem.transfer.f(a) - problem.target
 
 
+def same_dtype(problem: LocalProblem, params: dict[str, Array]) -> bool:
+    """Whether inputs, target, anchor and ``params`` share one floating dtype.
+
+    The condition of the in-place paths (:func:`residual_into`, :func:`gradient_into`):
+    with mixed dtypes NumPy promotes, and writing into a buffer would round differently.
+    """
+    dt = problem.inputs.dtype
+    arrays = (problem.target, problem.anchor["W"], problem.anchor["b"], params["W"], params["b"])
+    return dt.kind == "f" and all(getattr(a, "dtype", None) == dt for a in arrays)
+
+
+def residual_into(
+    problem: LocalProblem, params: dict[str, Array], out: Array, pre: Array | None = None
+) -> Array:
+    r""":math:`R` of :func:`residual`, written into ``out`` ``(B, d_out)`` (the inner loop's buffer).
+
+    Args:
+        problem: the layer's problem (one dtype throughout, see :func:`same_dtype`).
+        params: the current :math:`\tilde W`.
+        out: scratch ``(B, d_out)`` of that dtype; it receives :math:`A`, then :math:`R`.
+        pre: :math:`A = XW + b` at ``params`` when already known (the forward pass's
+            pre-activation at the anchor): the product is skipped; ``pre`` is not modified.
+
+    Returns:
+        ``out``, holding :math:`R` (bit for bit what :func:`residual` returns).
+    """
+    xp = array_namespace(problem.inputs)
+    if pre is None:
+        xp.matmul(problem.inputs, params["W"], out=out)
+        out += params["b"]
+        a = out
+    else:
+        a = pre
+    fa = a if problem.variant == "S" else problem.transfer.f(a)
+    return xp.subtract(fa, problem.target, out=out)
+
+
+def gradient_into(
+    problem: LocalProblem, params: dict[str, Array], r: Array, out: Array, scratch: Array | None = None
+) -> dict[str, Array]:
+    r""":func:`gradient` from the residual ``r``, with :math:`X^\top R` written into ``out`` ``(d_in, d_out)``.
+
+    ``scratch`` (shaped like ``W``) holds the proximal term's difference when ``eta`` is set.
+    Bit for bit :func:`gradient`; ``out`` is the returned ``"W"`` entry.
+    """
+    xp = array_namespace(problem.inputs)
+    g = {"W": xp.matmul(problem.inputs.T, r, out=out), "b": r.sum(axis=0)}
+    if problem.eta is not None:
+        inv_eta = 1.0 / problem.eta
+        d = xp.subtract(params["W"], problem.anchor["W"], out=scratch)
+        d *= inv_eta
+        g["W"] += d
+        g["b"] = g["b"] + inv_eta * (params["b"] - problem.anchor["b"])
+    return g
+
+
 def gradient(problem: LocalProblem, params: dict[str, Array], r: Array | None = None) -> dict[str, Array]:
     r""":math:`\nabla J` as ``{"W": X^T R + (W - W_t)/eta, "b": sum_n R_n + (b - b_t)/eta}``."""
     if r is None:

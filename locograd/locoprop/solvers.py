@@ -27,9 +27,18 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..backend import Array, array_namespace
+from ..backend import Array, array_namespace, tree_leaves
 from ..linalg import cholesky_solve, psd_pinv_solve
-from .objectives import LocalProblem, gradient, norm, objective, residual
+from .objectives import (
+    LocalProblem,
+    gradient,
+    gradient_into,
+    norm,
+    objective,
+    residual,
+    residual_into,
+    same_dtype,
+)
 
 Params = dict[str, Array]
 LrFactor = Callable[[int, int], float]
@@ -70,6 +79,48 @@ def check_lr(lr: float | None, required: bool, allow_zero: bool = False) -> floa
     return v
 
 
+class _Workspace:
+    """Scratch arrays that one local solve reuses across its ``K`` inner steps.
+
+    ``a`` ``(B, d_out)`` receives :math:`A` then :math:`R`; ``gW`` ``(d_in, d_out)``
+    receives :math:`X^\top R`; ``prox`` (with ``eta``) the difference :math:`W - W_t`.
+    One allocation per solve instead of several per step: on a virtual machine
+    every fresh multi-megabyte array costs page faults as well as a pass.
+    """
+
+    def __init__(self, problem: LocalProblem) -> None:
+        xp = array_namespace(problem.inputs)
+        W = problem.anchor["W"]
+        self.problem = problem
+        self.a = xp.empty((problem.inputs.shape[0], W.shape[1]), dtype=W.dtype)
+        self.gW = xp.empty_like(W)
+        self.prox = xp.empty_like(W) if problem.eta is not None else None
+
+    def gradient(self, params: Params, pre: Array | None = None) -> Params:
+        """:math:`\nabla J` at ``params``; the ``"W"`` entry is the buffer ``gW`` (valid until the next call)."""
+        r = residual_into(self.problem, params, self.a, pre)
+        return gradient_into(self.problem, params, r, self.gW, self.prox)
+
+
+def _inplace_kernel(inner: Any) -> Callable[..., None] | None:
+    """The in-place form of ``inner.update`` if it offers one (``update.inplace``), else ``None``."""
+    return getattr(getattr(inner, "update", None), "inplace", None)
+
+
+def _owned_and_uniform(params: Params, state: Any, dtype: Any, callers: set[int]) -> bool:
+    """Whether the arrays of ``params`` and ``state`` are fresh, distinct, of ``dtype``, none the caller's.
+
+    Checked once, after the first (pure) inner update, before later steps update in place.
+    """
+    arrays = [*tree_leaves(params), *(a for a in tree_leaves(state) if hasattr(a, "dtype"))]
+    ids = {id(a) for a in arrays}
+    return (
+        all(a.dtype == dtype and a.base is None for a in arrays)
+        and len(ids) == len(arrays)
+        and not ids & callers
+    )
+
+
 def solve_gd(
     problem: LocalProblem,
     steps: int,
@@ -77,6 +128,8 @@ def solve_gd(
     inner: Any = None,
     inner_state: Any = None,
     lr_factor: LrFactor | None = None,
+    *,
+    pre: Array | None = None,
 ) -> tuple[Params, Any]:
     r"""``K`` inner steps on :math:`J` from the anchor :math:`\tilde W_t`.
 
@@ -87,26 +140,70 @@ def solve_gd(
         inner: a first-order optimizer (``init``/``update``); ``None`` is plain GD.
         inner_state: its state (kept across batches by the caller); ``None``: fresh.
         lr_factor: ``lr_factor(k, K)`` multiplies the step size at inner step ``k``.
+        pre: the pre-activation :math:`A = X W_t + b_t` at the anchor if already
+            computed (the forward pass's ``trace.pre[m]``): the first step then
+            skips one product.  Not modified.
 
     Returns:
         ``(params, inner_state)`` (``inner_state`` is ``None`` for plain GD).
+
+    The numbers are those of the plain loop ``g = gradient(problem, params)``,
+    ``params = params - lr * g`` (or ``inner.update``), bit for bit; when every
+    array shares one dtype the loop works in reused buffers: the gradient lands in
+    scratch arrays, and after the first step (which never touches the anchor or
+    the caller's state) the parameters, and the state of an optimizer whose
+    ``update`` has an ``inplace`` form (:mod:`locograd.optim`'s do), are updated
+    in place.
     """
     steps = check_steps(steps)
     lr = check_lr(lr, required=inner is None, allow_zero=inner is not None)
     params = problem.anchor
     if inner is not None and inner_state is None:
         inner_state = inner.init(params)
+    kernel = _inplace_kernel(inner) if inner is not None else None
+    fast = same_dtype(problem, params) and (inner is None or kernel is not None)
+    expected = (problem.inputs.shape[0], params["W"].shape[1])
+    if pre is not None and (tuple(pre.shape) != expected or pre.dtype != problem.target.dtype):
+        raise ValueError(
+            f"pre: expected shape {expected} and dtype {problem.target.dtype}, "
+            f"got {tuple(pre.shape)} {pre.dtype}"
+        )
+    work = _Workspace(problem) if fast else None
+    callers = {id(a) for a in tree_leaves(inner_state)}  # the caller's state arrays: never written
+    in_place = False
     for k in range(steps):
         factor = 1.0 if lr_factor is None else float(lr_factor(k, steps))
-        g = gradient(problem, params)
+        if work is not None:
+            g = work.gradient(params, pre if k == 0 else None)
+        else:
+            g = gradient(
+                problem, params, None if (k > 0 or pre is None) else _residual_from_pre(problem, pre)
+            )
         if inner is None:
             assert lr is not None
             step = lr * factor
-            params = {key: params[key] - step * g[key] for key in params}
+            if in_place:
+                for key in params:
+                    g[key] *= step
+                    params[key] -= g[key]
+            else:
+                params = {key: params[key] - step * g[key] for key in params}
+                in_place = work is not None
         else:
             base = inner.lr if lr is None else lr
-            params, inner_state = inner.update(g, inner_state, params, lr=base * factor)
+            if in_place and kernel is not None:
+                kernel(g, inner_state, params, lr=base * factor)
+            else:
+                params, inner_state = inner.update(g, inner_state, params, lr=base * factor)
+                in_place = work is not None and _owned_and_uniform(
+                    params, inner_state, problem.inputs.dtype, callers
+                )
     return params, inner_state
+
+
+def _residual_from_pre(problem: LocalProblem, pre: Array) -> Array:
+    """:math:`R` at the anchor from its known pre-activation (the general, allocating path)."""
+    return pre - problem.target if problem.variant == "S" else problem.transfer.f(pre) - problem.target
 
 
 def _augmented_gram(X: Array) -> Array:
@@ -122,15 +219,16 @@ def _augmented_gram(X: Array) -> Array:
     return C
 
 
-def solve_exact_s(problem: LocalProblem, rcond: float | None = None) -> Params:
+def solve_exact_s(problem: LocalProblem, rcond: float | None = None, *, pre: Array | None = None) -> Params:
     r"""Closed-form minimiser of :math:`J_S` (see the module docstring).
 
     ``eta`` set: Cholesky solve with :math:`C + I/\eta`.  ``eta=None``:
     :math:`\tilde W_t - C^+ \nabla J_S(\tilde W_t)` (eigenvalues below
     ``rcond * lambda_max`` dropped), the limit :math:`\eta\to\infty`.
+    ``pre``: the pre-activation at the anchor if known (skips one product).
     """
     xp = array_namespace(problem.inputs)
-    g = gradient(problem, problem.anchor)
+    g = gradient(problem, problem.anchor, None if pre is None else _residual_from_pre(problem, pre))
     rhs = xp.concatenate([g["W"], g["b"][None, :]], axis=0)
     C = _augmented_gram(problem.inputs)
     if problem.eta is None:

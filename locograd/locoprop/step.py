@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Any, Literal, NamedTuple, overload
 
 from ..backend import Array, array_namespace
-from ..network import MLP, Grads, Params
+from ..network import MLP, Grads, Params, Trace
 from .objectives import LocalProblem, check_eta, gradient, norm, objective
 from .solvers import LrFactor, check_lr, check_steps, solve_exact_m, solve_exact_s, solve_gd
 from .targets import check_gamma, check_variant, targets
@@ -77,6 +77,17 @@ def local_problems(
     net: MLP, params: Params, x: Array, y: Array, *, variant: str, gamma: float, eta: float | None = None
 ) -> tuple[list[LocalProblem], Grads]:
     """Build every layer's :class:`LocalProblem` from ONE forward/backward pass (no weight gradients)."""
+    problems, grads, _ = _local_problems_and_trace(net, params, x, y, variant, gamma, eta)
+    return problems, grads
+
+
+def _local_problems_and_trace(
+    net: MLP, params: Params, x: Array, y: Array, variant: str, gamma: float, eta: float | None
+) -> tuple[list[LocalProblem], Grads, Trace]:
+    """:func:`local_problems`, also returning the forward :class:`~locograd.network.Trace`.
+
+    The solvers reuse ``trace.pre[m]``, the pre-activation at the anchor, for their first step.
+    """
     variant, gamma, eta = check_variant(variant), check_gamma(gamma), check_eta(eta)
     trace = net.forward(params, x)
     grads = net.backward(params, trace, y, weight_grads=False)
@@ -85,7 +96,7 @@ def local_problems(
         LocalProblem(trace.inputs[m], tgts[m], net.transfers[m], variant, params[m], eta)
         for m in range(net.num_layers)
     ]
-    return problems, grads
+    return problems, grads, trace
 
 
 def count_out_of_range(problem: LocalProblem) -> Array:
@@ -94,6 +105,25 @@ def count_out_of_range(problem: LocalProblem) -> Array:
     if problem.variant == "S":
         return xp.zeros((), dtype=xp.int64)
     return (~problem.transfer.in_range(problem.target)).sum()
+
+
+def _maybe_out_of_range(problem: LocalProblem) -> bool:
+    """A cheap necessary condition for :func:`count_out_of_range` > 0: the targets' min/max leave the range.
+
+    Two reductions and one host transfer instead of a mask per element; the exact count
+    is taken only when this says there may be one.  Softmax rows are always counted.
+    """
+    if problem.variant == "S":
+        return False
+    if not problem.transfer.elementwise:
+        return True
+    t = problem.target
+    if t.size == 0:
+        return False
+    xp = array_namespace(t)
+    low, high = problem.transfer.range
+    lo, hi = xp.stack([xp.min(t), xp.max(t)]).tolist()
+    return not (lo >= low and hi <= high)  # a NaN fails both comparisons: counted, as in_range does
 
 
 def solve_layer(
@@ -107,15 +137,19 @@ def solve_layer(
     lr_factor: LrFactor | None = None,
     tol: float | None = None,
     report: bool = False,
+    pre: Array | None = None,
 ) -> tuple[dict[str, Array], Any, LayerReport | None]:
-    """Solve one layer's problem; returns ``(params, inner_state, report or None)``."""
+    """Solve one layer's problem; returns ``(params, inner_state, report or None)``.
+
+    ``pre``: the pre-activation at the anchor if known (saves the first product of gd and exact S).
+    """
     cg_iterations = iterations = 0
     if solver == "gd":
-        new, inner_state = solve_gd(problem, steps, lr, inner, inner_state, lr_factor)
+        new, inner_state = solve_gd(problem, steps, lr, inner, inner_state, lr_factor, pre=pre)
         iterations = steps
     elif solver == "exact":
         if problem.variant == "S":
-            new = solve_exact_s(problem)
+            new = solve_exact_s(problem, pre=pre)
         else:
             new, info = solve_exact_m(problem, tol=tol)
             iterations, cg_iterations = info.newton_iterations, info.cg_iterations
@@ -260,10 +294,10 @@ def step(
         _check_finite("x", [x])
         if getattr(y, "dtype", None) is not None and y.dtype.kind == "f":
             _check_finite("y", [y])
-    problems, grads = local_problems(net, params, x, y, variant=variant, gamma=gamma, eta=eta)
+    problems, grads, trace = _local_problems_and_trace(net, params, x, y, variant, gamma, eta)
     if variant == "M" and eta is None and solver == "gd" and steps > 1:  # one step is BackProp: always safe
         for m, problem in enumerate(problems):
-            outside = int(count_out_of_range(problem))
+            outside = int(count_out_of_range(problem)) if _maybe_out_of_range(problem) else 0
             if outside:
                 warnings.warn(
                     f"layer {m}: {outside} of {problem.target.size} M targets lie outside the range "
@@ -287,6 +321,7 @@ def step(
             lr_factor=lr_factor,
             tol=tol,
             report=diagnostics,
+            pre=trace.pre[m],
         )
         new_params.append(new)
         states.append(state)

@@ -24,6 +24,12 @@ Semantics (``g`` the gradient, ``w`` a parameter):
   :math:`m \leftarrow \mu m + \eta\, g / \sqrt{s + \epsilon}` (epsilon inside the
   root, the learning rate inside the momentum), :math:`w \leftarrow w - m`.
 
+Each ``update`` also carries ``update.inplace(grads, state, params, lr=None)``:
+the same step written into ``params`` and the state's arrays (``grads`` is
+used as scratch), bit for bit the pure result.  It is for callers that own all
+three, e.g. :func:`locograd.locoprop.solve_gd` after its first inner step;
+everyone else uses the pure ``update``.
+
 >>> import numpy as np
 >>> from locograd import optim
 >>> opt = optim.sgd(lr=0.5)
@@ -40,7 +46,7 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from ..backend import Array, array_namespace, tree_map
+from ..backend import Array, array_namespace, tree_leaves, tree_map
 
 Tree = Any
 State = dict[str, Any]
@@ -87,6 +93,85 @@ def _zeros(params: Tree) -> Tree:
     return tree_map(lambda p: array_namespace(p).zeros_like(p), params)
 
 
+def _fresh(x: Array, other: Array) -> bool:
+    """Whether the temporary ``x`` can take ``x (op) other`` in place: same shape, no change of dtype."""
+    return (
+        getattr(x, "ndim", 0) > 0
+        and getattr(x, "shape", None) == getattr(other, "shape", None)
+        and array_namespace(x).result_type(x, other) == x.dtype
+    )
+
+
+def _minus(p: Array, t: Array) -> Array:
+    """``p - t`` written into the temporary ``t`` when it can be (bit for bit the same)."""
+    return array_namespace(t).subtract(p, t, out=t) if _fresh(t, p) else p - t
+
+
+def _plus(t: Array, u: Array) -> Array:
+    """``t + u`` written into the temporary ``t`` when it can be."""
+    if _fresh(t, u):
+        t += u
+        return t
+    return t + u
+
+
+def _times(t: Array, u: Array) -> Array:
+    """``t * u`` written into the temporary ``t`` when it can be."""
+    if _fresh(t, u):
+        t *= u
+        return t
+    return t * u
+
+
+def _divide(t: Array, u: Array) -> Array:
+    """``t / u`` written into the temporary ``t`` when it can be."""
+    if _fresh(t, u):
+        t /= u
+        return t
+    return t / u
+
+
+def _sqrt(t: Array) -> Array:
+    """``sqrt(t)`` written into the temporary ``t`` when it can be."""
+    xp = array_namespace(t)
+    return xp.sqrt(t, out=t) if getattr(t, "ndim", 0) > 0 else xp.sqrt(t)
+
+
+InplaceUpdate = Callable[..., None]
+
+
+def _with_inplace(
+    update: Callable[..., tuple[Tree, State]], inplace: InplaceUpdate
+) -> Callable[..., tuple[Tree, State]]:
+    """Attach ``inplace`` to ``update`` as ``update.inplace`` (see the module docstring)."""
+    update.inplace = inplace  # type: ignore[attr-defined]
+    return update
+
+
+def _leaves(*trees: Tree) -> Any:
+    """The leaves of trees of one structure, zipped: ``(g, p, s1, ...)`` per array."""
+    return zip(*(tree_leaves(t) for t in trees), strict=True)
+
+
+def _decay_into(avg: Array, beta: float, g: Array, scratch: Array) -> None:
+    """``avg <- beta * avg + (1 - beta) * g * g`` in place, bit for bit the pure expression."""
+    xp = array_namespace(avg)
+    xp.multiply(g, 1 - beta, out=scratch)
+    scratch *= g
+    avg *= beta
+    avg += scratch
+
+
+def _scaled_step(p: Array, g: Array, avg: Array, eta: float, eps: float) -> None:
+    """``p <- p - eta * g / (sqrt(avg) + eps)`` in place (``g`` is overwritten)."""
+    xp = array_namespace(p)
+    root = xp.sqrt(avg)
+    root += eps
+    g *= eta
+    g /= root
+    p -= g
+
+
 def sgd(lr: float = 0.01) -> Optimizer:
     r"""Plain gradient descent :math:`w \leftarrow w - \eta g` (state: the step count)."""
     lr0 = _positive(lr, "lr")
@@ -96,9 +181,16 @@ def sgd(lr: float = 0.01) -> Optimizer:
 
     def update(grads: Tree, state: State, params: Tree, lr: float | None = None) -> tuple[Tree, State]:
         eta = _lr(lr, lr0)
-        return tree_map(lambda p, g: p - eta * g, params, grads), {"step": state["step"] + 1}
+        return tree_map(lambda p, g: _minus(p, eta * g), params, grads), {"step": state["step"] + 1}
 
-    return Optimizer("sgd", lr0, init, update, {})
+    def inplace(grads: Tree, state: State, params: Tree, lr: float | None = None) -> None:
+        eta = _lr(lr, lr0)
+        for g, p in _leaves(grads, params):
+            g *= eta
+            p -= g
+        state["step"] += 1
+
+    return Optimizer("sgd", lr0, init, _with_inplace(update, inplace), {})
 
 
 def _heavy_ball(name: str, lr: float, beta: float, nesterov: bool) -> Optimizer:
@@ -116,7 +208,20 @@ def _heavy_ball(name: str, lr: float, beta: float, nesterov: bool) -> Optimizer:
             new = tree_map(lambda p, m: p - eta * m, params, buf)
         return new, {"step": state["step"] + 1, "momentum": buf}
 
-    return Optimizer(name, lr0, init, update, {"beta": mu})
+    def inplace(grads: Tree, state: State, params: Tree, lr: float | None = None) -> None:
+        eta = _lr(lr, lr0)
+        for g, p, m in _leaves(grads, params, state["momentum"]):
+            m *= mu
+            m += g
+            if nesterov:
+                g += mu * m
+                g *= eta
+            else:
+                array_namespace(m).multiply(m, eta, out=g)
+            p -= g
+        state["step"] += 1
+
+    return Optimizer(name, lr0, init, _with_inplace(update, inplace), {"beta": mu})
 
 
 def momentum(lr: float = 0.01, beta: float = 0.9) -> Optimizer:
@@ -153,7 +258,28 @@ def adam(lr: float = 1e-3, beta1: float = 0.9, beta2: float = 0.999, eps: float 
 
         return tree_map(apply, params, m, v), {"step": t, "m": m, "v": v}
 
-    return Optimizer("adam", lr0, init, update, {"beta1": b1, "beta2": b2, "eps": eps})
+    def inplace(grads: Tree, state: State, params: Tree, lr: float | None = None) -> None:
+        eta = _lr(lr, lr0)
+        t = state["step"] + 1
+        c1, c2 = 1 - b1**t, 1 - b2**t
+        for g, p, m_, v_ in _leaves(grads, params, state["m"], state["v"]):
+            xp = array_namespace(g)
+            scratch = xp.empty_like(g)
+            xp.multiply(g, 1 - b1, out=scratch)
+            m_ *= b1
+            m_ += scratch
+            _decay_into(v_, b2, g, scratch)
+            xp.divide(v_, c2, out=scratch)
+            xp.sqrt(scratch, out=scratch)
+            scratch += eps
+            xp.multiply(m_, eta / c1, out=g)
+            g /= scratch
+            p -= g
+        state["step"] = t
+
+    return Optimizer(
+        "adam", lr0, init, _with_inplace(update, inplace), {"beta1": b1, "beta2": b2, "eps": eps}
+    )
 
 
 def adagrad(lr: float = 0.01, eps: float = 1e-10, initial_accumulator: float = 0.0) -> Optimizer:
@@ -173,7 +299,16 @@ def adagrad(lr: float = 0.01, eps: float = 1e-10, initial_accumulator: float = 0
         new = tree_map(lambda p, g, s_: p - eta * g / (array_namespace(s_).sqrt(s_) + eps), params, grads, s)
         return new, {"step": state["step"] + 1, "sum": s}
 
-    return Optimizer("adagrad", lr0, init, update, {"eps": eps, "initial_accumulator": s0})
+    def inplace(grads: Tree, state: State, params: Tree, lr: float | None = None) -> None:
+        eta = _lr(lr, lr0)
+        for g, p, s_ in _leaves(grads, params, state["sum"]):
+            s_ += g * g
+            _scaled_step(p, g, s_, eta, eps)
+        state["step"] += 1
+
+    return Optimizer(
+        "adagrad", lr0, init, _with_inplace(update, inplace), {"eps": eps, "initial_accumulator": s0}
+    )
 
 
 def rmsprop(lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8) -> Optimizer:
@@ -189,7 +324,14 @@ def rmsprop(lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8) -> Optimiz
         new = tree_map(lambda p, g, v_: p - eta * g / (array_namespace(v_).sqrt(v_) + eps), params, grads, v)
         return new, {"step": state["step"] + 1, "square_avg": v}
 
-    return Optimizer("rmsprop", lr0, init, update, {"alpha": alpha, "eps": eps})
+    def inplace(grads: Tree, state: State, params: Tree, lr: float | None = None) -> None:
+        eta = _lr(lr, lr0)
+        for g, p, v_ in _leaves(grads, params, state["square_avg"]):
+            _decay_into(v_, alpha, g, array_namespace(g).empty_like(g))
+            _scaled_step(p, g, v_, eta, eps)
+        state["step"] += 1
+
+    return Optimizer("rmsprop", lr0, init, _with_inplace(update, inplace), {"alpha": alpha, "eps": eps})
 
 
 def rmsprop_tf1(
@@ -221,13 +363,30 @@ def rmsprop_tf1(
 
     def update(grads: Tree, state: State, params: Tree, lr: float | None = None) -> tuple[Tree, State]:
         eta = _lr(lr, lr0)
-        ms = tree_map(lambda s, g: rho * s + (1 - rho) * g * g, state["ms"], grads)
+        ms = tree_map(lambda s, g: _plus(rho * s, _times((1 - rho) * g, g)), state["ms"], grads)
         mom = tree_map(
-            lambda m, g, s: mu * m + eta * g / array_namespace(s).sqrt(s + eps), state["mom"], grads, ms
+            lambda m, g, s: _plus(mu * m, _divide(eta * g, _sqrt(s + eps))), state["mom"], grads, ms
         )
         return tree_map(lambda p, m: p - m, params, mom), {"step": state["step"] + 1, "ms": ms, "mom": mom}
 
-    return Optimizer("rmsprop_tf1", lr0, init, update, {"decay": rho, "momentum": mu, "eps": eps})
+    def inplace(grads: Tree, state: State, params: Tree, lr: float | None = None) -> None:
+        eta = _lr(lr, lr0)
+        for g, p, s, m in _leaves(grads, params, state["ms"], state["mom"]):
+            xp = array_namespace(g)
+            scratch = xp.empty_like(g)
+            _decay_into(s, rho, g, scratch)
+            xp.add(s, eps, out=scratch)
+            xp.sqrt(scratch, out=scratch)
+            g *= eta
+            g /= scratch
+            m *= mu
+            m += g
+            p -= m
+        state["step"] += 1
+
+    return Optimizer(
+        "rmsprop_tf1", lr0, init, _with_inplace(update, inplace), {"decay": rho, "momentum": mu, "eps": eps}
+    )
 
 
 FIRST_ORDER: dict[str, Callable[..., Optimizer]] = {

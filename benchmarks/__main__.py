@@ -1,0 +1,7 @@
+"""``python -m benchmarks``."""
+
+import sys
+
+from .run import main
+
+raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,162 @@
+r"""What is benchmarked: the model, the step kinds, and their matmul FLOP counts.
+
+The model is the released MNIST deep autoencoder
+(:func:`locograd.experiments.models.mnist_autoencoder`), 784-1000-500-250-30 and
+mirror, tanh / identity code / sigmoid output, sigmoid cross-entropy; ``--width``
+scales the hidden widths.  ``--quick`` swaps in a tiny network of the same shape
+so that the test suite can run the whole pipeline in seconds.
+
+FLOPs count the matrix products only (elementwise work is left out): a product
+of ``(m, k)`` by ``(k, n)`` is :math:`2mkn`.  With :math:`S = \sum_m d_m d_{m+1}`
+and :math:`S_1` the same sum without the first layer (whose input gradient no
+step needs), per step of batch ``B``:
+
+* BackProp: forward :math:`2BS`, backward :math:`2BS` (weight gradients) +
+  :math:`2BS_1` (input gradients).
+* LocoProp with ``K`` gradient steps per layer (S or M): forward :math:`2BS`,
+  backward :math:`2BS_1` (only :math:`\partial L/\partial A`), then per inner step
+  :math:`A = XW + b` and :math:`X^\top R` (:math:`4BS`); locograd's first inner
+  step reuses the forward pass's :math:`A`, so it does :math:`(4K - 2)BS`, the
+  PyTorch version :math:`4KBS`.
+* LocoProp-S exact: forward, backward as above, per layer :math:`X^\top R`,
+  the Gram matrix :math:`Bn^2` (:math:`n = d_{in} + 1`), a Cholesky
+  factorisation :math:`n^3/3` and two triangular solves :math:`2n^2 d_{out}`.
+* K-FAC: forward, full backward, a second (sampled-target) backward for
+  :math:`\partial L/\partial A`; per layer the two factor products
+  :math:`Bn^2 + Bd_{out}^2`, every step two triangular solves with each damped
+  factor's Cholesky factor (:math:`2n^2 d_{out} + 2d_{out}^2 n`), and every
+  ``update_every`` steps their factorisations (:math:`n^3/3 + d_{out}^3/3`), amortised.
+* Shampoo: forward, full backward; per layer :math:`GG^\top`, :math:`G^\top G`
+  (:math:`d_{in}^2 d_{out} + d_{in} d_{out}^2`), :math:`L^{-1/4} G R^{-1/4}`
+  (:math:`2d_{in}^2 d_{out} + 2 d_{in} d_{out}^2`) and, every ``update_every``
+  steps, two symmetric eigendecompositions counted as :math:`9n^3` each (Golub &
+  Van Loan's estimate for the symmetric QR algorithm with vectors) plus
+  :math:`2n^3` to rebuild each root, amortised over the period.
+
+A product of a matrix with its own transpose (:math:`X^\top X`, :math:`GG^\top`)
+is counted at half price, :math:`mk^2` for :math:`(k, m) @ (m, k)`: NumPy and
+PyTorch compute only one triangle (BLAS ``syrk``).  The factorisation counts
+are the textbook leading terms, so the "fraction of the matmul rate" of K-FAC,
+Shampoo and LocoProp-S exact is an estimate; for those kinds, and for every
+kind whose cost repeats over a period (K-FAC, Shampoo), the benchmark reports
+the mean over whole periods rather than the median.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import NamedTuple
+
+KINDS: tuple[str, ...] = (
+    "backprop",
+    "locoprop_s",
+    "locoprop_s_exact",
+    "locoprop_m",
+    "kfac",
+    "shampoo",
+)
+"""Every step kind, in table order."""
+
+TORCH_KINDS: tuple[str, ...] = ("backprop", "locoprop_m")
+"""The step kinds that also have a PyTorch implementation."""
+
+LABELS: dict[str, str] = {
+    "backprop": "BackProp (SGD)",
+    "locoprop_s": "LocoProp-S K=10 GD",
+    "locoprop_s_exact": "LocoProp-S exact",
+    "locoprop_m": "LocoProp-M K=10 SGD",
+    "kfac": "K-FAC (every 10)",
+    "shampoo": "Shampoo (every 10)",
+}
+
+QUICK_SIZES: list[int] = [48, 40, 20, 10, 4, 10, 20, 40, 48]
+"""The tiny stand-in of ``--quick``: the autoencoder's shape at about 1/25 of its widths."""
+
+GAMMA = 10.0
+"""Target step of every LocoProp kind (the released value)."""
+
+INNER_STEPS = 10
+"""``K``, the inner steps of the LocoProp gradient kinds (the released value)."""
+
+INNER_LR = 1e-4
+"""Inner SGD step size of the LocoProp gradient kinds (small: the data are random, only time matters)."""
+
+EXACT_ETA = 1.0
+"""Proximal weight of LocoProp-S exact."""
+
+BACKPROP_LR = 1e-2
+"""SGD learning rate of the BackProp step."""
+
+UPDATE_EVERY = 10
+"""K-FAC's and Shampoo's refresh period."""
+
+PERIODIC: tuple[str, ...] = ("kfac", "shampoo")
+"""Kinds whose cost repeats over ``UPDATE_EVERY`` steps: their time is the mean over whole periods."""
+
+
+class Setup(NamedTuple):
+    """One benchmark configuration.
+
+    Attributes:
+        sizes: layer widths ``[d_0, ..., d_M]``.
+        batch: ``B``.
+        width: the width multiplier the sizes came from (1 for ``--quick``).
+    """
+
+    sizes: list[int]
+    batch: int
+    width: int
+
+
+def mnist_sizes(width: int) -> list[int]:
+    """The released autoencoder's widths with the hidden layers scaled by ``width``."""
+    from locograd.experiments.models import mnist_autoencoder
+
+    return list(mnist_autoencoder(width).sizes)
+
+
+def _layers(sizes: list[int]) -> list[tuple[int, int]]:
+    return list(itertools.pairwise(sizes))
+
+
+def flops(kind: str, sizes: list[int], batch: int, lib: str = "locograd") -> float:
+    """Matmul FLOPs of one step of ``kind`` (see the module docstring); ``lib`` is ``"locograd"`` or ``"torch"``."""
+    B, layers = batch, _layers(sizes)
+    S = sum(i * o for i, o in layers)
+    S1 = S - layers[0][0] * layers[0][1]
+    forward, input_grads, weight_grads = 2.0 * B * S, 2.0 * B * S1, 2.0 * B * S
+    if kind == "backprop":
+        return forward + weight_grads + input_grads
+    if kind in ("locoprop_s", "locoprop_m"):
+        inner = 4.0 * INNER_STEPS * B * S - (0.0 if lib == "torch" else 2.0 * B * S)
+        return forward + input_grads + inner
+    if kind == "locoprop_s_exact":
+        total = forward + input_grads
+        for d_in, d_out in layers:
+            n = d_in + 1
+            total += 2.0 * B * d_in * d_out + B * n * n + n**3 / 3 + 2.0 * n * n * d_out
+        return total
+    if kind == "kfac":
+        total = forward + weight_grads + 2 * input_grads
+        for d_in, d_out in layers:
+            n = d_in + 1
+            total += B * (n * n + d_out * d_out)
+            total += 2.0 * n * n * d_out + 2.0 * d_out * d_out * n + (n**3 + d_out**3) / 3 / UPDATE_EVERY
+        return total
+    if kind == "shampoo":
+        total = forward + weight_grads + input_grads
+        for d_in, d_out in layers:
+            total += 3.0 * d_in * d_in * d_out + 3.0 * d_in * d_out * d_out
+            total += sum(11.0 * n**3 for n in (d_in, d_out)) / UPDATE_EVERY
+        return total
+    raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
+
+
+PRODUCTS: tuple[str, ...] = ("X @ W", "X.T @ G", "G @ W.T")
+"""The three products of a dense layer in a forward/backward pass, with the layouts a step uses
+(``X`` ``(B, d_in)``, ``W`` ``(d_in, d_out)``, ``G`` ``(B, d_out)``, all row-major)."""
+
+
+def matmul_shapes(sizes: list[int]) -> list[tuple[str, int, int]]:
+    """Every ``(product, d_in, d_out)`` of the network; each costs :math:`2 B d_{in} d_{out}`."""
+    return [(product, d_in, d_out) for d_in, d_out in _layers(sizes) for product in PRODUCTS]

@@ -1,0 +1,465 @@
+"""``python -m benchmarks``: time and measure every step kind against PyTorch and the matmul rate.
+
+For each step kind the parent starts worker processes (:mod:`benchmarks.worker`),
+alternating locograd and PyTorch runs round by round, each limited to the same
+number of threads, and reports per kind: the median (and mean) milliseconds of
+a step, its matmul FLOPs (:mod:`benchmarks.model`), the achieved GFLOP/s and
+fraction of this machine's float32 matmul rate for the layer shapes involved,
+the ratio to PyTorch, and the peak memory of a step.  A table goes to stdout,
+everything to ``--out`` as JSON.
+
+``--unset-openblas`` runs the locograd (and NumPy matmul) workers with
+``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` removed from their environment;
+without it they inherit this process's environment as set.  The output says
+which, with the values.
+
+>>> sorted(build_parser().parse_args(["--quick"]).__dict__)[:4]
+['batch', 'device', 'no_torch', 'out']
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import platform
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from . import model
+from .worker import OPENBLAS_VARIABLES
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks``."""
+    p = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Time locograd's BackProp, LocoProp, K-FAC and Shampoo steps on the MNIST "
+        "autoencoder against PyTorch and the machine's float32 matmul rate.",
+    )
+    p.add_argument(
+        "--threads", type=int, default=1, help="threads per worker process (BLAS, PyTorch); default 1"
+    )
+    p.add_argument("--repeats", type=int, default=None, help="timed steps per worker (default 10; quick 2)")
+    p.add_argument(
+        "--rounds", type=int, default=None, help="alternating locograd/PyTorch rounds (default 2; quick 1)"
+    )
+    p.add_argument("--batch", type=int, default=None, help="batch size B (default 1000; quick 16)")
+    p.add_argument("--width", type=int, default=1, help="width multiplier of the hidden layers (default 1)")
+    p.add_argument("--kinds", default=",".join(model.KINDS), help="comma-separated step kinds (default: all)")
+    p.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (for the test suite)")
+    p.add_argument(
+        "--device", choices=("cpu", "gpu"), default="cpu", help="cpu: NumPy vs PyTorch CPU; gpu: CuPy vs CUDA"
+    )
+    p.add_argument("--no-torch", action="store_true", help="skip the PyTorch runs")
+    p.add_argument(
+        "--unset-openblas",
+        action="store_true",
+        help="run the locograd workers with OPENBLAS_CORETYPE and OPENBLAS_L2_SIZE removed",
+    )
+    p.add_argument(
+        "--scaling", action="store_true", help="also time BackProp and LocoProp-M over batch and width"
+    )
+    p.add_argument(
+        "--scaling-batches", default=None, help="batches of --scaling (default 100,1000,10000; quick 4,8,16)"
+    )
+    p.add_argument("--scaling-widths", default="1,2", help="width multipliers of --scaling (default 1,2)")
+    p.add_argument("--out", default=None, help="write the JSON report here")
+    p.add_argument("--timeout", type=float, default=1800.0, help="seconds allowed per worker process")
+    return p
+
+
+def sizes_for(width: int, quick: bool) -> list[int]:
+    """Layer widths: the MNIST autoencoder (or its ``--quick`` stand-in) with hidden widths times ``width``."""
+    if not quick:
+        return model.mnist_sizes(width)
+    base = model.QUICK_SIZES
+    half = len(base) // 2
+    return (
+        [base[0]]
+        + [d * width for d in base[1:half]]
+        + [base[half]]
+        + [d * width for d in base[half + 1 : -1]]
+        + [base[-1]]
+    )
+
+
+def worker_env(threads: int, unset_openblas: bool) -> dict[str, str]:
+    """The environment of a worker: this one's, threads pinned, OpenBLAS variables removed if asked."""
+    env = dict(os.environ)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    if unset_openblas:
+        for var in OPENBLAS_VARIABLES:
+            env.pop(var, None)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
+def run_worker(spec: dict[str, Any], env: dict[str, str], timeout: float) -> dict[str, Any]:
+    """Run one worker process; its ``RESULT`` line as a dict, or ``{"error": ...}``."""
+    cmd = [sys.executable, "-m", "benchmarks.worker", json.dumps(spec)]
+    try:
+        done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"lib": spec["lib"], "error": f"worker timed out after {timeout:.0f} s"}
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith("RESULT "):
+            return dict(json.loads(line[len("RESULT ") :]))
+    tail = (done.stderr or done.stdout).strip().splitlines()[-5:]
+    return {"lib": spec["lib"], "error": f"worker exited {done.returncode}: " + " | ".join(tail)}
+
+
+def machine_info(gpu: bool = False) -> dict[str, Any]:
+    """CPU model and cores (``lscpu``), Python, NumPy and (if present) PyTorch versions, BLAS; the GPU's name."""
+    import numpy as np
+    from threadpoolctl import threadpool_info
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in lscpu.splitlines():
+            if line.startswith("Model name:"):
+                cpu = line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    info: dict[str, Any] = {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": [
+            f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')})"
+            for p in threadpool_info()
+            if p.get("user_api") == "blas"
+        ],
+        "openblas_env_as_set": {v: os.environ.get(v) for v in OPENBLAS_VARIABLES},
+    }
+    spec = importlib.util.find_spec("torch")
+    info["torch"] = None if spec is None else "installed"
+    if gpu:
+        from locograd import backend
+
+        name = backend.cupy_module().cuda.runtime.getDeviceProperties(0)["name"]
+        info["gpu"] = name.decode() if isinstance(name, bytes) else str(name)
+    return info
+
+
+def _median(values: Sequence[float]) -> float:
+    return float(statistics.median(values)) if values else float("nan")
+
+
+def measure(
+    args: argparse.Namespace,
+    sizes: list[int],
+    batch: int,
+    kinds: Sequence[str],
+    with_torch: bool,
+    repeats: int,
+    rounds: int,
+    memory: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """Run the alternating rounds for ``kinds``; per ``lib`` and kind: all times, memory, errors."""
+    quick = args.quick
+    envs = {
+        "locograd": worker_env(args.threads, args.unset_openblas),
+        "torch": worker_env(args.threads, False),
+    }
+    base = {
+        "sizes": sizes,
+        "batch": batch,
+        "threads": args.threads,
+        "device": args.device,
+        "repeats": repeats,
+        "warmup": 1 if quick or not memory else 2,
+        "memory": memory,
+    }
+    found: dict[str, dict[str, Any]] = {"locograd": {}, "torch": {}}
+
+    def record(lib: str, result: dict[str, Any], group: Sequence[str]) -> None:
+        for kind in group:
+            entry = found[lib].setdefault(kind, {"times_ms": [], "memory": [], "workers": []})
+            if "error" in result or "skipped" in result:
+                entry.setdefault("error", result.get("error") or result.get("skipped"))
+                continue
+            got = result["kinds"][kind]
+            entry["times_ms"].extend(got["times_ms"])
+            entry["memory"].append({k: v for k, v in got.items() if k != "times_ms"})
+            entry["workers"].append({k: result.get(k) for k in ("pid", "openblas_env", "threads")})
+
+    for _ in range(rounds):
+        # quick: one process per library for all kinds (seconds matter more than isolation there)
+        groups = [list(kinds)] if quick else [[k] for k in kinds]
+        for group in groups:
+            spec = {**base, "lib": "locograd", "kinds": group}
+            record("locograd", run_worker(spec, envs["locograd"], args.timeout), group)
+            torch_group = [k for k in group if k in model.TORCH_KINDS]
+            if with_torch and torch_group:
+                spec = {**base, "lib": "torch", "kinds": torch_group}
+                record("torch", run_worker(spec, envs["torch"], args.timeout), torch_group)
+    return found
+
+
+def matmul_rate(args: argparse.Namespace, sizes: list[int], batch: int, lib: str) -> dict[str, Any]:
+    """This machine's float32 matmul rate over the network's products (NumPy's BLAS or PyTorch)."""
+    env = worker_env(args.threads, args.unset_openblas and lib == "locograd")
+    spec = {
+        "lib": lib,
+        "matmul": True,
+        "sizes": sizes,
+        "batch": batch,
+        "threads": args.threads,
+        "device": args.device,
+        "repeats": 3 if args.quick else 10,
+    }
+    result = run_worker(spec, env, args.timeout)
+    if "matmul" not in result:
+        return {"error": result.get("error") or result.get("skipped")}
+    rows = result["matmul"]
+    flop = sum(2.0 * batch * r["d_in"] * r["d_out"] for r in rows)
+    seconds = sum(r["seconds"] for r in rows)
+    return {"gflops": flop / seconds / 1e9, "products": rows, "blas": result.get("threads")}
+
+
+def summarise(
+    found: dict[str, dict[str, Any]], sizes: list[int], batch: int, rate: float | None
+) -> list[dict[str, Any]]:
+    """One row per (kind, lib): median/mean ms, FLOPs, GFLOP/s, fraction of the matmul rate, ratio to PyTorch, memory."""
+    rows = []
+    for kind in model.KINDS:
+        for lib in ("locograd", "torch"):
+            entry = found[lib].get(kind)
+            if entry is None:
+                continue
+            times = entry["times_ms"]
+            row: dict[str, Any] = {"kind": kind, "label": model.LABELS[kind], "lib": lib}
+            if not times:
+                row["error"] = entry.get("error", "no samples")
+                rows.append(row)
+                continue
+            # a periodic kind's cost is its mean over whole periods; any other's, the median step
+            ms = float(statistics.fmean(times)) if kind in model.PERIODIC else _median(times)
+            flop = model.flops(kind, sizes, batch, lib)
+            row.update(
+                ms=ms,
+                ms_median=_median(times),
+                ms_mean=float(statistics.fmean(times)),
+                ms_min=float(min(times)),
+                samples=len(times),
+                flops=flop,
+                gflops=flop / ms / 1e6,
+                fraction_of_matmul_rate=(flop / ms / 1e6) / rate if rate else None,
+            )
+            for key in ("rss_peak_mb", "tracemalloc_peak_mb", "device_peak_mb"):
+                values = [m[key] for m in entry["memory"] if m.get(key) is not None]
+                if values:
+                    row[key] = max(values)
+            row["memory_window_steps"] = (
+                entry["memory"][0].get("memory_window_steps") if entry["memory"] else None
+            )
+            row["times_ms"] = times
+            rows.append(row)
+    by = {(r["kind"], r["lib"]): r for r in rows}
+    for r in rows:
+        other = by.get((r["kind"], "torch"))
+        if r["lib"] == "locograd" and other and "ms" in other and "ms" in r:
+            r["ratio_to_torch"] = r["ms"] / other["ms"]
+            key = "device_peak_mb" if "device_peak_mb" in r else "rss_peak_mb"
+            if r.get(key) is not None and other.get(key):
+                r["memory_ratio_to_torch"] = r[key] / other[key]
+    return rows
+
+
+def _fmt(value: Any, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def _num(value: float | None) -> str:
+    """A measurement for the table: whole numbers from 100, one decimal from 1, else 3 digits."""
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if abs(value) >= 100 else f"{value:.1f}" if abs(value) >= 1 else f"{value:.3g}"
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    """The rows as a Markdown table."""
+    head = (
+        "| step | lib | ms (median) | ms (mean) | GFLOP | GFLOP/s | % matmul rate | vs torch "
+        "| peak MB | peak MB (traced) | mem vs torch |"
+    )
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if "error" in r:
+            lines.append(f"| {r['label']} | {r['lib']} | {r['error']} |")
+            continue
+        frac = r.get("fraction_of_matmul_rate")
+        mem = r.get("device_peak_mb", r.get("rss_peak_mb"))
+        lines.append(
+            f"| {r['label']} | {r['lib']} | {_num(r['ms_median'])} | {_num(r['ms_mean'])} | {_num(r['flops'] / 1e9)} "
+            f"| {r['gflops']:.1f} | {_fmt(None if frac is None else 100 * frac, '.0f')} "
+            f"| {_fmt(r.get('ratio_to_torch'), '.2f')} | {_num(mem)} "
+            f"| {_num(r.get('tracemalloc_peak_mb'))} | {_fmt(r.get('memory_ratio_to_torch'), '.2f')} |"
+        )
+    lines.append("")
+    lines.append(
+        "GFLOP/s, % of the matmul rate and the ratios use the median step; K-FAC and Shampoo use the mean "
+        f"over whole {model.UPDATE_EVERY}-step periods (their refresh included). Peak MB: on the CPU the resident "
+        "memory (RSS) above the start of a step, on the GPU the device allocations above the start; traced: the "
+        "NumPy allocations tracemalloc sees; over one step (K-FAC, Shampoo: one period)."
+    )
+    return "\n".join(lines)
+
+
+def scaling(args: argparse.Namespace, with_torch: bool, repeats: int) -> list[dict[str, Any]]:
+    """BackProp and LocoProp-M over batches and widths; time per step and its growth from the smallest."""
+    default = "4,8,16" if args.quick else "100,1000,10000"
+    batches = [int(b) for b in (args.scaling_batches or default).split(",")]
+    widths = [int(w) for w in args.scaling_widths.split(",")]
+    rows: list[dict[str, Any]] = []
+    for width in widths:
+        sizes = sizes_for(width, args.quick)
+        for batch in batches:
+            found = measure(
+                args, sizes, batch, ["backprop", "locoprop_m"], with_torch, repeats, 1, memory=False
+            )
+            for r in summarise(found, sizes, batch, None):
+                r.pop("times_ms", None)
+                rows.append({"batch": batch, "width": width, **r})
+    ms = {(r["kind"], r["lib"], r["width"], r["batch"]): r["ms"] for r in rows if "ms" in r}
+    for r in rows:
+        if "ms" in r:
+            same_width = ms.get((r["kind"], r["lib"], r["width"], batches[0]))
+            same_batch = ms.get((r["kind"], r["lib"], widths[0], r["batch"]))
+            r["growth_vs_batch"] = r["ms"] / same_width if same_width else None
+            r["growth_vs_width"] = r["ms"] / same_batch if same_batch else None
+            r["us_per_example"] = 1e3 * r["ms"] / r["batch"]
+    return rows
+
+
+def scaling_table(rows: list[dict[str, Any]]) -> str:
+    """The scaling rows as a Markdown table."""
+    lines = [
+        "| width | batch | step | lib | ms | us/example | x first batch | x first width | GFLOP/s | vs torch |",
+        "|---:|---:|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        if "ms" not in r:
+            lines.append(f"| {r['width']} | {r['batch']} | {r['label']} | {r['lib']} | {r.get('error')} |")
+            continue
+        lines.append(
+            f"| {r['width']} | {r['batch']} | {r['label']} | {r['lib']} | {_num(r['ms'])} "
+            f"| {r['us_per_example']:.1f} | {_fmt(r['growth_vs_batch'], '.1f')} "
+            f"| {_fmt(r['growth_vs_width'], '.1f')} | {r['gflops']:.1f} "
+            f"| {_fmt(r.get('ratio_to_torch'), '.2f')} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark; 0 when every locograd measurement succeeded, 1 otherwise, 2 on bad options."""
+    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    kinds = [k for k in args.kinds.split(",") if k]
+    unknown = sorted(set(kinds) - set(model.KINDS))
+    if unknown:
+        print(
+            f"benchmarks: error: unknown step kinds {unknown}; valid: {', '.join(model.KINDS)}",
+            file=sys.stderr,
+        )
+        return 2
+    if min(args.threads, args.width, args.repeats or 1, args.rounds or 1, args.batch or 1) < 1:
+        print(
+            "benchmarks: error: --threads, --width, --repeats, --rounds, --batch must be >= 1",
+            file=sys.stderr,
+        )
+        return 2
+    if args.device == "gpu":
+        from locograd import backend
+
+        if not backend.has_gpu():
+            print("benchmarks: error: --device gpu needs CuPy and a usable CUDA device", file=sys.stderr)
+            return 2
+    repeats = args.repeats or (2 if args.quick else 10)
+    rounds = args.rounds or (1 if args.quick else 2)
+    batch = args.batch or (16 if args.quick else 1000)
+    sizes = sizes_for(args.width, args.quick)
+    with_torch = not args.no_torch and importlib.util.find_spec("torch") is not None
+    started = time.time()
+
+    report: dict[str, Any] = {
+        "command": "python -m benchmarks " + shlex.join(argv),
+        "machine": machine_info(args.device == "gpu"),
+        "settings": {
+            "sizes": sizes,
+            "batch": batch,
+            "width": args.width,
+            "dtype": "float32",
+            "device": args.device,
+            "threads": args.threads,
+            "repeats": repeats,
+            "rounds": rounds,
+            "quick": args.quick,
+            "gamma": model.GAMMA,
+            "inner_steps": model.INNER_STEPS,
+            "update_every": model.UPDATE_EVERY,
+            "locograd_openblas_env": "unset (--unset-openblas)" if args.unset_openblas else "as set",
+            "torch": with_torch,
+        },
+    }
+    report["matmul"] = {"locograd": matmul_rate(args, sizes, batch, "locograd")}
+    if with_torch:
+        report["matmul"]["torch"] = matmul_rate(args, sizes, batch, "torch")
+    rate = report["matmul"]["locograd"].get("gflops")
+    found = measure(args, sizes, batch, kinds, with_torch, repeats, rounds)
+    rows = summarise(found, sizes, batch, rate)
+    report["steps"] = rows
+    workers = [w for e in found["locograd"].values() for w in e.get("workers", [])]
+    seen_env = workers[0]["openblas_env"] if workers else None
+    report["settings"]["locograd_openblas_env_seen"] = seen_env
+
+    env_line = ", ".join(f"{k}={v if v is not None else '<unset>'}" for k, v in (seen_env or {}).items())
+    mode = "removed by --unset-openblas" if args.unset_openblas else "as set by the machine"
+    torch_rate = report["matmul"].get("torch", {}).get("gflops")
+    print(f"command:  {report['command']}")
+    if "gpu" in report["machine"]:
+        print(f"gpu:      {report['machine']['gpu']}")
+    pools = (report["matmul"]["locograd"].get("blas") or {}).get("blas") or []
+    blas = ", ".join(f"{p['internal_api']} {p['version']} ({p['architecture']})" for p in pools) or "unknown"
+    print(
+        f"machine:  {report['machine']['cpu']}, {report['machine']['cores']} cores; locograd workers' BLAS {blas}"
+    )
+    print(
+        f"settings: sizes {'-'.join(map(str, sizes))}, batch {batch}, float32, {args.device}, {args.threads} thread(s), "
+        f"{repeats} timed steps x {rounds} round(s) per kind"
+    )
+    print(f"locograd workers' OpenBLAS variables ({mode}): {env_line or 'n/a'}")
+    print(
+        f"float32 matmul rate over the layer shapes: NumPy {_fmt(rate, '.1f')} GFLOP/s"
+        + (f", PyTorch {_fmt(torch_rate, '.1f')} GFLOP/s" if with_torch else "")
+    )
+    if not with_torch:
+        print("PyTorch: not run (" + ("--no-torch" if args.no_torch else "not installed") + ")")
+    print()
+    print(table(rows))
+
+    if args.scaling:
+        scale_rows = scaling(args, with_torch, max(2, repeats // 3))
+        report["scaling"] = scale_rows
+        print()
+        print(scaling_table(scale_rows))
+    report["seconds"] = time.time() - started
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+        print(f"\nwrote {args.out}")
+    failed = [r for r in rows if r["lib"] == "locograd" and "error" in r]
+    return 1 if failed or "error" in report["matmul"]["locograd"] else 0

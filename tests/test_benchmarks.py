@@ -1,0 +1,148 @@
+"""The benchmark harness: ``python -m benchmarks --quick`` runs end to end and reports every step kind.
+
+No timing is asserted anywhere: the machine is shared and noisy.  When PyTorch
+is installed, its steps are checked to compute what locograd's compute (so the
+ratios compare like with like); without it that check skips.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from benchmarks import model, steps
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_quick_run_reports_every_step_kind(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    report = json.loads(out.read_text())
+    rows = {row["kind"]: row for row in report["steps"] if row["lib"] == "locograd"}
+    assert set(rows) == set(model.KINDS)
+    for kind, row in rows.items():
+        assert row["ms_median"] > 0 and row["flops"] > 0, kind
+        assert row["samples"] >= 1 and all(t > 0 for t in row["times_ms"]), kind
+    assert report["matmul"]["locograd"]["gflops"] > 0
+    assert report["settings"]["locograd_openblas_env"] == "as set"
+    assert "| LocoProp-M K=10 SGD | locograd |" in done.stdout
+
+
+def test_unknown_kind_is_an_error() -> None:
+    from benchmarks import main
+
+    assert main(["--quick", "--kinds", "backprop,frobnicate"]) == 2
+
+
+def test_flop_counts_follow_the_layer_products() -> None:
+    sizes, B = [3, 5, 2], 7
+    S, S1 = 3 * 5 + 5 * 2, 5 * 2
+    assert model.flops("backprop", sizes, B) == 2 * B * S + 2 * B * S + 2 * B * S1
+    K = model.INNER_STEPS
+    assert model.flops("locoprop_m", sizes, B, "torch") == 2 * B * S + 2 * B * S1 + 4 * K * B * S
+    assert model.flops("locoprop_m", sizes, B) == model.flops("locoprop_m", sizes, B, "torch") - 2 * B * S
+    for kind in model.KINDS:
+        assert model.flops(kind, sizes, B) > model.flops("backprop", sizes, B) * (kind != "backprop")
+
+
+@pytest.mark.filterwarnings(
+    "ignore::locograd.locoprop.LocoPropWarning"
+)  # random data: a few targets leave tanh's range
+@pytest.mark.parametrize("kind", model.TORCH_KINDS)
+def test_torch_steps_compute_what_locograd_computes(kind: str) -> None:
+    torch = pytest.importorskip("torch")
+    sizes, batch = model.QUICK_SIZES, 6
+    net, params, x = steps.host_data(sizes, batch, seed=3)
+    params64 = [{k: v.astype(np.float64) for k, v in layer.items()} for layer in params]
+    opt = steps.locograd_optimizer(kind, net)
+    state = opt.init(params64)
+    x64 = x.astype(np.float64)
+    for _ in range(2):
+        params64, state, _ = opt.update(params64, x64, x64, state)
+    stepper = steps.torch_stepper(kind, sizes, batch, "cpu", seed=3, dtype=torch.float64)
+    for _ in range(2):
+        stepper.step()
+    for ours, theirs in zip(params64, stepper.params(), strict=True):
+        for key in ("W", "b"):
+            np.testing.assert_allclose(theirs[key], ours[key], rtol=1e-10, atol=1e-12)
+
+
+# The optimisations the benchmark measures change no number: the fast paths equal the plain ones bit for bit.
+
+
+def _tree_equal(a: object, b: object) -> bool:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_tree_equal(a[k], b[k]) for k in a)
+    return bool(np.array_equal(np.asarray(a), np.asarray(b)))
+
+
+INNERS = ["gd", "sgd", "momentum", "nesterov", "adam", "adagrad", "rmsprop", "rmsprop_tf1"]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("variant", ["S", "M"])
+@pytest.mark.parametrize("eta", [None, 0.5])
+@pytest.mark.parametrize("inner_name", INNERS)
+def test_inner_loop_in_buffers_equals_the_plain_loop_bit_for_bit(
+    dtype: type, variant: str, eta: float | None, inner_name: str
+) -> None:
+    from locograd import locoprop, optim
+    from locograd.optim.schedules import released_inner_factor
+
+    rng = np.random.default_rng(7)
+    X = rng.standard_normal((9, 5)).astype(dtype)
+    anchor = {"W": rng.standard_normal((5, 4)).astype(dtype), "b": rng.standard_normal(4).astype(dtype)}
+    pre = X @ anchor["W"] + anchor["b"]
+    target = (np.tanh(pre) if variant == "M" else pre) - 0.3 * rng.standard_normal((9, 4)).astype(dtype)
+    problem = locoprop.LocalProblem.build(X, target, "tanh", variant, anchor, eta=eta)
+    inner = None if inner_name == "gd" else optim.get(inner_name, lr=0.01)
+    lr = 0.01 if inner is None else None
+    state = None if inner is None else inner.init(anchor)
+    before = None if state is None else copy.deepcopy(state)
+
+    got, got_state = locoprop.solve_gd(
+        problem, 5, lr=lr, inner=inner, inner_state=state, lr_factor=released_inner_factor, pre=pre
+    )
+
+    params, ref_state = anchor, state
+    for k in range(5):
+        g = locoprop.gradient(problem, params)
+        factor = released_inner_factor(k, 5)
+        if inner is None:
+            params = {key: params[key] - 0.01 * factor * g[key] for key in params}
+        else:
+            params, ref_state = inner.update(g, ref_state, params, lr=inner.lr * factor)
+    for key in ("W", "b"):
+        assert got[key].dtype == dtype and np.array_equal(got[key], params[key]), key
+    if inner is not None:
+        assert _tree_equal(got_state, ref_state)
+        assert _tree_equal(state, before)  # the caller's state was not written into
+    assert not np.shares_memory(got["W"], anchor["W"])
+
+
+def test_sigmoid_without_where_and_tanh_vjp_through_its_output_are_bit_for_bit() -> None:
+    from locograd import transfer
+
+    rng = np.random.default_rng(0)
+    for dtype in (np.float32, np.float64):
+        a = (rng.standard_normal((50, 40)) * 20).astype(dtype)
+        a[0, :4] = [0.0, -0.0, np.inf, -np.inf]
+        e = np.exp(-np.abs(a))
+        assert np.array_equal(transfer.sigmoid(a), np.where(a >= 0, 1 / (1 + e), e / (1 + e)))
+        g = rng.standard_normal(a.shape).astype(dtype)
+        t = transfer.get("tanh")
+        assert np.array_equal(t.vjp(a, g, t.f(a)), g * (1 - np.tanh(a) ** 2))
