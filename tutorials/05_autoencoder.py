@@ -7,7 +7,7 @@
 # ---
 
 # %% [markdown]
-# # 05 · A deep autoencoder on CURVES: BackProp vs LocoProp-S vs LocoProp-M
+# # 05 · A deep autoencoder on CURVES: BackProp vs LocoProp-S vs LocoProp-M (and K-FAC, Shampoo)
 #
 # ## What you will learn
 #
@@ -222,6 +222,19 @@ if IN_NOTEBOOK:
     from IPython.display import Image, display
 
     display(Image(filename=str(OUT / "05_compare.png")))
+
+# %% [markdown]
+# The second-order baselines of the paper's comparison, K-FAC and Shampoo
+# (`locograd.optim.KFAC`, `locograd.optim.Shampoo`), run through the same
+# function from the same initialisation on the same batches, so their rows
+# can be read next to the table above (the README's results section has the
+# full-size comparison).
+
+# %%
+second_order = compare(
+    TrainConfig(**{**config.__dict__, "out": str(runs_dir / "second-order")}), ["kfac", "shampoo"]
+)
+print(format_summary(second_order))
 
 # %% [markdown]
 # **What the figure shows** (`05_compare.png`, drawn by the library). Left:
