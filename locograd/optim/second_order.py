@@ -47,6 +47,7 @@ from ..backend import Array, array_namespace
 from ..linalg import cholesky_apply, cholesky_factor
 from ..locoprop import StepInfo
 from ..network import MLP, Params
+from .first_order import _unit
 from .first_order import adam as adam_optimizer
 
 FISHER = ("sampled", "empirical")
@@ -57,13 +58,6 @@ def _positive(value: float, name: str) -> float:
     v = float(value)
     if not (math.isfinite(v) and v > 0):
         raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
-    return v
-
-
-def _unit(value: float, name: str) -> float:
-    v = float(value)
-    if not (0 <= v < 1):
-        raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
     return v
 
 
