@@ -13,8 +13,10 @@ everything to ``--out`` as JSON.
 without it they inherit this process's environment as set.  The output says
 which, with the values.
 
->>> sorted(build_parser().parse_args(["--quick"]).__dict__)[:4]
-['batch', 'device', 'no_torch', 'out']
+>>> sizes_for(1, quick=False)
+[784, 1000, 500, 250, 30, 250, 500, 1000, 784]
+>>> build_parser().parse_args(["--unset-openblas", "--threads", "2"]).threads
+2
 """
 
 from __future__ import annotations

@@ -42,6 +42,15 @@ def test_quick_run_reports_every_step_kind(tmp_path: Path) -> None:
     assert "| LocoProp-M K=10 SGD | locograd |" in done.stdout
 
 
+def test_doctests_of_the_benchmark_modules() -> None:
+    import doctest
+
+    from benchmarks import model, run
+
+    for module in (model, run):
+        assert doctest.testmod(module).failed == 0, module.__name__
+
+
 def test_unknown_kind_is_an_error() -> None:
     from benchmarks import main
 
@@ -114,8 +123,9 @@ def test_inner_loop_in_buffers_equals_the_plain_loop_bit_for_bit(
     state = None if inner is None else inner.init(anchor)
     before = None if state is None else copy.deepcopy(state)
 
+    base = pre if variant == "S" else np.tanh(pre)  # what the target was built from
     got, got_state = locoprop.solve_gd(
-        problem, 5, lr=lr, inner=inner, inner_state=state, lr_factor=released_inner_factor, pre=pre
+        problem, 5, lr=lr, inner=inner, inner_state=state, lr_factor=released_inner_factor, base=base
     )
 
     params, ref_state = anchor, state

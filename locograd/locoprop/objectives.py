@@ -97,7 +97,7 @@ def same_dtype(problem: LocalProblem, params: dict[str, Array]) -> bool:
 
 
 def residual_into(
-    problem: LocalProblem, params: dict[str, Array], out: Array, pre: Array | None = None
+    problem: LocalProblem, params: dict[str, Array], out: Array, base: Array | None = None
 ) -> Array:
     r""":math:`R` of :func:`residual`, written into ``out`` ``(B, d_out)`` (the inner loop's buffer).
 
@@ -105,20 +105,19 @@ def residual_into(
         problem: the layer's problem (one dtype throughout, see :func:`same_dtype`).
         params: the current :math:`\tilde W`.
         out: scratch ``(B, d_out)`` of that dtype; it receives :math:`A`, then :math:`R`.
-        pre: :math:`A = XW + b` at ``params`` when already known (the forward pass's
-            pre-activation at the anchor): the product is skipped; ``pre`` is not modified.
+        base: when ``params`` is the anchor, the forward pass's value there that the
+            target was built from, :math:`A` (S) or :math:`f(A)` (M): then
+            :math:`R = \text{base} - \text{target}` and the product is skipped.  Not modified.
 
     Returns:
         ``out``, holding :math:`R` (bit for bit what :func:`residual` returns).
     """
     xp = array_namespace(problem.inputs)
-    if pre is None:
-        xp.matmul(problem.inputs, params["W"], out=out)
-        out += params["b"]
-        a = out
-    else:
-        a = pre
-    fa = a if problem.variant == "S" else problem.transfer.f(a)
+    if base is not None:
+        return xp.subtract(base, problem.target, out=out)
+    xp.matmul(problem.inputs, params["W"], out=out)
+    out += params["b"]
+    fa = out if problem.variant == "S" else problem.transfer.f(out)
     return xp.subtract(fa, problem.target, out=out)
 
 

@@ -96,9 +96,9 @@ class _Workspace:
         self.gW = xp.empty_like(W)
         self.prox = xp.empty_like(W) if problem.eta is not None else None
 
-    def gradient(self, params: Params, pre: Array | None = None) -> Params:
+    def gradient(self, params: Params, base: Array | None = None) -> Params:
         """:math:`\nabla J` at ``params``; the ``"W"`` entry is the buffer ``gW`` (valid until the next call)."""
-        r = residual_into(self.problem, params, self.a, pre)
+        r = residual_into(self.problem, params, self.a, base)
         return gradient_into(self.problem, params, r, self.gW, self.prox)
 
 
@@ -129,7 +129,7 @@ def solve_gd(
     inner_state: Any = None,
     lr_factor: LrFactor | None = None,
     *,
-    pre: Array | None = None,
+    base: Array | None = None,
 ) -> tuple[Params, Any]:
     r"""``K`` inner steps on :math:`J` from the anchor :math:`\tilde W_t`.
 
@@ -140,9 +140,10 @@ def solve_gd(
         inner: a first-order optimizer (``init``/``update``); ``None`` is plain GD.
         inner_state: its state (kept across batches by the caller); ``None``: fresh.
         lr_factor: ``lr_factor(k, K)`` multiplies the step size at inner step ``k``.
-        pre: the pre-activation :math:`A = X W_t + b_t` at the anchor if already
-            computed (the forward pass's ``trace.pre[m]``): the first step then
-            skips one product.  Not modified.
+        base: what the target was built from, at the anchor, if at hand: the forward
+            pass's :math:`A` (S, ``trace.pre[m]``) or :math:`f(A)` (M, ``trace.post[m]``).
+            The first step's residual is then ``base - target``, without a product.
+            Not modified.
 
     Returns:
         ``(params, inner_state)`` (``inner_state`` is ``None`` for plain GD).
@@ -163,22 +164,21 @@ def solve_gd(
     kernel = _inplace_kernel(inner) if inner is not None else None
     fast = same_dtype(problem, params) and (inner is None or kernel is not None)
     expected = (problem.inputs.shape[0], params["W"].shape[1])
-    if pre is not None and (tuple(pre.shape) != expected or pre.dtype != problem.target.dtype):
+    if base is not None and (tuple(base.shape) != expected or base.dtype != problem.target.dtype):
         raise ValueError(
-            f"pre: expected shape {expected} and dtype {problem.target.dtype}, "
-            f"got {tuple(pre.shape)} {pre.dtype}"
+            f"base: expected shape {expected} and dtype {problem.target.dtype}, "
+            f"got {tuple(base.shape)} {base.dtype}"
         )
     work = _Workspace(problem) if fast else None
     callers = {id(a) for a in tree_leaves(inner_state)}  # the caller's state arrays: never written
     in_place = False
     for k in range(steps):
         factor = 1.0 if lr_factor is None else float(lr_factor(k, steps))
+        first = base if k == 0 else None
         if work is not None:
-            g = work.gradient(params, pre if k == 0 else None)
+            g = work.gradient(params, first)
         else:
-            g = gradient(
-                problem, params, None if (k > 0 or pre is None) else _residual_from_pre(problem, pre)
-            )
+            g = gradient(problem, params, None if first is None else first - problem.target)
         if inner is None:
             assert lr is not None
             step = lr * factor
@@ -201,11 +201,6 @@ def solve_gd(
     return params, inner_state
 
 
-def _residual_from_pre(problem: LocalProblem, pre: Array) -> Array:
-    """:math:`R` at the anchor from its known pre-activation (the general, allocating path)."""
-    return pre - problem.target if problem.variant == "S" else problem.transfer.f(pre) - problem.target
-
-
 def _augmented_gram(X: Array) -> Array:
     r""":math:`\tilde X^\top\tilde X` for :math:`\tilde X = [X, 1]`, ``(d_in+1, d_in+1)``."""
     xp = array_namespace(X)
@@ -219,16 +214,16 @@ def _augmented_gram(X: Array) -> Array:
     return C
 
 
-def solve_exact_s(problem: LocalProblem, rcond: float | None = None, *, pre: Array | None = None) -> Params:
+def solve_exact_s(problem: LocalProblem, rcond: float | None = None, *, base: Array | None = None) -> Params:
     r"""Closed-form minimiser of :math:`J_S` (see the module docstring).
 
     ``eta`` set: Cholesky solve with :math:`C + I/\eta`.  ``eta=None``:
     :math:`\tilde W_t - C^+ \nabla J_S(\tilde W_t)` (eigenvalues below
     ``rcond * lambda_max`` dropped), the limit :math:`\eta\to\infty`.
-    ``pre``: the pre-activation at the anchor if known (skips one product).
+    ``base``: the pre-activation :math:`A` at the anchor if at hand (skips one product).
     """
     xp = array_namespace(problem.inputs)
-    g = gradient(problem, problem.anchor, None if pre is None else _residual_from_pre(problem, pre))
+    g = gradient(problem, problem.anchor, None if base is None else base - problem.target)
     rhs = xp.concatenate([g["W"], g["b"][None, :]], axis=0)
     C = _augmented_gram(problem.inputs)
     if problem.eta is None:

@@ -137,19 +137,20 @@ def solve_layer(
     lr_factor: LrFactor | None = None,
     tol: float | None = None,
     report: bool = False,
-    pre: Array | None = None,
+    base: Array | None = None,
 ) -> tuple[dict[str, Array], Any, LayerReport | None]:
     """Solve one layer's problem; returns ``(params, inner_state, report or None)``.
 
-    ``pre``: the pre-activation at the anchor if known (saves the first product of gd and exact S).
+    ``base``: what the target was built from, at the anchor (``trace.pre[m]`` for S,
+    ``trace.post[m]`` for M), if at hand: saves the first product of gd and exact S.
     """
     cg_iterations = iterations = 0
     if solver == "gd":
-        new, inner_state = solve_gd(problem, steps, lr, inner, inner_state, lr_factor, pre=pre)
+        new, inner_state = solve_gd(problem, steps, lr, inner, inner_state, lr_factor, base=base)
         iterations = steps
     elif solver == "exact":
         if problem.variant == "S":
-            new = solve_exact_s(problem, pre=pre)
+            new = solve_exact_s(problem, base=base)
         else:
             new, info = solve_exact_m(problem, tol=tol)
             iterations, cg_iterations = info.newton_iterations, info.cg_iterations
@@ -295,6 +296,10 @@ def step(
         if getattr(y, "dtype", None) is not None and y.dtype.kind == "f":
             _check_finite("y", [y])
     problems, grads, trace = _local_problems_and_trace(net, params, x, y, variant, gamma, eta)
+    # what each target was built from (A for S, f(A) for M): the first inner step's residual is
+    # base - target; each is dropped once its layer is solved, and the rest of the trace at once
+    bases: list[Array | None] = list(trace.pre if variant == "S" else trace.post)
+    del trace
     if variant == "M" and eta is None and solver == "gd" and steps > 1:  # one step is BackProp: always safe
         for m, problem in enumerate(problems):
             outside = int(count_out_of_range(problem)) if _maybe_out_of_range(problem) else 0
@@ -321,8 +326,9 @@ def step(
             lr_factor=lr_factor,
             tol=tol,
             report=diagnostics,
-            pre=trace.pre[m],
+            base=bases[m],
         )
+        bases[m] = None
         new_params.append(new)
         states.append(state)
         if rep is not None:
