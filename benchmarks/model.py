@@ -21,11 +21,14 @@ step needs), per step of batch ``B``:
 * LocoProp-S exact: forward, backward as above, per layer :math:`X^\top R`,
   the Gram matrix :math:`Bn^2` (:math:`n = d_{in} + 1`), a Cholesky
   factorisation :math:`n^3/3` and two triangular solves :math:`2n^2 d_{out}`.
-* K-FAC: forward, full backward, a second (sampled-target) backward for
-  :math:`\partial L/\partial A`; per layer the two factor products
-  :math:`Bn^2 + Bd_{out}^2`, every step two triangular solves with each damped
-  factor's Cholesky factor (:math:`2n^2 d_{out} + 2d_{out}^2 n`), and every
-  ``update_every`` steps their factorisations (:math:`n^3/3 + d_{out}^3/3`), amortised.
+* K-FAC (adaptive, as ``locograd train`` builds it): forward, full backward, a
+  second (sampled-target) backward for :math:`\partial L/\partial A`; per layer
+  the two factor products :math:`Bn^2 + Bd_{out}^2`, every step two triangular
+  solves with each damped factor's Cholesky factor (:math:`2n^2 d_{out} +
+  2d_{out}^2 n`); the quadratic model's two forward-mode passes (the new direction
+  and the previous update, :math:`2BS + 2BS_1` each); and every ``update_every``
+  steps the factorisations (:math:`n^3/3 + d_{out}^3/3`) and the forward pass of the
+  damping rule's loss, amortised.
 * Shampoo: forward, full backward; per layer :math:`GG^\top`, :math:`G^\top G`
   (:math:`d_{in}^2 d_{out} + d_{in} d_{out}^2`), :math:`L^{-1/4} G R^{-1/4}`
   (:math:`2d_{in}^2 d_{out} + 2 d_{in} d_{out}^2`) and, every ``update_every``
@@ -68,7 +71,7 @@ LABELS: dict[str, str] = {
     "locoprop_s": "LocoProp-S K=10 GD",
     "locoprop_s_exact": "LocoProp-S exact",
     "locoprop_m": "LocoProp-M K=10 SGD",
-    "kfac": "K-FAC (every 10)",
+    "kfac": "K-FAC (every 5)",
     "shampoo": "Shampoo (every 10)",
 }
 
@@ -90,11 +93,11 @@ EXACT_ETA = 1.0
 BACKPROP_LR = 1e-2
 """SGD learning rate of the BackProp step."""
 
-UPDATE_EVERY = 10
-"""K-FAC's and Shampoo's refresh period."""
+UPDATE_EVERY: dict[str, int] = {"kfac": 5, "shampoo": 10}
+"""K-FAC's and Shampoo's refresh periods (``locograd train``'s)."""
 
-PERIODIC: tuple[str, ...] = ("kfac", "shampoo")
-"""Kinds whose cost repeats over ``UPDATE_EVERY`` steps: their time is the mean over whole periods."""
+PERIODIC: tuple[str, ...] = tuple(UPDATE_EVERY)
+"""Kinds whose cost repeats over ``UPDATE_EVERY[kind]`` steps: their time is the mean over whole periods."""
 
 
 class Setup(NamedTuple):
@@ -140,17 +143,18 @@ def flops(kind: str, sizes: list[int], batch: int, lib: str = "locograd") -> flo
             total += 2.0 * B * d_in * d_out + B * n * n + n**3 / 3 + 2.0 * n * n * d_out
         return total
     if kind == "kfac":
-        total = forward + weight_grads + 2 * input_grads
+        period = UPDATE_EVERY["kfac"]
+        total = forward + weight_grads + 2 * input_grads + 2 * (forward + input_grads) + forward / period
         for d_in, d_out in layers:
             n = d_in + 1
             total += B * (n * n + d_out * d_out)
-            total += 2.0 * n * n * d_out + 2.0 * d_out * d_out * n + (n**3 + d_out**3) / 3 / UPDATE_EVERY
+            total += 2.0 * n * n * d_out + 2.0 * d_out * d_out * n + (n**3 + d_out**3) / 3 / period
         return total
     if kind == "shampoo":
         total = forward + weight_grads + input_grads
         for d_in, d_out in layers:
             total += 3.0 * d_in * d_in * d_out + 3.0 * d_in * d_out * d_out
-            total += sum(11.0 * n**3 for n in (d_in, d_out)) / UPDATE_EVERY
+            total += sum(11.0 * n**3 for n in (d_in, d_out)) / UPDATE_EVERY["shampoo"]
         return total
     raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
 

@@ -314,7 +314,7 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines.append("")
     lines.append(
         "GFLOP/s, % of the matmul rate and the ratios use the median step; K-FAC and Shampoo use the mean "
-        f"over whole {model.UPDATE_EVERY}-step periods (their refresh included). Peak MB: on the CPU the resident "
+        f"over whole periods ({', '.join(f'{k} {v}' for k, v in model.UPDATE_EVERY.items())} steps, their refresh included). Peak MB: on the CPU the resident "
         "memory (RSS) above the start of a step, on the GPU the device allocations above the start; traced: the "
         "NumPy allocations tracemalloc sees; over one step (K-FAC, Shampoo: one period)."
     )

@@ -69,12 +69,14 @@ def locograd_optimizer(kind: str, net: Any) -> Any:
         )
     if kind == "locoprop_s_exact":
         return optim.LocoProp(net, variant="S", gamma=model.GAMMA, eta=model.EXACT_ETA, solver="exact")
-    if kind in ("kfac", "shampoo"):  # as `locograd train --dataset mnist` builds them (refresh every 10)
+    if kind in model.PERIODIC:  # as `locograd train --dataset mnist` builds them
         from locograd.experiments import optimizers
 
         opt = optimizers.build(net, optimizers.settings(kind, "mnist"))
-        if opt.update_every != model.UPDATE_EVERY:
-            raise ValueError(f"{kind}: refreshes every {opt.update_every} steps, the FLOP count assumes 10")
+        if opt.update_every != model.UPDATE_EVERY[kind]:
+            raise ValueError(
+                f"{kind}: refreshes every {opt.update_every} steps, the FLOP count assumes {model.UPDATE_EVERY[kind]}"
+            )
         return opt
     raise ValueError(f"kind: expected one of {model.KINDS}, got {kind!r}")
 
@@ -100,7 +102,7 @@ def locograd_stepper(kind: str, sizes: list[int], batch: int, device: str, seed:
     def current() -> list[dict[str, np.ndarray]]:
         return [{k: backend.to_numpy(v) for k, v in layer.items()} for layer in state["params"]]
 
-    window = model.UPDATE_EVERY if kind in ("kfac", "shampoo") else 1
+    window = model.UPDATE_EVERY.get(kind, 1)
     return Stepper(step, sync, window, current)
 
 

@@ -222,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="locograd", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"locograd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    from .experiments.optimizers import OPTIMIZERS
+
     sub.add_parser("info", help="version, backends, BLAS, GPU").set_defaults(func=_info)
     demo = sub.add_parser("demo", help="a tiny forward/backward pass with gradient checks")
     demo.add_argument("--seed", type=int, default=0)
@@ -238,9 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     verify.set_defaults(func=_verify)
     train = sub.add_parser("train", help="train a deep autoencoder with one optimizer")
-    train.add_argument(
-        "--optimizer", required=True, help="sgd, momentum, adam, rmsprop, locoprop-s, locoprop-m"
-    )
+    train.add_argument("--optimizer", required=True, help=", ".join(OPTIMIZERS))
     _run_options(train, "runs/train")
     train.set_defaults(func=_train)
     compare = sub.add_parser("compare", help="several optimizers on the same data and initialisation")
@@ -250,7 +250,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(compare, "runs/compare")
     compare.set_defaults(func=_compare)
     sweep = sub.add_parser("sweep", help="short trainings over a grid of settings; reports the best")
-    sweep.add_argument("--optimizer", required=True)
+    sweep.add_argument("--optimizer", required=True, help=", ".join(OPTIMIZERS))
     sweep.add_argument(
         "--grid",
         action="append",

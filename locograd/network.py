@@ -245,3 +245,61 @@ class MLP:
         """Forward and backward in one call: ``(L, grads)``."""
         grads = self.backward(params, self.forward(params, x), y)
         return float(grads.loss), grads
+
+    def jvp(self, params: Params, trace: Trace, tangents: Params) -> Array:
+        r"""Forward-mode derivative of the last pre-activation along a parameter direction.
+
+        With :math:`\dot X_0 = 0`, per layer :math:`\dot A_m = \dot X_m W_m + X_m \dot W_m + \dot b_m`
+        and :math:`\dot X_{m+1} = f_m'(A_m)\,\dot A_m`.  Every transfer here is the
+        gradient of a convex potential, so its Jacobian is symmetric and its VJP is also its JVP.
+
+        Args:
+            params: the parameters the trace was computed with.
+            trace: from :meth:`forward`.
+            tangents: a direction :math:`(\dot W_m, \dot b_m)` in the params structure.
+
+        Returns:
+            :math:`\dot A_{M-1} = J\,\mathrm{vec}(\dot\theta)`, ``(B, d_M)``.
+        """
+        params = self.check_params(params)
+        tangents = self.check_params(tangents)
+        if not isinstance(trace, Trace) or len(trace.pre) != self.num_layers:
+            raise ValueError(f"trace: expected a Trace of {self.num_layers} layers from MLP.forward")
+        dot_x: Array | None = None
+        for m, (layer, tangent) in enumerate(zip(params, tangents, strict=True)):
+            dot_a = trace.inputs[m] @ tangent["W"] + tangent["b"]
+            if dot_x is not None:
+                dot_a += dot_x @ layer["W"]
+            if m < self.num_layers - 1:
+                dot_x = self.transfers[m].vjp(trace.pre[m], dot_a, trace.post[m])
+        return dot_a
+
+    def fisher_quadratic(self, params: Params, trace: Trace, u: Params, v: Params | None = None) -> float:
+        r"""The exact Fisher (Gauss-Newton) form :math:`u^\top F v` of the batch-mean loss.
+
+        For a matching loss the Hessian w.r.t. the output pre-activation is the
+        output transfer's Jacobian :math:`f'(A)`, so
+        :math:`F = \frac1B\sum_n J_n^\top f'(A_n) J_n` (Martens & Grosse 2015, section 7)
+        and :math:`u^\top F v = \frac1B\sum_n (J_n u)^\top f'(A_n) (J_n v)`, by two :meth:`jvp` s.
+
+        Args:
+            params, trace: the point, with its forward pass.
+            u, v: directions in the params structure (``v = u`` when omitted).
+        """
+        return float(self.fisher_gram(params, trace, [u] if v is None else [u, v])[0, -1])
+
+    def fisher_gram(self, params: Params, trace: Trace, directions: Sequence[Params]) -> np.ndarray:
+        r"""All :math:`u_i^\top F u_j` (see :meth:`fisher_quadratic`), one :meth:`jvp` per direction.
+
+        Returns:
+            The symmetric ``(n, n)`` NumPy matrix for ``n`` directions.
+        """
+        outputs = [self.jvp(params, trace, u) for u in directions]
+        out = self.transfers[-1]
+        n, B = len(outputs), trace.pre[-1].shape[0]
+        gram = np.empty((n, n))
+        for j in range(n):
+            curved = out.vjp(trace.pre[-1], outputs[j], trace.post[-1])
+            for i in range(j + 1):
+                gram[i, j] = gram[j, i] = float((outputs[i] * curved).sum()) / B
+        return gram

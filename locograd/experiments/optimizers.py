@@ -11,7 +11,7 @@ optimizer on :math:`\partial L/\partial W` per batch), ``locoprop-s`` and
 | momentum   | BackProp, heavy ball (PyTorch), beta 0.9      | lr                                       |
 | adam       | BackProp, Adam (PyTorch)                      | lr                                       |
 | rmsprop    | BackProp, RMSProp with the released (TF1) semantics: the same optimizer LocoProp runs inside | lr |
-| kfac       | K-FAC, sampled Fisher, factors every 10 steps, momentum 0.9 (:class:`~locograd.optim.KFAC`) | lr, damping |
+| kfac       | K-FAC, sampled Fisher, factors every 5 steps, step and momentum from the exact quadratic model, damping adapted (``adaptive=True``, :class:`~locograd.optim.KFAC`) | lr (a multiplier of the model's step, 1), initial damping |
 | shampoo    | Shampoo, roots every 10 steps, no momentum, step norm grafted to Adam's (:class:`~locograd.optim.Shampoo`) | lr, damping (its epsilon) |
 | foof       | FOOF, input covariance average 0.95 (:class:`~locograd.optim.FOOF`) | lr, damping |
 | locoprop-s | LocoProp-S, K steps of TF1-RMSProp per layer, within-batch factor max(1 - k/K, 0.25) | gamma, K, lr |
@@ -54,7 +54,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "momentum": {"lr": {"curves": 0.03, "mnist": 0.01}},
     "adam": {"lr": {"curves": 3e-3, "mnist": 1e-3}},
     "rmsprop": {"lr": {"curves": 3e-5, "mnist": 1e-5}},
-    "kfac": {"damping": 1.0, "lr": {"curves": 0.01, "mnist": 0.01}},
+    "kfac": {"damping": 1.0, "lr": {"curves": 1.0, "mnist": 1.0}},
     "shampoo": {"damping": 1.0, "lr": {"curves": 0.01, "mnist": 1e-3}},
     "foof": {"damping": 1e-2, "lr": {"curves": 0.03, "mnist": 0.01}},
     "locoprop-s": {"gamma": 10.0, "steps": 10, "inner": "rmsprop_tf1", "lr": {"curves": 3e-6, "mnist": 1e-5}},
@@ -120,7 +120,7 @@ def build(net: MLP, resolved: dict[str, Any]) -> Any:
     """Build the optimizer from :func:`settings`' output."""
     name, lr = resolved["optimizer"], resolved["lr"]
     if name == "kfac":
-        return optim.KFAC(net, lr=lr, damping=resolved["damping"])
+        return optim.KFAC(net, lr=lr, damping=resolved["damping"], update_every=5, adaptive=True)
     if name == "shampoo":
         return optim.Shampoo(net, lr=lr, eps=resolved["damping"], grafting="adam", momentum=0.0)
     if name == "foof":

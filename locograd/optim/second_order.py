@@ -19,8 +19,20 @@ eigendecomposition, never by an explicit inverse of a Kronecker product.
   Tikhonov damping :math:`(A + \pi\sqrt\lambda I)\otimes(G + \sqrt\lambda/\pi I)`
   with :math:`\pi = \sqrt{(\mathrm{tr}A/(d_{in}+1))/(\mathrm{tr}G/d_{out})}`
   (section 6.3, eq. 11), update :math:`(A+\pi\sqrt\lambda I)^{-1}\nabla_{\tilde W}(G+\sqrt\lambda/\pi I)^{-1}`,
-  factors re-factorised every ``update_every`` steps, learning rate and momentum
-  fixed (the paper's adaptive rescaling of section 6.4 is not implemented).
+  factors re-factorised every ``update_every`` steps, and either a fixed
+  learning rate and momentum or (``adaptive=True``) the paper's step rule:
+  :math:`\delta = \alpha\Delta + \mu\delta_0` with :math:`\Delta` the
+  preconditioned direction, :math:`\delta_0` the previous update and
+  :math:`(\alpha, \mu)` minimising the quadratic model
+  :math:`M(\delta) = \tfrac12\delta^\top(F + \lambda I)\delta + \nabla h^\top\delta` with the
+  exact Fisher :math:`F` of the batch (section 7, eq. 12-13, by
+  :meth:`~locograd.MLP.fisher_quadratic`), and :math:`\lambda` adjusted by the
+  Levenberg-Marquardt rule every ``update_every`` steps: with
+  :math:`\rho = (h(\theta+\delta) - h(\theta))/M(\delta)`,
+  :math:`\lambda \leftarrow \omega\lambda` if :math:`\rho > 3/4`,
+  :math:`\lambda/\omega` if :math:`\rho < 1/4`, :math:`\omega = (19/20)^{T}`
+  (section 6.5; the factored damping uses the same :math:`\lambda`, the
+  simplification of section 6.6 with :math:`\gamma = \sqrt\lambda`).
 * Shampoo (Gupta, Koren & Singer, "Shampoo: Preconditioned Stochastic Tensor
   Optimization", ICML 2018, algorithm 1): :math:`L \leftarrow L + G G^\top`,
   :math:`R \leftarrow R + G^\top G` from :math:`\epsilon I`, update
@@ -51,6 +63,7 @@ from .first_order import _unit
 from .first_order import adam as adam_optimizer
 
 FISHER = ("sampled", "empirical")
+DAMPING_RANGE = (1e-8, 1e8)  # the Levenberg-Marquardt rule keeps lambda inside this range
 GRAFTING = (None, "sgd", "adam")
 
 
@@ -133,6 +146,12 @@ class KFAC(_NetOptimizer):
         fisher: ``"sampled"`` (targets drawn from the model: Bernoulli for a
             sigmoid output, categorical for softmax, Gaussian for identity) or ``"empirical"``.
         seed: seed of the target sampler.
+        adaptive: choose the step by the exact quadratic model and adapt the damping
+            (Martens & Grosse, sections 6.5 and 7): the update is
+            ``lr * (alpha Delta + mu delta_0)`` with ``alpha, mu`` the model's minimiser, so
+            ``lr = 1`` takes the model's step; ``momentum > 0`` enables the ``mu`` term (its
+            value is then not used) and ``momentum = 0`` leaves it out; ``damping`` is
+            the initial :math:`\\lambda`.
     """
 
     def __init__(
@@ -145,8 +164,12 @@ class KFAC(_NetOptimizer):
         update_every: int = 10,
         fisher: str = "sampled",
         seed: int = 0,
+        adaptive: bool = False,
     ) -> None:
         super().__init__(net, lr, momentum, update_every)
+        if not isinstance(adaptive, bool):
+            raise ValueError(f"adaptive: expected True or False, got {adaptive!r}")
+        self.adaptive = adaptive
         self.damping = _positive(damping, "damping")
         self.decay = _unit(decay, "decay")
         if fisher not in FISHER:
@@ -165,6 +188,7 @@ class KFAC(_NetOptimizer):
             "chol_A": [xp.eye(p["W"].shape[0] + 1, dtype=dt) for p in params],
             "chol_G": [xp.eye(p["W"].shape[1], dtype=dt) for p in params],
             "velocity": self._zero_velocity(params),
+            "damping": self.damping,
         }
 
     def _sample_targets(self, output: Array, step: int) -> Array:
@@ -180,13 +204,16 @@ class KFAC(_NetOptimizer):
             return xp.minimum(labels, output.shape[1] - 1)
         return output + xp.asarray(rng.standard_normal(output.shape), dtype=output.dtype)
 
-    def damped_factors(self, A: Array, G: Array) -> tuple[Array, Array]:
-        r"""The factored Tikhonov damping: :math:`(A + \pi\sqrt\lambda I, G + \sqrt\lambda/\pi I)`."""
+    def damped_factors(self, A: Array, G: Array, damping: float | None = None) -> tuple[Array, Array]:
+        r"""The factored Tikhonov damping: :math:`(A + \pi\sqrt\lambda I, G + \sqrt\lambda/\pi I)`.
+
+        ``damping`` is :math:`\lambda` (default: the constructor's).
+        """
         xp = array_namespace(A)
         tr_a = float(xp.trace(A)) / A.shape[0]
         tr_g = float(xp.trace(G)) / G.shape[0]
         pi = math.sqrt(tr_a / tr_g) if tr_a > 0 and tr_g > 0 else 1.0
-        root = math.sqrt(self.damping)
+        root = math.sqrt(self.damping if damping is None else damping)
         return A + pi * root * xp.eye(A.shape[0], dtype=A.dtype), G + root / pi * xp.eye(
             G.shape[0], dtype=G.dtype
         )
@@ -228,13 +255,77 @@ class KFAC(_NetOptimizer):
                 _check_finite(state["G"][m], f"G[{m}]")
                 state["chol_A"] = list(state["chol_A"])
                 state["chol_G"] = list(state["chol_G"])
-                damped_A, damped_G = self.damped_factors(state["A"][m], state["G"][m])
+                damped_A, damped_G = self.damped_factors(state["A"][m], state["G"][m], state["damping"])
                 state["chol_A"][m] = spd_factor(damped_A, f"A[{m}]")  # factorised once per refresh
                 state["chol_G"][m] = spd_factor(damped_G, f"G[{m}]")
             steps.append(self.precondition(state["chol_A"][m], state["chol_G"][m], _stack(layer_grad)))
-        new = self._apply(params, steps, state, lr)
+        if self.adaptive:
+            new = self._model_step(params, trace, grads, steps, state, x, y, lr, refresh)
+        else:
+            new = self._apply(params, steps, state, lr)
         state["step"] += 1
         return new, state, StepInfo(grads.loss, [], [])
+
+    def _model_step(
+        self,
+        params: Params,
+        trace: Any,
+        grads: Any,
+        steps: list[Array],
+        state: dict[str, Any],
+        x: Array,
+        y: Array,
+        lr: float | None,
+        adapt: bool,
+    ) -> Params:
+        r"""Martens & Grosse's step rule: :math:`(\alpha, \mu)` from the quadratic model, then the LM rule."""
+        scale = self.lr if lr is None else float(lr)
+        lam = state["damping"]
+        grad = [_stack(g) for g in grads.as_params()]
+        direction = [-s for s in steps]  # Delta = -F~^-1 grad
+        previous = state["velocity"]
+        use_previous = self.momentum > 0 and state["step"] > 0
+        candidates = [direction, previous] if use_previous else [direction]
+        as_params = [[_unstack(w) for w in c] for c in candidates]
+
+        def dot(u: list[Array], v: list[Array]) -> float:
+            return sum(float((a * b).sum()) for a, b in zip(u, v, strict=True))
+
+        Q = self.net.fisher_gram(params, trace, as_params)
+        Q += lam * np.array([[dot(a, b) for b in candidates] for a in candidates])
+        lin = np.array([dot(grad, c) for c in candidates])
+        coef = _minimise_quadratic(Q, lin)
+        coef *= scale
+        update = [
+            sum(float(c) * cand[m] for c, cand in zip(coef, candidates, strict=True))
+            for m in range(len(steps))
+        ]
+        predicted = 0.5 * float(coef @ Q @ coef) + float(lin @ coef)  # M(delta) - M(0)
+        new = [
+            {k: layer[k] + d[k] for k in ("W", "b")}
+            for layer, d in zip(params, map(_unstack, update), strict=True)
+        ]
+        state["velocity"] = update
+        if adapt and predicted < 0:
+            rho = (self.net.loss(new, x, y) - float(grads.loss)) / predicted
+            omega = (19 / 20) ** self.update_every
+            if rho > 0.75:
+                lam *= omega
+            elif rho < 0.25:
+                lam /= omega
+            state["damping"] = min(max(lam, DAMPING_RANGE[0]), DAMPING_RANGE[1])
+        return new
+
+
+def _minimise_quadratic(Q: np.ndarray, lin: np.ndarray) -> np.ndarray:
+    """argmin of ``c^T Q c / 2 + lin^T c`` for SPD ``Q`` (1x1 or 2x2); drops the second term when singular."""
+    if Q.shape[0] == 2:
+        det = Q[0, 0] * Q[1, 1] - Q[0, 1] ** 2
+        if det > 1e-12 * Q[0, 0] * Q[1, 1]:
+            return np.linalg.solve(Q, -lin)
+    coef = np.zeros(Q.shape[0])
+    coef[0] = -lin[0] / Q[0, 0]
+    return coef
 
 
 def inverse_root(matrix: Array, power: float, fallback: Array | None = None, name: str = "factor") -> Array:
