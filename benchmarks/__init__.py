@@ -1,11 +1,9 @@
-"""Speed and memory of locograd's steps against PyTorch and the machine's matmul rate.
+"""``python -m benchmarks`` (the same as ``locograd bench``): the code lives in :mod:`locograd.bench`.
 
-Run ``python -m benchmarks --help``; :func:`main` is the entry point
-(``main(argv) -> exit status``), :mod:`benchmarks.model` says what is counted,
-:mod:`benchmarks.steps` what is timed, :mod:`benchmarks.worker` how.
-Results of the development machine: ``benchmarks/RESULTS.md``.
+This folder holds the results measured on the development machine
+(``RESULTS.md``, ``results/*.json``).
 """
 
-from .run import main
+from locograd.bench import main
 
 __all__ = ["main"]

@@ -2,6 +2,6 @@
 
 import sys
 
-from .run import main
+from locograd.bench import main
 
 raise SystemExit(main(sys.argv[1:]))

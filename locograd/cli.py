@@ -9,6 +9,8 @@ Subcommands:
 * ``locograd train``: one optimizer on a deep autoencoder (progress bar, metrics, plots, checkpoints).
 * ``locograd compare``: several optimizers on the same data and initialisation, a table and a plot.
 * ``locograd sweep``: short trainings over a grid of settings, best first.
+* ``locograd bench``: the benchmark of every step kind against PyTorch and the matmul rate
+  (:mod:`locograd.bench`; also ``python -m benchmarks`` in a source checkout).
 """
 
 from __future__ import annotations
@@ -259,11 +261,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _run_options(sweep, "runs/sweep")
     sweep.set_defaults(func=_sweep)
+    sub.add_parser(
+        "bench",
+        help="time every step kind against PyTorch and the matmul rate (locograd bench --help)",
+        add_help=False,
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # the benchmark has its own options and help
+        from .bench import main as bench_main
+
+        return bench_main(argv[1:], prog="locograd bench")
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -241,6 +241,44 @@ class MLP:
                 g = self.transfers[m - 1].vjp(trace.pre[m - 1], g_x, trace.post[m - 1])
         return Grads(gW, gb, gpre, loss)
 
+    def loss_and_weight_grads(self, params: Params, x: Array, y: Array) -> tuple[Array, Params]:
+        r"""BackProp's :math:`L` and :math:`\partial L/\partial W_m, \partial L/\partial b_m`, with the least memory.
+
+        The same operations as :meth:`forward` then :meth:`backward` (bit-for-bit the
+        same results), but no :class:`Trace` or :math:`G_m` is kept: a pre-activation is
+        dropped right after the forward pass where the transfer's derivative is written
+        through its output (tanh), and each layer's output and :math:`G_m` are dropped
+        once the backward pass is past them.  What a BackProp step needs, no more.
+
+        Returns:
+            ``(loss, grads)``: the loss as a 0-d array on the data's device and the
+            gradients in the params structure.
+        """
+        params = self.check_params(params)
+        check_input(x, self.sizes[0], params[0]["W"].dtype)
+        array_namespace(x=x, params=params[0]["W"])
+        M = self.num_layers
+        inputs: list[Any] = []  # Array, or None once the backward pass is past it
+        pre: list[Array | None] = []
+        h = x
+        for m, (layer, t) in enumerate(zip(params, self.transfers, strict=True)):
+            a = affine(layer, h)
+            inputs.append(h)
+            h = t.f(a)
+            pre.append(a if m == M - 1 or t.df_output is None else None)
+        loss, g = self.loss_fn.mean_value_and_grad(pre[-1], y)
+        grads: list[dict[str, Array]] = [{}] * M
+        for m in range(M - 1, -1, -1):
+            layer_input = inputs[m]
+            grads[m] = {"W": layer_input.T @ g, "b": g.sum(axis=0)}
+            if m > 0:
+                g_x = g @ params[m]["W"].T
+                t = self.transfers[m - 1]
+                a_prev = pre[m - 1]
+                g = t.vjp_from_output(layer_input, g_x) if a_prev is None else t.vjp(a_prev, g_x, layer_input)
+            inputs[m] = pre[m] = None  # past this layer: its output, pre-activation and G go
+        return loss, grads
+
     def value_and_grad(self, params: Params, x: Array, y: Array) -> tuple[float, Grads]:
         """Forward and backward in one call: ``(L, grads)``."""
         grads = self.backward(params, self.forward(params, x), y)

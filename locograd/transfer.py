@@ -171,16 +171,25 @@ class Transfer:
         """
         if self.df_elementwise is not None:
             if y is not None and self.df_output is not None:
-                d = self.df_output(y)  # a fresh array: the product goes into it when the dtypes allow
-                same_shape = d.shape == getattr(g, "shape", None)
-                if _is_array(d) and same_shape and array_namespace(d).result_type(d, g) == d.dtype:
-                    d *= g
-                    return d
-                return g * d
+                return self.vjp_from_output(y, g)
             return g * self.df_elementwise(a)
         xp = array_namespace(a=a, g=g)
         y = softmax(a) if y is None else y
         return y * (g - xp.sum(g * y, axis=-1, keepdims=True))
+
+    def vjp_from_output(self, y: Array, g: Array) -> Array:
+        r"""The VJP :math:`g\,f'(a)` from the output :math:`y = f(a)` alone (needs ``df_output``).
+
+        Lets a caller drop the pre-activation after the forward pass (tanh: :math:`g(1 - y^2)`).
+        """
+        if self.df_output is None:
+            raise ValueError(f"transfer {self.name!r}: f' is not written through the output; use vjp(a, g)")
+        d = self.df_output(y)  # a fresh array: the product goes into it when the dtypes allow
+        same_shape = d.shape == getattr(g, "shape", None)
+        if _is_array(d) and same_shape and array_namespace(d).result_type(d, g) == d.dtype:
+            d *= g
+            return d
+        return g * d
 
     def potential(self, a: Array) -> Array:
         r""":math:`F(a)` summed over the last (unit) axis; shape ``a.shape[:-1]``."""

@@ -16,16 +16,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks import model, steps
+from locograd.bench import model, steps
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_quick_run_reports_every_step_kind(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("command", "where"),
+    [(["-m", "benchmarks"], "checkout"), (["-m", "locograd", "bench"], "elsewhere")],
+    ids=["python -m benchmarks", "locograd bench"],
+)
+def test_quick_run_reports_every_step_kind(tmp_path: Path, command: list[str], where: str) -> None:
+    """Both entry points run end to end; ``locograd bench`` also from outside the source checkout."""
     out = tmp_path / "bench.json"
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--quick", "--out", str(out)],
-        cwd=ROOT,
+        [sys.executable, *command, "--quick", "--out", str(out)],
+        cwd=ROOT if where == "checkout" else tmp_path,
         capture_output=True,
         text=True,
         timeout=120,
@@ -40,15 +46,6 @@ def test_quick_run_reports_every_step_kind(tmp_path: Path) -> None:
     assert report["matmul"]["locograd"]["gflops"] > 0
     assert report["settings"]["locograd_openblas_env"] == "as set"
     assert "| LocoProp-M K=10 SGD | locograd |" in done.stdout
-
-
-def test_doctests_of_the_benchmark_modules() -> None:
-    import doctest
-
-    from benchmarks import model, run
-
-    for module in (model, run):
-        assert doctest.testmod(module).failed == 0, module.__name__
 
 
 def test_unknown_kind_is_an_error() -> None:

@@ -60,3 +60,11 @@ def test_verify_fails_visibly_when_an_identity_breaks(
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith("first step = BackProp (M, plain GD)"))
     assert row.endswith("FAIL")
+
+
+def test_bench_takes_its_own_options_and_names_itself_in_errors(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["bench", "--quick", "--kinds", "backprop,frobnicate"]) == 2
+    assert "locograd bench: error: unknown step kinds ['frobnicate']" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["bench", "--help"])
+    assert exc.value.code == 0 and "usage: locograd bench" in capsys.readouterr().out

@@ -195,6 +195,31 @@ def test_backward_without_weight_grads_returns_same_pre() -> None:
         np.testing.assert_array_equal(g1, g2)
 
 
+@given(arch=architectures(max_depth=4, max_width=8), seed=seeds(), B=st.integers(1, 9))
+def test_lean_weight_grads_equal_forward_then_backward_bit_for_bit(bk, dtype, arch, seed: int, B: int) -> None:
+    """loss_and_weight_grads drops what BackProp does not need, computing the rest by the same operations."""
+    sizes, acts, loss = arch
+    rng = np.random.default_rng(seed)
+    net = lg.MLP(sizes, acts, loss)
+    params = net.init(seed=seed % 89, dtype=dtype, bias="glorot", device="gpu" if bk.name == "cupy" else "cpu")
+    x = bk.asarray(rng.standard_normal((B, sizes[0])).astype(dtype))
+    y = bk.asarray(random_targets(loss, (B, sizes[-1]), rng).astype(dtype))
+    value, lean = net.loss_and_weight_grads(params, x, y)
+    full = net.backward(params, net.forward(params, x), y)
+    assert bool(value == full.loss)
+    for mine, want in zip(lean, full.as_params(), strict=True):
+        assert bool((mine["W"] == want["W"]).all()) and bool((mine["b"] == want["b"]).all())
+
+
+def test_vjp_from_output_needs_the_derivative_written_through_the_output() -> None:
+    a = np.linspace(-3, 3, 7)
+    g = np.cos(a)
+    tanh = transfer.get("tanh")
+    np.testing.assert_array_equal(tanh.vjp_from_output(tanh.f(a), g), tanh.vjp(a, g, tanh.f(a)))
+    with pytest.raises(ValueError, match="transfer 'sigmoid': f' is not written through the output"):
+        transfer.get("sigmoid").vjp_from_output(a, g)
+
+
 @pytest.mark.parametrize("loss", losses.NAMES)
 def test_dtype_preserved_through_net(bk, dtype, loss: str) -> None:
     out = {

@@ -104,10 +104,9 @@ class LocoProp:
         """
         base = self.lr if lr is None else float(lr)
         if self.mode == "backprop":
-            grads = self.net.backward(params, self.net.forward(params, x), y)
-            g = grads.as_params()
+            loss, g = self.net.loss_and_weight_grads(params, x, y)
             new, inner_state = self.inner.update(g, state["inner"], params, lr=base)
-            return new, {"inner": inner_state}, locoprop.StepInfo(grads.loss, [], [])
+            return new, {"inner": inner_state}, locoprop.StepInfo(loss, [], [])
         new, info = locoprop.step(
             self.net,
             params,

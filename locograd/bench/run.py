@@ -1,9 +1,9 @@
 """``python -m benchmarks``: time and measure every step kind against PyTorch and the matmul rate.
 
-For each step kind the parent starts worker processes (:mod:`benchmarks.worker`),
+For each step kind the parent starts worker processes (:mod:`locograd.bench.worker`),
 alternating locograd and PyTorch runs round by round, each limited to the same
 number of threads, and reports per kind: the median (and mean) milliseconds of
-a step, its matmul FLOPs (:mod:`benchmarks.model`), the achieved GFLOP/s and
+a step, its matmul FLOPs (:mod:`locograd.bench.model`), the achieved GFLOP/s and
 fraction of this machine's float32 matmul rate for the layer shapes involved,
 the ratio to PyTorch, and the peak memory of a step.  A table goes to stdout,
 everything to ``--out`` as JSON.
@@ -38,13 +38,14 @@ from typing import Any
 from . import model
 from .worker import OPENBLAS_VARIABLES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
+"""The folder holding the ``locograd`` package: the workers' working directory and first import path."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The command line of ``python -m benchmarks``."""
+def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks`` (also ``locograd bench``)."""
     p = argparse.ArgumentParser(
-        prog="python -m benchmarks",
+        prog=prog,
         description="Time locograd's BackProp, LocoProp, K-FAC and Shampoo steps on the MNIST "
         "autoencoder against PyTorch and the machine's float32 matmul rate.",
     )
@@ -109,7 +110,7 @@ def worker_env(threads: int, unset_openblas: bool) -> dict[str, str]:
 
 def run_worker(spec: dict[str, Any], env: dict[str, str], timeout: float) -> dict[str, Any]:
     """Run one worker process; its ``RESULT`` line as a dict, or ``{"error": ...}``."""
-    cmd = [sys.executable, "-m", "benchmarks.worker", json.dumps(spec)]
+    cmd = [sys.executable, "-m", "locograd.bench.worker", json.dumps(spec)]
     try:
         done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -366,21 +367,21 @@ def scaling_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks") -> int:
     """Run the benchmark; 0 when every locograd measurement succeeded, 1 otherwise, 2 on bad options."""
-    args = build_parser().parse_args(argv)
+    args = build_parser(prog).parse_args(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
     kinds = [k for k in args.kinds.split(",") if k]
     unknown = sorted(set(kinds) - set(model.KINDS))
     if unknown:
         print(
-            f"benchmarks: error: unknown step kinds {unknown}; valid: {', '.join(model.KINDS)}",
+            f"{prog}: error: unknown step kinds {unknown}; valid: {', '.join(model.KINDS)}",
             file=sys.stderr,
         )
         return 2
     if min(args.threads, args.width, args.repeats or 1, args.rounds or 1, args.batch or 1) < 1:
         print(
-            "benchmarks: error: --threads, --width, --repeats, --rounds, --batch must be >= 1",
+            f"{prog}: error: --threads, --width, --repeats, --rounds, --batch must be >= 1",
             file=sys.stderr,
         )
         return 2
@@ -388,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from locograd import backend
 
         if not backend.has_gpu():
-            print("benchmarks: error: --device gpu needs CuPy and a usable CUDA device", file=sys.stderr)
+            print(f"{prog}: error: --device gpu needs CuPy and a usable CUDA device", file=sys.stderr)
             return 2
     repeats = args.repeats or (2 if args.quick else 10)
     rounds = args.rounds or (1 if args.quick else 2)
@@ -398,7 +399,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.time()
 
     report: dict[str, Any] = {
-        "command": "python -m benchmarks " + shlex.join(argv),
+        "command": f"{prog} " + shlex.join(argv),
         "machine": machine_info(args.device == "gpu"),
         "settings": {
             "sizes": sizes,

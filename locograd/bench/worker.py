@@ -1,6 +1,6 @@
-"""One measurement process: ``python -m benchmarks.worker SPEC_JSON``.
+"""One measurement process: ``python -m locograd.bench.worker SPEC_JSON``.
 
-The parent (:mod:`benchmarks.run`) starts one process per library and step
+The parent (:mod:`locograd.bench.run`) starts one process per library and step
 kind, so that every measurement starts from a fresh allocator and the libraries
 never share a process.  The worker limits its threads (``threadpoolctl`` for
 NumPy's BLAS, ``torch.set_num_threads`` for PyTorch), warms up, times each step
@@ -156,7 +156,7 @@ def time_steps(stepper: Stepper, warmup: int, repeats: int) -> list[float]:
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
-    """Carry out one measurement spec (see :func:`benchmarks.run.worker_spec`) and return its result."""
+    """Carry out one measurement spec (see :func:`locograd.bench.run.worker_spec`) and return its result."""
     lib, device = spec["lib"], spec["device"]
     result: dict[str, Any] = {
         "lib": lib,
