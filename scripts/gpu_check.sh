@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The device check: everything GPU-related, in about 5 minutes, on a machine with a GPU and no network.
+# The device check: everything GPU-related (info, demo, training, benchmark, tests) in about 5 minutes, on a machine with a GPU and no network.
 # Run from the repository root: bash scripts/gpu_check.sh   (uses PYTHONPATH=., installs nothing)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -13,7 +13,9 @@ python3 -m locograd demo --device gpu || status=1
 echo "== a short training run on the GPU"
 python3 -m locograd train --device gpu --optimizer locoprop-m --limit-train 2000 --epochs 2 --out "$(mktemp -d)/run" \
   --no-progress --threads 0 || status=1
+echo "== benchmark on the GPU: CuPy vs PyTorch CUDA (JSON in \$OUT when set)"
+python3 -m locograd bench --device gpu --rounds 1 --repeats 20 --out "${OUT:-$(mktemp -d)}/gpu-bench.json" || status=1
 echo "== test suite with --require-gpu (gpu tests fail instead of skipping)"
-timeout 400 python3 -m pytest -q --require-gpu -p no:cacheprovider -x || status=1
+timeout 330 python3 -m pytest -q --require-gpu -p no:cacheprovider -x || status=1
 echo "== gpu_check: status $status"
 exit $status

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,9 +30,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_quick_run_reports_every_step_kind(tmp_path: Path, command: list[str], where: str) -> None:
     """Both entry points run end to end; ``locograd bench`` also from outside the source checkout."""
     out = tmp_path / "bench.json"
+    # an installed locograd, or this checkout's when it runs uninstalled (PYTHONPATH=.)
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     done = subprocess.run(
         [sys.executable, *command, "--quick", "--out", str(out)],
         cwd=ROOT if where == "checkout" else tmp_path,
+        env={**os.environ, "PYTHONPATH": path},
         capture_output=True,
         text=True,
         timeout=120,

@@ -196,12 +196,16 @@ def test_backward_without_weight_grads_returns_same_pre() -> None:
 
 
 @given(arch=architectures(max_depth=4, max_width=8), seed=seeds(), B=st.integers(1, 9))
-def test_lean_weight_grads_equal_forward_then_backward_bit_for_bit(bk, dtype, arch, seed: int, B: int) -> None:
+def test_lean_weight_grads_equal_forward_then_backward_bit_for_bit(
+    bk, dtype, arch, seed: int, B: int
+) -> None:
     """loss_and_weight_grads drops what BackProp does not need, computing the rest by the same operations."""
     sizes, acts, loss = arch
     rng = np.random.default_rng(seed)
     net = lg.MLP(sizes, acts, loss)
-    params = net.init(seed=seed % 89, dtype=dtype, bias="glorot", device="gpu" if bk.name == "cupy" else "cpu")
+    params = net.init(
+        seed=seed % 89, dtype=dtype, bias="glorot", device="gpu" if bk.name == "cupy" else "cpu"
+    )
     x = bk.asarray(rng.standard_normal((B, sizes[0])).astype(dtype))
     y = bk.asarray(random_targets(loss, (B, sizes[-1]), rng).astype(dtype))
     value, lean = net.loss_and_weight_grads(params, x, y)
