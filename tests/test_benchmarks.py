@@ -157,3 +157,17 @@ def test_sigmoid_without_where_and_tanh_vjp_through_its_output_are_bit_for_bit()
         g = rng.standard_normal(a.shape).astype(dtype)
         t = transfer.get("tanh")
         assert np.array_equal(t.vjp(a, g, t.f(a)), g * (1 - np.tanh(a) ** 2))
+
+
+def test_layer_workers_share_the_threads(tmp_path: Path) -> None:
+    """--layer-workers 2 --threads 2: LocoProp runs 2 layer threads of 1 BLAS thread each; BackProp keeps 2."""
+    from locograd.bench import main
+
+    out = tmp_path / "bench.json"
+    options = ["--threads", "2", "--layer-workers", "2", "--kinds", "backprop,locoprop_m"]
+    code = main(["--quick", "--no-torch", *options, "--out", str(out)])
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["settings"]["layer_workers"] == 2
+    assert model.blas_threads("locoprop_m", 2, 2) == 1 and model.blas_threads("backprop", 2, 2) == 2
+    assert main(["--quick", "--layer-workers", "0"]) == 2

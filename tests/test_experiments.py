@@ -108,13 +108,22 @@ def test_resume_is_bit_identical_to_a_straight_run(tmp_path, tiny, optimizer: st
     assert a["rng"] == b["rng"]
 
 
+def test_layer_workers_train_bit_identically(tmp_path, tiny) -> None:
+    """--workers 2 solves two layers at once; the run is the same bit for bit."""
+    runs = [train(config(tmp_path, f"w{w}", optimizer="locoprop-m", workers=w), data=tiny) for w in (1, 2)]
+    assert [r["train_loss"] for r in runs[0]] == [r["train_loss"] for r in runs[1]]
+    a, b = (checkpoint.load(str(tmp_path / f"w{w}" / "checkpoint.npz")) for w in (1, 2))
+    for la, lb in zip(a["params"], b["params"], strict=True):
+        np.testing.assert_array_equal(la["W"], lb["W"])
+
+
 def _poison(monkeypatch, after: int, exc: type[BaseException] | None = None) -> None:
     """Make the optimizer's update return a NaN loss (or raise ``exc``) after ``after`` calls."""
     real = train_module.make_optimizer
     calls = {"n": 0}
 
-    def make(net, resolved):
-        opt = real(net, resolved)
+    def make(net, resolved, workers=1):
+        opt = real(net, resolved, workers)
         update = opt.update
 
         def poisoned(params, x, y, state, lr=None):
@@ -317,6 +326,7 @@ BAD = [
     (["--resume"], "resume: no checkpoint at"),
     (["--gamma", "1"], "gamma: only applies to locoprop-s and locoprop-m"),
     (["--inner", "lion", "--optimizer", "locoprop-m"], "inner: unknown name 'lion'"),
+    (["--workers", "0", "--optimizer", "locoprop-m"], "workers: expected an integer >= 1, got 0"),
 ]
 
 

@@ -491,3 +491,68 @@ def test_step_info_reports_objective_decrease() -> None:
     for rep in info.layers:
         assert rep.objective_after < rep.objective_before
         assert rep.grad_norm_after < rep.grad_norm_before and rep.iterations == 5
+
+
+@pytest.mark.filterwarnings(
+    "ignore::locograd.locoprop.LocoPropWarning"
+)  # out-of-range M targets: same either way
+@given(
+    arch=architectures(max_depth=4, max_width=6),
+    seed=seeds(),
+    variant=st.sampled_from(["S", "M"]),
+    solver=st.sampled_from(["gd", "exact"]),
+    workers=st.integers(2, 4),
+)
+def test_layer_workers_give_the_same_step_bit_for_bit(
+    arch, seed: int, variant: str, solver: str, workers: int
+) -> None:
+    """The layers' problems are independent: solving them on threads changes nothing, not even rounding."""
+    sizes, acts, loss = arch
+    rng = np.random.default_rng(seed)
+    net = lg.MLP(sizes, acts, loss)
+    params = net.init(seed=seed % 89, bias="glorot")
+    x = rng.standard_normal((6, sizes[0]))
+    y = rng.random((6, sizes[-1]))
+    if loss == "softmax_cross_entropy":
+        y = y / y.sum(axis=1, keepdims=True)
+    eta = 1.0 if solver == "exact" else None
+    opts = [
+        optim.LocoProp(
+            net,
+            variant=variant,
+            gamma=0.5,
+            eta=eta,
+            solver=solver,
+            steps=3,
+            inner=optim.adam(1e-2),
+            workers=w,
+        )
+        for w in (1, workers)
+    ]
+    (serial, s1, _), (threaded, s2, _) = (o.update(params, x, y, o.init(params)) for o in opts)
+    for a, b in zip(serial, threaded, strict=True):
+        assert np.array_equal(a["W"], b["W"]) and np.array_equal(a["b"], b["b"])
+    assert len(s1["inner"]) == len(s2["inner"]) == net.num_layers
+
+
+def test_layer_workers_see_the_callers_errstate() -> None:
+    import importlib
+
+    step_module = importlib.import_module("locograd.locoprop.step")  # the module, not the function
+    problems = [type("P", (), {"inputs": np.ones((2, d)), "target": np.ones((2, 3))})() for d in (1, 2, 3)]
+    with np.errstate(over="raise", under="ignore"):
+        seen = step_module._solve_layers(lambda m: (np.geterr(), m, None), problems, workers=3)
+    assert [m for _, m, _ in seen] == [0, 1, 2]
+    assert all(err["over"] == "raise" and err["under"] == "ignore" for err, _, _ in seen)
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
+def test_bad_workers(workers: Any) -> None:
+    net = lg.MLP([3, 2], ["identity"], "squared_error")
+    with pytest.raises(ValueError, match=r"workers: expected an integer >= 1, got"):
+        optim.LocoProp(net, workers=workers)
+    params = net.init()
+    with pytest.raises(ValueError, match=r"workers: expected an integer >= 1, got"):
+        locoprop.step(
+            net, params, np.ones((2, 3)), np.ones((2, 2)), variant="S", gamma=1.0, lr=0.1, workers=workers
+        )

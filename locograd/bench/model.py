@@ -64,6 +64,20 @@ KINDS: tuple[str, ...] = (
 """Every step kind, in table order."""
 
 TORCH_KINDS: tuple[str, ...] = ("backprop", "locoprop_m")
+
+LAYER_PARALLEL: tuple[str, ...] = ("locoprop_s", "locoprop_s_exact", "locoprop_m")
+"""Kinds whose per-layer solves ``--layer-workers`` runs on threads (``LocoProp(workers=...)``)."""
+
+
+def blas_threads(kind: str, threads: int, layer_workers: int) -> int:
+    """BLAS threads of a locograd step: ``threads`` shared by the layer workers of a LocoProp kind.
+
+    >>> blas_threads("locoprop_m", 2, 2), blas_threads("backprop", 2, 2)
+    (1, 2)
+    """
+    return max(1, threads // layer_workers) if kind in LAYER_PARALLEL else threads
+
+
 """The step kinds that also have a PyTorch implementation."""
 
 LABELS: dict[str, str] = {

@@ -11,7 +11,9 @@ everything to ``--out`` as JSON.
 ``--unset-openblas`` runs the locograd (and NumPy matmul) workers with
 ``OPENBLAS_CORETYPE`` and ``OPENBLAS_L2_SIZE`` removed from their environment;
 without it they inherit this process's environment as set.  The output says
-which, with the values.
+which, with the values.  ``--layer-workers W`` has the LocoProp steps solve W
+layers at once on threads (their problems are independent), each BLAS call then
+getting ``threads // W`` threads, so that the process still uses ``--threads``.
 
 >>> sizes_for(1, quick=False)
 [784, 1000, 500, 250, 30, 250, 500, 1000, 784]
@@ -51,6 +53,13 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--threads", type=int, default=1, help="threads per worker process (BLAS, PyTorch); default 1"
+    )
+    p.add_argument(
+        "--layer-workers",
+        type=int,
+        default=1,
+        help="LocoProp steps solve this many layers at once on threads, sharing --threads "
+        "(BLAS threads each: threads // layer-workers); default 1",
     )
     p.add_argument("--repeats", type=int, default=None, help="timed steps per worker (default 10; quick 2)")
     p.add_argument(
@@ -181,6 +190,7 @@ def measure(
         "sizes": sizes,
         "batch": batch,
         "threads": args.threads,
+        "layer_workers": args.layer_workers,
         "device": args.device,
         "repeats": repeats,
         "warmup": 1 if quick or not memory else 2,
@@ -379,9 +389,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks") 
             file=sys.stderr,
         )
         return 2
-    if min(args.threads, args.width, args.repeats or 1, args.rounds or 1, args.batch or 1) < 1:
+    if (
+        min(
+            args.threads, args.layer_workers, args.width, args.repeats or 1, args.rounds or 1, args.batch or 1
+        )
+        < 1
+    ):
         print(
-            f"{prog}: error: --threads, --width, --repeats, --rounds, --batch must be >= 1",
+            f"{prog}: error: --threads, --layer-workers, --width, --repeats, --rounds, --batch must be >= 1",
             file=sys.stderr,
         )
         return 2
@@ -408,6 +423,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks") 
             "dtype": "float32",
             "device": args.device,
             "threads": args.threads,
+            "layer_workers": args.layer_workers,
             "repeats": repeats,
             "rounds": rounds,
             "quick": args.quick,
@@ -443,6 +459,12 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks") 
     print(
         f"settings: sizes {'-'.join(map(str, sizes))}, batch {batch}, float32, {args.device}, {args.threads} thread(s), "
         f"{repeats} timed steps x {rounds} round(s) per kind"
+        + (
+            f"; LocoProp layers on {args.layer_workers} threads, "
+            f"{model.blas_threads('locoprop_m', args.threads, args.layer_workers)} BLAS thread(s) each"
+            if args.layer_workers > 1
+            else ""
+        )
     )
     print(f"locograd workers' OpenBLAS variables ({mode}): {env_line or 'n/a'}")
     print(

@@ -53,8 +53,11 @@ def host_data(sizes: list[int], batch: int, seed: int) -> tuple[Any, list[dict[s
     return net, params, x
 
 
-def locograd_optimizer(kind: str, net: Any) -> Any:
-    """The locograd optimizer of a step kind (``update(params, x, y, state) -> (params, state, info)``)."""
+def locograd_optimizer(kind: str, net: Any, layer_workers: int = 1) -> Any:
+    """The locograd optimizer of a step kind (``update(params, x, y, state) -> (params, state, info)``).
+
+    ``layer_workers``: LocoProp kinds solve this many layers at once on threads.
+    """
     from locograd import optim
 
     if kind == "backprop":
@@ -66,9 +69,12 @@ def locograd_optimizer(kind: str, net: Any) -> Any:
             gamma=model.GAMMA,
             steps=model.INNER_STEPS,
             inner=optim.sgd(model.INNER_LR),
+            workers=layer_workers,
         )
     if kind == "locoprop_s_exact":
-        return optim.LocoProp(net, variant="S", gamma=model.GAMMA, eta=model.EXACT_ETA, solver="exact")
+        return optim.LocoProp(
+            net, variant="S", gamma=model.GAMMA, eta=model.EXACT_ETA, solver="exact", workers=layer_workers
+        )
     if kind in model.PERIODIC:  # as `locograd train --dataset mnist` builds them
         from locograd.experiments import optimizers
 
@@ -81,7 +87,9 @@ def locograd_optimizer(kind: str, net: Any) -> Any:
     raise ValueError(f"kind: expected one of {model.KINDS}, got {kind!r}")
 
 
-def locograd_stepper(kind: str, sizes: list[int], batch: int, device: str, seed: int = 0) -> Stepper:
+def locograd_stepper(
+    kind: str, sizes: list[int], batch: int, device: str, seed: int = 0, layer_workers: int = 1
+) -> Stepper:
     """A locograd step of ``kind`` on NumPy (``device="cpu"``) or CuPy (``"gpu"``)."""
     from locograd import backend
 
@@ -92,7 +100,7 @@ def locograd_stepper(kind: str, sizes: list[int], batch: int, device: str, seed:
         params = [{k: backend.to_device(v, "gpu") for k, v in layer.items()} for layer in params]
         x = backend.to_device(x, "gpu")
         sync = cp.cuda.get_current_stream().synchronize
-    opt = locograd_optimizer(kind, net)
+    opt = locograd_optimizer(kind, net, layer_workers)
     state = {"params": params, "opt": opt.init(params)}
     warnings.simplefilter("ignore")  # out-of-range M targets of random data: expected, and not timed
 

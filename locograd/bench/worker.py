@@ -178,9 +178,15 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         )
         return {**result, "matmul": rows}
     kinds: dict[str, Any] = {}
+    layer_workers = spec.get("layer_workers", 1)
     for kind in spec["kinds"]:
-        make = torch_stepper if lib == "torch" else locograd_stepper
-        stepper = make(kind, spec["sizes"], spec["batch"], device, spec.get("seed", 0))
+        if lib == "torch":
+            stepper = torch_stepper(kind, spec["sizes"], spec["batch"], device, spec.get("seed", 0))
+        else:
+            result["threads"] = limit_threads(lib, model.blas_threads(kind, spec["threads"], layer_workers))
+            stepper = locograd_stepper(
+                kind, spec["sizes"], spec["batch"], device, spec.get("seed", 0), layer_workers
+            )
         entry: dict[str, Any] = {"times_ms": time_steps(stepper, spec["warmup"], spec["repeats"])}
         entry["memory_window_steps"] = stepper.memory_window
         if spec.get("memory", True) and device == "gpu":

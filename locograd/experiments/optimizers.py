@@ -116,8 +116,12 @@ def settings(
     return resolved
 
 
-def build(net: MLP, resolved: dict[str, Any]) -> Any:
-    """Build the optimizer from :func:`settings`' output."""
+def build(net: MLP, resolved: dict[str, Any], workers: int = 1) -> Any:
+    """Build the optimizer from :func:`settings`' output.
+
+    ``workers``: LocoProp solves this many layers at once on threads (the same
+    results bit for bit; the other optimizers have no per-layer solves and ignore it).
+    """
     name, lr = resolved["optimizer"], resolved["lr"]
     if name == "kfac":
         return optim.KFAC(net, lr=lr, damping=resolved["damping"], update_every=5, adaptive=True)
@@ -136,5 +140,6 @@ def build(net: MLP, resolved: dict[str, Any]) -> Any:
             steps=resolved["steps"],
             inner=inner,
             lr_factor=optim.schedules.released_inner_factor,
+            workers=workers,
         )
     return optim.LocoProp(net, inner=inner, mode="backprop")

@@ -75,6 +75,7 @@ class TrainConfig:
     solver: str | None = None
     inner: str | None = None
     damping: float | None = None
+    workers: int = 1
     progress: bool = True
     summary: bool = True
 
@@ -94,6 +95,8 @@ def resolve(config: TrainConfig) -> dict[str, Any]:
         raise TrainingError(f"preset: unknown name {config.preset!r}; valid presets are {', '.join(PRESETS)}")
     if config.dtype not in DTYPES:
         raise TrainingError(f"dtype: expected one of {DTYPES}, got {config.dtype!r}")
+    if isinstance(config.workers, bool) or not isinstance(config.workers, int) or config.workers < 1:
+        raise TrainingError(f"workers: expected an integer >= 1, got {config.workers!r}")
     if config.device not in backend.DEVICES:
         raise TrainingError(f"device: expected one of {backend.DEVICES}, got {config.device!r}")
     family = _family(config.dataset)
@@ -143,11 +146,15 @@ def resolve(config: TrainConfig) -> dict[str, Any]:
     return resolved
 
 
-def make_optimizer(net: MLP, resolved: dict[str, Any]) -> Any:
-    """The optimizer of a resolved run (the official preset or :func:`~.optimizers.build`)."""
+def make_optimizer(net: MLP, resolved: dict[str, Any], workers: int = 1) -> Any:
+    """The optimizer of a resolved run (the official preset or :func:`~.optimizers.build`).
+
+    ``workers``: LocoProp solves this many layers at once on threads (the same results).
+    """
     if resolved.get("preset") == "official":
-        return official(net, mode="locoprop" if resolved["optimizer"] == "locoprop-m" else "backprop")
-    return build(net, resolved)
+        mode = "locoprop" if resolved["optimizer"] == "locoprop-m" else "backprop"
+        return official(net, mode=mode, workers=workers)
+    return build(net, resolved, workers)
 
 
 def mean_loss(net: MLP, params: Params, x: Any, chunk: int = 2000) -> float:
@@ -254,7 +261,7 @@ def _train(config: TrainConfig, resume: bool, data: Dataset | None) -> list[dict
         )
     net = autoencoder(config.dataset)
     dtype = np.dtype(resolved["dtype"])
-    opt = make_optimizer(net, resolved)
+    opt = make_optimizer(net, resolved, config.workers)
     rng = np.random.default_rng(config.seed)
     meta = {"sizes": net.sizes, "activations": [t.name for t in net.transfers], "settings": resolved}
 

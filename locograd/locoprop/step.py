@@ -20,9 +20,13 @@ True
 
 from __future__ import annotations
 
+import contextvars
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, NamedTuple, overload
+
+import numpy as np
 
 from ..backend import Array, array_namespace
 from ..network import MLP, Grads, Params, Trace
@@ -177,6 +181,35 @@ def _check_finite(name: str, arrays: Sequence[Array]) -> None:
             raise ValueError(f"{where}: expected finite values, found NaN or Inf")
 
 
+def check_workers(workers: int) -> int:
+    """Validate the number of layer solves run at once (an integer >= 1)."""
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: expected an integer >= 1, got {workers!r}")
+    return workers
+
+
+def _solve_layers(
+    solve: Callable[[int], tuple[dict[str, Array], Any, LayerReport | None]],
+    problems: Sequence[LocalProblem],
+    workers: int,
+) -> list[tuple[dict[str, Array], Any, LayerReport | None]]:
+    """Run ``solve(m)`` for every layer: in order, or on ``workers`` threads for NumPy arrays.
+
+    The layers' problems are independent, and NumPy releases the GIL in its
+    products, so threads overlap them; the largest problems start first. Each
+    task runs in a copy of the caller's context (NumPy's ``errstate`` included).
+    CuPy arrays are solved in order: their kernels already run asynchronously.
+    """
+    if workers == 1 or len(problems) == 1 or array_namespace(problems[0].inputs) is not np:
+        return [solve(m) for m in range(len(problems))]
+    largest_first = sorted(
+        range(len(problems)), key=lambda m: -problems[m].inputs.shape[1] * problems[m].target.shape[1]
+    )
+    with ThreadPoolExecutor(max_workers=min(workers, len(problems))) as pool:
+        futures = {m: pool.submit(contextvars.copy_context().run, solve, m) for m in largest_first}
+        return [futures[m].result() for m in range(len(problems))]
+
+
 @overload
 def step(
     net: MLP,
@@ -197,6 +230,7 @@ def step(
     return_info: Literal[False] = False,
     diagnostics: bool = False,
     check_finite: bool = True,
+    workers: int = 1,
 ) -> Params: ...
 
 
@@ -220,6 +254,7 @@ def step(
     return_info: Literal[True],
     diagnostics: bool = False,
     check_finite: bool = True,
+    workers: int = 1,
 ) -> tuple[Params, StepInfo]: ...
 
 
@@ -242,6 +277,7 @@ def step(
     return_info: bool = False,
     diagnostics: bool = False,
     check_finite: bool = True,
+    workers: int = 1,
 ) -> Params | tuple[Params, StepInfo]:
     r"""One LocoProp step: targets from one forward/backward pass, then every layer's local solve.
 
@@ -266,12 +302,16 @@ def step(
             (costs extra passes over each layer and a host transfer per number).
         check_finite: raise if the data or the new parameters hold NaN/Inf
             (one device synchronisation per array).
+        workers: solve this many layers' problems at once on threads (NumPy
+            arrays; the problems are independent, so the result is the same bit for
+            bit). Pair it with as few BLAS threads (threadpoolctl), e.g. 2 workers with
+            1 BLAS thread each on 2 cores.
 
     Returns:
         The new parameters (same structure), and the :class:`StepInfo` if asked.
 
     Raises:
-        ValueError: bad ``gamma``/``eta``/``steps``/``lr``/``variant``/``solver``, an
+        ValueError: bad ``gamma``/``eta``/``steps``/``lr``/``variant``/``solver``/``workers``, an
             exact M solve without ``eta``, non-finite data, or a step that
             produced non-finite parameters.
     """
@@ -281,6 +321,7 @@ def step(
         check_eta(eta),
         check_steps(steps),
     )
+    check_workers(workers)
     if solver not in SOLVERS:
         raise ValueError(f"solver: expected one of {SOLVERS}, got {solver!r}")
     check_lr(lr, required=solver == "gd" and inner is None, allow_zero=inner is not None)
@@ -311,28 +352,27 @@ def step(
                     LocoPropWarning,
                     stacklevel=2,
                 )
-    new_params: Params = []
-    states: list[Any] = []
-    reports: list[LayerReport] = []
-    for m, problem in enumerate(problems):
-        state = None if inner_states is None else inner_states[m]
-        new, state, rep = solve_layer(
-            problem,
+
+    def solve(m: int) -> tuple[dict[str, Array], Any, LayerReport | None]:
+        solved = solve_layer(
+            problems[m],
             solver=solver,
             steps=steps,
             lr=lr,
             inner=inner,
-            inner_state=state,
+            inner_state=None if inner_states is None else inner_states[m],
             lr_factor=lr_factor,
             tol=tol,
             report=diagnostics,
             base=bases[m],
         )
         bases[m] = None
-        new_params.append(new)
-        states.append(state)
-        if rep is not None:
-            reports.append(rep)
+        return solved
+
+    results = _solve_layers(solve, problems, workers)
+    new_params: Params = [new for new, _, _ in results]
+    states: list[Any] = [state for _, state, _ in results]
+    reports: list[LayerReport] = [rep for _, _, rep in results if rep is not None]
     if check_finite:
         for m, layer in enumerate(new_params):
             for key in ("W", "b"):

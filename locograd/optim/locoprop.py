@@ -49,6 +49,7 @@ class LocoProp:
         schedule: optional per-epoch learning-rate schedule (used by training loops).
         diagnostics: fill the per-layer reports of the returned :class:`~locograd.locoprop.StepInfo`
             (extra work each batch).
+        workers: layers solved at once on threads (see :func:`locograd.locoprop.step`).
     """
 
     def __init__(
@@ -66,6 +67,7 @@ class LocoProp:
         mode: str = "locoprop",
         schedule: Schedule | None = None,
         diagnostics: bool = False,
+        workers: int = 1,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
@@ -83,6 +85,7 @@ class LocoProp:
         self.mode = mode
         self.schedule = schedule
         self.diagnostics = diagnostics
+        self.workers = locoprop.check_workers(workers)
 
     def init(self, params: Params) -> dict[str, Any]:
         """State: ``{"inner": [one inner state per layer]}`` (backprop mode: one state for all params)."""
@@ -123,11 +126,12 @@ class LocoProp:
             lr_factor=self.lr_factor,
             return_info=True,
             diagnostics=self.diagnostics,
+            workers=self.workers,
         )
         return new, {"inner": info.inner_states}, info
 
 
-def official(net: MLP, mode: str = "locoprop") -> LocoProp:
+def official(net: MLP, mode: str = "locoprop", workers: int = 1) -> LocoProp:
     r"""The released configuration (LocoProp-M on the deep autoencoder).
 
     gamma = 10, K = 10 inner steps of TF1-RMSProp (``lr=1e-5``, decay 0.9,
@@ -135,7 +139,8 @@ def official(net: MLP, mode: str = "locoprop") -> LocoProp:
     ones) with the within-batch factor :math:`\max(1 - k/K, 0.25)`, no proximal
     term; per-epoch schedule :math:`10^{-5}\,e/5` for :math:`e < 5`, then
     :math:`10^{-5}(1 - (e + 1 - 5)/95)`; the released run trains 99 epochs
-    with batch 1000.  ``mode="backprop"`` is the same loop's BackProp baseline.
+    with batch 1000.  ``mode="backprop"`` is the same loop's BackProp baseline;
+    ``workers`` solves layers at once on threads (the same results).
     """
     base_lr = 1e-5
     return LocoProp(
@@ -149,4 +154,5 @@ def official(net: MLP, mode: str = "locoprop") -> LocoProp:
         lr_factor=released_inner_factor,
         mode=mode,
         schedule=warmup_linear_decay(base_lr, warmup=5, total=100),
+        workers=workers,
     )
