@@ -138,8 +138,9 @@ def _run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
         "--threads",
         type=int,
         default=1,
-        help="BLAS threads (default 1: the products here are small, and on a 2-core machine 2 threads "
-        "ran 2-4x slower; 0 keeps the BLAS default)",
+        help="BLAS threads (default 1, predictable on a shared machine: with the other core busy, 2 threads "
+        "ran these products 2-4x slower on a 2-core machine, while on the same machine left quiet they "
+        "ran 1.3-1.7x faster; 0 keeps the BLAS default)",
     )
     parser.add_argument(
         "--workers",

@@ -78,8 +78,8 @@ def save(fig, name):
         plt.close(fig)
 
 
-# The products here are small: on a 2-core machine one BLAS thread was 2-4x faster than two
-# (the command line does the same with its default --threads 1).
+# One BLAS thread, as the command line's default --threads 1: predictable when other work shares
+# the cores (on a 2-core machine with the other core busy, two threads ran 2-4x slower).
 threadpool_limits(limits=1, user_api="blas")
 
 LIMIT_TRAIN = 1000 if FAST else 5000
