@@ -185,7 +185,7 @@ def test_non_finite_statistics_are_a_clear_error() -> None:
     net = lg.MLP([2, 2], ["identity"], "squared_error")
     params = net.init()
     x = np.array([[1e200, 1.0], [1.0, 1.0]])
-    for opt in (optim.KFAC(net), optim.FOOF(net), optim.Shampoo(net)):
+    for opt in (optim.KFAC(net), optim.KFAC(net, adaptive=True), optim.FOOF(net), optim.Shampoo(net)):
         with np.errstate(all="ignore"), pytest.raises(ValueError, match=r"non-finite statistics"):
             opt.update(params, x, np.zeros((2, 2)), opt.init(params))
 
@@ -350,3 +350,27 @@ def test_kfac_and_shampoo_reduce_curves_loss_faster_per_epoch_than_sgd() -> None
     assert kfac[-1] < sgd_best - margin, measured
     assert shampoo[-1] < sgd_best - margin, measured
     assert not momentum[-1] < sgd_best - margin, measured
+
+
+def test_adaptive_kfac_takes_no_step_at_a_zero_gradient() -> None:
+    """Targets equal to the output: the gradient and the direction are zero, so is the step (not NaN)."""
+    net = lg.MLP([3, 2], ["identity"], "squared_error")
+    params = net.init(seed=0, bias="glorot")
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    y = net.forward(params, x).output
+    opt = optim.KFAC(net, lr=1.0, adaptive=True, fisher="empirical")
+    state = opt.init(params)
+    for _ in range(2):
+        new, state, _ = opt.update(params, x, y, state)
+        for a, b in zip(new, params, strict=True):
+            assert np.array_equal(a["W"], b["W"]) and np.array_equal(a["b"], b["b"])
+
+
+def test_adaptive_kfac_rejects_a_non_finite_model(monkeypatch) -> None:
+    net = lg.MLP([3, 2], ["identity"], "squared_error")
+    params = net.init(seed=0)
+    x, y = np.ones((4, 3)), np.zeros((4, 2))
+    monkeypatch.setattr(net, "fisher_gram", lambda *args: np.array([[np.nan]]))
+    opt = optim.KFAC(net, adaptive=True)
+    with pytest.raises(ValueError, match=r"kfac: the quadratic model is not finite \(NaN or Inf\)"):
+        opt.update(params, x, y, opt.init(params))

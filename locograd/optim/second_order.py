@@ -294,6 +294,10 @@ class KFAC(_NetOptimizer):
         Q = self.net.fisher_gram(params, trace, as_params)
         Q += lam * np.array([[dot(a, b) for b in candidates] for a in candidates])
         lin = np.array([dot(grad, c) for c in candidates])
+        if not (np.isfinite(Q).all() and np.isfinite(lin).all()):
+            raise ValueError(
+                "kfac: the quadratic model is not finite (NaN or Inf); lower the learning rate or raise the damping"
+            )
         coef = _minimise_quadratic(Q, lin)
         coef *= scale
         update = [
@@ -318,13 +322,18 @@ class KFAC(_NetOptimizer):
 
 
 def _minimise_quadratic(Q: np.ndarray, lin: np.ndarray) -> np.ndarray:
-    """argmin of ``c^T Q c / 2 + lin^T c`` for SPD ``Q`` (1x1 or 2x2); drops the second term when singular."""
+    """argmin of ``c^T Q c / 2 + lin^T c`` for PSD ``Q`` (1x1 or 2x2).
+
+    Drops the second term when ``Q`` is singular, and both (no step) when the
+    first direction is zero (a zero gradient).
+    """
     if Q.shape[0] == 2:
         det = Q[0, 0] * Q[1, 1] - Q[0, 1] ** 2
         if det > 1e-12 * Q[0, 0] * Q[1, 1]:
             return np.linalg.solve(Q, -lin)
     coef = np.zeros(Q.shape[0])
-    coef[0] = -lin[0] / Q[0, 0]
+    if Q[0, 0] > 0:
+        coef[0] = -lin[0] / Q[0, 0]
     return coef
 
 
