@@ -86,3 +86,18 @@ def layer_problems(
         eta_value = draw(eta_choices if eta == "some" else st.none() | eta_choices)
     gamma = draw(st.floats(0.1, 10.0, allow_subnormal=False))
     return {"X": X, "W": W, "b": b, "G": G, "transfer": name, "gamma": gamma, "eta": eta_value}
+
+
+def net_and_batch(arch: tuple[list[int], list[str], str], seed: int, B: int = 5) -> tuple[Any, Any, Any, Any]:
+    """A drawn architecture as an MLP with glorot params, inputs ``(B, d_0)`` and valid targets."""
+    import locograd as lg
+
+    sizes, acts, loss = arch
+    rng = np.random.default_rng(seed)
+    net = lg.MLP(sizes, acts, loss)
+    params = net.init(seed=seed % 89, bias="glorot")
+    x = rng.standard_normal((B, sizes[0]))
+    y = rng.random((B, sizes[-1]))
+    if loss == "softmax_cross_entropy":
+        y = y / y.sum(axis=1, keepdims=True)
+    return net, params, x, y

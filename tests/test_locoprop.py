@@ -23,7 +23,7 @@ from locograd import locoprop, optim, transfer
 from locograd.locoprop import LocalProblem
 from locograd.testing import relative_error
 
-from .strategies import architectures, layer_problems, seeds
+from .strategies import architectures, layer_problems, net_and_batch, seeds
 
 RTOL = 1e-9
 
@@ -507,14 +507,7 @@ def test_layer_workers_give_the_same_step_bit_for_bit(
     arch, seed: int, variant: str, solver: str, workers: int
 ) -> None:
     """The layers' problems are independent: solving them on threads changes nothing, not even rounding."""
-    sizes, acts, loss = arch
-    rng = np.random.default_rng(seed)
-    net = lg.MLP(sizes, acts, loss)
-    params = net.init(seed=seed % 89, bias="glorot")
-    x = rng.standard_normal((6, sizes[0]))
-    y = rng.random((6, sizes[-1]))
-    if loss == "softmax_cross_entropy":
-        y = y / y.sum(axis=1, keepdims=True)
+    net, params, x, y = net_and_batch(arch, seed, B=6)
     eta = 1.0 if solver == "exact" else None
     opts = [
         optim.LocoProp(

@@ -15,19 +15,7 @@ from locograd import locoprop, optim
 from locograd.optim import second_order
 from locograd.testing import relative_error
 
-from .strategies import architectures, seeds
-
-
-def tiny_net(arch, seed: int, B: int = 5):
-    sizes, acts, loss = arch
-    rng = np.random.default_rng(seed)
-    net = lg.MLP(sizes, acts, loss)
-    params = net.init(seed=seed % 89, bias="glorot")
-    x = rng.standard_normal((B, sizes[0]))
-    y = rng.random((B, sizes[-1]))
-    if loss == "softmax_cross_entropy":
-        y = y / y.sum(axis=1, keepdims=True)
-    return net, params, x, y
+from .strategies import architectures, net_and_batch, seeds
 
 
 def stacked(layer):
@@ -42,7 +30,7 @@ def stacked(layer):
 )
 def test_kfac_update_equals_dense_kronecker_solve(arch, seed: int, damping: float, lr: float) -> None:
     """First step: vec(dW~) = -lr ((A + pi sqrt(l) I) kron (G + sqrt(l)/pi I))^-1 vec(grad), row-major vec."""
-    net, params, x, y = tiny_net(arch, seed)
+    net, params, x, y = net_and_batch(arch, seed)
     opt = optim.KFAC(net, lr=lr, damping=damping, momentum=0.0, update_every=1, fisher="empirical")
     new, _, _ = opt.update(params, x, y, opt.init(params))
     trace = net.forward(params, x)
@@ -69,7 +57,7 @@ def test_kfac_update_equals_dense_kronecker_solve(arch, seed: int, damping: floa
 )
 def test_shampoo_update_equals_dense_inverse_fourth_root(arch, seed: int, eps: float, lr: float) -> None:
     """First step: vec(dW) = -lr (L kron R)^(-1/4) vec(G) with L = eps I + G G^T, R = eps I + G^T G; b: AdaGrad."""
-    net, params, x, y = tiny_net(arch, seed)
+    net, params, x, y = net_and_batch(arch, seed)
     opt = optim.Shampoo(net, lr=lr, eps=eps, momentum=0.0, update_every=1)
     new, _, _ = opt.update(params, x, y, opt.init(params))
     grads = net.backward(params, net.forward(params, x), y)
@@ -95,7 +83,7 @@ def test_foof_with_decay_zero_is_the_locoprop_s_closed_form(
     arch, seed: int, eta: float, gamma: float
 ) -> None:
     """FOOF(decay 0, damping 1/(eta B), lr gamma/B) = W~_t - gamma (C + I/eta)^-1 dL/dW~ for every layer."""
-    net, params, x, y = tiny_net(arch, seed)
+    net, params, x, y = net_and_batch(arch, seed)
     B = x.shape[0]
     opt = optim.FOOF(net, lr=gamma / B, damping=1 / (eta * B), momentum=0.0, decay=0.0)
     new, _, _ = opt.update(params, x, y, opt.init(params))
@@ -245,7 +233,7 @@ def test_adaptive_kfac_steps_minimise_the_quadratic_model(arch, seed: int, dampi
     slope vanishes along both, hence along delta_1; two exact formulas, so 1e-8 relative
     to the terms' size.
     """
-    net, params, x, y = tiny_net(arch, seed)
+    net, params, x, y = net_and_batch(arch, seed)
     opt = optim.KFAC(net, lr=1.0, damping=damping, adaptive=True, update_every=1, fisher="empirical")
     state = opt.init(params)
     lam0 = state["damping"]
@@ -268,7 +256,7 @@ def test_adaptive_kfac_steps_minimise_the_quadratic_model(arch, seed: int, dampi
 
 def test_adaptive_kfac_model_check_fails_without_the_momentum_term() -> None:
     """Negative control: with momentum = 0 the step ignores delta_0, so M is not stationary along it."""
-    net, params, x, y = tiny_net(([4, 3, 4], ["tanh", "sigmoid"], "sigmoid_cross_entropy"), 3)
+    net, params, x, y = net_and_batch(([4, 3, 4], ["tanh", "sigmoid"], "sigmoid_cross_entropy"), 3)
     opt = optim.KFAC(
         net, lr=1.0, damping=0.1, momentum=0.0, adaptive=True, update_every=1, fisher="empirical"
     )
