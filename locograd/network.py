@@ -247,8 +247,10 @@ class MLP:
         The same operations as :meth:`forward` then :meth:`backward` (bit-for-bit the
         same results), but no :class:`Trace` or :math:`G_m` is kept: a pre-activation is
         dropped right after the forward pass where the transfer's derivative is written
-        through its output (tanh), and each layer's output and :math:`G_m` are dropped
-        once the backward pass is past them.  What a BackProp step needs, no more.
+        through its output (tanh), the network's output is never formed (the loss
+        works from the last pre-activation), and each layer's output and :math:`G_m`
+        are dropped once the backward pass is past them.  What a BackProp step needs,
+        no more.
 
         Returns:
             ``(loss, grads)``: the loss as a 0-d array on the data's device and the
@@ -264,8 +266,11 @@ class MLP:
         for m, (layer, t) in enumerate(zip(params, self.transfers, strict=True)):
             a = affine(layer, h)
             inputs.append(h)
+            if m == M - 1:  # the loss works from the last pre-activation; the output is not needed
+                pre.append(a)
+                break
             h = t.f(a)
-            pre.append(a if m == M - 1 or t.df_output is None else None)
+            pre.append(None if t.df_output is not None else a)
         loss, g = self.loss_fn.mean_value_and_grad(pre[-1], y)
         grads: list[dict[str, Array]] = [{}] * M
         for m in range(M - 1, -1, -1):
