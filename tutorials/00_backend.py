@@ -24,18 +24,13 @@
 # This lesson draws no figure: it is all printed numbers.
 
 # %%
-import os
-from pathlib import Path
 
 import numpy as np
+from tutorial_setup import FAST
 
 import locograd as lg
 from locograd import backend
 
-FAST = os.environ.get("LOCOGRAD_TUTORIAL_FAST", "") not in ("", "0")
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-OUT = Path(os.environ.get("LOCOGRAD_TUTORIAL_OUT", HERE / "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
 print(f"locograd {lg.__version__}, numpy {np.__version__}, fast mode: {FAST}")
 
 # %% [markdown]

@@ -32,36 +32,14 @@
 #   + \tfrac{1}{2\eta}\|\tilde W - \tilde W_t\|^2 .$$
 
 # %%
-import os
-import sys
-from pathlib import Path
 
-import matplotlib
-
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from tutorial_setup import FAST, save
 
 import locograd as lg
 from locograd import locoprop
 from locograd.testing import relative_error
-
-FAST = os.environ.get("LOCOGRAD_TUTORIAL_FAST", "") not in ("", "0")
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-OUT = Path(os.environ.get("LOCOGRAD_TUTORIAL_OUT", HERE / "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
-
-
-def save(fig, name):
-    """Save a figure into OUT (and show it when running as a notebook)."""
-    path = OUT / name
-    fig.savefig(path, dpi=110)
-    print(f"saved {path}")
-    if "ipykernel" in sys.modules:
-        plt.show()
-    else:
-        plt.close(fig)
 
 
 def stack(p):

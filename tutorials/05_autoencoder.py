@@ -40,43 +40,20 @@
 
 # %%
 import json
-import os
 import shutil
-import sys
 import tempfile
 import time
 import warnings
 from pathlib import Path
 
-import matplotlib
-
-if "ipykernel" not in sys.modules:
-    matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 from threadpoolctl import threadpool_limits
+from tutorial_setup import FAST, IN_NOTEBOOK, OUT, save
 
 import locograd as lg
 from locograd import data, locoprop
 from locograd.experiments import TrainConfig, checkpoint, compare, curves_autoencoder, format_summary
-
-FAST = os.environ.get("LOCOGRAD_TUTORIAL_FAST", "") not in ("", "0")
-IN_NOTEBOOK = "ipykernel" in sys.modules
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-OUT = Path(os.environ.get("LOCOGRAD_TUTORIAL_OUT", HERE / "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
-
-
-def save(fig, name):
-    """Save a figure into OUT (and show it when running as a notebook)."""
-    path = OUT / name
-    fig.savefig(path, dpi=110)
-    print(f"saved {path}")
-    if IN_NOTEBOOK:
-        plt.show()
-    else:
-        plt.close(fig)
-
 
 # One BLAS thread, as the command line's default --threads 1: predictable when other work shares
 # the cores (on a 2-core machine with the other core busy, two threads ran 2-4x slower).

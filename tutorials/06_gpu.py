@@ -27,20 +27,14 @@
 # `'.[cuda13x]'`).
 
 # %%
-import os
 import time
-from pathlib import Path
 
 import numpy as np
+from tutorial_setup import FAST
 
 import locograd as lg
 from locograd import backend, locoprop
 from locograd.testing import relative_error
-
-FAST = os.environ.get("LOCOGRAD_TUTORIAL_FAST", "") not in ("", "0")
-HERE = Path(__file__).resolve().parent if "__file__" in globals() else Path.cwd()
-OUT = Path(os.environ.get("LOCOGRAD_TUTORIAL_OUT", HERE / "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
 
 GPU = backend.has_gpu()
 DEVICES = ["cpu", "gpu"] if GPU else ["cpu"]
