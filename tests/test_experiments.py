@@ -23,6 +23,10 @@ from locograd.experiments import (
 from locograd.experiments import training as train_module
 
 FASHION = "/usr/share/datasets/fashion-mnist"
+needs_fashion = pytest.mark.skipif(
+    not os.path.isdir(FASHION),
+    reason=f"Fashion-MNIST not installed at {FASHION} (apt-get install dataset-fashion-mnist)",
+)
 # Real training with gamma = 10 and no proximal term puts a few M targets out of range: reported, not an error.
 pytestmark = pytest.mark.filterwarnings("ignore::locograd.locoprop.LocoPropWarning")
 
@@ -267,10 +271,7 @@ def test_official_preset_resolves_to_the_released_configuration() -> None:
         train_module.resolve(TrainConfig(optimizer="locoprop-m", preset="official", lr=1.0))
 
 
-@pytest.mark.skipif(
-    not os.path.isdir(FASHION),
-    reason=f"Fashion-MNIST not installed at {FASHION} (apt-get install dataset-fashion-mnist)",
-)
+@needs_fashion
 def test_real_fashion_mnist_run_decreases_the_loss(tmp_path) -> None:
     rows = train(
         TrainConfig(
@@ -287,10 +288,7 @@ def test_real_fashion_mnist_run_decreases_the_loss(tmp_path) -> None:
     assert rows[-1]["test_loss"] < rows[0]["test_loss"] - 10
 
 
-@pytest.mark.skipif(
-    not os.path.isdir(FASHION),
-    reason=f"Fashion-MNIST not installed at {FASHION} (apt-get install dataset-fashion-mnist)",
-)
+@needs_fashion
 def test_official_preset_trains_epoch_zero_with_zero_learning_rate(tmp_path) -> None:
     rows = train(
         TrainConfig(
