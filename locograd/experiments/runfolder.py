@@ -1,0 +1,232 @@
+r"""Run folders that never hold two runs and never lie: the lock, atomic writes, one reader.
+
+* :class:`FolderLock`: an OS lock (``fcntl.flock``) on ``FOLDER/.lock``, held
+  while a run, a comparison, a sweep or a study works in the folder.  The lock
+  dies with its process, so a killed run never leaves a stale lock; a second
+  run on the same folder fails at once with :class:`~locograd.errors.RunFolderError`.
+* :func:`write_json_atomic`, :func:`write_text_atomic`: written to a temporary
+  file in the same folder, flushed to disk, then renamed over the target.
+* :func:`append_jsonl`: one JSON object per line, appended in one write and
+  flushed to disk.
+* :func:`read_jsonl`, :func:`read_json`: the ONE reader of a run's files; a
+  torn line, a row without a required key or a file that is not JSON gets a
+  :class:`~locograd.errors.RunFolderError` naming the file, the line and what is wrong.
+
+>>> import tempfile, os
+>>> folder = tempfile.mkdtemp()
+>>> with FolderLock(folder):
+...     append_jsonl(os.path.join(folder, "metrics.jsonl"), {"epoch": 0, "train_loss": 1.5})
+>>> read_jsonl(os.path.join(folder, "metrics.jsonl"), required=("epoch",))
+[{'epoch': 0, 'train_loss': 1.5}]
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator, Sequence
+from types import TracebackType
+from typing import Any
+
+from ..errors import RunFolderError
+
+LOCK_NAME = ".lock"
+TEMP_PREFIX = ".tmp-"
+"""Every temporary file this module writes starts with this prefix (see :func:`remove_stale_temporaries`)."""
+
+
+class FolderLock:
+    """An exclusive OS lock on a folder (created if missing), as a context manager.
+
+    Args:
+        folder: the run or study folder.
+        what: how the folder is called in the message (``"out"``, ``"study folder"``).
+
+    Raises:
+        RunFolderError: another process holds the lock (the message names the folder and its pid).
+    """
+
+    def __init__(self, folder: str, what: str = "out") -> None:
+        self.folder = folder
+        self.what = what
+        self._fd: int | None = None
+
+    def acquire(self) -> FolderLock:
+        """Take the lock (non-blocking); see the class docstring."""
+        if os.path.exists(self.folder) and not os.path.isdir(self.folder):
+            raise RunFolderError(f"{self.what}: {self.folder} is a file, expected a folder")
+        os.makedirs(self.folder, exist_ok=True)
+        path = os.path.join(self.folder, LOCK_NAME)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            holder = _read_pid(path)
+            by = f" (process {holder})" if holder else ""
+            raise RunFolderError(
+                f"{self.what}: {self.folder} is in use by another locograd run{by}; "
+                "wait for it to finish or choose another folder"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        """Drop the lock (closing the descriptor releases it)."""
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.release()
+
+
+def _read_pid(path: str) -> str:
+    try:
+        with open(path, encoding="ascii") as handle:
+            text = handle.read().strip()
+    except OSError:
+        return ""
+    return text if text.isdigit() else ""
+
+
+@contextlib.contextmanager
+def _temporary_beside(path: str, mode: str) -> Iterator[Any]:
+    """A temporary file in ``path``'s folder, renamed over ``path`` on success, removed on failure."""
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + os.path.basename(path) + ".", dir=folder)
+    try:
+        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (temporary file, fsync, rename)."""
+    with _temporary_beside(path, "w") as handle:
+        handle.write(text)
+
+
+def write_json_atomic(path: str, obj: Any) -> None:
+    """Write ``obj`` as indented, key-sorted JSON to ``path`` atomically."""
+    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def append_jsonl(path: str, row: dict[str, Any]) -> None:
+    """Append ``row`` as one JSON line in one ``write`` (``O_APPEND``), flushed to disk."""
+    data = (json.dumps(row, sort_keys=True) + "\n").encode("utf-8")
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        written = os.write(fd, data)
+        if written != len(data):  # pragma: no cover (a full disk)
+            raise OSError(f"{path}: short write ({written} of {len(data)} bytes)")
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def read_json(path: str, what: str = "file") -> Any:
+    """Read one JSON document; a missing or malformed file gets a :class:`RunFolderError` naming it."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        raise RunFolderError(f"{path}: no such {what}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunFolderError(f"{path}: cannot read the {what} ({exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise RunFolderError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from None
+
+
+def read_jsonl(path: str, required: Sequence[str] = (), *, missing_ok: bool = False) -> list[dict[str, Any]]:
+    """Read a JSON-lines file: one object per non-empty line, each holding the ``required`` keys.
+
+    Args:
+        path: the file.
+        required: keys every row must hold.
+        missing_ok: a missing file reads as no rows.
+
+    Raises:
+        RunFolderError: naming the file and the line: a torn last line (the file does
+            not end in a newline: a write was cut), a line that is not a JSON object,
+            or a row without a required key.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except FileNotFoundError:
+        if missing_ok:
+            return []
+        raise RunFolderError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunFolderError(f"{path}: cannot read the file ({exc})") from None
+    lines = text.split("\n")
+    rows: list[dict[str, Any]] = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        torn = number == len(lines)  # the last piece has no newline after it
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            if torn:
+                raise RunFolderError(
+                    f"{path}: line {number}, the last, is cut short (a write was interrupted)"
+                ) from None
+            raise RunFolderError(f"{path}: line {number} is not valid JSON") from None
+        if not isinstance(row, dict):
+            raise RunFolderError(f"{path}: line {number} is not a JSON object")
+        absent = [k for k in required if k not in row]
+        if absent:
+            raise RunFolderError(f"{path}: line {number} has no {absent[0]!r}")
+        rows.append(row)
+    return rows
+
+
+def remove_stale_temporaries(folder: str) -> list[str]:
+    """Delete temporary files left in ``folder`` by a process killed mid-write; returns their names.
+
+    Call it only while holding the folder's :class:`FolderLock` (no live writer then exists).
+    """
+    removed = []
+    if not os.path.isdir(folder):
+        return removed
+    for name in sorted(os.listdir(folder)):
+        if name.startswith(TEMP_PREFIX) or name.startswith(".checkpoint-") and name.endswith(".tmp"):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(os.path.join(folder, name))
+            removed.append(name)
+    return removed
+
+
+__all__ = [
+    "LOCK_NAME",
+    "FolderLock",
+    "append_jsonl",
+    "read_json",
+    "read_jsonl",
+    "remove_stale_temporaries",
+    "write_json_atomic",
+    "write_text_atomic",
+]
