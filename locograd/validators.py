@@ -59,7 +59,9 @@ def integer(
     if value is None and allow_none:
         return None
     what = "an integer" + (
-        f" {_bounds_text(minimum, maximum, False, False)}" if minimum is not None or maximum is not None else ""
+        f" {_bounds_text(minimum, maximum, False, False)}"
+        if minimum is not None or maximum is not None
+        else ""
     )
     if allow_none:
         what = f"None or {what}"
@@ -99,7 +101,11 @@ def number(
     if value is None and allow_none:
         return None
     bounds = _bounds_text(low, high, low_open, high_open)
-    what = f"a finite number {bounds}".rstrip() if not (low is not None and high is not None) else f"a number {bounds}"
+    what = (
+        f"a finite number {bounds}".rstrip()
+        if not (low is not None and high is not None)
+        else f"a number {bounds}"
+    )
     if allow_none:
         what = f"None or {what}"
     if isinstance(value, bool | str) or not isinstance(value, int | float | np.integer | np.floating):

@@ -213,7 +213,7 @@ def remove_stale_temporaries(folder: str) -> list[str]:
     if not os.path.isdir(folder):
         return removed
     for name in sorted(os.listdir(folder)):
-        if name.startswith(TEMP_PREFIX) or name.startswith(".checkpoint-") and name.endswith(".tmp"):
+        if name.startswith(TEMP_PREFIX) or (name.startswith(".checkpoint-") and name.endswith(".tmp")):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(os.path.join(folder, name))
             removed.append(name)
