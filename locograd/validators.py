@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from .backend import Array, is_cupy_array, to_numpy, tree_leaves
-from .errors import NonFiniteError
+from .errors import NonFiniteError, StateMismatchError
 
 
 def _bounds_text(low: float | None, high: float | None, low_open: bool, high_open: bool) -> str:
@@ -189,4 +189,86 @@ def float_array(name: str, x: Any, *, shape: Sequence[int] | None = None, dtype:
     return x
 
 
-__all__ = ["choice", "count_nonfinite", "finite", "float_array", "integer", "normalize_name", "number"]
+def _path(prefix: str, key: Any) -> str:
+    return f"{prefix}[{key!r}]"
+
+
+def same_tree(name: str, value: Any, template: Any) -> Any:
+    """``value`` unchanged if it has the structure, shapes and dtypes of ``template``.
+
+    Dicts must have the same keys, lists and tuples the same length, arrays the
+    same shape and dtype (never broadcast, never upcast), and other leaves the
+    same type (an ``int`` step count stays an ``int``).  Used to check an
+    optimizer state, or a checkpoint's, against the one the optimizer would build
+    for the parameters at hand.
+
+    Raises:
+        StateMismatchError: naming the first path that differs, e.g.
+            ``"state['m'][3]['W']: expected shape (30, 250), got (1, 250)"``.
+
+    >>> same_tree("state", {"step": 0}, {"step": 3})
+    {'step': 0}
+    >>> same_tree("state", {"step": 0}, {"step": 0, "m": [1.0]})
+    Traceback (most recent call last):
+    ...
+    locograd.errors.StateMismatchError: state: expected the keys ['m', 'step'], got ['step']
+    """
+    _compare(name, value, template)
+    return value
+
+
+def _compare(path: str, value: Any, template: Any) -> None:
+    if isinstance(template, dict):
+        if not isinstance(value, dict):
+            raise StateMismatchError(f"{path}: expected a dict, got {type(value).__name__}")
+        if set(value) != set(template):
+            raise StateMismatchError(
+                f"{path}: expected the keys {sorted(map(str, template))}, got {sorted(map(str, value))}"
+            )
+        for key in template:
+            _compare(_path(path, key), value[key], template[key])
+        return
+    if isinstance(template, list | tuple):
+        if not isinstance(value, list | tuple):
+            raise StateMismatchError(f"{path}: expected a sequence, got {type(value).__name__}")
+        if len(value) != len(template):
+            raise StateMismatchError(f"{path}: expected {len(template)} entries, got {len(value)}")
+        for i, (v, t) in enumerate(zip(value, template, strict=True)):
+            _compare(_path(path, i), v, t)
+        return
+    if isinstance(template, np.ndarray) or is_cupy_array(template):
+        if not (isinstance(value, np.ndarray) or is_cupy_array(value)):
+            raise StateMismatchError(f"{path}: expected an array, got {type(value).__name__}")
+        if tuple(value.shape) != tuple(template.shape):
+            raise StateMismatchError(
+                f"{path}: expected shape {tuple(template.shape)}, got {tuple(value.shape)}"
+            )
+        if value.dtype != template.dtype:
+            raise StateMismatchError(f"{path}: expected dtype {template.dtype}, got {value.dtype}")
+        return
+    if template is None:
+        if value is not None:
+            raise StateMismatchError(f"{path}: expected None, got {type(value).__name__}")
+        return
+    if isinstance(template, bool):
+        kinds: tuple[type, ...] = (bool,)
+    elif isinstance(template, int | np.integer):
+        kinds = (int, np.integer)
+    elif isinstance(template, float | np.floating):
+        kinds = (float, int, np.floating, np.integer)
+    else:
+        kinds = (type(template),)
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+        raise StateMismatchError(f"{path}: expected {type(template).__name__}, got {type(value).__name__}")
+
+
+__all__ = [
+    "choice",
+    "count_nonfinite",
+    "finite",
+    "float_array",
+    "integer",
+    "normalize_name",
+    "number",
+    "same_tree",
+]
