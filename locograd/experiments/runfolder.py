@@ -109,7 +109,8 @@ def _temporary_beside(path: str, mode: str) -> Iterator[Any]:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + os.path.basename(path) + ".", dir=folder)
     try:
-        with os.fdopen(fd, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as handle:
+        encoding = None if "b" in mode else "utf-8"
+        with open(fd, mode, encoding=encoding) as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
@@ -209,7 +210,7 @@ def remove_stale_temporaries(folder: str) -> list[str]:
 
     Call it only while holding the folder's :class:`FolderLock` (no live writer then exists).
     """
-    removed = []
+    removed: list[str] = []
     if not os.path.isdir(folder):
         return removed
     for name in sorted(os.listdir(folder)):
