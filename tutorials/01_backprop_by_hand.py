@@ -24,7 +24,7 @@
 # - why gradient checks run in float64: the finite-difference error against
 #   the step size $\epsilon$ in float32 and float64 (a figure).
 #
-# Conventions (see the project's math notes): batch-major rows, $X$ is
+# Conventions (see `docs/math.md`, section 1): batch-major rows, $X$ is
 # $(B, d_{in})$, $W$ is $(d_{in}, d_{out})$, and the loss $L$ is the **mean**
 # over the batch of a per-example loss summed over output units, so
 # $\partial L/\partial A$ carries a factor $1/B$.

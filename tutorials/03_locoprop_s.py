@@ -23,7 +23,7 @@
 # - the two limits of the proximal weight: $\eta\to 0$ is a BackProp step of
 #   size $\gamma\eta$, $\eta\to\infty$ is the pseudo-inverse solution (figure).
 #
-# Notation (the project's math notes): layer input $X$ $(B, d_{in})$, weights
+# Notation (`docs/math.md`, section 1): layer input $X$ $(B, d_{in})$, weights
 # $W$ $(d_{in}, d_{out})$, bias $b$; the bias is folded in by augmentation,
 # $\tilde X = [X, 1]$, $\tilde W = [W; b]$. The local objective of layer $m$ sums
 # over the batch:
