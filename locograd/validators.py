@@ -8,6 +8,12 @@ before any work starts and the message names the argument.
 * :func:`integer`: an integer (``bool`` refused) within bounds.
 * :func:`number`: a finite real number within bounds (open or closed).
 * :func:`choice`: a name from a fixed set, normalised (case and ``_``/``-``) in ONE place.
+* :func:`canonical_choice`: the same, matched ignoring case, spaces and ``_`` vs ``-``, returned
+  in the set's own spelling (``"LocoProp_M"`` -> ``"locoprop-m"``): the normaliser of every
+  name a user types (data sets, optimizers, solvers, presets, devices, dtypes, step kinds).
+* :func:`integer_list`: ``"1,2,4"`` as integers within bounds.
+* :func:`output_folder`, :func:`output_file`, :func:`existing_path`: paths checked before any
+  work (a folder that is a file, a file under a file, a path that does not exist).
 * :func:`finite`: every value of an array or a tree of arrays is finite
   (:class:`~locograd.errors.NonFiniteError` otherwise, so NaN never passes in silence).
 * :func:`float_array`: a floating NumPy/CuPy array of a given shape and dtype.
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import math
 import operator
+import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -139,6 +146,137 @@ def choice(name: str, value: Any, choices: Iterable[str]) -> str:
     if canonical not in valid:
         raise ValueError(f"{name}: unknown name {value!r}; valid names are {', '.join(valid)}")
     return canonical
+
+
+def _loose(value: str) -> str:
+    """The key two spellings of one name share: :func:`normalize_name`, and ``_`` read as ``-``."""
+    return normalize_name(value).replace("_", "-")
+
+
+def canonical_choice(name: str, value: Any, choices: Iterable[str]) -> str:
+    """``value`` as it is spelled in ``choices``, matched ignoring case, surrounding spaces and ``_`` vs ``-``.
+
+    The one normaliser of the names a user types (data sets, optimizers, inner
+    optimizers, solvers, presets, devices, dtypes, step kinds): ``" CURVES"``
+    is ``"curves"``, ``"locoprop_m"`` is ``"locoprop-m"``, ``"RMSProp-TF1"`` is
+    ``"rmsprop_tf1"``, each returned in the spelling of ``choices``, so that every
+    later comparison sees one canonical string.  Two choices that differ only in
+    those respects are a programming error.
+
+    Raises:
+        ValueError: ``"<name>: unknown name 'x'; valid names are a, b"`` (the wording of :func:`choice`).
+
+    >>> canonical_choice("optimizer", " LocoProp_M", ("sgd", "locoprop-m"))
+    'locoprop-m'
+    """
+    valid = tuple(choices)
+    if not isinstance(value, str):
+        raise ValueError(f"{name}: expected one of {', '.join(valid)}, got {type(value).__name__} {value!r}")
+    by_key = {_loose(c): c for c in valid}
+    if len(by_key) != len(valid):
+        raise AssertionError(f"{name}: the choices {valid} are not distinct up to case and _/-")
+    canonical = by_key.get(_loose(value))
+    if canonical is None:
+        raise ValueError(f"{name}: unknown name {value!r}; valid names are {', '.join(valid)}")
+    return canonical
+
+
+def integer_list(name: str, text: Any, *, minimum: int | None = None) -> list[int]:
+    """``"1,2,4"`` (or a sequence of integers) as ``[1, 2, 4]``, each checked by :func:`integer`.
+
+    Raises:
+        ValueError: ``"<name>: expected comma-separated integers >= 1, got '1,x'"``, or an empty list.
+
+    >>> integer_list("scaling-batches", "4, 8,16", minimum=1)
+    [4, 8, 16]
+    """
+    what = "comma-separated integers" + (f" >= {minimum}" if minimum is not None else "")
+    if isinstance(text, str):
+        parts = [p.strip() for p in text.split(",")]
+        if not text.strip() or any(not p for p in parts):
+            raise ValueError(f"{name}: expected {what}, got {text!r}")
+        try:
+            values: list[Any] = [int(p) for p in parts]
+        except ValueError:
+            raise ValueError(f"{name}: expected {what}, got {text!r}") from None
+    elif isinstance(text, list | tuple) and text:
+        values = list(text)
+    else:
+        raise ValueError(f"{name}: expected {what}, got {text!r}")
+    out = []
+    for v in values:
+        bad_type = isinstance(v, bool) or not isinstance(v, int | np.integer)
+        if bad_type or (minimum is not None and v < minimum):
+            raise ValueError(f"{name}: expected {what}, got {text!r}")
+        out.append(int(v))
+    return out
+
+
+def _first_existing(path: str) -> str:
+    """The longest prefix of ``path`` (itself included) that exists."""
+    current = os.path.abspath(path)
+    while not os.path.exists(current):
+        parent = os.path.dirname(current)
+        if parent == current:
+            break
+        current = parent
+    return current
+
+
+def output_folder(name: str, path: Any) -> str:
+    """``path`` (``~`` expanded) if it is a folder, or one can be made there (nothing is created).
+
+    Raises:
+        ValueError: ``"<name>: x is a file, expected a folder"``, or a part of the path
+            is a file, or the nearest existing folder cannot be written.
+    """
+    if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+        raise ValueError(f"{name}: expected a folder path, got {path!r}")
+    given = os.path.expanduser(os.fspath(path))
+    if os.path.exists(given) and not os.path.isdir(given):
+        raise ValueError(f"{name}: {given} is a file, expected a folder")
+    base = _first_existing(given)
+    if not os.path.isdir(base):
+        raise ValueError(f"{name}: {base} is a file, so the folder {given} cannot be made there")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}: {base} is not writable, so {given} cannot be written")
+    return given
+
+
+def output_file(name: str, path: Any) -> str:
+    """``path`` (``~`` expanded) if a file can be written there: not a folder, its folder makable.
+
+    Raises:
+        ValueError: ``"<name>: x is a folder, expected a file name"``, or its folder cannot be made.
+    """
+    if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+        raise ValueError(f"{name}: expected a file path, got {path!r}")
+    given = os.path.expanduser(os.fspath(path))
+    if os.path.isdir(given) or given.endswith(os.sep):
+        raise ValueError(f"{name}: {given} is a folder, expected a file name")
+    folder = os.path.dirname(os.path.abspath(given))
+    base = _first_existing(folder)
+    if not os.path.isdir(base):
+        raise ValueError(f"{name}: {base} is a file, so {given} cannot be written")
+    if os.path.exists(given) and not os.access(given, os.W_OK):
+        raise ValueError(f"{name}: {given} is not writable")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise ValueError(f"{name}: {base} is not writable, so {given} cannot be written")
+    return given
+
+
+def existing_path(name: str, path: Any) -> str:
+    """``path`` (``~`` expanded) if it exists (a file or a folder).
+
+    Raises:
+        ValueError: ``"<name>: x does not exist"``.
+    """
+    if not isinstance(path, str | os.PathLike) or not os.fspath(path):
+        raise ValueError(f"{name}: expected a path, got {path!r}")
+    given = os.path.expanduser(os.fspath(path))
+    if not os.path.exists(given):
+        raise ValueError(f"{name}: {given} does not exist")
+    return given
 
 
 def count_nonfinite(x: Any) -> tuple[int, int, int]:
@@ -262,13 +400,131 @@ def _compare(path: str, value: Any, template: Any) -> None:
         raise StateMismatchError(f"{path}: expected {type(template).__name__}, got {type(value).__name__}")
 
 
+def _is_array(x: Any) -> bool:
+    return isinstance(x, np.ndarray) or is_cupy_array(x)
+
+
+def _fits(value: Any, template: Any) -> bool:
+    """Whether :func:`same_tree` accepts ``value``, decided without formatting a message.
+
+    ``True`` implies that :func:`same_tree` accepts; on ``False`` it decides (and names the path).
+    """
+    if isinstance(template, np.ndarray) or is_cupy_array(template):
+        return (
+            (isinstance(value, np.ndarray) or is_cupy_array(value))
+            and value.shape == template.shape
+            and value.dtype == template.dtype
+        )
+    if isinstance(template, dict):
+        if not isinstance(value, dict) or value.keys() != template.keys():
+            return False
+        for key, t in template.items():  # a loop, not all(...): this runs at every inner step
+            if not _fits(value[key], t):
+                return False
+        return True
+    if isinstance(template, list | tuple):
+        if not isinstance(value, list | tuple) or len(value) != len(template):
+            return False
+        for v, t in zip(value, template, strict=True):
+            if not _fits(v, t):
+                return False
+        return True
+    if template is None:
+        return value is None
+    if isinstance(template, int | np.integer) and not isinstance(template, bool):
+        return isinstance(value, int | np.integer) and not isinstance(value, bool)
+    return False
+
+
+def same_layout(name: str, value: Any, template: Any) -> Any:
+    """:func:`same_tree`, cheap when the trees agree: no path or message is formatted then.
+
+    For checks that run at every step (an optimizer's state and gradients against
+    its parameters, at every inner step of LocoProp's local solver): only keys,
+    lengths, shapes and dtypes are compared, with no array copied or read.
+
+    Raises:
+        StateMismatchError: as :func:`same_tree`, naming the first path that differs.
+
+    >>> import numpy as np
+    >>> same_layout("grads", {"W": np.zeros((2, 3))}, {"W": np.ones((2, 1))})
+    Traceback (most recent call last):
+    ...
+    locograd.errors.StateMismatchError: grads['W']: expected shape (2, 1), got (2, 3)
+    """
+    if not _fits(value, template):
+        same_tree(name, value, template)
+    return value
+
+
+def template_array(shape: Sequence[int], dtype: Any) -> np.ndarray:
+    """A read-only array of ``shape`` and ``dtype`` that takes no memory: a template for :func:`same_tree`.
+
+    >>> template_array((1000, 1000), "float32").strides
+    (0, 0)
+    """
+    return np.broadcast_to(np.empty((), dtype=dtype), tuple(shape))
+
+
+def float_tree(name: str, tree: Any) -> Any:
+    """``tree`` unchanged if every leaf of its dicts, lists and tuples is a floating NumPy/CuPy array.
+
+    Raises:
+        TypeError: naming the first leaf that is not, e.g.
+            ``"params['W']: expected a floating numpy.ndarray or cupy.ndarray, got list"``.
+    """
+    if _all_float(tree):
+        return tree
+    _first_nonfloat(name, tree)
+    return tree
+
+
+def _all_float(tree: Any) -> bool:
+    if isinstance(tree, np.ndarray):
+        return tree.dtype.kind == "f"
+    if isinstance(tree, dict):
+        for value in tree.values():
+            if not _all_float(value):
+                return False
+        return True
+    if isinstance(tree, list | tuple) and not hasattr(tree, "_fields"):
+        for value in tree:
+            if not _all_float(value):
+                return False
+        return True
+    return is_cupy_array(tree) and tree.dtype.kind == "f"
+
+
+def _first_nonfloat(path: str, tree: Any) -> None:
+    if isinstance(tree, dict):
+        for key, value in tree.items():
+            _first_nonfloat(_path(path, key), value)
+    elif isinstance(tree, list | tuple) and not hasattr(tree, "_fields"):
+        for i, value in enumerate(tree):
+            _first_nonfloat(_path(path, i), value)
+    elif not _is_array(tree):
+        raise TypeError(
+            f"{path}: expected a floating numpy.ndarray or cupy.ndarray, got {type(tree).__name__}"
+        )
+    elif tree.dtype.kind != "f":
+        raise TypeError(f"{path}: expected a floating dtype (float32 or float64), got {tree.dtype}")
+
+
 __all__ = [
+    "canonical_choice",
     "choice",
     "count_nonfinite",
+    "existing_path",
     "finite",
     "float_array",
+    "float_tree",
     "integer",
+    "integer_list",
     "normalize_name",
     "number",
+    "output_file",
+    "output_folder",
+    "same_layout",
     "same_tree",
+    "template_array",
 ]

@@ -3,6 +3,10 @@ r"""LocoProp as a stateful optimizer for training loops, and the released ("offi
 :class:`LocoProp` keeps one inner-optimizer state per layer across batches, as
 the released code does; ``mode="backprop"`` runs the same loop as a BackProp
 baseline that applies the same optimizer type to the gradient of the global loss.
+The state is ``{"name": "locoprop", "inner": [one inner state per layer]}``
+(``{"name": "backprop", "inner": <one state for all params>}`` in backprop mode);
+``update`` first checks (:meth:`LocoProp.check`) the params against the network and
+every inner state against what the inner optimizer's ``init`` builds for its layer.
 
 >>> import numpy as np
 >>> import locograd as lg
@@ -22,14 +26,18 @@ from typing import Any
 
 from .. import locoprop
 from ..backend import Array
+from ..errors import StateMismatchError
 from ..locoprop.objectives import check_eta
 from ..locoprop.solvers import LrFactor, check_steps
 from ..locoprop.targets import check_gamma, check_variant
 from ..network import MLP, Params
-from .first_order import Optimizer, rmsprop_tf1, sgd
+from ..validators import number
+from .first_order import Optimizer, check_kind, check_state, register_layout, rmsprop_tf1, sgd
 from .schedules import Schedule, released_inner_factor, warmup_linear_decay
 
 MODES = ("locoprop", "backprop")
+KEYS = register_layout("locoprop", {"inner"})
+register_layout("backprop", KEYS)
 
 
 class LocoProp:
@@ -88,11 +96,45 @@ class LocoProp:
         self.workers = locoprop.check_workers(workers)
 
     def init(self, params: Params) -> dict[str, Any]:
-        """State: ``{"inner": [one inner state per layer]}`` (backprop mode: one state for all params)."""
+        """State: ``{"name": "locoprop", "inner": [one inner state per layer]}``.
+
+        Backprop mode: ``{"name": "backprop", "inner": <one inner state for all params>}``.
+        """
         params = self.net.check_params(params)
         if self.mode == "backprop":
-            return {"inner": self.inner.init(params)}
-        return {"inner": [self.inner.init(layer) for layer in params]}
+            return {"name": "backprop", "inner": self.inner.init(params)}
+        return {"name": "locoprop", "inner": [self.inner.init(layer) for layer in params]}
+
+    def check(self, params: Params, state: Any) -> Params:
+        """Check ``params`` against the network and ``state`` against what :meth:`init` builds for them.
+
+        The state's name (``"locoprop"`` or ``"backprop"``, the mode) and keys, then each
+        inner state by :func:`~locograd.optim.check_state` (its optimizer's name, keys, step,
+        shapes and dtypes; no array is read).
+
+        Returns:
+            ``params`` as a list.
+
+        Raises:
+            ValueError, TypeError: params that do not fit the network (see :meth:`~locograd.MLP.check_params`).
+            StateMismatchError: naming the first path of the state that differs, e.g.
+                ``"state['inner'][1]['m']['W']: expected shape (3, 4), got (1, 4)"``.
+        """
+        params = self.net.check_params(params)
+        check_kind("state", state, self.mode, KEYS)
+        inner = state["inner"]
+        if self.mode == "backprop":
+            check_state(self.inner, inner, params, "state['inner']")
+            return params
+        if not isinstance(inner, list | tuple) or len(inner) != len(params):
+            got = f"{len(inner)} entries" if isinstance(inner, list | tuple) else type(inner).__name__
+            kind = getattr(self.inner, "name", "inner")
+            raise StateMismatchError(
+                f"state['inner']: expected a list of {len(params)} per-layer {kind} states, got {got}"
+            )
+        for m, layer in enumerate(params):
+            check_state(self.inner, inner[m], layer, f"state['inner'][{m}]", f"params[{m}]")
+        return params
 
     def update(
         self, params: Params, x: Array, y: Array, state: dict[str, Any], lr: float | None = None
@@ -105,11 +147,12 @@ class LocoProp:
         ``lr`` (e.g. from the schedule) replaces the base learning rate for this batch; zero
         (the released warm-up epoch 0) keeps the parameters but advances the inner state.
         """
-        base = self.lr if lr is None else float(lr)
+        base = self.lr if lr is None else number("lr", lr, low=0)
+        params = self.check(params, state)
         if self.mode == "backprop":
             loss, g = self.net.loss_and_weight_grads(params, x, y)
             new, inner_state = self.inner.update(g, state["inner"], params, lr=base)
-            return new, {"inner": inner_state}, locoprop.StepInfo(loss, [], [])
+            return new, {"name": "backprop", "inner": inner_state}, locoprop.StepInfo(loss, [], [])
         new, info = locoprop.step(
             self.net,
             params,
@@ -128,7 +171,7 @@ class LocoProp:
             diagnostics=self.diagnostics,
             workers=self.workers,
         )
-        return new, {"inner": info.inner_states}, info
+        return new, {"name": "locoprop", "inner": info.inner_states}, info
 
 
 def official(net: MLP, mode: str = "locoprop", workers: int = 1) -> LocoProp:

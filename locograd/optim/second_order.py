@@ -2,6 +2,11 @@ r"""Second-order baselines: K-FAC, Shampoo and FOOF, with the interface of :clas
 
 Each is built for a network (``opt = KFAC(net, ...)``) and used as
 ``state = opt.init(params)``; ``params, state, info = opt.update(params, x, y, state, lr=None)``.
+The state is tagged with the optimizer's name (``state["name"]``, e.g. ``"kfac"``),
+and ``update`` first checks (:meth:`KFAC.check`) the params against the network and
+the state against what ``init(params)`` builds, its name, keys, step count and
+every statistic's shape and dtype (a :class:`~locograd.errors.StateMismatchError`
+naming the path otherwise, e.g. ``"state['A'][1]: expected shape (4, 4), got (2, 2)"``).
 Every preconditioner acts on one dense layer's augmented weights
 :math:`\tilde W = [W; b]` ``(d_in + 1, d_out)`` (Shampoo: on ``W``, with a
 diagonal AdaGrad preconditioner for ``b``) and can be turned into a dense
@@ -51,15 +56,17 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
 from ..backend import Array, array_namespace
+from ..errors import StateMismatchError
 from ..linalg import cholesky_apply, cholesky_factor
 from ..locoprop import StepInfo
 from ..network import MLP, Params
-from .first_order import _unit
+from ..validators import number, same_layout, template_array
+from .first_order import _unit, check_kind, check_state, check_step, register_layout
 from .first_order import adam as adam_optimizer
 
 FISHER = ("sampled", "empirical")
@@ -109,16 +116,61 @@ def spd_factor(matrix: Array, name: str) -> Array:
         ) from None
 
 
+def _check_lr(lr: float | None) -> float | None:
+    """A per-call learning rate: ``None`` (the constructor's) or a finite number >= 0."""
+    return number("lr", lr, low=0, allow_none=True)
+
+
 class _NetOptimizer:
-    """Shared plumbing: learning rate, momentum on the preconditioned step, schedule slot."""
+    """Shared plumbing: learning rate, momentum on the preconditioned step, schedule slot, state checks."""
 
     schedule = None
+    name: ClassVar[str]  # the state's tag
+    keys: ClassVar[frozenset[str]]  # the state's keys
 
     def __init__(self, net: MLP, lr: float, momentum: float, update_every: int) -> None:
         self.net = net
         self.lr = _positive(lr, "lr")
         self.momentum = _unit(momentum, "momentum")
         self.update_every = _period(update_every)
+        self._templates: dict[Any, dict[str, list[np.ndarray]]] = {}
+
+    def _slot_shapes(self, d_in: int, d_out: int) -> dict[str, tuple[int, ...]]:
+        """The shape of each per-layer array of the state, for a ``(d_in, d_out)`` layer."""
+        raise NotImplementedError
+
+    def _state_keys(self) -> frozenset[str]:
+        return self.keys
+
+    def _template(self, dtype: Any) -> dict[str, list[np.ndarray]]:
+        """Per-layer arrays of the state as zero-memory templates (shapes and dtype), cached per dtype."""
+        template = self._templates.get(dtype)
+        if template is None:
+            sizes = self.net.sizes
+            shapes = [self._slot_shapes(sizes[m], sizes[m + 1]) for m in range(self.net.num_layers)]
+            template = {key: [template_array(s[key], dtype) for s in shapes] for key in shapes[0]}
+            self._templates[dtype] = template
+        return template
+
+    def check(self, params: Params, state: Any) -> Params:
+        """Check ``params`` against the network and ``state`` against what :meth:`init` builds for them.
+
+        Compares the state's name, keys, step count (an ``int >= 0``) and every
+        array's shape and dtype (the parameters'); reads no array.
+
+        Returns:
+            ``params`` as a list.
+
+        Raises:
+            ValueError, TypeError: params that do not fit the network (see :meth:`~locograd.MLP.check_params`).
+            StateMismatchError: naming the first path of the state that differs.
+        """
+        params = self.net.check_params(params)
+        check_kind("state", state, self.name, self._state_keys())
+        check_step("state['step']", state["step"])
+        for key, layers in self._template(params[0]["W"].dtype).items():
+            same_layout(f"state[{key!r}]", state[key], layers)
+        return params
 
     def _apply(self, params: Params, steps: list[Array], state: dict[str, Any], lr: float | None) -> Params:
         eta = self.lr if lr is None else float(lr)
@@ -131,6 +183,12 @@ class _NetOptimizer:
 
     def _zero_velocity(self, params: Params) -> list[Array]:
         return [array_namespace(p["W"]).zeros_like(_stack(p)) for p in params]
+
+
+KFAC_KEYS = register_layout("kfac", {"step", "A", "G", "chol_A", "chol_G", "velocity", "damping"})
+SHAMPOO_KEYS = register_layout("shampoo", {"step", "L", "R", "L_root", "R_root", "bias_sum", "velocity"})
+register_layout("shampoo", SHAMPOO_KEYS | {"adam"})
+FOOF_KEYS = register_layout("foof", {"step", "A", "chol_A", "velocity"})
 
 
 class KFAC(_NetOptimizer):
@@ -153,6 +211,9 @@ class KFAC(_NetOptimizer):
             value is then not used) and ``momentum = 0`` leaves it out; ``damping`` is
             the initial :math:`\\lambda`.
     """
+
+    name = "kfac"
+    keys = KFAC_KEYS
 
     def __init__(
         self,
@@ -182,6 +243,7 @@ class KFAC(_NetOptimizer):
         xp = array_namespace(params[0]["W"])
         dt = params[0]["W"].dtype
         return {
+            "name": self.name,
             "step": 0,
             "A": [xp.zeros((p["W"].shape[0] + 1,) * 2, dtype=dt) for p in params],
             "G": [xp.zeros((p["W"].shape[1],) * 2, dtype=dt) for p in params],
@@ -190,6 +252,23 @@ class KFAC(_NetOptimizer):
             "velocity": self._zero_velocity(params),
             "damping": self.damping,
         }
+
+    def _slot_shapes(self, d_in: int, d_out: int) -> dict[str, tuple[int, ...]]:
+        a, g = (d_in + 1,) * 2, (d_out,) * 2
+        return {"A": a, "G": g, "chol_A": a, "chol_G": g, "velocity": (d_in + 1, d_out)}
+
+    def check(self, params: Params, state: Any) -> Params:
+        """As :meth:`_NetOptimizer.check`, and ``state["damping"]`` a finite number > 0."""
+        params = super().check(params, state)
+        lam = state["damping"]
+        if (
+            isinstance(lam, bool)
+            or not isinstance(lam, int | float | np.integer | np.floating)
+            or not (math.isfinite(lam) and lam > 0)
+        ):
+            shown = repr(lam) if isinstance(lam, int | float | str | np.generic) else type(lam).__name__
+            raise StateMismatchError(f"state['damping']: expected a finite number > 0, got {shown}")
+        return params
 
     def _sample_targets(self, output: Array, step: int) -> Array:
         xp = array_namespace(output)
@@ -229,6 +308,8 @@ class KFAC(_NetOptimizer):
     def update(
         self, params: Params, x: Array, y: Array, state: dict[str, Any], lr: float | None = None
     ) -> tuple[Params, dict[str, Any], StepInfo]:
+        lr = _check_lr(lr)
+        params = self.check(params, state)
         trace = self.net.forward(params, x)
         grads = self.net.backward(params, trace, y)
         B = x.shape[0]
@@ -380,6 +461,9 @@ class Shampoo(_NetOptimizer):
             learning rate), per tensor as in Anil et al. (2020).
     """
 
+    name = "shampoo"
+    keys = SHAMPOO_KEYS
+
     def __init__(
         self,
         net: MLP,
@@ -401,6 +485,7 @@ class Shampoo(_NetOptimizer):
         xp = array_namespace(params[0]["W"])
         dt = params[0]["W"].dtype
         state: dict[str, Any] = {
+            "name": self.name,
             "step": 0,
             "L": [self.eps * xp.eye(p["W"].shape[0], dtype=dt) for p in params],
             "R": [self.eps * xp.eye(p["W"].shape[1], dtype=dt) for p in params],
@@ -412,6 +497,27 @@ class Shampoo(_NetOptimizer):
         if self.grafting == "adam":
             state["adam"] = self._adam.init(params)
         return state
+
+    def _slot_shapes(self, d_in: int, d_out: int) -> dict[str, tuple[int, ...]]:
+        left, right = (d_in,) * 2, (d_out,) * 2
+        return {
+            "L": left,
+            "R": right,
+            "L_root": left,
+            "R_root": right,
+            "bias_sum": (d_out,),
+            "velocity": (d_in + 1, d_out),
+        }
+
+    def _state_keys(self) -> frozenset[str]:
+        return self.keys | {"adam"} if self.grafting == "adam" else self.keys
+
+    def check(self, params: Params, state: Any) -> Params:
+        """As :meth:`_NetOptimizer.check`, and with ``grafting="adam"`` the Adam state ``state["adam"]``."""
+        params = super().check(params, state)
+        if self.grafting == "adam":
+            check_state(self._adam, state["adam"], params, "state['adam']")
+        return params
 
     def precondition(self, L_root: Array, R_root: Array, grad: Array) -> Array:
         r""":math:`L^{-1/4} G R^{-1/4}` given the stored roots."""
@@ -425,6 +531,8 @@ class Shampoo(_NetOptimizer):
     def update(
         self, params: Params, x: Array, y: Array, state: dict[str, Any], lr: float | None = None
     ) -> tuple[Params, dict[str, Any], StepInfo]:
+        lr = _check_lr(lr)
+        params = self.check(params, state)
         grads = self.net.backward(params, self.net.forward(params, x), y)
         layer_grads = grads.as_params()
         state = dict(state, L=list(state["L"]), R=list(state["R"]), bias_sum=list(state["bias_sum"]))
@@ -470,6 +578,9 @@ class FOOF(_NetOptimizer):
         update_every: re-factorise every this many steps.
     """
 
+    name = "foof"
+    keys = FOOF_KEYS
+
     def __init__(
         self,
         net: MLP,
@@ -488,11 +599,15 @@ class FOOF(_NetOptimizer):
         xp = array_namespace(params[0]["W"])
         dt = params[0]["W"].dtype
         return {
+            "name": self.name,
             "step": 0,
             "A": [xp.zeros((p["W"].shape[0] + 1,) * 2, dtype=dt) for p in params],
             "chol_A": [xp.eye(p["W"].shape[0] + 1, dtype=dt) for p in params],
             "velocity": self._zero_velocity(params),
         }
+
+    def _slot_shapes(self, d_in: int, d_out: int) -> dict[str, tuple[int, ...]]:
+        return {"A": (d_in + 1,) * 2, "chol_A": (d_in + 1,) * 2, "velocity": (d_in + 1, d_out)}
 
     def to_dense(self, damped_A: Array, d_out: int) -> Array:
         r"""The dense :math:`(\bar A + \lambda I) \otimes I` for row-major ``vec`` of :math:`\tilde W`."""
@@ -502,6 +617,8 @@ class FOOF(_NetOptimizer):
     def update(
         self, params: Params, x: Array, y: Array, state: dict[str, Any], lr: float | None = None
     ) -> tuple[Params, dict[str, Any], StepInfo]:
+        lr = _check_lr(lr)
+        params = self.check(params, state)
         trace = self.net.forward(params, x)
         grads = self.net.backward(params, trace, y)
         state = dict(state, A=list(state["A"]), chol_A=list(state["chol_A"]))
