@@ -18,18 +18,188 @@ so :func:`matching_loss` returns :math:`F(a) - y^*\cdot a` and never needs
 :math:`f^{-1}`: its gradient is :math:`f(a) - y^*`.  The network losses of
 :mod:`locograd.losses` are matching losses of their output transfer.
 
+**Numerically**, the defining difference :math:`F(p) - F(q) - f(q)\cdot(p - q)`
+cancels: near :math:`p = q` it is a second-order quantity computed from first-order
+terms, so in float32 at :math:`|a| = 80` it comes out negative (by ~1e-4 for the
+identity).  :func:`divergence` therefore evaluates every transfer of the table
+through the difference :math:`\delta = p - q`, as a sum of terms that are each
+:math:`\ge 0`, so the result is :math:`\ge 0` in every dtype, is exactly 0 at
+:math:`p = q`, and is accurate to a few units of rounding relative to itself
+(LOCOPROP.md section 5):
+
+* identity: :math:`\tfrac12\|\delta\|^2`;
+* relu: :math:`\tfrac12(\mathrm{relu}(p) - \mathrm{relu}(q))^2 + \mathrm{relu}(q)\,\mathrm{relu}(-p)`
+  per unit; leaky relu (slope :math:`s`): the relu form at :math:`(p, q)` plus
+  :math:`s` times it at :math:`(-p, -q)`;
+* softmax (rows): with :math:`s = \mathrm{softmax}(q)` and :math:`c = \delta - s\cdot\delta`,
+  :math:`D = \log\sum_j s_j e^{c_j} = \log\bigl(1 + \sum_j s_j\,\varphi(c_j)\bigr)`,
+  :math:`\varphi(c) = e^c - 1 - c \ge 0` (the KL divergence of the two softmaxes,
+  since :math:`\sum_j s_j c_j = 0`); a log-sum-exp where a term would overflow;
+* sigmoid: the softmax form on the two classes :math:`(a, 0)`; tanh: the sigmoid
+  form at :math:`(2p, 2q)` (:math:`\log\cosh a = \mathrm{softplus}(2a) - a - \log 2`).
+
+A transfer outside the table (a custom :class:`~locograd.transfer.Transfer`) falls
+back to the defining difference.  :func:`dual_divergence` likewise uses sums of
+generalised KL terms :math:`u\log(u/v) - u + v \ge 0`.
+
 >>> import numpy as np
 >>> from locograd import bregman
 >>> p, q = np.array([[0.5, -1.0]]), np.array([[0.0, 2.0]])
 >>> d = bregman.divergence("identity", p, q)
 >>> np.allclose(d, 0.5 * ((p - q) ** 2).sum(-1))
 True
+>>> p32 = np.full((1, 3), 80.0, np.float32)
+>>> float(bregman.divergence("identity", p32, p32 * np.float32(1 + 1e-7))[0]) >= 0
+True
 """
 
 from __future__ import annotations
 
+import numpy as np
+
 from .backend import Array, array_namespace, check_float_array
 from .transfer import Transfer, get
+
+# phi(c) = e^c - 1 - c = sum_{k>=2} c^k / k!, by its Taylor series for |c| < _SERIES_BOUND: the first
+# omitted term, c^16/16!, is below 6e-18 of the sum c^2/2 + ... there, and every partial sum is > 0.
+# Outside, expm1(c) - c loses at most ~8 ulps (its terms are at most ~8 times the result).
+_SERIES_BOUND = 0.5
+_PHI_COEFFICIENTS = tuple(1.0 / float(np.prod(np.arange(1, k + 1))) for k in range(2, 16))
+
+
+def _phi_upto_one(c: Array) -> Array:
+    r""":math:`\varphi(c) = e^c - 1 - c \ge 0` for :math:`c \le 1` (larger ``c`` is clipped to 1)."""
+    xp = array_namespace(c)
+    c = xp.minimum(c, 1)
+    small = xp.abs(c) < _SERIES_BOUND
+    cs = xp.where(small, c, xp.zeros_like(c))
+    poly = xp.full_like(c, _PHI_COEFFICIENTS[-1])
+    for coefficient in reversed(_PHI_COEFFICIENTS[:-1]):
+        poly = poly * cs + coefficient
+    direct = xp.expm1(c) - c
+    return xp.where(small, cs * cs * poly, direct)
+
+
+def _log_mean_exp_centered(log_s: Array, s: Array, c: Array) -> Array:
+    r""":math:`\log\sum_j s_j e^{c_j}` over the last axis, for weights ``s`` and ``sum_j s_j c_j = 0``.
+
+    Equals :math:`\log(1 + \sum_j s_j\varphi(c_j))`, a log1p of a sum of non-negative terms
+    (for :math:`c_j > 1` the term is :math:`e^{\log s_j + c_j} - s_j(1 + c_j)`, which has no
+    cancellation and no overflow however small ``s_j`` is).  Where some
+    :math:`\log s_j + c_j` exceeds half the log of the dtype's largest value, the log-sum-exp
+    itself is taken instead (it is then larger than that bound, so its rounding is relative).
+
+    Args:
+        log_s: :math:`\log s` ``(..., k)``, computed directly (not as the log of ``s``).
+        s: the weights :math:`e^{\log s}`, same shape.
+        c: the centred differences, same shape.
+
+    Returns:
+        ``(...)``, every value :math:`\ge 0`.
+    """
+    xp = array_namespace(c)
+    cap = 0.5 * float(np.log(np.finfo(c.dtype).max))
+    v = log_s + c
+    big = xp.any(v > cap, axis=-1)
+    high = c > 1
+    tail = xp.exp(xp.minimum(v, cap)) - s * (1 + c)
+    terms = xp.where(high, xp.maximum(tail, 0), s * _phi_upto_one(c))
+    small_form = xp.log1p(xp.sum(terms, axis=-1))
+    m = xp.max(v, axis=-1, keepdims=True)
+    big_form = xp.squeeze(m, axis=-1) + xp.log(xp.sum(xp.exp(v - m), axis=-1))
+    return xp.where(big, big_form, small_form)
+
+
+def _softmax_divergence(p: Array, q: Array) -> Array:
+    """:math:`D_F` of logsumexp over the last axis, through :func:`_log_mean_exp_centered`."""
+    xp = array_namespace(p)
+    mq = xp.max(q, axis=-1, keepdims=True)
+    shifted = q - mq
+    log_s = shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
+    s = xp.exp(log_s)
+    delta = p - q
+    c = delta - xp.sum(s * delta, axis=-1, keepdims=True)
+    return _log_mean_exp_centered(log_s, s, c)
+
+
+def _sigmoid_divergence_units(p: Array, q: Array) -> Array:
+    r"""Per-unit :math:`D_F` of softplus: the two-class softmax form, weights :math:`\sigma(\pm q)`."""
+    from .transfer import sigmoid, softplus
+
+    xp = array_namespace(p)
+    delta = p - q
+    w, w_bar = sigmoid(q), sigmoid(-q)
+    log_s = xp.stack([-softplus(-q), -softplus(q)], axis=-1)
+    s = xp.stack([w, w_bar], axis=-1)
+    c = xp.stack([w_bar * delta, -w * delta], axis=-1)  # delta - s . delta, without the cancellation
+    return _log_mean_exp_centered(log_s, s, c)
+
+
+def _relu_divergence_units(p: Array, q: Array) -> Array:
+    """Per-unit :math:`D_F` of relu^2/2: (relu(p) - relu(q))^2 / 2 + relu(q) relu(-p), each term >= 0."""
+    xp = array_namespace(p)
+    rp, rq = xp.maximum(p, 0), xp.maximum(q, 0)
+    d = rp - rq
+    return d * d / 2 + rq * xp.maximum(-p, 0)
+
+
+def _stable_divergence(t: Transfer, p: Array, q: Array) -> Array | None:
+    """The table's closed forms through ``p - q`` (see the module docstring); ``None`` off the table."""
+    xp = array_namespace(p)
+    if t.name == "identity" and t.f_elementwise is get("identity").f_elementwise:
+        d = p - q
+        return xp.sum(d * d, axis=-1) / 2
+    if t.name == "relu" and t.f_elementwise is get("relu").f_elementwise:
+        return xp.sum(_relu_divergence_units(p, q), axis=-1)
+    if t.name == "leaky_relu" and t.slope is not None:
+        units = _relu_divergence_units(p, q) + t.slope * _relu_divergence_units(-p, -q)
+        return xp.sum(units, axis=-1)
+    if t.name == "sigmoid" and t.f_elementwise is get("sigmoid").f_elementwise:
+        return xp.sum(_sigmoid_divergence_units(p, q), axis=-1)
+    if t.name == "tanh" and t.f_elementwise is get("tanh").f_elementwise:
+        return xp.sum(_sigmoid_divergence_units(2 * p, 2 * q), axis=-1)
+    if t.name == "softmax" and not t.elementwise:
+        return _softmax_divergence(p, q)
+    return None
+
+
+def _generalized_kl(a: Array, b: Array) -> Array:
+    r""":math:`a\log(a/b) - a + b \ge 0` elementwise, for :math:`a \ge 0`, :math:`b > 0` (``b`` at ``a = 0``).
+
+    Written as :math:`a\,\varphi(r)` with :math:`r = \log(b/a)` (by ``log1p`` of the
+    relative difference when :math:`b \le 2a`), or :math:`b - a(1 + r)` for :math:`r > 1`.
+    """
+    xp = array_namespace(a)
+    pos = a > 0
+    safe_a = xp.where(pos, a, xp.ones_like(a))
+    safe_b = xp.where(b > 0, b, xp.ones_like(b))
+    near = safe_b <= 2 * safe_a
+    r_near = xp.log1p(xp.where(near, (safe_b - safe_a) / safe_a, xp.zeros_like(a)))
+    r = xp.where(near, r_near, xp.log(safe_b) - xp.log(safe_a))
+    value = xp.where(r > 1, xp.maximum(safe_b - safe_a * (1 + r), 0), safe_a * _phi_upto_one(r))
+    return xp.where(pos, value, b)
+
+
+def _stable_dual_divergence(t: Transfer, u: Array, v: Array) -> Array | None:
+    """:math:`D_{F^*}` of the table's transfers as sums of non-negative terms; ``None`` off the table."""
+    xp = array_namespace(u)
+    if t.name == "identity" and t.f_elementwise is get("identity").f_elementwise:
+        d = u - v
+        return xp.sum(d * d, axis=-1) / 2
+    if t.name == "leaky_relu" and t.slope is not None:  # F* is the leaky relu potential of slope 1/s
+        units = _relu_divergence_units(u, v) + _relu_divergence_units(-u, -v) / t.slope
+        return xp.sum(units, axis=-1)
+    inf = xp.asarray(np.inf, dtype=u.dtype)
+    if t.name == "sigmoid" and t.f_elementwise is get("sigmoid").f_elementwise:
+        units = _generalized_kl(u, v) + _generalized_kl(1 - u, 1 - v)
+        return xp.where(xp.all(t.in_range(u), axis=-1), xp.sum(units, axis=-1), inf)
+    if t.name == "tanh" and t.f_elementwise is get("tanh").f_elementwise:
+        units = _generalized_kl((1 + u) / 2, (1 + v) / 2) + _generalized_kl((1 - u) / 2, (1 - v) / 2)
+        return xp.where(xp.all(t.in_range(u), axis=-1), xp.sum(units, axis=-1), inf)
+    if t.name == "softmax" and not t.elementwise:
+        inside = t.in_range(u)[..., 0]
+        return xp.where(inside, xp.sum(_generalized_kl(u, v), axis=-1), inf)
+    return None
 
 
 def _check_pair(p: Array, q: Array, names: tuple[str, str]) -> None:
@@ -57,6 +227,9 @@ def divergence(transfer: str | Transfer, p: Array, q: Array) -> Array:
     """
     t = get(transfer)
     _check_pair(p, q, ("p", "q"))
+    stable = _stable_divergence(t, p, q)
+    if stable is not None:
+        return stable
     xp = array_namespace(p)
     return t.potential(p) - t.potential(q) - xp.sum(t.f(q) * (p - q), axis=-1)
 
@@ -75,12 +248,23 @@ def dual_divergence(transfer: str | Transfer, u: Array, v: Array) -> Array:
     of ``f`` (see :meth:`Transfer.inverse`); ``u`` may lie on its boundary.
     The duality :math:`D_F(p, q) = D_{F^*}(f(q), f(p))` holds for every
     strictly convex :math:`F` (and for softmax, whose inverse is defined up to
-    a shift that cancels).
+    a shift that cancels).  ``+inf`` where ``u`` lies outside the closed range.
+
+    The table's transfers are computed as sums of terms :math:`\ge 0` (generalised KL
+    terms :math:`u\log(u/v) - u + v` for sigmoid, tanh and softmax, squares for the
+    piecewise quadratics), so the result is :math:`\ge 0` near :math:`u = v` in every dtype.
+
+    Raises:
+        ValueError: ``v`` outside the open range of ``f``, or ``f`` not invertible (relu).
     """
     t = get(transfer)
     _check_pair(u, v, ("u", "v"))
+    inverse_v = t.inverse(v)  # refuses v outside the open range (and a transfer without inverse)
+    stable = _stable_dual_divergence(t, u, v)
+    if stable is not None:
+        return stable
     xp = array_namespace(u)
-    return t.conjugate(u) - t.conjugate(v) - xp.sum(t.inverse(v) * (u - v), axis=-1)
+    return t.conjugate(u) - t.conjugate(v) - xp.sum(inverse_v * (u - v), axis=-1)
 
 
 def matching_loss(transfer: str | Transfer, a: Array, target: Array) -> Array:

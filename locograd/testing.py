@@ -17,6 +17,12 @@ r"""Gradient checkers, shipped as library code.
 
 Inputs may be arrays or nested lists/dicts of arrays (e.g. an MLP's params).
 
+Non-finite values never pass: a NaN or infinity in a point or a compared value is a
+:class:`~locograd.errors.NonFiniteError` (a meaningless input, refused before any
+work), and a function or VJP that gives NaN or infinity makes :func:`check_vjp` fail
+with an ``AssertionError`` (a failed check, like a wrong gradient), so that NaN never
+compares as "no error" (every comparison with NaN is false).
+
 >>> import numpy as np
 >>> from locograd.testing import check_vjp
 >>> x = np.linspace(-1.0, 1.0, 5)
@@ -27,12 +33,15 @@ True
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from .backend import Array, array_namespace, to_numpy, tree_leaves, tree_map
+from .errors import NonFiniteError
+from .validators import count_nonfinite, finite, integer, number
 
 
 def _vdot(a: Any, b: Any) -> float:
@@ -46,11 +55,27 @@ def numerical_grad(fn: Callable[[Any], Any], x: Any, eps: float = 1e-6) -> Any:
     Args:
         fn: maps ``x`` to a scalar (float or 0-d array).
         x: floating array(s); not modified.
-        eps: step; ``1e-6`` suits float64 inputs of order one.
+        eps: step > 0; ``1e-6`` suits float64 inputs of order one.
 
     Returns:
         The gradient, same structure, shapes and dtypes as ``x``.
+
+    Raises:
+        NonFiniteError: ``x`` holds NaN or infinity, or ``fn`` is not finite at some
+            ``x +- eps e_i`` (the message names the leaf and the index): a difference of
+            non-finite values is no derivative.
+        TypeError: a leaf of ``x`` is not floating.
     """
+    eps = number("eps", eps, low=0, low_open=True)
+    finite("x", x)
+
+    def evaluate(leaves: list[Array], index: int, i: int, sign: str) -> float:
+        value = float(fn(_rebuild(x, leaves)))
+        if not math.isfinite(value):
+            raise NonFiniteError(
+                f"fn: expected a finite value at x {sign} eps e_i (leaf {index}, flat index {i}), got {value!r}"
+            )
+        return value
 
     def grad_leaf_at(index: int) -> Array:
         leaves = [leaf.copy() for leaf in tree_leaves(x)]
@@ -62,9 +87,9 @@ def numerical_grad(fn: Callable[[Any], Any], x: Any, eps: float = 1e-6) -> Any:
         for i in range(flat.shape[0]):
             orig = flat[i].copy()
             flat[i] = orig + eps
-            plus = float(fn(_rebuild(x, leaves)))
+            plus = evaluate(leaves, index, i, "+")
             flat[i] = orig - eps
-            minus = float(fn(_rebuild(x, leaves)))
+            minus = evaluate(leaves, index, i, "-")
             flat[i] = orig
             out[i] = (plus - minus) / (2 * eps)
         xp = array_namespace(leaf)
@@ -105,24 +130,45 @@ def check_vjp(
         seed: seed for the directions.
 
     Returns:
-        The largest relative error seen.
+        The largest relative error seen (always finite).
 
     Raises:
-        AssertionError: some direction's relative error exceeds ``rtol``.
+        NonFiniteError: ``x`` holds NaN or infinity (there is nothing to check at such a point).
+        AssertionError: ``fn`` (at ``x`` or ``x +- eps v``) or ``vjp`` gives a non-finite
+            value, ``vjp`` returns leaves of other shapes than ``x``, or some direction's
+            relative error exceeds ``rtol``.
+        ValueError: a bad ``num_directions``, ``eps`` or ``rtol``.
     """
+    num_directions = integer("num_directions", num_directions, minimum=1)
+    eps = number("eps", eps, low=0, low_open=True)
+    rtol = number("rtol", rtol, low=0)
+    finite("x", x)
     rng = np.random.default_rng(seed)
-    y0 = fn(x)
+    y0 = _finite_value(fn(x), "fn(x)")
     worst = 0.0
     for _ in range(num_directions):
         v = tree_map(
             lambda leaf: array_namespace(leaf).asarray(rng.standard_normal(leaf.shape), dtype=leaf.dtype), x
         )
         u = array_namespace(y0).asarray(rng.standard_normal(np.shape(y0)), dtype=y0.dtype)
-        plus = fn(tree_map(lambda a, d: a + eps * d, x, v))
-        minus = fn(tree_map(lambda a, d: a - eps * d, x, v))
+        plus = _finite_value(fn(tree_map(lambda a, d: a + eps * d, x, v)), "fn(x + eps v)")
+        minus = _finite_value(fn(tree_map(lambda a, d: a - eps * d, x, v)), "fn(x - eps v)")
+        if np.shape(plus) != np.shape(y0) or np.shape(minus) != np.shape(y0):
+            raise AssertionError(
+                f"check_vjp: fn(x +- eps v) has shape {np.shape(plus)}, {np.shape(minus)}, "
+                f"fn(x) {np.shape(y0)}"
+            )
         forward = float((u * (plus - minus)).sum()) / (2 * eps)
-        backward = _vdot(vjp(x, u), v)
+        pulled = vjp(x, u)
+        _check_like_x(pulled, x)
+        _finite_value(pulled, "vjp(x, u)")
+        backward = _vdot(pulled, v)
         noise = 8 * float(np.finfo(y0.dtype).eps) * float(abs(u * y0).sum()) / (2 * eps)
+        if not (math.isfinite(forward) and math.isfinite(backward) and math.isfinite(noise)):
+            raise AssertionError(
+                f"check_vjp: <u, Jv> = {forward!r} and <J^T u, v> = {backward!r}: an inner product "
+                "overflowed, so nothing was checked"
+            )
         err = abs(forward - backward) / max(abs(forward), abs(backward), 1e-300)
         worst = max(worst, err)
         if abs(forward - backward) > rtol * max(abs(forward), abs(backward)) + noise:
@@ -134,6 +180,29 @@ def check_vjp(
     return worst
 
 
+def _finite_value(value: Any, what: str) -> Any:
+    """``value`` unchanged if finite; else the check fails (AssertionError naming ``what``)."""
+    nan, inf, size = count_nonfinite(value)
+    if nan or inf:
+        raise AssertionError(
+            f"check_vjp: {what} holds {nan} NaN and {inf} infinities among {size} values; "
+            "a non-finite value is never a correct derivative"
+        )
+    return value
+
+
+def _check_like_x(pulled: Any, x: Any) -> None:
+    """The VJP's leaves have the count and shapes of ``x``'s (never broadcast into the inner product)."""
+    got, want = tree_leaves(pulled), tree_leaves(x)
+    if len(got) != len(want):
+        raise AssertionError(f"check_vjp: vjp(x, u) has {len(got)} arrays, x has {len(want)}")
+    for i, (g, w) in enumerate(zip(got, want, strict=True)):
+        if np.shape(g) != np.shape(w):
+            raise AssertionError(
+                f"check_vjp: vjp(x, u) leaf {i} has shape {np.shape(g)}, expected {np.shape(w)} like x"
+            )
+
+
 def relative_error(a: Any, b: Any, floor: float = 1e-300) -> float:
     r"""Max-norm relative error over trees of arrays (NumPy or CuPy).
 
@@ -141,9 +210,24 @@ def relative_error(a: Any, b: Any, floor: float = 1e-300) -> float:
 
     ``floor`` turns it into an absolute error for tiny values, e.g. a central
     difference (absolute rounding error ~1e-10) of a gradient that is ~0.
+
+    Raises:
+        NonFiniteError: ``a`` or ``b`` holds NaN or infinity (a NaN would otherwise
+            compare as error 0, since ``max`` skips it).
+        ValueError: the trees have different numbers of arrays, or two arrays have
+            different shapes (never broadcast), or ``floor`` is not > 0.
     """
+    floor = number("floor", floor, low=0, low_open=True)
+    finite("a", a)
+    finite("b", b)
+    leaves_a, leaves_b = tree_leaves(a), tree_leaves(b)
+    if len(leaves_a) != len(leaves_b):
+        raise ValueError(f"b: expected {len(leaves_a)} arrays like a, got {len(leaves_b)}")
+    for i, (x, y) in enumerate(zip(leaves_a, leaves_b, strict=True)):
+        if np.shape(x) != np.shape(y):
+            raise ValueError(f"b: expected shape {np.shape(x)} like a at leaf {i}, got {np.shape(y)}")
     num, den = 0.0, floor
-    for x, y in zip(tree_leaves(a), tree_leaves(b), strict=True):
+    for x, y in zip(leaves_a, leaves_b, strict=True):
         x, y = to_numpy(x), to_numpy(y)
         num = max(num, float(np.max(np.abs(x - y), initial=0.0)))
         den = max(den, float(np.max(np.abs(x), initial=0.0)), float(np.max(np.abs(y), initial=0.0)))

@@ -27,20 +27,37 @@ def tape_numerical_grad(fn: Callable[[Any], ad.Tensor], tree: Any) -> Any:
     return numerical_grad(lambda t: float(fn(tree_map(ad.Tensor, t)).value), tree, EPS)
 
 
-def rel_err(a: Any, b: Any) -> float:
-    """Max-norm relative error with a ``1e-4`` floor on the denominator.
+def rel_err(a: Any, b: Any, floor: float = 1e-4) -> float:
+    """Max-norm relative error with a ``1e-4`` floor on the denominator (or a larger one given).
 
     The floor makes the test absolute (``1e-10`` for ``TOL = 1e-6``) for gradients that
     are (almost) zero, where central differences are only accurate to about ``EPS**2``.
     """
-    return relative_error(a, b, floor=1e-4)
+    return relative_error(a, b, floor=floor)
+
+
+def quotient_floor(terms: float, count: int) -> float:
+    """The floor that covers the rounding of a central difference of a sum of ``count`` terms.
+
+    A value summed from ``count`` terms of total size ``terms`` rounds by <= (count + 16) u terms
+    (each term by a few ulps), so the quotient errs by that over EPS; this is compared at TOL.
+    Truncation, EPS^2/6 times the third derivative, stays below 1e-6 of the gradient on the ops'
+    domains (its extremes: x^-1.5 at 0.1, 1/b at 0.05), which the floor 1e-4 * TOL covers.
+    """
+    return max(1e-4, 2 * (count + 16) * float(np.finfo(np.float64).eps) / 2 * terms / EPS / TOL)
 
 
 def check_grad(fn: Callable[[Any], ad.Tensor], tree: Any, tol: float = TOL) -> None:
-    """Assert that the tape gradient of ``fn`` at ``tree`` matches central differences."""
+    """Assert that the tape gradient of ``fn`` at ``tree`` matches central differences.
+
+    A ``projected`` function reports the size of its terms (``fn.terms``), whose rounding sets the
+    absolute floor (quotient_floor); other functions use the fixed floor 1e-4 (O(1) terms).
+    """
     tape = ad.grad(fn)(tree)
     numeric = tape_numerical_grad(fn, tree)
-    err = rel_err(tape, numeric)
+    terms = getattr(fn, "terms", None)
+    floor = quotient_floor(*terms(tree)) if terms is not None else 1e-4
+    err = rel_err(tape, numeric, floor)
     assert err <= tol, f"relative error {err:.3e} > {tol:.0e}"
 
 
@@ -52,6 +69,13 @@ def projected(op: Callable[..., ad.Tensor]) -> Callable[..., ad.Tensor]:
         w = np.random.default_rng(1).standard_normal(out.shape).astype(out.dtype)
         return (out * w).sum()
 
+    def terms(*args: Any) -> tuple[float, int]:
+        """(sum |w op(args)|, number of terms): what the value's rounding scales with."""
+        out = op(*tree_map(ad.Tensor, args)).value
+        w = np.random.default_rng(1).standard_normal(np.shape(out))
+        return float(np.abs(np.asarray(out) * w).sum()), int(np.size(out))
+
+    fn.terms = terms  # type: ignore[attr-defined]
     return fn
 
 

@@ -35,8 +35,86 @@ def test_nonnegative_and_zero_on_diagonal(bk, name: str, a: np.ndarray, b: np.nd
     p, q = (bk.asarray(v) for v in _pair(a, b))
     d = bk.numpy(bregman.divergence(t, p, q))
     assert d.shape == (a.shape[0],)
-    assert d.min() >= -1e-13 * _scale(t, bk.numpy(p), bk.numpy(q))
+    assert d.min() >= 0  # a sum of non-negative terms (module docstring), so no rounding allowance
     assert np.all(bk.numpy(bregman.divergence(t, p, p)) == 0.0)
+
+
+@pytest.mark.parametrize("name", transfer.NAMES)
+@given(a=matrices(bound=6.0), b=matrices(bound=6.0))
+def test_divergence_agrees_with_the_defining_difference(name: str, a: np.ndarray, b: np.ndarray) -> None:
+    """The stable forms equal F(p) - F(q) - f(q).(p - q) to within the rounding of the latter.
+
+    The defining difference (the old implementation) rounds each of its three terms by ~eps of
+    the scale _scale (plus sums over <= 6 units): <= ~10 eps scale = 2.2e-15 scale; the stable
+    forms err by <= ~1e-14 relative to D <= scale.  1e-13 scale covers both with margin 5.
+    """
+    t = transfer.get(name)
+    p, q = _pair(a, b)
+    defining = t.potential(p) - t.potential(q) - (t.f(q) * (p - q)).sum(-1)
+    assert np.abs(bregman.divergence(t, p, q) - defining).max() <= 1e-13 * _scale(t, p, q)
+
+
+EXTREMES = {np.float32: [1.0, 80.0, 1e4, 1e15], np.float64: [1.0, 80.0, 700.0, 1e3, 1e100, 1e150]}
+
+
+def _near_pairs(dt, big: float) -> list[tuple[np.ndarray, np.ndarray]]:
+    """p at +-big, +-1, 0.5, 0 in mixed rows, and q = p (1 + 1e-7) or one ulp away, both orders."""
+    p = np.array(
+        [[big, big, big], [-big, -big, -big], [big, -big, 1.0], [-big, big, 0.5], [1.0, 2.0, 3.0]], dt
+    )
+    pairs = []
+    for q in (p * dt(1 + 1e-7), np.nextafter(p, dt(np.inf)), np.nextafter(p, dt(-np.inf))):
+        q = q.astype(dt)
+        pairs += [(p, q), (q, p)]
+    return pairs
+
+
+@pytest.mark.parametrize("name", transfer.NAMES)
+@pytest.mark.parametrize("dt", [np.float32, np.float64], ids=["float32", "float64"])
+def test_divergence_near_the_diagonal_is_nonnegative_and_small_at_extremes(bk, name: str, dt) -> None:
+    """D_F(p, p(1 + 1e-7)) >= 0, in both orders, float32 and float64, up to |a| = 1e15 / 1e150.
+
+    Old code (F(p) - F(q) - f(q).(p - q)): negative in float32 at |a| = 80 for every transfer, e.g.
+    identity -1.2e-4 and relu -2.4e-4 over 3 units, tanh and sigmoid -7.6e-6 (sigmoid at +80, and
+    with the arguments swapped at -80), softmax -1.5e-7 at (1, 2, 3) swapped.
+    Small: f' <= 1 for every transfer of the table (the softmax Jacobian's eigenvalues <= 1/2), so
+    D <= |p - q|^2 / 2; the result is within a few ulps of the truth, hence the factor 1 + 1e-5.
+    """
+    for p_np, q_np in _near_pairs(dt, EXTREMES[dt][-1]) + [
+        pair for big in EXTREMES[dt][:-1] for pair in _near_pairs(dt, big)
+    ]:
+        p, q = bk.asarray(p_np), bk.asarray(q_np)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            d = bk.numpy(bregman.divergence(name, p, q))
+            zero = bk.numpy(bregman.divergence(name, p, p))
+        assert d.dtype == dt and np.all(np.isfinite(d))
+        assert d.min() >= 0
+        half_square = 0.5 * ((p_np.astype(np.float64) - q_np.astype(np.float64)) ** 2).sum(-1)
+        assert np.all(d <= half_square * (1 + 1e-5))
+        assert np.all(zero == 0)
+
+
+@pytest.mark.parametrize("name", ["identity", "sigmoid", "tanh", "leaky_relu", "softmax"])
+@pytest.mark.parametrize("dt", [np.float32, np.float64], ids=["float32", "float64"])
+def test_dual_divergence_near_the_diagonal_is_nonnegative(name: str, dt) -> None:
+    """D_F*(f(q), f(p)) >= 0 for p near q, both orders, wherever f(p) is inside the open range in dt.
+
+    Old code (F*(u) - F*(v) - f^-1(v).(u - v)): negative in float32, e.g. sigmoid at a = (1, 2, 3).
+    """
+    t = transfer.get(name)
+    for big in EXTREMES[dt]:
+        for p, q in _near_pairs(dt, big):
+            u, v = t.f(q), t.f(p)
+            low, high = t.range
+            inside = (v > 0).all() if name == "softmax" else ((v > low) & (v < high)).all()
+            if not inside:  # f rounds to the boundary (e.g. sigmoid(80) == 1 in float32): no inverse
+                continue
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                d = bregman.dual_divergence(t, u, v)
+            assert d.dtype == dt and np.all(np.isfinite(d)) and d.min() >= 0
+            assert np.all(bregman.dual_divergence(t, v, v) == 0)
 
 
 @pytest.mark.parametrize("name", ["identity", "sigmoid", "tanh", "leaky_relu"])

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import copy
+from typing import Any
 
 import numpy as np
 import pytest
 
 import locograd as lg
+import locograd.errors
+import locograd.testing
 from locograd import locoprop, optim
+from locograd.locoprop import solvers
 
 
 @pytest.fixture
@@ -164,3 +168,242 @@ def test_locoprop_optimizer_on_every_backend(bk) -> None:
     new, state, info = opt.update(params, x, x, state, lr=1e-3)
     assert new[0]["W"].dtype == np.float32 and lg.backend.array_namespace(new[0]["W"]) is bk.xp
     assert state["inner"][1]["step"] == 10 and info is not None
+
+
+# ---- every solver checks its problem's variant; a LocalProblem is checked when built and when used ----
+
+
+def layer(seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """X (6, 3), pre-activation A (6, 2), upstream G (6, 2) and the anchor of one tanh layer."""
+    rng = np.random.default_rng(seed)
+    X, W = rng.uniform(-1, 1, (6, 3)), rng.uniform(-1, 1, (3, 2))
+    b = np.zeros(2)
+    return X, X @ W + b, rng.standard_normal((6, 2)) / 6, {"W": W, "b": b}
+
+
+def s_and_m_problems() -> tuple[locoprop.LocalProblem, locoprop.LocalProblem]:
+    X, A, G, anchor = layer()
+    return (
+        locoprop.LocalProblem.build(X, A - G, "tanh", "S", anchor, eta=1.0),
+        locoprop.LocalProblem.build(X, np.tanh(A) - G, "tanh", "M", anchor, eta=1.0),
+    )
+
+
+def test_newton_step_on_an_s_problem_is_refused() -> None:
+    """Old code: newton_step took an S target for an M one and returned a point with J_S far above its
+    minimum (the issue's example: 0.114 against 0.0289); hessian_vector_product likewise."""
+    s, m = s_and_m_problems()
+    for call, name in [
+        (lambda: locoprop.newton_step(s), "newton_step"),
+        (lambda: locoprop.hessian_vector_product(s, s.target, s.anchor), "hessian_vector_product"),
+        (lambda: solvers.newton_direction(s, s.anchor, s.anchor, 1e-10, 10), "newton_direction"),
+        (lambda: locoprop.solve_exact_m(s), "solve_exact_m"),
+    ]:
+        with pytest.raises(
+            ValueError, match=rf"problem: expected a variant 'M' LocalProblem for {name}, got variant 'S'"
+        ):
+            call()
+    newton = locoprop.newton_step(m)  # the same problem as M is solved, to the exact minimiser's accuracy
+    exact, _ = locoprop.solve_exact_m(m)
+    assert lg.testing.relative_error(newton, exact) < 1e-2
+
+
+def test_solve_exact_s_on_an_m_problem_is_refused() -> None:
+    """Old code: the closed form of J_S ran on an M target (a post-activation) and returned a wrong point."""
+    s, m = s_and_m_problems()
+    with pytest.raises(
+        ValueError, match=r"problem: expected a variant 'S' LocalProblem for solve_exact_s, got variant 'M'"
+    ):
+        locoprop.solve_exact_s(m)
+    w = locoprop.solve_exact_s(s)
+    assert np.linalg.norm(locoprop.gradient(s, w)["W"]) < 1e-10
+
+
+def _bad_builds() -> list[tuple[str, dict[str, Any], type, str]]:
+    X, A, _, anchor = layer()
+    W, b = anchor["W"], anchor["b"]
+    target = np.tanh(A)
+    return [
+        (
+            "target of another shape",
+            {"target": np.zeros((6, 3))},
+            ValueError,
+            r"target: expected shape \(6, 2\) \(the batch of inputs, the columns of anchor\['W'\]\), got \(6, 3\)",
+        ),
+        (
+            "target of another batch",
+            {"target": np.zeros((5, 2))},
+            ValueError,
+            r"target: expected shape \(6, 2\)",
+        ),
+        (
+            "target float32",
+            {"target": target.astype(np.float32)},
+            TypeError,
+            r"target: expected dtype float64 like inputs, got float32",
+        ),
+        ("target 1-D", {"target": target[0]}, ValueError, r"target: expected a 2-D array, got shape \(2,\)"),
+        (
+            "target a list",
+            {"target": target.tolist()},
+            TypeError,
+            r"target: expected a numpy.ndarray or cupy.ndarray",
+        ),
+        (
+            "anchor W of another width",
+            {"anchor": {"W": np.zeros((4, 2)), "b": b}},
+            ValueError,
+            r"anchor\['W'\]: expected shape \(3, d_out\) to fit inputs of width 3, got \(4, 2\)",
+        ),
+        (
+            "anchor b of another length",
+            {"anchor": {"W": W, "b": np.zeros(3)}},
+            ValueError,
+            r"anchor\['b'\]: expected shape \(2,\) like the columns of anchor\['W'\], got \(3,\)",
+        ),
+        (
+            "anchor float32",
+            {"anchor": {"W": W.astype(np.float32), "b": b.astype(np.float32)}},
+            TypeError,
+            r"anchor\['W'\]: expected dtype float64 like inputs, got float32",
+        ),
+        (
+            "anchor without b",
+            {"anchor": {"W": W}},
+            ValueError,
+            r"anchor: expected the keys \['W', 'b'\], got \['W'\]",
+        ),
+        (
+            "anchor with an extra key",
+            {"anchor": {"W": W, "b": b, "c": b}},
+            ValueError,
+            r"anchor: expected the keys \['W', 'b'\], got \['W', 'b', 'c'\]",
+        ),
+        (
+            "anchor a list",
+            {"anchor": [W, b]},
+            TypeError,
+            r"anchor: expected a dict with the keys \['W', 'b'\], got list",
+        ),
+        (
+            "inputs float32",
+            {"inputs": X.astype(np.float32)},
+            TypeError,
+            r"target: expected dtype float32 like inputs, got float64",
+        ),
+        ("inputs 1-D", {"inputs": X[0]}, ValueError, r"inputs: expected a 2-D array, got shape \(3,\)"),
+        (
+            "inputs integer",
+            {"inputs": X.astype(int)},
+            TypeError,
+            r"inputs: expected a floating dtype \(float32 or float64\), got int64",
+        ),
+        (
+            "NaN in the target",
+            {"target": np.where(target > 0, np.nan, target)},
+            lg.errors.NonFiniteError,
+            r"target: expected finite values, got \d+ NaN and 0 infinities among 12 values",
+        ),
+        (
+            "inf in the inputs",
+            {"inputs": np.where(X > 0.5, np.inf, X)},
+            lg.errors.NonFiniteError,
+            r"inputs: expected finite values",
+        ),
+        ("unknown transfer", {"transfer": "gelu"}, ValueError, r"transfer: unknown name 'gelu'"),
+        ("unknown variant", {"variant": "Q"}, ValueError, r"variant: expected one of \('S', 'M'\), got 'Q'"),
+        ("eta 0", {"eta": 0.0}, ValueError, r"eta: expected None or a positive finite number, got 0.0"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("case", "override", "error", "message"), _bad_builds(), ids=[c[0] for c in _bad_builds()]
+)
+def test_local_problem_build_refuses_parts_that_do_not_fit(
+    case: str, override: dict, error: type, message: str
+) -> None:
+    """Old code: build accepted every one of these (only transfer, variant and eta were checked), and
+    the solvers then broadcast, upcast or failed deep inside with NumPy's message."""
+    X, A, _, anchor = layer()
+    kwargs = {
+        "inputs": X,
+        "target": np.tanh(A),
+        "transfer": "tanh",
+        "variant": "M",
+        "anchor": anchor,
+        **override,
+    }
+    with pytest.raises(error, match=message):
+        locoprop.LocalProblem.build(**kwargs)
+
+
+def test_a_directly_constructed_problem_is_checked_by_every_entry() -> None:
+    """Old code: LocalProblem(...) with a (6, 3) target reached solve_gd and failed in NumPy's broadcasting;
+    a transfer given as a string reached solve_exact_s (which ignores it) unnoticed."""
+    X, A, G, anchor = layer()
+    tanh = lg.transfer.get("tanh")
+    wide = locoprop.LocalProblem(X, np.zeros((6, 3)), tanh, "M", anchor)
+    by_name = locoprop.LocalProblem(X, A - G, "tanh", "S", anchor, 1.0)  # type: ignore[arg-type]
+    entries = [
+        lambda p: locoprop.solve_gd(p, 1, lr=0.1),
+        lambda p: locoprop.solve_exact_s(p),
+        lambda p: locoprop.objective(p, anchor),
+        lambda p: locoprop.gradient(p, anchor),
+        lambda p: locoprop.residual(p, anchor),
+        lambda p: locoprop.count_out_of_range(p),
+    ]
+    for entry in entries:
+        with pytest.raises(ValueError, match=r"target: expected shape \(6, 2\)"):
+            entry(wide)
+        with pytest.raises(TypeError, match=r"transfer: expected a Transfer, got str"):
+            entry(by_name)
+    with pytest.raises(TypeError, match=r"problem: expected a LocalProblem, got dict"):
+        locoprop.solve_gd({"inputs": X}, 1, lr=0.1)  # type: ignore[arg-type]
+
+
+def test_params_that_do_not_fit_the_anchor_are_refused() -> None:
+    """Old code: W (3, 1) failed later with a message about 'a'; float32 params were silently upcast."""
+    _, m = s_and_m_problems()
+    with pytest.raises(
+        ValueError, match=r"params\['W'\]: expected shape \(3, 2\) like the anchor, got \(3, 1\)"
+    ):
+        locoprop.objective(m, {"W": np.zeros((3, 1)), "b": np.zeros(1)})
+    with pytest.raises(
+        TypeError, match=r"params\['W'\]: expected dtype float64 like the anchor, got float32"
+    ):
+        locoprop.gradient(m, {k: v.astype(np.float32) for k, v in m.anchor.items()})
+    with pytest.raises(ValueError, match=r"v: expected the keys \['W', 'b'\], got \['W'\]"):
+        locoprop.hessian_vector_product(m, m.target, {"W": m.anchor["W"]})
+    with pytest.raises(
+        ValueError, match=r"a: expected shape \(6, 2\) and dtype float64, got \(6, 3\) float64"
+    ):
+        locoprop.hessian_vector_product(m, np.zeros((6, 3)), m.anchor)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda m, s: locoprop.solve_exact_m(m, tol=-1.0), r"tol: expected a finite number >= 0, got -1.0"),
+        (
+            lambda m, s: locoprop.solve_exact_m(m, max_newton=1.5),
+            r"max_newton: expected an integer >= 0, got 1.5",
+        ),
+        (
+            lambda m, s: locoprop.solve_exact_m(m, max_cg=0),
+            r"max_cg: expected None or an integer >= 1, got 0",
+        ),
+        (
+            lambda m, s: locoprop.newton_step(m, cg_tol=float("nan")),
+            r"cg_tol: expected a finite number >= 0, got nan",
+        ),
+        (
+            lambda m, s: locoprop.solve_exact_s(s, rcond=2.0),
+            r"rcond: expected None or a number in \[0, 1\], got 2.0",
+        ),
+    ],
+)
+def test_solver_settings_are_validated(call, message: str) -> None:
+    """Old code: tol=-1 ran 50 Newton iterations and reported converged=False; the others ran unchecked."""
+    s, m = s_and_m_problems()
+    with pytest.raises(ValueError, match=message):
+        call(m, s)

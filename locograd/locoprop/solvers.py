@@ -29,13 +29,16 @@ import numpy as np
 
 from ..backend import Array, array_namespace, tree_leaves
 from ..linalg import cholesky_solve, psd_pinv_solve
+from ..validators import integer, number
 from .objectives import (
     LocalProblem,
-    gradient,
+    _gradient,
+    _objective,
+    _residual,
+    check_params,
+    check_problem,
     gradient_into,
     norm,
-    objective,
-    residual,
     residual_into,
     same_dtype,
 )
@@ -51,6 +54,27 @@ class ExactInfo(NamedTuple):
     cg_iterations: int
     relative_gradient: float
     converged: bool
+
+
+def check_solvable(problem: LocalProblem, solver: str, variant: str | None = None) -> None:
+    """Check ``problem`` (:func:`~locograd.locoprop.objectives.check_problem`) and that ``solver`` applies to it.
+
+    Every solver calls it first, so one message says which variant a solver needs.
+
+    Args:
+        problem: the layer's problem.
+        solver: the solver's name, for the message.
+        variant: the variant the solver solves (``None``: either).
+
+    Raises:
+        TypeError, ValueError: a malformed problem (see ``check_problem``).
+        ValueError: ``"problem: expected a variant 'M' LocalProblem for newton_step, got variant 'S'"``.
+    """
+    check_problem(problem)
+    if variant is not None and problem.variant != variant:
+        raise ValueError(
+            f"problem: expected a variant {variant!r} LocalProblem for {solver}, got variant {problem.variant!r}"
+        )
 
 
 def check_steps(steps: int) -> int:
@@ -156,6 +180,7 @@ def solve_gd(
     ``update`` has an ``inplace`` form (:mod:`locograd.optim`'s do), are updated
     in place.
     """
+    check_solvable(problem, "solve_gd")
     steps = check_steps(steps)
     lr = check_lr(lr, required=inner is None, allow_zero=inner is not None)
     params = problem.anchor
@@ -163,12 +188,7 @@ def solve_gd(
         inner_state = inner.init(params)
     kernel = _inplace_kernel(inner) if inner is not None else None
     fast = same_dtype(problem, params) and (inner is None or kernel is not None)
-    expected = (problem.inputs.shape[0], params["W"].shape[1])
-    if base is not None and (tuple(base.shape) != expected or base.dtype != problem.target.dtype):
-        raise ValueError(
-            f"base: expected shape {expected} and dtype {problem.target.dtype}, "
-            f"got {tuple(base.shape)} {base.dtype}"
-        )
+    _check_base(problem, base)
     work = _Workspace(problem) if fast else None
     callers = {id(a) for a in tree_leaves(inner_state)}  # the caller's state arrays: never written
     in_place = False
@@ -178,7 +198,7 @@ def solve_gd(
         if work is not None:
             g = work.gradient(params, first)
         else:
-            g = gradient(problem, params, None if first is None else first - problem.target)
+            g = _gradient(problem, params, None if first is None else first - problem.target)
         if inner is None:
             assert lr is not None
             step = lr * factor
@@ -201,6 +221,20 @@ def solve_gd(
     return params, inner_state
 
 
+def _check_base(
+    problem: LocalProblem, base: Array | None, name: str = "base", required: bool = False
+) -> None:
+    """``base`` is an array shaped and typed like the target, on its backend (or ``None`` if not required)."""
+    if base is None and not required:
+        return
+    expected = tuple(problem.target.shape)
+    shape, dtype = getattr(base, "shape", None), getattr(base, "dtype", None)
+    if shape is None or tuple(shape) != expected or dtype != problem.target.dtype:
+        got = f"{tuple(shape)} {dtype}" if shape is not None else type(base).__name__
+        raise ValueError(f"{name}: expected shape {expected} and dtype {problem.target.dtype}, got {got}")
+    array_namespace(**{name: base, "target": problem.target})
+
+
 def _augmented_gram(X: Array) -> Array:
     r""":math:`\tilde X^\top\tilde X` for :math:`\tilde X = [X, 1]`, ``(d_in+1, d_in+1)``."""
     xp = array_namespace(X)
@@ -221,9 +255,16 @@ def solve_exact_s(problem: LocalProblem, rcond: float | None = None, *, base: Ar
     :math:`\tilde W_t - C^+ \nabla J_S(\tilde W_t)` (eigenvalues below
     ``rcond * lambda_max`` dropped), the limit :math:`\eta\to\infty`.
     ``base``: the pre-activation :math:`A` at the anchor if at hand (skips one product).
+
+    Raises:
+        ValueError: not a variant ``"S"`` problem (the closed form is that of :math:`J_S`; an M
+            problem's minimiser is :func:`solve_exact_m`'s), or a ``base`` of another shape or dtype.
     """
+    check_solvable(problem, "solve_exact_s", "S")
+    rcond = number("rcond", rcond, low=0, high=1, allow_none=True)  # a fraction of lambda_max
+    _check_base(problem, base)
     xp = array_namespace(problem.inputs)
-    g = gradient(problem, problem.anchor, None if base is None else base - problem.target)
+    g = _gradient(problem, problem.anchor, None if base is None else base - problem.target)
     rhs = xp.concatenate([g["W"], g["b"][None, :]], axis=0)
     C = _augmented_gram(problem.inputs)
     if problem.eta is None:
@@ -241,7 +282,27 @@ def _dot(problem: LocalProblem, u: Params, v: Params) -> Array:
 
 
 def hessian_vector_product(problem: LocalProblem, a: Array, v: Params) -> Params:
-    r""":math:`H v` of :math:`J_M` at pre-activation ``a``: :math:`\tilde X^\top (f'(A)\odot \tilde X v) + v/\eta`."""
+    r""":math:`H v` of :math:`J_M` at pre-activation ``a``: :math:`\tilde X^\top (f'(A)\odot \tilde X v) + v/\eta`.
+
+    Args:
+        problem: a variant ``"M"`` problem with ``eta``.
+        a: the pre-activation :math:`A` ``(B, d_out)`` where the Hessian is taken.
+        v: the direction, shaped like the anchor.
+
+    Raises:
+        ValueError: not an M problem (:math:`J_S`'s Hessian is :math:`C + I/\eta`, another
+            matrix), no ``eta``, or ``a``/``v`` of other shapes.
+    """
+    check_solvable(problem, "hessian_vector_product", "M")
+    if problem.eta is None:
+        raise ValueError("eta: a Hessian-vector product of J_M here needs a proximal weight eta > 0")
+    _check_base(problem, a, "a", required=True)
+    check_params(problem, v, "v")
+    return _hvp(problem, a, v)
+
+
+def _hvp(problem: LocalProblem, a: Array, v: Params) -> Params:
+    """:func:`hessian_vector_product` without the checks."""
     assert problem.eta is not None
     da = problem.inputs @ v["W"] + v["b"]
     dy = problem.transfer.vjp(a, da)  # f' is symmetric: the JVP equals the VJP
@@ -252,9 +313,27 @@ def hessian_vector_product(problem: LocalProblem, a: Array, v: Params) -> Params
 def newton_direction(
     problem: LocalProblem, params: Params, g: Params, cg_tol: float, max_cg: int
 ) -> tuple[Params, int]:
-    r"""Solve :math:`H d = -g` by (column-batched) conjugate gradients; returns ``(d, iterations)``."""
+    r"""Solve :math:`H d = -g` by (column-batched) conjugate gradients; returns ``(d, iterations)``.
+
+    Raises:
+        ValueError: not a variant ``"M"`` problem with ``eta``, or ``params``/``g`` of other shapes.
+    """
+    check_solvable(problem, "newton_direction", "M")
+    if problem.eta is None:
+        raise ValueError("eta: a Newton direction of J_M needs a proximal weight eta > 0")
+    check_params(problem, params)
+    check_params(problem, g, "g")
+    cg_tol = number("cg_tol", cg_tol, low=0)
+    max_cg = integer("max_cg", max_cg, minimum=1)
+    return _newton_direction(problem, params, g, cg_tol, max_cg)
+
+
+def _newton_direction(
+    problem: LocalProblem, params: Params, g: Params, cg_tol: float, max_cg: int
+) -> tuple[Params, int]:
+    """:func:`newton_direction` without the checks."""
     xp = array_namespace(problem.inputs)
-    a, _ = residual(problem, params)
+    a, _ = _residual(problem, params)
     d = {k: xp.zeros_like(v) for k, v in g.items()}
     r = {k: -v for k, v in g.items()}
     p = dict(r)
@@ -262,7 +341,7 @@ def newton_direction(
     stop = (cg_tol**2) * rs
     it = 0
     for it in range(1, max_cg + 1):  # noqa: B007 (the count is returned)
-        hp = hessian_vector_product(problem, a, p)
+        hp = _hvp(problem, a, p)
         php = _dot(problem, p, hp)
         alpha = xp.where(php > 0, rs / xp.where(php > 0, php, 1), 0)
         d = {k: d[k] + alpha * p[k] for k in d}
@@ -293,29 +372,30 @@ def solve_exact_m(
         ValueError: ``eta`` is None (without the proximal term :math:`J_M`
             may be unbounded below and has no unique minimiser).
     """
-    if problem.variant != "M":
-        raise ValueError(f"problem: expected variant 'M' for the Newton-CG solve, got {problem.variant!r}")
+    check_solvable(problem, "solve_exact_m", "M")
     if problem.eta is None:
         raise ValueError(
             "eta: the exact M solve needs a proximal weight eta > 0; without it J_M may be "
             "unbounded below (targets outside the range of f)"
         )
-    tol = default_tolerance(problem.inputs.dtype) if tol is None else float(tol)
+    tol = default_tolerance(problem.inputs.dtype) if tol is None else number("tol", tol, low=0)
+    max_newton = integer("max_newton", max_newton, minimum=0)
+    max_cg = integer("max_cg", max_cg, minimum=1, allow_none=True)
     n_block = problem.inputs.shape[1] + 1
     if not problem.transfer.elementwise:
         n_block *= problem.target.shape[1]
     max_cg = 2 * n_block + 20 if max_cg is None else max_cg
     params = problem.anchor
-    g = gradient(problem, params)
+    g = _gradient(problem, params)
     g0 = float(norm(g))
-    value = objective(problem, params)
+    value = _objective(problem, params)
     iterations, cg_total, rel = 0, 0, 0.0
     while g0 > 0:
         rel = float(norm(g)) / g0
         if rel <= tol or iterations >= max_newton:
             break
         iterations += 1
-        d, cg_it = newton_direction(problem, params, g, min(0.5, math.sqrt(rel)), max_cg)
+        d, cg_it = _newton_direction(problem, params, g, min(0.5, math.sqrt(rel)), max_cg)
         cg_total += cg_it
         slope = float(sum((g[k] * d[k]).sum() for k in g))
         g_norm = float(norm(g))
@@ -323,8 +403,8 @@ def solve_exact_m(
         while True:  # backtracking (Armijo); near the minimiser J's change is below rounding,
             # so there a step that lowers the gradient norm is accepted instead
             trial = {k: params[k] + t * d[k] for k in params}
-            trial_value = objective(problem, trial)
-            trial_g = gradient(problem, trial)
+            trial_value = _objective(problem, trial)
+            trial_g = _gradient(problem, trial)
             change = float(trial_value) - float(value)
             if change <= 1e-4 * t * slope:
                 break
@@ -343,10 +423,16 @@ def newton_step(problem: LocalProblem, cg_tol: float = 1e-12) -> Params:
     r"""One full Newton step of :math:`J_M` from :math:`\tilde W_t` (no line search).
 
     For small :math:`\gamma` it agrees with the exact minimiser to relative error :math:`O(\gamma)`.
+
+    Raises:
+        ValueError: not a variant ``"M"`` problem (an S problem's minimiser is the closed form of
+            :func:`solve_exact_s`; this step would use the M Hessian on it), or no ``eta``.
     """
+    check_solvable(problem, "newton_step", "M")
     if problem.eta is None:
         raise ValueError("eta: a Newton step of J_M needs a proximal weight eta > 0")
+    cg_tol = number("cg_tol", cg_tol, low=0)
     n = (problem.inputs.shape[1] + 1) * problem.target.shape[1]
-    g = gradient(problem, problem.anchor)
-    d, _ = newton_direction(problem, problem.anchor, g, cg_tol, 2 * n + 20)
+    g = _gradient(problem, problem.anchor)
+    d, _ = _newton_direction(problem, problem.anchor, g, cg_tol, 2 * n + 20)
     return {k: problem.anchor[k] + d[k] for k in problem.anchor}

@@ -30,7 +30,7 @@ import numpy as np
 
 from ..backend import Array, array_namespace
 from ..network import MLP, Grads, Params, Trace
-from .objectives import LocalProblem, check_eta, gradient, norm, objective
+from .objectives import LocalProblem, check_eta, check_problem, gradient, norm, objective
 from .solvers import LrFactor, check_lr, check_steps, solve_exact_m, solve_exact_s, solve_gd
 from .targets import check_gamma, check_variant, targets
 
@@ -105,6 +105,7 @@ def _local_problems_and_trace(
 
 def count_out_of_range(problem: LocalProblem) -> Array:
     """Number of M targets outside the closed range of ``f`` (0-d array; always 0 for S)."""
+    check_problem(problem)
     xp = array_namespace(problem.target)
     if problem.variant == "S":
         return xp.zeros((), dtype=xp.int64)

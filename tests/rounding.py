@@ -1,0 +1,91 @@
+"""Rounding bounds for float64 tests: the absolute floors below which two computations cannot be compared.
+
+A relative tolerance alone is not sound where the compared value may be ~0 (a gradient, a step): then
+rounding, which scales with the size of the terms the value is computed from, decides.  These helpers
+bound that rounding from the terms (u = eps/2 is the unit roundoff; a dot product of n terms rounds by
+<= n u times the sum of the terms' sizes).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from locograd.backend import tree_leaves
+from locograd.locoprop import LocalProblem
+
+EPS = float(np.finfo(np.float64).eps)
+
+
+def gradient_rounding(X: np.ndarray, base: np.ndarray, gamma_G: np.ndarray) -> float:
+    """Bound on every entry of |X~^T R - X~^T (gamma G)|, R the residual computed from a rounded target.
+
+    The target t = fl(base - fl(gamma G)) and R = fl(base - t) (base, A for S or f(A) for M, is
+    recomputed bit for bit) differ from gamma G by <= 2 eps (|base| + |gamma G|) per entry; the
+    products X~^T R and X~^T G round by <= B u |X~|^T |.| each.  In all <= (B + 2) eps |X~|^T (|base|
+    + |gamma G|); the factor 4 is margin.  This is the absolute floor below which a gradient that
+    is ~0 cannot be compared relatively (M targets lose ~eps |f(A)| when built).
+    """
+    Xt = np.hstack([X, np.ones((X.shape[0], 1))])
+    bound = 4 * (X.shape[0] + 2) * EPS * float((np.abs(Xt).T @ (np.abs(base) + np.abs(gamma_G))).max())
+    return max(bound, 1e-300)
+
+
+def stack(p: dict[str, np.ndarray]) -> np.ndarray:
+    """W~ = [W; b] as one (d_in + 1, d_out) array."""
+    return np.vstack([p["W"], p["b"][None]])
+
+
+def _abs_parts(problem: LocalProblem, params: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
+    """|X~|, |P~|, |X~||P~| and (A, f(A)) at params, for the rounding bounds below."""
+    Xt = np.hstack([problem.inputs, np.ones((problem.inputs.shape[0], 1))])
+    P = stack(params)
+    A = Xt @ P
+    fA = A if problem.variant == "S" else problem.transfer.f(A)
+    return np.abs(Xt), np.abs(P), np.abs(Xt) @ np.abs(P), A, fA
+
+
+def evaluation_rounding(problem: LocalProblem, params: dict[str, np.ndarray]) -> float:
+    """Bound on ||computed grad J(params) - grad J(params)||_F in float64 (S or M).
+
+    A = X~ P~ rounds by <= n u |X~||P~| (n = d_in + 1 terms); f(A) moves by at most that (f' <= 1;
+    softmax couples a row: <= 2 times the row's largest) plus a few ulps of |f(A)|; R = f(A) - Y* adds
+    u (|f(A)| + |Y*|); X~^T R adds B u |X~|^T |R| and carries R's error; the prox term rounds by
+    <= 2u (|P~| + |P~_t|) / eta.  In all <= (n + B + 8) eps per entry times
+    |X~|^T (|X~||P~| + |f(A)| + |Y*|) + (|P~| + |P~_t|)/eta.
+    """
+    absX, absP, XP, _, fA = _abs_parts(problem, params)
+    if problem.variant == "M" and not problem.transfer.elementwise:
+        XP = 2 * np.broadcast_to(XP.max(axis=1, keepdims=True), XP.shape)
+    per_entry = absX.T @ (XP + np.abs(fA) + np.abs(problem.target))
+    if problem.eta is not None:
+        per_entry = per_entry + (absP + np.abs(stack(problem.anchor))) / problem.eta
+    n, B = absX.shape[1], absX.shape[0]
+    return (n + B + 8) * EPS * float(np.linalg.norm(per_entry))
+
+
+def objective_scale(problem: LocalProblem, params: dict[str, np.ndarray]) -> float:
+    """The size of the terms J(params) is summed from, and of their rounding's sources (float64).
+
+    sum of |F(a_n)| per row, |Y* . A|, |f(A)| + |Y*| times the rounding scale |X~||P~| of A, and the prox
+    term: J's computed value errs by <= (n + B d_out + 8) eps times this (each term rounds by a few
+    ulps, A by n ulps of |X~||P~|, which moves F by |f(A)| times that and Y*.A by |Y*| times that).
+    """
+    _, _, XP, A, fA = _abs_parts(problem, params)
+    if problem.variant == "S":
+        data = np.sum((A - problem.target) ** 2) / 2 + np.sum((np.abs(A) + np.abs(problem.target)) * XP)
+    else:
+        data = (
+            np.sum(np.abs(problem.transfer.potential(A)))
+            + np.sum(np.abs(problem.target * A))
+            + np.sum((np.abs(fA) + np.abs(problem.target)) * XP)
+        )
+    prox = 0.0 if problem.eta is None else np.sum((stack(params) - stack(problem.anchor)) ** 2) / problem.eta
+    return float(data + prox)
+
+
+def same_bits(a: Any, b: Any) -> bool:
+    """Whether two trees of arrays are equal bit for bit (same structure, shapes, values)."""
+    la, lb = tree_leaves(a), tree_leaves(b)
+    return len(la) == len(lb) and all(np.array_equal(x, y) for x, y in zip(la, lb, strict=True))
