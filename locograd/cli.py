@@ -9,6 +9,8 @@ Subcommands:
 * ``locograd train``: one optimizer on a deep autoencoder (progress bar, metrics, plots, checkpoints).
 * ``locograd compare``: several optimizers on the same data and initialisation, a table and a plot.
 * ``locograd sweep``: short trainings over a grid of settings, best first.
+* ``locograd study``: a seeded, resumable comparison of optimizers from a TOML spec
+  (:mod:`locograd.study`), on a local process pool or a Dask cluster.
 * ``locograd bench``: the benchmark of every step kind against PyTorch and the matmul rate
   (:mod:`locograd.bench`; also ``python -m benchmarks`` in a source checkout).
 """
@@ -17,20 +19,34 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import platform
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 import numpy as np
 
 from . import __version__, autodiff, backend
 from .network import MLP
 from .testing import check_vjp, relative_error
+from .validators import canonical_choice, integer
 
 if TYPE_CHECKING:
     from .experiments import TrainConfig
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are ONE line, ``"<prog>: error: <message> (see <prog> --help)"``.
+
+    argparse prints the whole usage text before the error; the project's rule is
+    one line per bad input, naming the argument (argparse's own message does).
+    Subparsers are made of this class too.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def _info(_: argparse.Namespace) -> int:
@@ -58,11 +74,14 @@ def _info(_: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    rng = np.random.default_rng(args.seed)
-    device = "gpu" if args.device == "gpu" else "cpu"
+    seed = integer("seed", args.seed, minimum=0)
+    device = canonical_choice("device", args.device, backend.DEVICES)
+    if device == "gpu" and not backend.has_gpu():
+        raise ValueError("device: gpu needs CuPy and a usable CUDA device; none was found")
+    rng = np.random.default_rng(seed)
     net = MLP([16, 8, 3, 8, 16], ["tanh", "identity", "tanh", "sigmoid"], "sigmoid_cross_entropy")
     with backend.default_device(device):
-        params = net.init(seed=args.seed, bias="glorot")
+        params = net.init(seed=seed, bias="glorot")
         x = backend.asarray(rng.random((32, 16)))
     net.backward(params, net.forward(params, x), x)  # warm-up: the first GPU call compiles kernels
     start = time.perf_counter()
@@ -110,7 +129,11 @@ def _run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
     from .data import DATASETS
     from .experiments.training import PRESETS
 
-    parser.add_argument("--dataset", default="curves", help=f"one of {', '.join(DATASETS)} (default curves)")
+    parser.add_argument(
+        "--dataset",
+        help=f"one of {', '.join(DATASETS)} (default curves; with --preset official, mnist); "
+        "case and _/- do not matter",
+    )
     parser.add_argument("--epochs", type=int, help="total epochs (default per data set; official: 99)")
     parser.add_argument("--batch-size", type=int, help="default 200 on curves, 1000 on MNIST-format sets")
     parser.add_argument("--seed", type=int, default=0, help="data generation, initialisation and shuffling")
@@ -120,18 +143,20 @@ def _run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
     )
     parser.add_argument("--limit-train", type=int, help="use only the first N training examples")
     parser.add_argument(
-        "--preset", choices=PRESETS, help="official: the released configuration on the MNIST autoencoder"
+        "--preset",
+        help=f"one of {', '.join(PRESETS)}; official: the released configuration of the MNIST autoencoder "
+        "(locoprop-m, or its baseline rmsprop, on mnist or fashion-mnist, at most 99 epochs)",
     )
     parser.add_argument(
         "--resume", action="store_true", help="continue from OUT/checkpoint.npz up to --epochs"
     )
-    parser.add_argument("--device", choices=backend.DEVICES, default="cpu")
-    parser.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+    parser.add_argument("--device", default="cpu", help=f"one of {', '.join(backend.DEVICES)} (default cpu)")
+    parser.add_argument("--dtype", default="float32", help="float32 (default) or float64")
     parser.add_argument("--lr", type=float, help="learning rate (LocoProp: of the inner optimizer)")
     parser.add_argument("--gamma", type=float, help="LocoProp target step")
     parser.add_argument("--eta", type=float, help="LocoProp proximal weight (default none)")
     parser.add_argument("--steps", type=int, help="LocoProp inner steps K")
-    parser.add_argument("--solver", choices=("gd", "exact"), help="LocoProp local solver")
+    parser.add_argument("--solver", help="LocoProp local solver: gd (default) or exact")
     parser.add_argument("--inner", help="LocoProp inner optimizer (default rmsprop_tf1)")
     parser.add_argument("--damping", type=float, help="K-FAC/FOOF damping, Shampoo epsilon")
     parser.add_argument(
@@ -152,12 +177,25 @@ def _run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _config(args: argparse.Namespace, optimizer: str) -> TrainConfig:
-    from .experiments import TrainConfig
+def _config(args: argparse.Namespace, optimizer: str | None) -> TrainConfig:
+    """The run's config from the options, checked through (names, numbers, paths) before any work.
 
-    return TrainConfig(
-        dataset=args.dataset,
-        optimizer=optimizer,
+    ``optimizer`` ``None``: the preset's (``--preset official``: locoprop-m); without
+    a preset it is required.  ``--dataset`` not given: the preset's (mnist), else curves.
+    """
+    from .experiments import TrainConfig
+    from .experiments.optimizers import OPTIMIZERS
+    from .experiments.training import resolve
+
+    if optimizer is None and args.preset is None:
+        raise ValueError(
+            f"optimizer: expected --optimizer NAME with NAME one of {', '.join(OPTIMIZERS)}, "
+            "or --preset official (which brings locoprop-m)"
+        )
+    integer("threads", args.threads, minimum=0)
+    config = TrainConfig(
+        dataset=args.dataset or "",
+        optimizer=optimizer or "",
         out=args.out,
         epochs=args.epochs,
         batch_size=args.batch_size,
@@ -177,12 +215,12 @@ def _config(args: argparse.Namespace, optimizer: str) -> TrainConfig:
         workers=args.workers,
         progress=not args.no_progress,
     )
+    resolve(config)
+    return config
 
 
 def _blas_threads(args: argparse.Namespace) -> contextlib.AbstractContextManager[object]:
-    if args.threads < 0:
-        raise ValueError(f"threads: expected an integer >= 0, got {args.threads}")
-    if args.threads == 0:
+    if integer("threads", args.threads, minimum=0) == 0:
         return contextlib.nullcontext()
     from threadpoolctl import threadpool_limits
 
@@ -192,11 +230,12 @@ def _blas_threads(args: argparse.Namespace) -> contextlib.AbstractContextManager
 def _train(args: argparse.Namespace) -> int:
     from .experiments import train
 
+    config = _config(args, args.optimizer)
     with _blas_threads(args):
-        history = train(_config(args, args.optimizer), resume=args.resume)
+        history = train(config, resume=args.resume)
     last = history[-1]
     print(
-        f"{args.optimizer} on {args.dataset}: epoch {last['epoch']}, train loss {last['train_loss']:.4f}, "
+        f"{config.optimizer} on {config.dataset}: epoch {last['epoch']}, train loss {last['train_loss']:.4f}, "
         f"test loss {last['test_loss']:.4f}, {last['seconds']:.1f} s training; results in {args.out}"
     )
     return 0
@@ -204,21 +243,32 @@ def _train(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from .experiments import compare, format_summary
+    from .experiments.optimizers import check_name
+    from .experiments.training import resolve
 
-    names = [n.strip() for n in args.optimizers.split(",") if n.strip()]
+    names = [check_name(n) for n in args.optimizers.split(",") if n.strip()]
+    if not names:
+        raise ValueError("optimizers: expected at least one name (comma-separated)")
+    if len(set(names)) != len(names):
+        raise ValueError(f"optimizers: a name is repeated in {','.join(names)}")
+    config = _config(args, names[0])
+    for name in names[1:]:  # every run's settings, before the first one trains
+        resolve(dataclasses.replace(config, optimizer=name))
     with _blas_threads(args):
-        summary = compare(_config(args, names[0] if names else ""), names, resume=args.resume)
+        summary = compare(config, names, resume=args.resume)
     print(format_summary(summary))
     print(f"curves: {args.out}/compare.png; numbers: {args.out}/summary.json")
     return 0
 
 
 def _sweep(args: argparse.Namespace) -> int:
-    from .experiments.sweep import format_sweep, parse_grid, sweep
+    from .experiments.sweep import check_grid, format_sweep, parse_grid, sweep
 
     grid = parse_grid(args.grid)
+    config = _config(args, args.optimizer)
+    check_grid(config, grid)
     with _blas_threads(args):
-        rows = sweep(_config(args, args.optimizer), grid)
+        rows = sweep(config, grid)
     print(format_sweep(rows))
     best = rows[0]
     if best["diverged"]:
@@ -228,9 +278,53 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _study(args: argparse.Namespace) -> int:
+    from .study import run_study
+    from .study.report import render
+
+    try:
+        summary = run_study(
+            args.spec,
+            args.out,
+            jobs=args.jobs,
+            threads=args.threads,
+            scheduler=args.scheduler,
+            cluster=args.cluster,
+            device=args.device,
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        where = f" in {args.out}" if args.out else ""
+        print(
+            f"locograd: interrupted; the finished trials{where} are kept and the unfinished ones continue "
+            "from their checkpoints when the same command runs again",
+            file=sys.stderr,
+        )
+        return 130
+    report = render(summary)
+    start = report.find("\n## ", report.find("## Machine"))
+    print(report[start + 1 :] if start >= 0 else report, end="")
+    return 0
+
+
+def _study_parser(sub: argparse._SubParsersAction[OneLineParser]) -> None:
+    study = sub.add_parser(
+        "study", help="tune, extend and compare optimizers from a TOML spec; resumable (studies/*.toml)"
+    )
+    study.add_argument("spec", help="the study spec, e.g. studies/smoke.toml")
+    study.add_argument("--out", help="the study folder (default runs/study-NAME)")
+    study.add_argument("--jobs", type=int, help="trials at once on the local pool (default cores / threads)")
+    study.add_argument("--threads", type=int, help="BLAS threads per trial (default cores / jobs)")
+    study.add_argument("--scheduler", help="run on the Dask cluster of this scheduler, e.g. tcp://HOST:8786")
+    study.add_argument("--cluster", help="local:N: run on a Dask LocalCluster of N workers started for it")
+    study.add_argument("--device", help="cpu or gpu (one trial per GPU); default the spec's")
+    study.add_argument("--no-progress", action="store_true", help="no progress bar")
+    study.set_defaults(func=_study)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``locograd`` command."""
-    parser = argparse.ArgumentParser(prog="locograd", description=__doc__.splitlines()[0])
+    parser = OneLineParser(prog="locograd", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"locograd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     from .experiments.optimizers import OPTIMIZERS
@@ -238,20 +332,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("info", help="version, backends, BLAS, GPU").set_defaults(func=_info)
     demo = sub.add_parser("demo", help="a tiny forward/backward pass with gradient checks")
     demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--device", choices=backend.DEVICES, default="cpu")
+    demo.add_argument("--device", default="cpu", help=f"one of {', '.join(backend.DEVICES)} (default cpu)")
     demo.set_defaults(func=_demo)
     verify = sub.add_parser("verify", help="check LocoProp's identities on random problems, as a table")
     verify.add_argument("--seed", type=int, default=0)
-    verify.add_argument("--trials", type=int, default=5, help="random problems per identity")
+    verify.add_argument("--trials", type=int, default=5, help="random problems per identity (>= 1)")
     verify.add_argument(
         "--inject",
-        choices=("none", "f-of-shifted-pre-activation", "dl-dy"),
         default="none",
-        help="use a wrong M target convention, to see the table fail",
+        help="none (default), f-of-shifted-pre-activation or dl-dy: use a wrong M target convention, "
+        "to see the table fail",
     )
     verify.set_defaults(func=_verify)
     train = sub.add_parser("train", help="train a deep autoencoder with one optimizer")
-    train.add_argument("--optimizer", required=True, help=", ".join(OPTIMIZERS))
+    train.add_argument("--optimizer", help=", ".join(OPTIMIZERS) + " (required unless --preset brings one)")
     _run_options(train, "runs/train")
     train.set_defaults(func=_train)
     compare = sub.add_parser("compare", help="several optimizers on the same data and initialisation")
@@ -261,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     _run_options(compare, "runs/compare")
     compare.set_defaults(func=_compare)
     sweep = sub.add_parser("sweep", help="short trainings over a grid of settings; reports the best")
-    sweep.add_argument("--optimizer", required=True, help=", ".join(OPTIMIZERS))
+    sweep.add_argument("--optimizer", help=", ".join(OPTIMIZERS) + " (required unless --preset brings one)")
     sweep.add_argument(
         "--grid",
         action="append",
@@ -270,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _run_options(sweep, "runs/sweep")
     sweep.set_defaults(func=_sweep)
+    _study_parser(sub)
     sub.add_parser(
         "bench",
         help="time every step kind against PyTorch and the matmul rate (locograd bench --help)",
@@ -289,9 +384,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        out = getattr(args, "out", None)
-        where = f"; the last checkpoint in {out} is intact (continue with --resume)" if out else ""
-        print(f"locograd: interrupted{where}", file=sys.stderr)
+        from .experiments.checkpoint import interrupted_note
+
+        note = interrupted_note(args.command, getattr(args, "out", None), getattr(args, "optimizers", None))
+        print(f"locograd: interrupted{note}", file=sys.stderr)
         return 130
     except (ValueError, TypeError, RuntimeError, OSError) as exc:
         print(f"locograd: error: {exc}", file=sys.stderr)

@@ -40,6 +40,19 @@ Params = list[dict[str, Array]]
 BIAS_INITS = ("zeros", "glorot")
 
 
+def _check_batch(x: Array, d_in: int, dtype: object) -> Array:
+    """:func:`~locograd.layers.check_input`, and at least one row.
+
+    The loss is a mean over the batch: on 0 rows it was NaN with NumPy's
+    "Mean of empty slice" warning (and every gradient 0/0), so an empty batch is
+    refused here, as the first thing the network does with ``x``.
+    """
+    x = check_input(x, d_in, dtype)
+    if x.shape[0] == 0:
+        raise ValueError(f"x: expected a batch of at least one row (B >= 1), got shape {tuple(x.shape)}")
+    return x
+
+
 class Trace(NamedTuple):
     """Everything the forward pass computed, per layer ``m``.
 
@@ -187,13 +200,13 @@ class MLP:
         return list(params)
 
     def forward(self, params: Params, x: Array) -> Trace:
-        """Forward pass; ``x`` ``(B, d_0)`` of the parameters' dtype and backend.
+        """Forward pass; ``x`` ``(B, d_0)``, ``B >= 1``, of the parameters' dtype and backend.
 
         Returns:
             The :class:`Trace` of inputs, pre- and post-activations.
         """
         params = self.check_params(params)
-        check_input(x, self.sizes[0], params[0]["W"].dtype)
+        _check_batch(x, self.sizes[0], params[0]["W"].dtype)
         array_namespace(x=x, params=params[0]["W"])
         inputs, pre, post = [], [], []
         h = x
@@ -257,7 +270,7 @@ class MLP:
             gradients in the params structure.
         """
         params = self.check_params(params)
-        check_input(x, self.sizes[0], params[0]["W"].dtype)
+        _check_batch(x, self.sizes[0], params[0]["W"].dtype)
         array_namespace(x=x, params=params[0]["W"])
         M = self.num_layers
         inputs: list[Any] = []  # Array, or None once the backward pass is past it

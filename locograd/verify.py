@@ -24,6 +24,7 @@ from .network import MLP
 from .testing import relative_error
 from .transfer import NAMES as TRANSFER_NAMES
 from .transfer import get as get_transfer
+from .validators import canonical_choice, integer
 
 INJECTIONS = ("none", "f-of-shifted-pre-activation", "dl-dy")
 
@@ -92,9 +93,20 @@ def _m_targets(
 
 
 def run_checks(seed: int = 0, trials: int = 5, inject: str = "none") -> list[Check]:
-    """Run every identity on ``trials`` random problems each; returns the table rows."""
-    if inject not in INJECTIONS:
-        raise ValueError(f"inject: expected one of {INJECTIONS}, got {inject!r}")
+    """Run every identity on ``trials`` random problems each; returns the table rows.
+
+    Args:
+        seed: an integer >= 0 (NumPy's ``default_rng``).
+        trials: random problems per identity, an integer >= 1 (before, 0 failed
+            with "max() arg is an empty sequence").
+        inject: one of :data:`INJECTIONS` (case and ``_``/``-`` do not matter).
+
+    Raises:
+        ValueError: one line naming the bad argument, before any problem is drawn.
+    """
+    seed = integer("seed", seed, minimum=0)
+    trials = integer("trials", trials, minimum=1)
+    inject = canonical_choice("inject", inject, INJECTIONS)
     rng = np.random.default_rng(seed)
     rows: list[Check] = []
 

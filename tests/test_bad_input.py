@@ -149,3 +149,24 @@ def test_dense_layer_bad_gradient_shape() -> None:
     cache = layers.dense_forward(params, np.zeros((4, 2)), "tanh")
     with pytest.raises(ValueError, match=r"g_pre: expected shape \(4, 3\), got \(4, 2\)"):
         layers.dense_backward(params, cache, np.zeros((4, 2)))
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda net, p, x, y: net.forward(p, x),
+        lambda net, p, x, y: net.loss(p, x, y),
+        lambda net, p, x, y: net.value_and_grad(p, x, y),
+        lambda net, p, x, y: net.loss_and_weight_grads(p, x, y),
+    ],
+    ids=["forward", "loss", "value_and_grad", "loss_and_weight_grads"],
+)
+def test_empty_batch_is_refused(net: lg.MLP, call) -> None:
+    """Before: 0 rows gave a NaN loss with NumPy's "Mean of empty slice" RuntimeWarning (an error
+    under this suite's filterwarnings), and forward returned empty arrays in silence."""
+    with pytest.raises(
+        ValueError, match=r"x: expected a batch of at least one row \(B >= 1\), got shape \(0, 3\)"
+    ):
+        call(net, net.init(), np.zeros((0, 3)), np.zeros((0, 2)))
+    loss, _ = net.value_and_grad(net.init(), np.zeros((1, 3)), np.full((1, 2), 0.5))  # one row: fine
+    assert np.isfinite(loss)

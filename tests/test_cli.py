@@ -64,7 +64,32 @@ def test_verify_fails_visibly_when_an_identity_breaks(
 
 def test_bench_takes_its_own_options_and_names_itself_in_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["bench", "--quick", "--kinds", "backprop,frobnicate"]) == 2
-    assert "locograd bench: error: unknown step kinds ['frobnicate']" in capsys.readouterr().err
+    # the one wording of every name check (before: "unknown step kinds ['frobnicate']; valid: ...")
+    assert "locograd bench: error: kinds: unknown name 'frobnicate'; valid names are backprop" in (
+        capsys.readouterr().err
+    )
     with pytest.raises(SystemExit) as exc:
         cli.main(["bench", "--help"])
     assert exc.value.code == 0 and "usage: locograd bench" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["train", "--optimizer", "sgd", "--epochs", "abc"],
+        ["verify", "--trials", "x"],
+        ["demo", "--seed", "1.5"],
+    ],
+)
+def test_argparse_errors_are_one_line(capsys: pytest.CaptureFixture[str], argv: list[str]) -> None:
+    """Before: argparse printed its whole usage text (several lines) above the error."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "invalid" in err and "--help)" in err
+
+
+def test_verify_refuses_zero_trials(capsys: pytest.CaptureFixture[str]) -> None:
+    """Before: "locograd: error: max() arg is an empty sequence"."""
+    assert cli.main(["verify", "--trials", "0"]) == 2
+    assert capsys.readouterr().err == "locograd: error: trials: expected an integer >= 1, got 0\n"

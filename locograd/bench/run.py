@@ -37,6 +37,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..validators import canonical_choice, integer, integer_list, number, output_file
 from . import model
 from .worker import OPENBLAS_VARIABLES
 
@@ -45,8 +46,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
-    """The command line of ``python -m benchmarks`` (also ``locograd bench``)."""
-    p = argparse.ArgumentParser(
+    """The command line of ``python -m benchmarks`` (also ``locograd bench``); its errors are one line."""
+    from ..cli import OneLineParser
+
+    p = OneLineParser(
         prog=prog,
         description="Time locograd's BackProp, LocoProp, K-FAC and Shampoo steps on the MNIST "
         "autoencoder against PyTorch and the machine's float32 matmul rate.",
@@ -69,9 +72,7 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
     p.add_argument("--width", type=int, default=1, help="width multiplier of the hidden layers (default 1)")
     p.add_argument("--kinds", default=",".join(model.KINDS), help="comma-separated step kinds (default: all)")
     p.add_argument("--quick", action="store_true", help="tiny sizes and few repeats (for the test suite)")
-    p.add_argument(
-        "--device", choices=("cpu", "gpu"), default="cpu", help="cpu: NumPy vs PyTorch CPU; gpu: CuPy vs CUDA"
-    )
+    p.add_argument("--device", default="cpu", help="cpu (default): NumPy vs PyTorch CPU; gpu: CuPy vs CUDA")
     p.add_argument("--no-torch", action="store_true", help="skip the PyTorch runs")
     p.add_argument(
         "--unset-openblas",
@@ -333,10 +334,11 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def scaling(args: argparse.Namespace, with_torch: bool, repeats: int) -> list[dict[str, Any]]:
-    """BackProp and LocoProp-M over batches and widths; time per step and its growth from the smallest."""
-    default = "4,8,16" if args.quick else "100,1000,10000"
-    batches = [int(b) for b in (args.scaling_batches or default).split(",")]
-    widths = [int(w) for w in args.scaling_widths.split(",")]
+    """BackProp and LocoProp-M over batches and widths; time per step and its growth from the smallest.
+
+    ``args.scaling_batches`` / ``args.scaling_widths``: lists of integers >= 1 (see :func:`check_args`).
+    """
+    batches, widths = args.scaling_batches, args.scaling_widths
     rows: list[dict[str, Any]] = []
     for width in widths:
         sizes = sizes_for(width, args.quick)
@@ -377,35 +379,57 @@ def scaling_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks") -> int:
-    """Run the benchmark; 0 when every locograd measurement succeeded, 1 otherwise, 2 on bad options."""
-    args = build_parser(prog).parse_args(argv)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    kinds = [k for k in args.kinds.split(",") if k]
-    unknown = sorted(set(kinds) - set(model.KINDS))
-    if unknown:
-        print(
-            f"{prog}: error: unknown step kinds {unknown}; valid: {', '.join(model.KINDS)}",
-            file=sys.stderr,
+def check_args(args: argparse.Namespace) -> list[str]:
+    """Check every option before anything runs; returns the step kinds, puts the rest in canonical form.
+
+    Before, a bad ``--out`` (a folder, or under a file) or ``--scaling-batches``
+    (``abc``, ``0``) failed with a traceback only after the whole benchmark had
+    run, ``--timeout nan`` / ``0`` after the first worker, and ``--kinds ""`` ran nothing.
+
+    Raises:
+        ValueError: one line naming the option, e.g. ``"scaling-batches: expected comma-separated
+            integers >= 1, got 'abc'"``.
+    """
+    kinds = [canonical_choice("kinds", k, model.KINDS) for k in args.kinds.split(",") if k.strip()]
+    if not kinds:
+        raise ValueError(
+            f"kinds: expected comma-separated step kinds from {', '.join(model.KINDS)}, got {args.kinds!r}"
         )
-        return 2
-    if (
-        min(
-            args.threads, args.layer_workers, args.width, args.repeats or 1, args.rounds or 1, args.batch or 1
-        )
-        < 1
-    ):
-        print(
-            f"{prog}: error: --threads, --layer-workers, --width, --repeats, --rounds, --batch must be >= 1",
-            file=sys.stderr,
-        )
-        return 2
+    if len(set(kinds)) != len(kinds):
+        raise ValueError(f"kinds: a step kind is repeated in {args.kinds!r}")
+    for name in ("threads", "layer_workers", "width"):
+        integer(name.replace("_", "-"), getattr(args, name), minimum=1)
+    for name in ("repeats", "rounds", "batch"):
+        if getattr(args, name) is not None:  # None: the default of --quick or not
+            integer(name, getattr(args, name), minimum=1)
+    args.timeout = number("timeout", args.timeout, low=0, low_open=True)
+    args.device = canonical_choice("device", args.device, ("cpu", "gpu"))
+    default = "4,8,16" if args.quick else "100,1000,10000"
+    args.scaling_batches = integer_list("scaling-batches", args.scaling_batches or default, minimum=1)
+    args.scaling_widths = integer_list("scaling-widths", args.scaling_widths, minimum=1)
+    if args.out is not None:
+        args.out = output_file("out", args.out)
     if args.device == "gpu":
         from locograd import backend
 
         if not backend.has_gpu():
-            print(f"{prog}: error: --device gpu needs CuPy and a usable CUDA device", file=sys.stderr)
-            return 2
+            raise ValueError("device: gpu needs CuPy and a usable CUDA device; none was found")
+    return kinds
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks") -> int:
+    """Run the benchmark; 0 when every locograd measurement succeeded, 1 otherwise, 2 on bad options.
+
+    Every option is checked first (:func:`check_args`); a bad one is one line on
+    stderr, ``<prog>: error: <option>: expected ..., got ...``, and exit status 2.
+    """
+    args = build_parser(prog).parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        kinds = check_args(args)
+    except ValueError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
     repeats = args.repeats or (2 if args.quick else 10)
     rounds = args.rounds or (1 if args.quick else 2)
     batch = args.batch or (16 if args.quick else 1000)

@@ -38,7 +38,9 @@ class Dataset:
 
     Raises:
         DataError: When the arrays do not fit together (wrong rank, dtype,
-            width, or a label count that differs from the image count).
+            width, or a label count that differs from the image count), or a
+            split is empty (before, an empty test split went through and every
+            evaluation divided by zero).
     """
 
     name: str
@@ -59,6 +61,11 @@ class Dataset:
                 raise DataError(
                     f"{self.name}: x_{part} must be a float32 array of shape (N, {width}) for images of "
                     f"shape {self.image_shape}, got a {got}; convert with x.reshape(len(x), -1).astype(np.float32)"
+                )
+            if x.shape[0] == 0:
+                raise DataError(
+                    f"{self.name}: x_{part} has no rows; a data set needs at least one training and one "
+                    "test example (the loss is a mean over the rows)"
                 )
             if y is not None and (not isinstance(y, np.ndarray) or y.shape != (x.shape[0],)):
                 got = str(y.shape) if isinstance(y, np.ndarray) else type(y).__name__

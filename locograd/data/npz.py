@@ -29,6 +29,12 @@ from .errors import DataError
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
 """The arrays a keras-style MNIST archive must hold."""
 
+ZIP_MAGIC = b"PK\x03\x04"
+"""The first bytes of a zip archive, hence of every ``.npz`` file."""
+
+NPY_MAGIC = b"\x93NUMPY"
+"""The first bytes of a single ``.npy`` array."""
+
 
 def read_mnist_npz(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Read a keras-style MNIST archive (``np.load(path, allow_pickle=False)``).
@@ -48,15 +54,32 @@ def read_mnist_npz(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray
     """
     name = os.fspath(path)
     try:
-        archive = np.load(name, allow_pickle=False)
+        with open(name, "rb") as handle:
+            magic = handle.read(len(NPY_MAGIC))
     except OSError as exc:
         raise DataError(f"{name}: cannot read the file ({exc.strerror or exc}); check the path") from None
-    except (ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise DataError(f"{name}: not a readable .npz archive ({exc}); get the file again") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
+    # Decide by the first bytes, before NumPy sees the file: for anything that is neither a zip
+    # archive nor an .npy array, np.load falls back to pickle and its error suggests loading the
+    # file "unsafely"; a data file is never unpickled, so that advice is never passed on.
+    if magic.startswith(NPY_MAGIC):
         raise DataError(
             f"{name}: expected an .npz archive with keys {', '.join(NPZ_KEYS)}, got a single .npy array"
         )
+    if not magic.startswith(ZIP_MAGIC):
+        raise DataError(
+            f"{name}: not an .npz archive (it does not start with the zip signature PK\\x03\\x04); "
+            "get the file again"
+        )
+    try:
+        archive = np.load(name, allow_pickle=False)
+    except OSError as exc:
+        raise DataError(f"{name}: cannot read the file ({exc.strerror or exc}); check the path") from None
+    except (ValueError, zipfile.BadZipFile, EOFError):
+        raise DataError(
+            f"{name}: a damaged .npz archive (the zip data cannot be read); get the file again"
+        ) from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise DataError(f"{name}: expected an .npz archive with keys {', '.join(NPZ_KEYS)}")
     with archive:
         missing = [k for k in NPZ_KEYS if k not in archive.files]
         if missing:
@@ -68,10 +91,15 @@ def read_mnist_npz(path: str | os.PathLike[str]) -> tuple[np.ndarray, np.ndarray
         for key in NPZ_KEYS:
             try:
                 arrays[key] = archive[key]
-            except ValueError as exc:  # object arrays need pickle, which is refused
-                raise DataError(f"{name}: cannot load {key} without unpickling ({exc}); refusing") from None
-            except (OSError, EOFError, zipfile.BadZipFile) as exc:
-                raise DataError(f"{name}: {key} is damaged ({exc}); get the file again") from None
+            except ValueError:  # object arrays need pickle, which is refused (NumPy's text is not shown)
+                raise DataError(
+                    f"{name}: {key} holds Python objects, which would need unpickling; refused, "
+                    "a keras-style MNIST archive holds integer arrays"
+                ) from None
+            except (OSError, EOFError, zipfile.BadZipFile):
+                raise DataError(
+                    f"{name}: {key} is damaged (cannot be decompressed); get the file again"
+                ) from None
     for part in ("train", "test"):
         x, y = arrays[f"x_{part}"], arrays[f"y_{part}"]
         if x.ndim != 3 or y.ndim != 1 or x.shape[0] != y.shape[0]:

@@ -35,6 +35,7 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from ..validators import canonical_choice
 from .curves import curves
 from .dataset import Dataset
 from .errors import DataError, check_int
@@ -124,10 +125,10 @@ def canonical_name(name: Any) -> str:
     >>> canonical_name("Fashion_MNIST")
     'fashion-mnist'
     """
-    key = name.strip().lower().replace("_", "-") if isinstance(name, str) else None
-    if key not in DATASETS:
-        raise DataError(f"dataset: unknown name {name!r}; valid names are {', '.join(DATASETS)}")
-    return key
+    try:
+        return canonical_choice("dataset", name, DATASETS)
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
 
 def _candidates(name: str, data_dir: str | os.PathLike[str] | None) -> list[str]:
@@ -203,7 +204,7 @@ def find_mnist_files(name: str, data_dir: str | os.PathLike[str] | None = None) 
             return MnistFiles("npz", (given,), given)
         if not os.path.isdir(given):
             what = "is a file" if os.path.exists(given) else "does not exist"
-            raise DataError(f"data_dir {given!r} {what}; pass the folder that holds the {key} files")
+            raise DataError(f"data_dir: {given!r} {what}; pass the folder that holds the {key} files")
     looked: list[str] = []
     for folder in _candidates(key, data_dir):
         files, note = _match(key, folder)
@@ -253,6 +254,11 @@ def _read_mnist(key: str, files: MnistFiles, limit_train: int | None) -> Dataset
     _check_labels(y_train, x_train.shape[0], places[1])
     _check_images(x_test, places[2])
     _check_labels(y_test, x_test.shape[0], places[3])
+    for x, place in ((x_train, places[0]), (x_test, places[2])):
+        if x.shape[0] == 0:
+            raise DataError(
+                f"{place}: holds no images; the set needs at least one training and one test image"
+            )
     if limit_train is not None:
         x_train, y_train = x_train[:limit_train], y_train[:limit_train]
 
@@ -280,7 +286,7 @@ def load(
     Args:
         name: One of :data:`DATASETS` (case and ``_``/``-`` do not matter).
         data_dir: For MNIST-format sets, the only folder to look in (see
-            :func:`find_mnist_files`); ignored for ``"curves"``.
+            :func:`find_mnist_files`); refused for ``"curves"``, which reads no files.
         limit_train: ``None`` or an integer >= 1.  For a file set, keep the
             first ``limit_train`` training examples (a limit above the set's
             size keeps them all); for ``"curves"``, generate that many training
@@ -302,6 +308,12 @@ def load(
     if limit_train is not None:
         limit_train = check_int("limit_train", limit_train, 1)
     seed = check_int("seed", seed, 0)
+    if key == "curves" and data_dir is not None:
+        # before, data_dir was ignored here: a mistyped --dataset trained on CURVES with no word
+        raise DataError(
+            "data_dir: curves is generated, not read from files; drop data_dir or choose "
+            f"{' or '.join(SUBFOLDERS)}"
+        )
     if key == "curves":
         return curves(n_train=limit_train or CURVES_TRAIN, n_test=10000, seed=seed)
     return _read_mnist(key, find_mnist_files(key, data_dir), limit_train)

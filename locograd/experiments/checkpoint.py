@@ -1,11 +1,21 @@
-"""Checkpoints: one ``.npz`` file, written atomically, read without pickle.
+"""Checkpoints: one ``.npz`` file, written atomically, read without pickle, with a format version.
 
 A checkpoint holds nested lists/dicts of arrays and plain values (params,
 optimizer state, the data-shuffling RNG's state, the epoch and the run's
-settings).  The nesting is stored as a JSON skeleton, the arrays as npz
-members, so :func:`load` uses ``numpy.load(..., allow_pickle=False)``.  The
-file is written to a temporary name in the same folder, flushed to disk, then
-renamed over the old one: an interrupted write never leaves a torn checkpoint.
+settings).  The nesting is stored as a JSON skeleton in the ``__skeleton__``
+member, ``{"format": FORMAT_VERSION, "tree": NODE}`` with each ``NODE`` one of
+``{"dict": {key: NODE}}``, ``{"list": [NODE]}``, ``{"array": MEMBER}`` or
+``{"value": JSON_SCALAR}``; the arrays are npz members, so :func:`load` uses
+``numpy.load(..., allow_pickle=False)``.  The file is written through
+:func:`~.runfolder.open_atomic` (a temporary beside it whose name starts with
+:data:`~.runfolder.TEMP_PREFIX`, flushed, renamed): an interrupted write never
+leaves a torn checkpoint, and the temporary a ``kill -9`` leaves is removed by
+:func:`~.runfolder.remove_stale_temporaries` when the next run starts.
+
+:func:`load` is the one reader: a missing, truncated or foreign file, an
+unknown format version, a malformed skeleton or a missing array member raises
+:class:`CheckpointError` (a :class:`~locograd.errors.RunFolderError`) whose one
+line names the file and what is wrong.
 
 >>> import tempfile, os, numpy as np
 >>> path = os.path.join(tempfile.mkdtemp(), "checkpoint.npz")
@@ -18,19 +28,31 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import zipfile
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from ..backend import is_cupy_array, to_numpy
+from ..errors import RunFolderError
+from . import runfolder
 
 SKELETON_KEY = "__skeleton__"
+FORMAT_VERSION = 1
+"""The layout :func:`save` writes and :func:`load` reads; bumped when the payload's layout changes.
+
+Version 0 is the unversioned skeleton of earlier locograd releases (the bare ``NODE``)."""
+
+KINDS = ("dict", "list", "array", "value")
 
 
-class CheckpointError(ValueError):
-    """A checkpoint that cannot be read or does not fit the run."""
+class CheckpointError(RunFolderError, ValueError):
+    """A checkpoint that cannot be read or does not fit the run (one line naming the file).
+
+    A :class:`~locograd.errors.RunFolderError`; also a ``ValueError``, as it was before run folders
+    had their own error type.
+    """
 
 
 def _split(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
@@ -49,51 +71,222 @@ def _split(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
     raise TypeError(f"checkpoint: cannot store a {type(tree).__name__}")
 
 
-def _join(skeleton: Any, arrays: Any) -> Any:
-    ((kind, body),) = skeleton.items()
+def _join(path: str, where: str, node: Any, arrays: dict[str, np.ndarray]) -> Any:
+    """Rebuild the tree of ``node``; ``where`` names the node for the message (``payload['params'][0]``)."""
+    if not (isinstance(node, dict) and len(node) == 1 and next(iter(node)) in KINDS):
+        raise CheckpointError(
+            f"{path}: malformed skeleton at {where}: expected one of the nodes "
+            f"{{{', '.join(repr(k) + ': ...' for k in KINDS)}}}, got {_short(node)}"
+        )
+    ((kind, body),) = node.items()
     if kind == "dict":
-        return {k: _join(v, arrays) for k, v in body.items()}
+        if not isinstance(body, dict):
+            raise CheckpointError(f"{path}: malformed skeleton at {where}: a dict node holds {_short(body)}")
+        return {k: _join(path, f"{where}[{k!r}]", v, arrays) for k, v in body.items()}
     if kind == "list":
-        return [_join(v, arrays) for v in body]
+        if not isinstance(body, list):
+            raise CheckpointError(f"{path}: malformed skeleton at {where}: a list node holds {_short(body)}")
+        return [_join(path, f"{where}[{i}]", v, arrays) for i, v in enumerate(body)]
     if kind == "array":
+        if not isinstance(body, str):
+            raise CheckpointError(
+                f"{path}: malformed skeleton at {where}: an array node names {_short(body)}, expected a member name"
+            )
+        if body not in arrays:
+            raise CheckpointError(f"{path}: the array member {body!r} of {where} is missing")
         return arrays[body]
+    if body is not None and not isinstance(body, bool | int | float | str):
+        raise CheckpointError(f"{path}: malformed skeleton at {where}: a value node holds {_short(body)}")
     return body
+
+
+def _short(value: Any) -> str:
+    text = (
+        json.dumps(value) if isinstance(value, dict | list | str | int | float | bool | None) else repr(value)
+    )
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def save(path: str, payload: dict[str, Any]) -> None:
     """Write ``payload`` (nested dicts/lists of arrays and JSON values) atomically to ``path``."""
     arrays: dict[str, np.ndarray] = {}
-    skeleton = _split(payload, arrays)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".checkpoint-", suffix=".npz.tmp", dir=folder)
+    skeleton = {"format": FORMAT_VERSION, "tree": _split(payload, arrays)}
+    members: dict[str, Any] = {SKELETON_KEY: np.array(json.dumps(skeleton)), **arrays}
+    with runfolder.open_atomic(path) as handle:
+        np.savez(handle, **members)
+
+
+def _members(path: str) -> tuple[str, dict[str, np.ndarray]]:
+    """The skeleton's text and the arrays of the npz file at ``path``."""
+    if not os.path.isfile(path):
+        raise CheckpointError(f"no checkpoint at {path}")
     try:
-        with os.fdopen(fd, "wb") as handle:
-            members: dict[str, Any] = {SKELETON_KEY: np.array(json.dumps(skeleton)), **arrays}
-            np.savez(handle, **members)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise CheckpointError(
+                f"{path} is not a readable locograd checkpoint (an .npy array, not an .npz)"
+            )
+        with data:
+            if SKELETON_KEY not in data.files:
+                raise CheckpointError(
+                    f"{path} is not a readable locograd checkpoint (no {SKELETON_KEY} member)"
+                )
+            arrays = {k: data[k] for k in data.files}
+    except CheckpointError:
         raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"{path} is not a readable locograd checkpoint ({_why(exc)})") from None
+    skeleton = arrays.pop(SKELETON_KEY)
+    if skeleton.shape != () or skeleton.dtype.kind != "U":
+        raise CheckpointError(
+            f"{path}: the {SKELETON_KEY} member is a {skeleton.dtype} array of shape {skeleton.shape}, "
+            "expected one string"
+        )
+    return str(skeleton), arrays
 
 
-def load(path: str) -> dict[str, Any]:
+def _why(exc: BaseException) -> str:
+    """NumPy's reason, without its advice to unpickle (a checkpoint never holds pickles)."""
+    text = " ".join(str(exc).split())
+    if "Object arrays cannot be loaded" in text:
+        return "a member holds Python objects; a checkpoint holds plain arrays and is never unpickled"
+    if "pickle" in text:
+        return "not an .npz archive; a checkpoint is never unpickled"
+    return text
+
+
+def _tree(path: str, text: str) -> Any:
+    """The versioned skeleton's tree node, after checking the format version."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: the {SKELETON_KEY} member is not valid JSON ({exc.msg})") from None
+    if isinstance(doc, dict) and set(doc) == {"format", "tree"}:
+        version = doc["format"]
+        if version != FORMAT_VERSION or isinstance(version, bool):
+            raise CheckpointError(
+                f"{path}: checkpoint format version {version!r}; this locograd reads version {FORMAT_VERSION} only"
+            )
+        return doc["tree"]
+    if isinstance(doc, dict) and len(doc) == 1 and next(iter(doc)) in KINDS:
+        raise CheckpointError(
+            f"{path}: checkpoint format version 0 (unversioned, from an earlier locograd); "
+            f"this locograd reads version {FORMAT_VERSION} only"
+        )
+    raise CheckpointError(
+        f"{path}: malformed skeleton: expected {{'format': {FORMAT_VERSION}, 'tree': ...}}, got {_short(doc)}"
+    )
+
+
+def load(path: str, required: Sequence[str] = ()) -> dict[str, Any]:
     """Read a checkpoint written by :func:`save` (no pickle); arrays come back as NumPy arrays.
 
+    Args:
+        path: the ``.npz`` file.
+        required: top-level keys the payload must hold.
+
     Raises:
-        CheckpointError: missing, truncated or foreign file.
+        CheckpointError: naming ``path``: missing, truncated or foreign file, another
+            format version, a malformed skeleton, a missing array member or required key.
+    """
+    text, arrays = _members(path)
+    result = _join(path, "payload", _tree(path, text), arrays)
+    if not isinstance(result, dict):
+        raise CheckpointError(
+            f"{path}: malformed skeleton: the payload is a {type(result).__name__}, expected a dict"
+        )
+    absent = [k for k in required if k not in result]
+    if absent:
+        raise CheckpointError(f"{path}: the checkpoint holds no {absent[0]!r}")
+    return result
+
+
+def read_epoch(path: str) -> int:
+    """The epoch of the checkpoint at ``path``, reading its skeleton only (no arrays).
+
+    Raises:
+        CheckpointError: as :func:`load`, or a checkpoint without an integer ``epoch``.
     """
     if not os.path.isfile(path):
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            skeleton = json.loads(str(data[SKELETON_KEY]))
-            arrays = {k: data[k] for k in data.files if k != SKELETON_KEY}
-    except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path} is not a readable locograd checkpoint ({exc})") from None
-    result = _join(skeleton, arrays)
-    if not isinstance(result, dict):
-        raise CheckpointError(f"{path} is not a locograd checkpoint")
-    return result
+        data = np.load(path, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            raise CheckpointError(
+                f"{path} is not a readable locograd checkpoint (an .npy array, not an .npz)"
+            )
+        with data:
+            text = str(data[SKELETON_KEY])
+    except CheckpointError:
+        raise
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise CheckpointError(f"{path} is not a readable locograd checkpoint ({_why(exc)})") from None
+    tree = _tree(path, text)
+    epoch = tree.get("dict", {}).get("epoch", {}) if isinstance(tree, dict) else {}
+    value = epoch.get("value") if isinstance(epoch, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise CheckpointError(f"{path}: the checkpoint holds no integer 'epoch'")
+    return value
+
+
+def on_disk(folder: str, runs: Sequence[str] | None = None) -> str:
+    """What checkpoint is on disk in a run folder (or in each of its ``runs`` subfolders), in words.
+
+    Used by the command line after an interruption, so that it says only what is true.
+
+    >>> import tempfile
+    >>> on_disk(tempfile.mkdtemp() + "/none")  # doctest: +ELLIPSIS
+    'no checkpoint was written in .../none'
+    """
+
+    def epoch_of(path: str) -> str:
+        if not os.path.exists(path):
+            return "no checkpoint"
+        try:
+            return f"checkpoint at epoch {read_epoch(path)}"
+        except CheckpointError as exc:
+            return f"unreadable checkpoint ({exc})"
+
+    if runs is None:
+        path = os.path.join(folder, "checkpoint.npz")
+        if not os.path.exists(path):
+            return f"no checkpoint was written in {folder}"
+        return f"the {epoch_of(path)} is in {folder}"
+    parts = [f"{name}: {epoch_of(os.path.join(folder, name, 'checkpoint.npz'))}" for name in runs]
+    return f"in {folder}, " + "; ".join(parts)
+
+
+def interrupted_note(command: str, out: str | None, optimizers: str | None = None) -> str:
+    """The end of the command line's ``locograd: interrupted`` line: what is on disk, read from ``out``.
+
+    Before, it always said "the last checkpoint in OUT is intact (continue with
+    --resume)", also when a run stopped in epoch 1 had written none.
+
+    Args:
+        command: the subcommand (``train``, ``compare``, ...).
+        out: its ``--out`` (``None``: the command has none).
+        optimizers: ``compare``'s ``--optimizers`` (comma-separated).
+    """
+    from .compare import RECORD
+    from .optimizers import check_name
+
+    if not isinstance(out, str):
+        return ""
+    if command == "train":
+        note = on_disk(out)
+        resumable = os.path.isfile(os.path.join(out, "checkpoint.npz"))
+    elif command == "compare":
+        names = []
+        for name in str(optimizers or "").split(","):
+            try:
+                names.append(check_name(name.strip()))
+            except (ValueError, RuntimeError):
+                continue
+        note = on_disk(out, names)
+        resumable = os.path.isfile(os.path.join(out, RECORD))
+    else:
+        return f"; {command} in {out} did not finish"
+    return f"; {note}" + (" (continue with --resume)" if resumable else "")
+
+
+__all__ = ["FORMAT_VERSION", "CheckpointError", "interrupted_note", "load", "on_disk", "read_epoch", "save"]

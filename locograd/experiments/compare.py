@@ -1,7 +1,17 @@
-"""``locograd compare``: several optimizers on the same data and initialisation."""
+"""``locograd compare``: several optimizers on the same data and initialisation.
+
+A comparison's folder holds ``compare.json`` (what it is: the optimizers and each
+run's resolved settings, written before the first run starts), one run folder per
+optimizer, ``summary.json`` and ``compare.png``.  The comparison holds the folder's
+:class:`~.runfolder.FolderLock` while it works (each run also locks its own
+subfolder), so a second command on the same ``--out`` fails at once.  A folder
+that holds anything else (another comparison, a run, a sweep, the runs of other
+optimizers) is never trained into; the same comparison continues with ``--resume``.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -10,9 +20,103 @@ from typing import Any
 
 from ..data import Dataset
 from ..data import load as load_dataset
+from ..errors import RunFolderError
+from . import runfolder
 from .optimizers import check_name
 from .plots import plot_compare
-from .training import TrainConfig, TrainingError, train
+from .training import RUN_FILES, TrainConfig, TrainingError, resolve, train
+
+RECORD = "compare.json"
+"""The file that says what comparison a folder holds."""
+
+
+def _without_epochs(settings: Any) -> Any:
+    return {k: v for k, v in settings.items() if k != "epochs"} if isinstance(settings, dict) else settings
+
+
+def _record_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """How two comparison records differ (``optimizers``, ``rmsprop.lr``), ``epochs`` aside."""
+    if old["optimizers"] != new["optimizers"]:
+        return ["optimizers"]
+    diff: list[str] = []
+    for name in new["optimizers"]:
+        a, b = _without_epochs(old["runs"].get(name)), _without_epochs(new["runs"][name])
+        if not (isinstance(a, dict) and isinstance(b, dict)):
+            diff.append(name)
+            continue
+        diff += [f"{name}.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return diff
+
+
+def _runs_in(out: str) -> list[str]:
+    """The subfolders of ``out`` that hold a run."""
+    return sorted(
+        name
+        for name in os.listdir(out)
+        if os.path.isdir(os.path.join(out, name))
+        and any(os.path.exists(os.path.join(out, name, f)) for f in RUN_FILES)
+    )
+
+
+def _check_folder(out: str, record: dict[str, Any], resume: bool) -> bool:
+    """Whether ``out`` can take this comparison; returns whether to (re)write ``compare.json``.
+
+    Called once before the folder is locked (creating nothing) and again under the lock.
+    Before, a comparison trained into any folder: a folder of another comparison got its
+    ``summary.json`` and ``compare.png`` overwritten (its runs stayed beside the new ones).
+
+    Raises:
+        TrainingError: the folder holds something else, naming the folder and what it holds;
+            ``--resume`` without a comparison; a new comparison where the same one is.
+        RunFolderError: ``compare.json`` cannot be read as a comparison record.
+    """
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise TrainingError(f"out: {out} is a file, expected a folder")
+    if not os.path.isdir(out):
+        if resume:
+            raise TrainingError(f"resume: no comparison in {out} (no {RECORD}); start without --resume")
+        return True
+    for name, what in (*((f, "a run") for f in RUN_FILES), ("sweep.json", "a sweep")):
+        if os.path.exists(os.path.join(out, name)):
+            raise TrainingError(f"out: {out} holds {what} ({name}), not a comparison; choose another --out")
+    path = os.path.join(out, RECORD)
+    if not os.path.exists(path):
+        summary = os.path.join(out, "summary.json")
+        if os.path.exists(summary):
+            held = runfolder.read_json(summary, "comparison summary")
+            names = ", ".join(map(str, held)) if isinstance(held, dict) else "unknown optimizers"
+            raise TrainingError(
+                f"out: {out} holds another comparison (summary.json of {names}, no {RECORD}); choose another --out"
+            )
+        runs = _runs_in(out)
+        if runs:
+            raise TrainingError(
+                f"out: {out} holds other runs ({', '.join(runs)}) and no {RECORD}; choose another --out"
+            )
+        if resume:
+            raise TrainingError(f"resume: no comparison in {out} (no {RECORD}); start without --resume")
+        return True
+    recorded = runfolder.read_json(path, "comparison record")
+    if not (
+        isinstance(recorded, dict)
+        and isinstance(recorded.get("optimizers"), list)
+        and isinstance(recorded.get("runs"), dict)
+    ):
+        raise RunFolderError(f"{path}: not a comparison record (expected 'optimizers' and 'runs')")
+    diff = _record_differences(recorded, record)
+    if diff:
+        raise TrainingError(
+            f"out: {out} holds another comparison ({', '.join(map(str, recorded['optimizers']))}; "
+            f"{', '.join(diff)} differ); choose another --out"
+        )
+    others = [name for name in _runs_in(out) if name not in record["optimizers"]]
+    if others:
+        raise TrainingError(f"out: {out} also holds runs not in this comparison ({', '.join(others)})")
+    if not resume:
+        raise TrainingError(
+            f"out: {out} already holds this comparison; pass --resume to continue it, or choose another --out"
+        )
+    return bool(recorded != record)
 
 
 def compare(
@@ -20,40 +124,68 @@ def compare(
 ) -> dict[str, dict[str, Any]]:
     """Train each optimizer into ``config.out/<name>/``; write ``summary.json`` and ``compare.png``.
 
+    Every run's settings are resolved, and the folder checked (:func:`_check_folder`),
+    before anything is read or written; ``compare.json`` is written before the first
+    run.  With ``resume``, each run that has a checkpoint continues, one that has not
+    (the comparison stopped before it) starts.
+
     Returns:
         The summary: optimizer name -> ``{"train_loss", "test_loss", "epochs", "seconds", "seconds_per_epoch", "steps"}``.
+
+    Raises:
+        TrainingError, RunFolderError: bad settings, or a folder that holds something else or is in use.
     """
     names = [check_name(n) for n in optimizers]
     if not names:
         raise TrainingError("optimizers: expected at least one name")
     if len(set(names)) != len(names):
         raise TrainingError(f"optimizers: a name is repeated in {','.join(names)}")
-    if os.path.exists(config.out) and not os.path.isdir(config.out):
-        raise TrainingError(f"out: {config.out} is a file, expected a folder")
-    if data is None:
-        data = load_dataset(
-            config.dataset, data_dir=config.data_dir, limit_train=config.limit_train, seed=config.seed
-        )
-    runs: dict[str, list[dict[str, Any]]] = {}
-    for name in names:
-        run = dataclasses.replace(config, optimizer=name, out=os.path.join(config.out, name))
-        runs[name] = train(run, resume=resume, data=data)
-    summary = {
-        name: {
-            "train_loss": rows[-1]["train_loss"],
-            "test_loss": rows[-1]["test_loss"],
-            "epochs": rows[-1]["epoch"],
-            "seconds": rows[-1]["seconds"],
-            "seconds_per_epoch": rows[-1]["seconds"] / rows[-1]["epoch"],
-            "steps": rows[-1]["steps"],
+    out = config.out
+    runs = {name: dataclasses.replace(config, optimizer=name, out=os.path.join(out, name)) for name in names}
+    record = {"optimizers": names, "runs": {name: resolve(run) for name, run in runs.items()}}
+    record = json.loads(json.dumps(record))  # as it reads back from compare.json
+    with contextlib.ExitStack() as stack:
+        locked = os.path.isdir(out)
+        if locked:  # a second command on this folder fails here, before anything is read
+            stack.enter_context(runfolder.FolderLock(out))
+        _check_folder(out, record, resume)  # creates nothing
+        if data is None:
+            data = load_dataset(
+                config.dataset, data_dir=config.data_dir, limit_train=config.limit_train, seed=config.seed
+            )
+        n_train = data.x_train.shape[0]
+        for name in names:
+            batch = record["runs"][name]["batch_size"]
+            if batch > n_train:
+                raise TrainingError(
+                    f"batch-size: {batch} is larger than the training set ({n_train} examples)"
+                )
+        if not locked:
+            stack.enter_context(runfolder.FolderLock(out))
+        runfolder.remove_stale_temporaries(out)
+        if _check_folder(out, record, resume):  # again, under the lock
+            runfolder.write_json_atomic(os.path.join(out, RECORD), record)
+        histories: dict[str, list[dict[str, Any]]] = {}
+        for name, run in runs.items():
+            started = os.path.isfile(os.path.join(run.out, "checkpoint.npz"))
+            histories[name] = train(run, resume=resume and started, data=data)
+        summary = {
+            name: {
+                "train_loss": rows[-1]["train_loss"],
+                "test_loss": rows[-1]["test_loss"],
+                "epochs": rows[-1]["epoch"],
+                "seconds": rows[-1]["seconds"],
+                "seconds_per_epoch": rows[-1]["seconds"] / rows[-1]["epoch"],
+                "steps": rows[-1]["steps"],
+            }
+            for name, rows in histories.items()
         }
-        for name, rows in runs.items()
-    }
-    with open(os.path.join(config.out, "summary.json"), "w", encoding="utf-8") as handle:
-        json.dump(summary, handle, indent=2)
-        handle.write("\n")
-    plot_compare(runs, os.path.join(config.out, "compare.png"), title=f"{config.dataset}: {', '.join(names)}")
-    return summary
+        runfolder.write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2) + "\n")
+        plot_compare(
+            histories, os.path.join(out, "compare.png"), title=f"{config.dataset}: {', '.join(names)}"
+        )
+        return summary
+    raise AssertionError("unreachable")  # pragma: no cover (for mypy: the with block returns)
 
 
 def format_summary(summary: dict[str, dict[str, Any]]) -> str:

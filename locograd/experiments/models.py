@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from ..data.registry import canonical_name
 from ..network import MLP
 
 MNIST_SIZES = [784, 1000, 500, 250, 30, 250, 500, 1000, 784]
@@ -32,5 +33,47 @@ def curves_autoencoder() -> MLP:
 
 
 def autoencoder(dataset: str) -> MLP:
-    """The autoencoder used for ``dataset`` (CURVES' own, the MNIST one for any MNIST-format set)."""
-    return curves_autoencoder() if dataset == "curves" else mnist_autoencoder()
+    """The autoencoder used for ``dataset`` (CURVES' own, the MNIST one for any MNIST-format set).
+
+    ``dataset`` is put in its canonical spelling first
+    (:func:`locograd.data.registry.canonical_name`), so ``"CURVES"`` gets the
+    CURVES network; before, every spelling but ``"curves"`` (and every unknown
+    name) silently got the MNIST one.
+
+    Raises:
+        DataError: an unknown data set name (a ``ValueError``; the message lists the valid ones).
+    """
+    return curves_autoencoder() if canonical_name(dataset) == "curves" else mnist_autoencoder()
+
+
+HIDDEN_TRANSFERS = ("sigmoid", "tanh", "relu", "identity")
+"""Hidden transfers a model override may choose (the code layer stays linear, the output sigmoid)."""
+
+
+def overridden_autoencoder(dataset: str, hidden: str | None = None, widths: list[int] | None = None) -> MLP:
+    """The autoencoder of ``dataset`` with its hidden transfer and/or encoder widths replaced.
+
+    Args:
+        dataset: the data set (picks the base model: :func:`autoencoder`).
+        hidden: the transfer of every hidden layer except the code layer (``None``: the base's).
+        widths: the encoder's widths after the input, the last one the linear code layer; the
+            decoder mirrors them (``[32, 8]`` builds 784-32-8-32-784).  ``None``: the base's.
+
+    >>> net = overridden_autoencoder("curves", hidden="relu", widths=[32, 8])
+    >>> net.sizes, [t.name for t in net.transfers]
+    ([784, 32, 8, 32, 784], ['relu', 'identity', 'relu', 'sigmoid'])
+    """
+    base = autoencoder(dataset)
+    if hidden is None and widths is None:
+        return base
+    code = len(base.sizes) // 2  # index of the code layer in sizes
+    enc = list(base.sizes[1 : code + 1]) if widths is None else [int(w) for w in widths]
+    if not enc or any(w < 1 for w in enc):
+        raise ValueError(f"widths: expected a non-empty list of integers >= 1, got {widths!r}")
+    if hidden is not None and hidden not in HIDDEN_TRANSFERS:
+        raise ValueError(f"hidden: unknown name {hidden!r}; valid names are {', '.join(HIDDEN_TRANSFERS)}")
+    act = base.transfers[0].name if hidden is None else hidden
+    n_in = base.sizes[0]
+    sizes = [n_in, *enc, *enc[-2::-1], n_in]
+    transfers = [act] * (len(enc) - 1) + ["identity"] + [act] * (len(enc) - 1) + ["sigmoid"]
+    return MLP(sizes, transfers, "sigmoid_cross_entropy")

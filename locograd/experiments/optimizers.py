@@ -31,7 +31,9 @@ from __future__ import annotations
 from typing import Any
 
 from .. import optim
+from ..data.registry import canonical_name
 from ..network import MLP
+from ..validators import canonical_choice, integer, number
 
 OPTIMIZERS: tuple[str, ...] = (
     "sgd",
@@ -66,10 +68,23 @@ _BACKPROP_INNER = {"sgd": "sgd", "momentum": "momentum", "adam": "adam", "rmspro
 
 
 def check_name(name: str) -> str:
-    """Validate an optimizer name (the error lists the valid ones)."""
-    if name not in OPTIMIZERS:
-        raise ValueError(f"optimizer: unknown name {name!r}; valid names are {', '.join(OPTIMIZERS)}")
-    return name
+    """The canonical spelling of an optimizer name (``"LocoProp_M"`` -> ``"locoprop-m"``).
+
+    Names are matched by :func:`locograd.validators.canonical_choice` (case,
+    surrounding spaces and ``_`` vs ``-`` do not matter); the error lists the
+    valid ones.  Before, only the exact spelling was accepted.
+    """
+    return canonical_choice("optimizer", name, OPTIMIZERS)
+
+
+def check_inner(name: str) -> str:
+    """The canonical spelling of an inner optimizer name (``"RMSProp-TF1"`` -> ``"rmsprop_tf1"``)."""
+    return canonical_choice("inner", name, INNER)
+
+
+def check_solver(name: str) -> str:
+    """The canonical spelling of a LocoProp solver name (``"GD"`` -> ``"gd"``)."""
+    return canonical_choice("solver", name, SOLVERS)
 
 
 def settings(
@@ -84,31 +99,45 @@ def settings(
     inner: str | None = None,
     damping: float | None = None,
 ) -> dict[str, Any]:
-    """The resolved settings of ``name`` on ``dataset``: defaults, then the given overrides."""
-    check_name(name)
+    """The resolved settings of ``name`` on ``dataset``: defaults, then the given overrides.
+
+    Every argument is checked here, before any optimizer is built: the names are
+    put in their canonical spelling (:func:`check_name`; ``dataset`` by
+    :func:`locograd.data.registry.canonical_name`, so ``"CURVES"`` gets the CURVES
+    defaults: before, any spelling but ``"curves"`` got the MNIST ones), ``lr``,
+    ``gamma``, ``eta`` and ``damping`` must be finite and > 0, ``steps`` an integer
+    >= 1, and a setting the optimizer does not have is refused.
+
+    Raises:
+        ValueError: one line naming the argument, e.g. ``"lr: expected a finite number > 0, got nan"``.
+    """
+    name = check_name(name)
+    family = "curves" if canonical_name(dataset) == "curves" else "mnist"
+    lr, gamma, eta, damping = (
+        None if v is None else number(k, v, low=0, low_open=True)
+        for k, v in (("lr", lr), ("gamma", gamma), ("eta", eta), ("damping", damping))
+    )
+    steps = None if steps is None else integer("steps", steps, minimum=1)
+    solver = None if solver is None else check_solver(solver)
+    inner = None if inner is None else check_inner(inner)
     defaults = DEFAULTS[name]
-    family = "curves" if dataset == "curves" else "mnist"
-    resolved: dict[str, Any] = {"optimizer": name, "lr": defaults["lr"][family] if lr is None else float(lr)}
+    resolved: dict[str, Any] = {"optimizer": name, "lr": defaults["lr"][family] if lr is None else lr}
     if name.startswith("locoprop"):
         resolved.update(
             variant=name[-1].upper(),
-            gamma=defaults["gamma"] if gamma is None else float(gamma),
+            gamma=defaults["gamma"] if gamma is None else gamma,
             eta=eta,
             steps=defaults["steps"] if steps is None else steps,
             solver=solver or "gd",
             inner=inner or defaults["inner"],
         )
-        if resolved["inner"] not in INNER:
-            raise ValueError(f"inner: unknown name {resolved['inner']!r}; valid names are {', '.join(INNER)}")
-        if resolved["solver"] not in SOLVERS:
-            raise ValueError(f"solver: expected one of {SOLVERS}, got {resolved['solver']!r}")
     else:
         given = {"gamma": gamma, "eta": eta, "steps": steps, "solver": solver, "inner": inner}
         extra = [k for k, v in given.items() if v is not None]
         if extra:
             raise ValueError(f"{extra[0]}: only applies to locoprop-s and locoprop-m, not to {name!r}")
         if name in SECOND_ORDER:
-            resolved["damping"] = defaults["damping"] if damping is None else float(damping)
+            resolved["damping"] = defaults["damping"] if damping is None else damping
         else:
             resolved["inner"] = _BACKPROP_INNER[name]
     if damping is not None and name not in SECOND_ORDER:

@@ -23,6 +23,7 @@ r"""Run folders that never hold two runs and never lie: the lock, atomic writes,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import fcntl
 import json
@@ -188,21 +189,109 @@ def read_jsonl(path: str, required: Sequence[str] = (), *, missing_ok: bool = Fa
         if not line.strip():
             continue
         torn = number == len(lines)  # the last piece has no newline after it
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            if torn:
-                raise RunFolderError(
-                    f"{path}: line {number}, the last, is cut short (a write was interrupted)"
-                ) from None
-            raise RunFolderError(f"{path}: line {number} is not valid JSON") from None
-        if not isinstance(row, dict):
-            raise RunFolderError(f"{path}: line {number} is not a JSON object")
-        absent = [k for k in required if k not in row]
-        if absent:
-            raise RunFolderError(f"{path}: line {number} has no {absent[0]!r}")
-        rows.append(row)
+        row = _parse_line(path, number, line, torn, required)
+        if row is not None:  # always (a torn line raised)
+            rows.append(row)
     return rows
+
+
+def _torn_message(path: str, number: int) -> str:
+    return f"{path}: line {number}, the last, is cut short (a write was interrupted)"
+
+
+def _parse_line(
+    path: str, number: int, line: str, torn: bool, required: Sequence[str], torn_ok: bool = False
+) -> dict[str, Any] | None:
+    """One line of a JSON-lines file as a dict; ``None`` for a torn last line when ``torn_ok``."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        if torn:
+            if torn_ok:
+                return None
+            raise RunFolderError(_torn_message(path, number)) from None
+        raise RunFolderError(f"{path}: line {number} is not valid JSON") from None
+    if not isinstance(row, dict):
+        raise RunFolderError(f"{path}: line {number} is not a JSON object")
+    absent = [k for k in required if k not in row]
+    if absent:
+        raise RunFolderError(f"{path}: line {number} has no {absent[0]!r}")
+    return row
+
+
+@dataclasses.dataclass(frozen=True)
+class JsonLines:
+    """A JSON-lines file as :func:`scan_jsonl` reads it.
+
+    Attributes:
+        rows: the complete rows, in file order.
+        lines: the line number (from 1) of each row.
+        ends: the byte offset just past each row (its newline included): truncating
+            the file there keeps exactly the rows up to that one, bytes unchanged.
+        torn: the message naming a torn last line (not in ``rows``), or ``None``.
+    """
+
+    rows: list[dict[str, Any]]
+    lines: list[int]
+    ends: list[int]
+    torn: str | None
+
+
+def scan_jsonl(path: str, required: Sequence[str] = (), *, missing_ok: bool = False) -> JsonLines:
+    """Like :func:`read_jsonl`, but a torn last line is reported in ``torn`` instead of raised.
+
+    A caller that knows the torn line is one it may drop (a resumed run's row written
+    after its checkpoint) truncates the file at ``ends[k]``; any other caller raises
+    ``RunFolderError(torn)``.  Every other defect raises as in :func:`read_jsonl`.
+    """
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        if missing_ok:
+            return JsonLines([], [], [], None)
+        raise RunFolderError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise RunFolderError(f"{path}: cannot read the file ({exc})") from None
+    pieces = data.split(b"\n")
+    result = JsonLines([], [], [], None)
+    torn: str | None = None
+    offset = 0
+    for number, piece in enumerate(pieces, start=1):
+        last = number == len(pieces)
+        offset += len(piece) + (0 if last else 1)
+        try:
+            line = piece.decode("utf-8")
+        except UnicodeDecodeError:
+            if last:  # a multi-byte character cut by an interrupted write
+                torn = _torn_message(path, number)
+                break
+            raise RunFolderError(f"{path}: line {number} is not UTF-8 text") from None
+        if not line.strip():
+            continue
+        row = _parse_line(path, number, line, last, required, torn_ok=True)
+        if row is None:
+            torn = _torn_message(path, number)
+            break
+        result.rows.append(row)
+        result.lines.append(number)
+        result.ends.append(offset)
+    return dataclasses.replace(result, torn=torn)
+
+
+def open_atomic(path: str, binary: bool = True) -> contextlib.AbstractContextManager[Any]:
+    """A file to write ``path`` through: a temporary beside it (named with :data:`TEMP_PREFIX`),
+    flushed to disk and renamed over ``path`` when the block ends without an error, removed otherwise.
+
+    >>> import tempfile, os
+    >>> target = os.path.join(tempfile.mkdtemp(), "x.bin")
+    >>> with open_atomic(target) as handle:
+    ...     _ = handle.write(b"data")
+    >>> with open(target, "rb") as handle:
+    ...     handle.read()
+    b'data'
+    """
+    return _temporary_beside(path, "wb" if binary else "w")
 
 
 def remove_stale_temporaries(folder: str) -> list[str]:
@@ -223,11 +312,15 @@ def remove_stale_temporaries(folder: str) -> list[str]:
 
 __all__ = [
     "LOCK_NAME",
+    "TEMP_PREFIX",
     "FolderLock",
+    "JsonLines",
     "append_jsonl",
+    "open_atomic",
     "read_json",
     "read_jsonl",
     "remove_stale_temporaries",
+    "scan_jsonl",
     "write_json_atomic",
     "write_text_atomic",
 ]

@@ -19,6 +19,7 @@ straight (the timing fields differ, of course).
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -32,11 +33,14 @@ from tqdm.auto import tqdm
 from .. import backend
 from ..data import Dataset
 from ..data import load as load_dataset
+from ..data.registry import canonical_name
+from ..errors import NonFiniteError, RunFolderError, StateMismatchError
 from ..network import MLP, Params
-from ..optim import official
-from . import checkpoint
-from .models import autoencoder
-from .optimizers import build, check_name, settings
+from ..optim import official, schedules
+from ..validators import canonical_choice, existing_path, integer, output_folder, same_tree
+from . import checkpoint, runfolder
+from .models import HIDDEN_TRANSFERS, autoencoder, overridden_autoencoder
+from .optimizers import INNER, SOLVERS, build, check_name, settings
 from .plots import plot_losses
 
 PRESETS = ("official",)
@@ -47,6 +51,10 @@ class TrainingError(RuntimeError):
     """A run that cannot start or continue; the message is one line for the command line."""
 
 
+class ConfigError(TrainingError, ValueError):
+    """A setting that is not valid, refused before any work starts (both a TrainingError and a ValueError)."""
+
+
 class TrainingDiverged(TrainingError):
     """The loss became non-finite; the last good checkpoint and metrics are kept (exit status 3)."""
 
@@ -55,10 +63,22 @@ class TrainingDiverged(TrainingError):
 
 @dataclasses.dataclass
 class TrainConfig:
-    """Settings of one run (``None`` means the documented default for the optimizer and data set)."""
+    """Settings of one run (``None`` means the documented default for the optimizer and data set).
 
-    dataset: str = "curves"
-    optimizer: str = "rmsprop"
+    ``dataset`` and ``optimizer`` left empty (``""``) are the preset's (``official``:
+    mnist and locoprop-m), else ``"curves"`` and ``"rmsprop"``.  Every name (data
+    set, optimizer, preset, device, dtype, solver, inner optimizer, and the study's
+    schedule and hidden transfer) is put in its canonical spelling when the config
+    is made (:func:`canonical_names`: case, surrounding spaces and ``_`` vs ``-`` do
+    not matter), so the model, the defaults and the data all see one name; an
+    unknown name is a :class:`ConfigError` there.  Before, ``dataset="CURVES"``
+    trained the MNIST autoencoder with MNIST settings on CURVES data, and
+    ``TrainConfig(preset="official")`` ran the BackProp baseline on CURVES.
+    The numbers and paths are checked by :func:`resolve`, before any work.
+    """
+
+    dataset: str = ""
+    optimizer: str = ""
     out: str = "runs/train"
     epochs: int | None = None
     batch_size: int | None = None
@@ -78,87 +98,253 @@ class TrainConfig:
     workers: int = 1
     progress: bool = True
     summary: bool = True
+    # Used by ``locograd study`` (defaults leave a run and its config.json as before):
+    schedule: str | None = None  # None/"constant", or "warmup-linear-decay" (the released form)
+    warmup: int = 5  # warm-up epochs of "warmup-linear-decay"
+    schedule_total: int = 100  # epochs over which "warmup-linear-decay" decays to 0
+    hidden: str | None = None  # model override: the hidden transfer (see models.overridden_autoencoder)
+    widths: list[int] | None = None  # model override: the encoder widths, code layer last
+
+    def __post_init__(self) -> None:
+        for key, value in canonical_names(self).items():
+            setattr(self, key, value)
 
 
 DEFAULT_EPOCHS = {"curves": 5, "mnist": 10}
 DEFAULT_BATCH = {"curves": 200, "mnist": 1000}
+PRESET_DEFAULTS: dict[str, dict[str, str]] = {"official": {"dataset": "mnist", "optimizer": "locoprop-m"}}
+"""What a preset brings when ``dataset`` / ``optimizer`` are not given."""
+OFFICIAL_OPTIMIZERS = ("locoprop-m", "rmsprop")
+OFFICIAL_DATASETS = ("mnist", "fashion-mnist")
+"""The official preset is the released MNIST-autoencoder configuration: MNIST-format sets only."""
 
 
 def _family(dataset: str) -> str:
-    return "curves" if dataset == "curves" else "mnist"
+    return "curves" if canonical_name(dataset) == "curves" else "mnist"
+
+
+def _name_fields(config: TrainConfig) -> dict[str, tuple[str, ...]]:
+    """The name fields of ``config`` other than dataset/optimizer/preset, with their valid names."""
+    fields: dict[str, tuple[str, ...]] = {
+        "device": backend.DEVICES,
+        "dtype": DTYPES,
+        "solver": SOLVERS,
+        "inner": INNER,
+    }
+    if hasattr(config, "schedule"):  # the study's fields
+        fields["schedule"] = SCHEDULES
+    if hasattr(config, "hidden"):
+        fields["hidden"] = HIDDEN_TRANSFERS
+    return fields
+
+
+def canonical_names(config: TrainConfig) -> dict[str, Any]:
+    """Every name field of ``config`` in its canonical spelling; the ONE normaliser of a run's names.
+
+    ``dataset`` and ``optimizer`` empty (or ``None``) become the preset's, else
+    ``"curves"`` and ``"rmsprop"``.  Names are matched by
+    :func:`locograd.validators.canonical_choice` (``" CURVES"`` is ``"curves"``,
+    ``"LocoProp_M"`` is ``"locoprop-m"``, ``"GPU"`` is ``"gpu"``).
+
+    Raises:
+        ConfigError: an unknown name, e.g. ``"dataset: unknown name 'cifar'; valid names are ..."``.
+    """
+    try:
+        preset = None if config.preset is None else canonical_choice("preset", config.preset, PRESETS)
+        brought = PRESET_DEFAULTS.get(preset or "", {})
+        dataset = config.dataset if config.dataset not in ("", None) else brought.get("dataset", "curves")
+        optimizer = (
+            config.optimizer if config.optimizer not in ("", None) else brought.get("optimizer", "rmsprop")
+        )
+        names: dict[str, Any] = {
+            "preset": preset,
+            "dataset": canonical_name(dataset),
+            "optimizer": check_name(optimizer),
+        }
+        for key, choices in _name_fields(config).items():
+            value = getattr(config, key)
+            names[key] = None if value is None else canonical_choice(key, value, choices)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    return names
+
+
+def official_epochs() -> int:
+    """The most epochs of the official preset: its schedule's length (the released run's 99)."""
+    schedule = official(autoencoder("mnist")).schedule
+    length = getattr(schedule, "epochs", None)
+    assert isinstance(length, int)
+    return length
 
 
 def resolve(config: TrainConfig) -> dict[str, Any]:
-    """Validate ``config`` and fill in the defaults; returns the settings recorded in ``config.json``."""
-    check_name(config.optimizer)
-    if config.preset is not None and config.preset not in PRESETS:
-        raise TrainingError(f"preset: unknown name {config.preset!r}; valid presets are {', '.join(PRESETS)}")
-    if config.dtype not in DTYPES:
-        raise TrainingError(f"dtype: expected one of {DTYPES}, got {config.dtype!r}")
-    if isinstance(config.workers, bool) or not isinstance(config.workers, int) or config.workers < 1:
-        raise TrainingError(f"workers: expected an integer >= 1, got {config.workers!r}")
-    if config.device not in backend.DEVICES:
-        raise TrainingError(f"device: expected one of {backend.DEVICES}, got {config.device!r}")
-    family = _family(config.dataset)
-    if config.preset == "official":
-        if config.optimizer not in ("locoprop-m", "rmsprop"):
-            raise TrainingError(
-                "preset official: the released configuration is locoprop-m (or its BackProp baseline, rmsprop), "
-                f"got optimizer {config.optimizer!r}"
-            )
-        given = {k: getattr(config, k) for k in ("lr", "gamma", "eta", "steps", "solver", "inner", "damping")}
-        extra = [k for k, v in given.items() if v is not None]
-        if extra:
-            raise TrainingError(f"{extra[0]}: the official preset fixes every optimizer setting")
-        resolved: dict[str, Any] = {"optimizer": config.optimizer, "preset": "official"}
-        epochs, batch = 99, 1000
-    else:
-        try:
+    """Validate ``config`` and fill in the defaults; returns the settings recorded in ``config.json``.
+
+    Everything is checked here, before any data is read or any folder touched
+    (the command line, the API and every setting of a sweep go through it): the
+    names (:func:`canonical_names`), ``epochs``, ``batch_size`` and ``workers``
+    integers >= 1, ``seed`` >= 0, ``limit_train`` ``None`` or >= 1, the optimizer's
+    numbers (:func:`~.optimizers.settings`), ``data_dir`` an existing path and only
+    for a file set, ``out`` a folder or a place one can be made, ``device="gpu"``
+    usable, and the official preset's rules: locoprop-m or rmsprop, an MNIST-format
+    set (its model and settings are the MNIST autoencoder's, so curves is refused),
+    no optimizer setting, and at most :func:`official_epochs` epochs (its schedule
+    reaches 0 there; before, epoch 101 trained with a negative learning rate).
+
+    Raises:
+        ConfigError: one line naming the argument (``batch-size: expected an integer >= 1, got 0``).
+    """
+    names = canonical_names(config)
+    dataset, optimizer, preset = names["dataset"], names["optimizer"], names["preset"]
+    try:
+        integer("workers", config.workers, minimum=1)
+        seed = integer("seed", config.seed, minimum=0)
+        limit_train = (
+            None if config.limit_train is None else integer("limit-train", config.limit_train, minimum=1)
+        )
+        for flag in ("progress", "summary"):
+            if not isinstance(getattr(config, flag), bool):
+                raise ValueError(f"{flag}: expected True or False, got {getattr(config, flag)!r}")
+        if config.data_dir is not None:
+            if dataset == "curves":
+                raise ValueError(
+                    "data-dir: curves is generated, not read from files; drop --data-dir or choose "
+                    "--dataset mnist or fashion-mnist"
+                )
+            existing_path("data-dir", config.data_dir)
+        output_folder("out", config.out)
+        if names["device"] == "gpu" and not backend.has_gpu():
+            raise ValueError("device: gpu needs CuPy and a usable CUDA device; none was found")
+        family = _family(dataset)
+        if preset == "official":
+            if optimizer not in OFFICIAL_OPTIMIZERS:
+                raise ValueError(
+                    "preset official: the released configuration is locoprop-m (or its BackProp baseline, "
+                    f"rmsprop), got optimizer {optimizer!r}"
+                )
+            if dataset not in OFFICIAL_DATASETS:
+                raise ValueError(
+                    "dataset: the official preset is the released MNIST-autoencoder configuration; it runs "
+                    f"on {' or '.join(OFFICIAL_DATASETS)}, got {dataset!r} (leave --dataset out for mnist)"
+                )
+            fixed = ("lr", "gamma", "eta", "steps", "solver", "inner", "damping")
+            given = {k: getattr(config, k) for k in fixed}
+            extra = [k for k, v in given.items() if v is not None]
+            if extra:
+                raise ValueError(f"{extra[0]}: the official preset fixes every optimizer setting")
+            resolved: dict[str, Any] = {"optimizer": optimizer, "preset": "official"}
+            epochs, batch = 99, 1000
+        else:
             resolved = settings(
-                config.optimizer,
-                config.dataset,
+                optimizer,
+                dataset,
                 lr=config.lr,
                 gamma=config.gamma,
                 eta=config.eta,
                 steps=config.steps,
-                solver=config.solver,
-                inner=config.inner,
+                solver=names["solver"],
+                inner=names["inner"],
                 damping=config.damping,
             )
-        except ValueError as exc:
-            raise TrainingError(str(exc)) from None
-        epochs, batch = DEFAULT_EPOCHS[family], DEFAULT_BATCH[family]
-    epochs = epochs if config.epochs is None else config.epochs
-    batch = batch if config.batch_size is None else config.batch_size
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise TrainingError(f"epochs: expected an integer >= 1, got {epochs!r}")
-    if isinstance(batch, bool) or not isinstance(batch, int) or batch < 1:
-        raise TrainingError(f"batch-size: expected an integer >= 1, got {batch!r}")
+            epochs, batch = DEFAULT_EPOCHS[family], DEFAULT_BATCH[family]
+        epochs = integer("epochs", epochs if config.epochs is None else config.epochs, minimum=1)
+        batch = integer("batch-size", batch if config.batch_size is None else config.batch_size, minimum=1)
+        if preset == "official" and epochs > (most := official_epochs()):
+            raise ValueError(
+                "epochs: the official preset's learning-rate schedule (warmup 5, then linear decay) "
+                f"reaches 0 after {most} epochs; expected at most {most}, got {epochs}"
+            )
+    except ConfigError:
+        raise
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     resolved.update(
-        dataset=config.dataset,
+        dataset=dataset,
         epochs=epochs,
         batch_size=batch,
-        seed=config.seed,
-        dtype=config.dtype,
-        device=config.device,
-        limit_train=config.limit_train,
+        seed=seed,
+        dtype=names["dtype"],
+        device=names["device"],
+        limit_train=limit_train,
     )
+    resolved.update(_study_settings(config, epochs))
     return resolved
+
+
+SCHEDULES = ("constant", "warmup-linear-decay")
+
+
+def _study_settings(config: TrainConfig, epochs: int) -> dict[str, Any]:
+    """The settings of :class:`TrainConfig`'s study fields, recorded only where not the default."""
+    extra: dict[str, Any] = {}
+    if config.schedule not in (None, "constant"):
+        if config.schedule not in SCHEDULES:
+            raise TrainingError(f"schedule: expected one of {SCHEDULES}, got {config.schedule!r}")
+        if config.preset is not None:
+            raise TrainingError("schedule: the official preset brings its own schedule")
+        warmup, total = config.warmup, config.schedule_total
+        if isinstance(total, bool) or not isinstance(total, int) or total < 1:
+            raise TrainingError(f"schedule_total: expected an integer >= 1, got {total!r}")
+        if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup < total:
+            raise TrainingError(f"warmup: expected an integer in [0, {total}), got {warmup!r}")
+        if epochs > total - 1:
+            raise TrainingError(
+                f"epochs: the warm-up and linear decay schedule reaches 0 at epoch {total - 1}; "
+                f"expected at most {total - 1} epochs, got {epochs}"
+            )
+        extra["schedule"] = {"kind": config.schedule, "warmup": warmup, "total": total}
+    if config.hidden is not None or config.widths is not None:
+        try:
+            net = overridden_autoencoder(config.dataset, config.hidden, config.widths)
+        except ValueError as exc:
+            raise TrainingError(str(exc)) from None
+        extra["model"] = {"sizes": net.sizes, "activations": [t.name for t in net.transfers]}
+    return extra
+
+
+def _apply_schedule(opt: Any, resolved: dict[str, Any]) -> None:
+    """Give ``opt`` the per-epoch schedule recorded in ``resolved`` (by :func:`_study_settings`)."""
+    spec = resolved.get("schedule")
+    if spec is not None:
+        opt.schedule = schedules.warmup_linear_decay(resolved["lr"], spec["warmup"], spec["total"])
 
 
 def make_optimizer(net: MLP, resolved: dict[str, Any], workers: int = 1) -> Any:
     """The optimizer of a resolved run (the official preset or :func:`~.optimizers.build`).
 
     ``workers``: LocoProp solves this many layers at once on threads (the same results).
+
+    Raises:
+        ConfigError: ``resolved["epochs"]`` is longer than the optimizer's
+            learning-rate schedule (:attr:`~locograd.optim.schedules.EpochSchedule.epochs`).
     """
     if resolved.get("preset") == "official":
         mode = "locoprop" if resolved["optimizer"] == "locoprop-m" else "backprop"
-        return official(net, mode=mode, workers=workers)
-    return build(net, resolved, workers)
+        opt = official(net, mode=mode, workers=workers)
+    else:
+        opt = build(net, resolved, workers)
+    schedule = getattr(opt, "schedule", None)
+    length = getattr(schedule, "epochs", None)
+    epochs = resolved.get("epochs")
+    if isinstance(length, int) and isinstance(epochs, int) and epochs > length:
+        raise ConfigError(
+            f"epochs: the learning-rate schedule ({getattr(schedule, 'text', '')}) ends after {length} epochs; "
+            f"expected at most {length}, got {epochs}"
+        )
+    return opt
 
 
 def mean_loss(net: MLP, params: Params, x: Any, chunk: int = 2000) -> float:
-    """The autoencoder's batch-mean loss over all rows of ``x``, in chunks."""
+    """The autoencoder's batch-mean loss over all rows of ``x`` ``(N, d_0)``, in chunks of ``chunk`` rows.
+
+    Raises:
+        ValueError: ``x`` has no rows (before: ZeroDivisionError), or ``chunk`` < 1.
+    """
+    chunk = integer("chunk", chunk, minimum=1)
+    if getattr(x, "ndim", 0) < 1 or x.shape[0] == 0:
+        raise ValueError(
+            f"x: expected at least one row to average the loss over, got shape {tuple(getattr(x, 'shape', ()))}"
+        )
     total = 0.0
     for start in range(0, x.shape[0], chunk):
         xb = x[start : start + chunk]
@@ -166,33 +352,204 @@ def mean_loss(net: MLP, params: Params, x: Any, chunk: int = 2000) -> float:
     return total / x.shape[0]
 
 
+RUN_FILES = ("checkpoint.npz", "metrics.jsonl", "config.json")
+"""The files of one run: a folder holding any of them holds a run."""
+NOT_A_RUN = {"compare.json": "a comparison", "summary.json": "a comparison", "sweep.json": "a sweep"}
+"""Files that mark a folder as a comparison's or a sweep's, which a run never trains into."""
+CHECKPOINT_KEYS = ("params", "state", "rng", "epoch", "steps", "seconds", "wall_seconds", "meta", "row")
+"""What a run's checkpoint holds (``row``: the metrics row of its epoch, as in ``metrics.jsonl``)."""
+
+
 def _check_out(out: str, resume: bool) -> str:
+    """The checkpoint path of the run folder ``out``, if ``out`` can take this run.
+
+    Called once before the folder is locked (cheap, creates nothing: a bad ``--out``
+    fails before the data is read) and again under the lock, where the answer holds.
+
+    Raises:
+        TrainingError: ``out`` is a file or a comparison's / sweep's folder; ``--resume``
+            without a checkpoint; a new run into a folder that holds a run.
+    """
     if os.path.exists(out) and not os.path.isdir(out):
         raise TrainingError(f"out: {out} is a file, expected a folder (new or holding a run to --resume)")
+    for name, what in NOT_A_RUN.items():
+        if os.path.exists(os.path.join(out, name)):
+            raise TrainingError(f"out: {out} holds {what} ({name}), not one run; choose another --out")
     ckpt = os.path.join(out, "checkpoint.npz")
+    present = [n for n in RUN_FILES if os.path.exists(os.path.join(out, n))]
     if resume and not os.path.isfile(ckpt):
+        if present:  # only a folder of an older locograd: a run now writes its checkpoint first
+            raise TrainingError(
+                f"resume: no checkpoint at {ckpt}, but {out} holds {present[0]} of a run that stopped before "
+                "writing one; it can be neither resumed nor restarted, choose another --out"
+            )
         raise TrainingError(f"resume: no checkpoint at {ckpt}; start without --resume")
-    if not resume and os.path.exists(os.path.join(out, "metrics.jsonl")):
+    if not resume and present:
         raise TrainingError(
             f"out: {out} already holds a run; pass --resume to continue it, or choose another --out"
         )
     return ckpt
 
 
-def _write_json_atomic(path: str, obj: Any) -> None:
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(obj, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-    os.replace(tmp, path)
+def _comparable(meta: Any) -> Any:
+    """``meta`` without ``settings.epochs`` (the one setting a resumed run may change)."""
+    if not (isinstance(meta, dict) and isinstance(meta.get("settings"), dict)):
+        return meta
+    return {**meta, "settings": {k: v for k, v in meta["settings"].items() if k != "epochs"}}
 
 
-def _read_metrics(path: str, upto_epoch: int) -> list[dict[str, Any]]:
-    if not os.path.isfile(path):
-        return []
-    with open(path, encoding="utf-8") as handle:
-        rows = [json.loads(line) for line in handle if line.strip()]
-    return [r for r in rows if r["epoch"] <= upto_epoch]
+def _differences(old: Any, new: Any) -> list[str]:
+    """The keys (``settings.lr``) in which two metas differ."""
+    if not (isinstance(old, dict) and isinstance(new, dict)):
+        return ["the whole file"]
+    keys: list[str] = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if key == "settings" and isinstance(a, dict) and isinstance(b, dict):
+            keys += [f"settings.{k}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+        elif a != b:
+            keys.append(key)
+    return keys
+
+
+def _load_checkpoint(
+    ckpt_path: str, net: MLP, opt: Any, meta: dict[str, Any], config: TrainConfig, rng: np.random.Generator
+) -> dict[str, Any]:
+    """Read the checkpoint a resumed run continues from, and check that it is this run's.
+
+    Every defect is a one-line error naming the file, raised before the folder is touched:
+    an unreadable file, another format version, a malformed skeleton or missing array
+    (:func:`~.checkpoint.load`), a missing entry, another network or settings, params or
+    an optimizer state of another shape, structure or dtype (checked by
+    :func:`~locograd.validators.same_tree` against ``net.init`` and ``opt.init``), an RNG
+    state that cannot be restored (``rng`` is given it).  Before, params of the wrong shape
+    or another optimizer's state were taken and failed (or broadcast) inside the first step.
+
+    Raises:
+        CheckpointError: naming ``ckpt_path``.
+        TrainingError: another network or other settings (the messages kept from before).
+    """
+    saved = checkpoint.load(ckpt_path, required=CHECKPOINT_KEYS)
+    saved_meta = saved["meta"]
+    if not (
+        isinstance(saved_meta, dict)
+        and {"sizes", "activations", "settings"} <= set(saved_meta)
+        and isinstance(saved_meta["settings"], dict)
+    ):
+        raise checkpoint.CheckpointError(
+            f"{ckpt_path}: the checkpoint's meta is not a run's (expected sizes, activations and settings)"
+        )
+    for key in ("epoch", "steps"):
+        value = saved[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise checkpoint.CheckpointError(f"{ckpt_path}: {key}: expected an integer >= 0, got {value!r}")
+    for key in ("seconds", "wall_seconds"):
+        value = saved[key]
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise checkpoint.CheckpointError(f"{ckpt_path}: {key}: expected a finite number, got {value!r}")
+    if not isinstance(saved["row"], dict) or saved["row"].get("epoch") != saved["epoch"]:
+        raise checkpoint.CheckpointError(
+            f"{ckpt_path}: row: expected the metrics row of epoch {saved['epoch']}, got {saved['row']!r}"
+        )
+    if saved_meta["sizes"] != net.sizes or saved_meta["activations"] != meta["activations"]:
+        raise TrainingError(
+            f"resume: {ckpt_path} holds a {saved_meta['sizes']} network, this run builds {net.sizes}"
+        )
+    diff = [k.removeprefix("settings.") for k in _differences(_comparable(saved_meta), _comparable(meta))]
+    if diff:
+        raise TrainingError(f"resume: the checkpoint was made with other settings ({', '.join(diff)} differ)")
+    dtype = np.dtype(meta["settings"]["dtype"])
+    template = net.init(seed=config.seed, dtype=dtype, bias="glorot", device="cpu")  # saved arrays are NumPy
+    try:
+        same_tree("params", saved["params"], template)
+        same_tree("state", saved["state"], opt.init(template))
+    except StateMismatchError as exc:
+        raise checkpoint.CheckpointError(f"{ckpt_path}: {exc}") from None
+    try:
+        rng.bit_generator.state = json.loads(saved["rng"])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise checkpoint.CheckpointError(
+            f"{ckpt_path}: rng: the shuffling RNG's state cannot be restored ({exc})"
+        ) from None
+    return saved
+
+
+def _check_config(path: str, saved_meta: dict[str, Any], meta: dict[str, Any], ckpt_path: str) -> bool:
+    """Whether a resumed run writes ``config.json``: absent, or only ``settings.epochs`` changes.
+
+    Before, ``--resume`` rewrote ``config.json`` with the new settings whatever it held.
+
+    Raises:
+        RunFolderError: ``config.json`` cannot be read, or describes another run than the checkpoint's.
+    """
+    if not os.path.exists(path):  # the run stopped between its first checkpoint and config.json
+        return True
+    recorded = runfolder.read_json(path, "run config")
+    diff = _differences(_comparable(recorded), _comparable(saved_meta))
+    if diff:
+        raise RunFolderError(
+            f"{path}: does not describe the run in {ckpt_path} ({', '.join(diff)} differ); "
+            "it is not this run's, so --resume refuses to go on"
+        )
+    return bool(recorded != json.loads(json.dumps(meta)))
+
+
+def _read_metrics(
+    path: str, saved: dict[str, Any], ckpt_path: str
+) -> tuple[list[dict[str, Any]], int, dict[str, Any] | None]:
+    """The history a resumed run continues: the rows of epochs ``0..E`` of ``metrics.jsonl``.
+
+    ``E`` is the checkpoint's epoch.  Rows must count the epochs ``0, 1, 2, ...`` in
+    order; the row of epoch ``E`` must be the checkpoint's own ``row`` (so the file is
+    this run's history).  What follows it (rows of later epochs, or a torn last line)
+    was written by this run after its checkpoint, before it was stopped: it is dropped
+    (the file is truncated there, earlier bytes unchanged), as resuming redoes those
+    epochs.  A torn line or a gap in the rows up to ``E`` is refused.  A missing row ``E``
+    (the run was stopped between its checkpoint and the row) is restored from the checkpoint.
+    Before, the reader gave a JSONDecodeError or KeyError traceback for a torn line or a
+    row without ``epoch``, and rewrote the file keeping any row with ``epoch <= E``,
+    whatever run or order it came from.
+
+    Returns:
+        The rows of epochs ``0..E``, the byte length to truncate the file to, and the
+        row to append (the checkpoint's, when row ``E`` is missing) or ``None``.
+
+    Raises:
+        RunFolderError: naming the file and the line.
+    """
+    epoch = saved["epoch"]
+    scan = runfolder.scan_jsonl(path, required=("epoch",), missing_ok=True)
+    for i, (row, line) in enumerate(zip(scan.rows, scan.lines, strict=True)):
+        value = row["epoch"]
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise RunFolderError(f"{path}: line {line}: epoch: expected an integer, got {value!r}")
+        if value != i:
+            raise RunFolderError(
+                f"{path}: line {line} holds epoch {value}, expected {i} (one row per epoch from 0, in order)"
+            )
+    kept = len(scan.rows)
+    if kept < epoch:
+        if scan.torn is not None:
+            raise RunFolderError(f"{scan.torn}; the run's rows up to epoch {epoch} ({ckpt_path}) are needed")
+        have = f"rows for epochs 0 to {kept - 1} only" if kept else "no rows"
+        raise RunFolderError(f"{path}: has {have}, but the checkpoint {ckpt_path} is at epoch {epoch}")
+    if kept == epoch:
+        return [*scan.rows, saved["row"]], (scan.ends[-1] if kept else 0), saved["row"]
+    if scan.rows[epoch] != saved["row"]:
+        raise RunFolderError(
+            f"{path}: line {scan.lines[epoch]} (epoch {epoch}) is not the row of the run in {ckpt_path}; "
+            "the file holds another run's history"
+        )
+    return scan.rows[: epoch + 1], scan.ends[epoch], None
+
+
+def _end_line(path: str) -> None:
+    """End ``path`` with a newline if its last row lacks one (so that the next append starts a line)."""
+    if os.path.exists(path) and os.path.getsize(path) > 0:
+        with open(path, "rb+") as handle:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
 
 
 def _evaluate(
@@ -218,10 +575,8 @@ def _evaluate(
 
 
 def _append_row(path: str, row: dict[str, Any]) -> None:
-    with open(path, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(row) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
+    """One metrics row, appended in one write and flushed (:func:`~.runfolder.append_jsonl`)."""
+    runfolder.append_jsonl(path, row)
 
 
 def _to_device_tree(tree: Any, device: str) -> Any:
@@ -241,79 +596,129 @@ def train(config: TrainConfig, resume: bool = False, data: Dataset | None = None
 def _train(config: TrainConfig, resume: bool, data: Dataset | None) -> list[dict[str, Any]]:
     """Run (or continue) one training run; returns the metrics of every epoch so far.
 
+    The run holds its folder's :class:`~.runfolder.FolderLock` from before it reads
+    anything there until it returns: a second run on the same folder (``--resume``
+    included) fails at once with :class:`~locograd.errors.RunFolderError` naming it
+    (before, a concurrent ``--resume`` interleaved ``metrics.jsonl`` row by row).  Under
+    the lock, temporaries a killed run left are removed.  A new run writes an epoch-0
+    checkpoint (params, optimizer state, RNG state), then ``config.json``, then the
+    epoch-0 row, before its first step: a run stopped in epoch 1 (Ctrl-C, divergence,
+    an error in a step) resumes from it (before, the first checkpoint came after epoch
+    1, and such a folder could be neither resumed nor restarted).  ``--resume`` checks
+    everything (:func:`_load_checkpoint`, :func:`_check_config`, :func:`_read_metrics`)
+    before it changes the folder.
+
     Raises:
         TrainingError: bad settings, an unusable output folder, a checkpoint
-            that does not fit; nothing in the output folder is overwritten.
+            of another network or settings; nothing in the output folder is overwritten.
+        RunFolderError: the folder is in use, or one of its files cannot be read as
+            this run's (:class:`~.checkpoint.CheckpointError` for the checkpoint).
         TrainingDiverged: the loss became non-finite (the last good
             checkpoint and metrics are kept).
     """
     resolved = resolve(config)
     out = config.out
-    ckpt_path = _check_out(out, resume)
-    if data is None:
-        data = load_dataset(
-            config.dataset, data_dir=config.data_dir, limit_train=config.limit_train, seed=config.seed
-        )
-    n_train = data.x_train.shape[0]
-    if resolved["batch_size"] > n_train:
-        raise TrainingError(
-            f"batch-size: {resolved['batch_size']} is larger than the training set ({n_train} examples)"
-        )
-    net = autoencoder(config.dataset)
-    dtype = np.dtype(resolved["dtype"])
-    opt = make_optimizer(net, resolved, config.workers)
-    rng = np.random.default_rng(config.seed)
-    meta = {"sizes": net.sizes, "activations": [t.name for t in net.transfers], "settings": resolved}
+    with contextlib.ExitStack() as stack:
+        locked = os.path.isdir(out)
+        if locked:  # a second run on this folder fails here, before anything is read
+            stack.enter_context(runfolder.FolderLock(out))
+        _check_out(out, resume)  # creates nothing: a new folder is made only once all is checked
+        if data is None:
+            data = load_dataset(
+                config.dataset, data_dir=config.data_dir, limit_train=config.limit_train, seed=config.seed
+            )
+        n_train = data.x_train.shape[0]
+        if resolved["batch_size"] > n_train:
+            raise TrainingError(
+                f"batch-size: {resolved['batch_size']} is larger than the training set ({n_train} examples)"
+            )
+        net = overridden_autoencoder(config.dataset, config.hidden, config.widths)
+        opt = make_optimizer(net, resolved, config.workers)
+        _apply_schedule(opt, resolved)
+        rng = np.random.default_rng(config.seed)
+        meta = {"sizes": net.sizes, "activations": [t.name for t in net.transfers], "settings": resolved}
+        if not locked:  # a new folder: made (and locked) only now that the settings and data are good
+            stack.enter_context(runfolder.FolderLock(out))
+        runfolder.remove_stale_temporaries(out)
+        ckpt_path = _check_out(out, resume)  # again, under the lock: this answer holds
+        return _run(config, resume, data, resolved, net, opt, rng, meta, ckpt_path)
+    raise AssertionError("unreachable")  # pragma: no cover (for mypy: the with block returns)
 
+
+def _save_checkpoint(
+    path: str,
+    params: Params,
+    state: Any,
+    rng: np.random.Generator,
+    row: dict[str, Any],
+    meta: dict[str, Any],
+) -> None:
+    checkpoint.save(
+        path,
+        {
+            "params": params,
+            "state": state,
+            "rng": json.dumps(rng.bit_generator.state),
+            "epoch": row["epoch"],
+            "steps": row["steps"],
+            "seconds": row["seconds"],
+            "wall_seconds": row["wall_seconds"],
+            "meta": meta,
+            "row": row,
+        },
+    )
+
+
+def _run(
+    config: TrainConfig,
+    resume: bool,
+    data: Dataset,
+    resolved: dict[str, Any],
+    net: MLP,
+    opt: Any,
+    rng: np.random.Generator,
+    meta: dict[str, Any],
+    ckpt_path: str,
+) -> list[dict[str, Any]]:
+    """The run itself, under the folder's lock (see :func:`_train`)."""
+    out = config.out
+    dtype = np.dtype(resolved["dtype"])
+    metrics_path = os.path.join(out, "metrics.jsonl")
+    config_path = os.path.join(out, "config.json")
+    x_train = backend.to_device(data.x_train, config.device, dtype)
+    x_test = backend.to_device(data.x_test, config.device, dtype)
     if resume:
-        try:
-            saved = checkpoint.load(ckpt_path)
-        except checkpoint.CheckpointError as exc:
-            raise TrainingError(str(exc)) from None
-        if (
-            saved.get("meta", {}).get("sizes") != net.sizes
-            or saved["meta"].get("activations") != meta["activations"]
-        ):
+        saved = _load_checkpoint(ckpt_path, net, opt, meta, config, rng)
+        if resolved["epochs"] < saved["epoch"]:
             raise TrainingError(
-                f"resume: {ckpt_path} holds a {saved.get('meta', {}).get('sizes')} network, this run builds {net.sizes}"
+                f"epochs: the checkpoint {ckpt_path} is at epoch {saved['epoch']}; expected --epochs >= "
+                f"{saved['epoch']} to continue it, got {resolved['epochs']}"
             )
-        old = {k: v for k, v in saved["meta"]["settings"].items() if k != "epochs"}
-        new = {k: v for k, v in resolved.items() if k != "epochs"}
-        if old != new:
-            diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
-            raise TrainingError(
-                f"resume: the checkpoint was made with other settings ({', '.join(diff)} differ)"
-            )
+        history, keep, restore = _read_metrics(metrics_path, saved, ckpt_path)
+        write_config = _check_config(config_path, saved["meta"], meta, ckpt_path)
+        # every check passed: only now is the folder changed
+        if os.path.exists(metrics_path) and os.path.getsize(metrics_path) > keep:
+            os.truncate(metrics_path, keep)  # this run's rows (or torn line) after its checkpoint
+        _end_line(metrics_path)
+        if restore is not None:
+            _append_row(metrics_path, restore)
+        if write_config:
+            runfolder.write_json_atomic(config_path, meta)
         params = _to_device_tree(saved["params"], config.device)
         state = _to_device_tree(saved["state"], config.device)
-        rng.bit_generator.state = json.loads(saved["rng"])
-        start_epoch, steps, seconds, wall = (
-            saved["epoch"],
-            saved["steps"],
-            saved["seconds"],
-            saved["wall_seconds"],
-        )
-        history = _read_metrics(os.path.join(out, "metrics.jsonl"), start_epoch)
+        start_epoch, steps = saved["epoch"], saved["steps"]
+        seconds, wall = saved["seconds"], saved["wall_seconds"]
     else:
         params = net.init(seed=config.seed, dtype=dtype, bias="glorot", device=config.device)
         state = opt.init(params)
         start_epoch, steps, seconds, wall = 0, 0, 0.0, 0.0
-        history = []
-
-    os.makedirs(out, exist_ok=True)
-    _write_json_atomic(os.path.join(out, "config.json"), meta)
-    metrics_path = os.path.join(out, "metrics.jsonl")
-    tmp = f"{metrics_path}.tmp"  # rewritten atomically: drops rows written after the last checkpoint
-    with open(tmp, "w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(row) + "\n" for row in history)
-    os.replace(tmp, metrics_path)
-
-    x_train = backend.to_device(data.x_train, config.device, dtype)
-    x_test = backend.to_device(data.x_test, config.device, dtype)
-    if not history:  # the starting point, epoch 0
-        history.append(_evaluate(net, params, x_train, x_test, 0, 0.0, 0.0, 0, None))
-        _append_row(metrics_path, history[-1])
+        history = [_evaluate(net, params, x_train, x_test, 0, 0.0, 0.0, 0, None)]  # the starting point
+        _save_checkpoint(ckpt_path, params, state, rng, history[0], meta)  # first: the folder can resume
+        runfolder.write_json_atomic(config_path, meta)
+        _append_row(metrics_path, history[0])
+    saved_epoch = start_epoch  # the epoch of the checkpoint on disk, for the messages
     batch = resolved["batch_size"]
+    n_train = data.x_train.shape[0]
     n_batches = math.ceil(n_train / batch)
     name = resolved["optimizer"]
     for epoch in range(start_epoch, resolved["epochs"]):
@@ -336,18 +741,18 @@ def _train(config: TrainConfig, resume: bool, data: Dataset | None) -> list[dict
                 try:
                     params, state, info = opt.update(params, xb, xb, state, lr=lr)
                 except ValueError as exc:
-                    if "non-finite" not in str(exc):
+                    if not (isinstance(exc, NonFiniteError) or "non-finite" in str(exc)):
                         raise
                     raise TrainingDiverged(
                         f"non-finite parameters in epoch {epoch + 1}, batch {b + 1} ({exc}); the last good "
-                        f"checkpoint (epoch {epoch}) and metrics are kept in {out}"
+                        f"checkpoint (epoch {saved_epoch}) and metrics are kept in {out}"
                     ) from None
                 loss = float(info.loss)
                 train_time += time.perf_counter() - t0
                 if not math.isfinite(loss):
                     raise TrainingDiverged(
                         f"non-finite loss in epoch {epoch + 1}, batch {b + 1}; the last good checkpoint "
-                        f"(epoch {epoch}) and metrics are kept in {out}"
+                        f"(epoch {saved_epoch}) and metrics are kept in {out}"
                     )
                 steps += 1
                 bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
@@ -358,25 +763,15 @@ def _train(config: TrainConfig, resume: bool, data: Dataset | None) -> list[dict
         row = _evaluate(net, params, x_train, x_test, epoch + 1, seconds, 0.0, steps, lr)
         if not (math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])):
             raise TrainingDiverged(
-                f"non-finite loss after epoch {epoch + 1}; the last good checkpoint (epoch {epoch}) is kept in {out}"
+                f"non-finite loss after epoch {epoch + 1}; the last good checkpoint (epoch {saved_epoch}) "
+                f"is kept in {out}"
             )
         wall += time.perf_counter() - epoch_start
         row["wall_seconds"] = wall
         history.append(row)
         _append_row(metrics_path, row)
-        checkpoint.save(
-            ckpt_path,
-            {
-                "params": params,
-                "state": state,
-                "rng": json.dumps(rng.bit_generator.state),
-                "epoch": epoch + 1,
-                "steps": steps,
-                "seconds": seconds,
-                "wall_seconds": wall,
-                "meta": meta,
-            },
-        )
+        _save_checkpoint(ckpt_path, params, state, rng, row, meta)
+        saved_epoch = epoch + 1
         if config.summary:
             tqdm.write(
                 f"{name:>11} epoch {epoch + 1:>3}/{resolved['epochs']}  train {row['train_loss']:9.4f}  "

@@ -1,9 +1,24 @@
-r"""Learning-rate schedules as plain callables ``schedule(epoch) -> lr``.
+r"""Learning-rate schedules as callables ``schedule(epoch) -> lr``.
+
+Each schedule is an :class:`EpochSchedule`: called with a finished-epoch count
+``epoch >= 0`` (an integer; anything else is refused with a one-line
+``ValueError``), it returns the learning rate of that epoch; its ``epochs`` is
+the most epochs a run on it should train (``None`` for :func:`constant`).
+
+Past its end a schedule **stays at its final value**, as PyTorch's schedulers
+(``LinearLR``, ``PolynomialLR``) and optax's (``linear_schedule``,
+``cosine_decay_schedule``) do: :func:`warmup_linear_decay` stays at 0 and
+:func:`cosine` at ``final``.  Before, the linear decay went on below zero (at
+epoch 100 of the released schedule, ``-1.05e-7``: training then *ascended*
+the loss).  A run longer than its schedule is refused before it starts by the
+training loop (``epochs > schedule.epochs``), which names the length.
 
 >>> from locograd.optim import schedules
 >>> s = schedules.warmup_linear_decay(1e-5, warmup=5, total=100)
->>> [round(s(e) / 1e-5, 4) for e in (0, 1, 4, 5, 98)]
-[0.0, 0.2, 0.8, 0.9895, 0.0105]
+>>> [round(s(e) / 1e-5, 4) for e in (0, 1, 4, 5, 98, 99, 150)]
+[0.0, 0.2, 0.8, 0.9895, 0.0105, 0.0, 0.0]
+>>> s.total, s.epochs
+(100, 99)
 """
 
 from __future__ import annotations
@@ -11,50 +26,88 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+from ..validators import integer, number
+
 Schedule = Callable[[int], float]
+"""Any ``epoch -> lr`` callable (what :class:`~locograd.optim.LocoProp` takes); the built ones are :class:`EpochSchedule`."""
 
 
-def _check(lr: float, total: int | None = None) -> None:
-    if not (math.isfinite(lr) and lr > 0):
+class EpochSchedule:
+    """A learning rate per epoch: ``schedule(epoch) -> lr``, with its length ``total``.
+
+    Args:
+        rate: ``epoch -> lr`` for ``0 <= epoch`` (already clamped to the schedule's end).
+        total: the ``total`` it was built with, ``None`` for no end.
+        epochs: the most epochs a run on it should train: from epoch ``epochs`` on, the
+            rate stays at its final value (for :func:`warmup_linear_decay` 0, so that
+            ``total - 1``, the released 99 of ``total = 100``); ``None`` for no end.
+        text: what the schedule is, for messages (``"warmup 5, linear decay to 0 at epoch 99"``).
+    """
+
+    def __init__(
+        self, rate: Callable[[int], float], total: int | None, epochs: int | None, text: str
+    ) -> None:
+        self._rate = rate
+        self.total = total
+        self.epochs = epochs
+        self.text = text
+
+    def __call__(self, epoch: int) -> float:
+        """The learning rate of epoch ``epoch`` (0-based); ``ValueError`` for a negative or non-integer epoch."""
+        return self._rate(integer("epoch", epoch, minimum=0))
+
+    def __repr__(self) -> str:
+        return f"EpochSchedule({self.text})"
+
+
+def _check(lr: float, total: int | None = None) -> tuple[float, int | None]:
+    if isinstance(lr, bool) or not isinstance(lr, int | float) or not (math.isfinite(lr) and lr > 0):
         raise ValueError(f"lr: expected a positive finite number, got {lr!r}")
-    if total is not None and total < 1:
-        raise ValueError(f"total: expected an integer >= 1, got {total!r}")
+    if total is not None:
+        total = integer("total", total, minimum=1)
+    return float(lr), total
 
 
-def constant(lr: float) -> Schedule:
-    """``lr`` at every epoch."""
-    _check(lr)
-    return lambda epoch: lr
+def constant(lr: float) -> EpochSchedule:
+    """``lr`` at every epoch (no end)."""
+    lr, _ = _check(lr)
+    return EpochSchedule(lambda epoch: lr, None, None, f"constant {lr:g}")
 
 
-def warmup_linear_decay(lr: float, warmup: int = 5, total: int = 100) -> Schedule:
+def warmup_linear_decay(lr: float, warmup: int = 5, total: int = 100) -> EpochSchedule:
     r"""The released LocoProp schedule.
 
     :math:`\mathrm{lr}\cdot e/W` for :math:`e < W` (so epoch 0 trains with
-    learning rate 0), then :math:`\mathrm{lr}\,(1 - (e + 1 - W)/(T - W))`.
+    learning rate 0), then :math:`\mathrm{lr}\,\max(0, 1 - (e + 1 - W)/(T - W))`:
+    0 from epoch :math:`T - 1` on (clamped, never negative).
     With ``W = 5``, ``T = 100`` this is the released ``lr * (1 - (e + 1 - 5)/95)``.
     """
-    _check(lr, total)
-    if not (0 <= warmup < total):
+    lr, total_ = _check(lr, total)
+    assert total_ is not None
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup < total_:
         raise ValueError(f"warmup: expected an integer in [0, total), got {warmup!r}")
 
-    def schedule(epoch: int) -> float:
+    def rate(epoch: int) -> float:
         if epoch < warmup:
             return lr * epoch / warmup
-        return lr * (1 - (epoch + 1 - warmup) / (total - warmup))
+        return lr * max(0.0, 1 - (epoch + 1 - warmup) / (total_ - warmup))
 
-    return schedule
+    return EpochSchedule(
+        rate, total_, total_ - 1, f"warmup {warmup}, linear decay to 0 at epoch {total_ - 1}"
+    )
 
 
-def cosine(lr: float, total: int, final: float = 0.0) -> Schedule:
-    r"""Cosine decay from ``lr`` at epoch 0 to ``final`` at epoch ``total``."""
-    _check(lr, total)
+def cosine(lr: float, total: int, final: float = 0.0) -> EpochSchedule:
+    r"""Cosine decay from ``lr`` at epoch 0 to ``final`` at epoch ``total``, then ``final``."""
+    lr, total_ = _check(lr, total)
+    assert total_ is not None
+    final = number("final", final, low=0)
 
-    def schedule(epoch: int) -> float:
-        t = min(max(epoch, 0), total) / total
+    def rate(epoch: int) -> float:
+        t = min(epoch, total_) / total_
         return final + 0.5 * (lr - final) * (1 + math.cos(math.pi * t))
 
-    return schedule
+    return EpochSchedule(rate, total_, total_, f"cosine from {lr:g} to {final:g} at epoch {total_}")
 
 
 def released_inner_factor(k: int, steps: int) -> float:
