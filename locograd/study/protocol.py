@@ -1,0 +1,488 @@
+r"""One protocol for every optimizer: tuning, edge extension, final runs; and :func:`run_study`.
+
+* **Tuning.** Every point of the optimizer's search space (the product of its
+  axes) trains for the tuning budget (``tuning.epochs`` on the first
+  ``tuning.subset`` images, ``tuning.seeds`` seeds); points rank by the mean
+  final training loss over the tuning seeds, diverged (or failed) points last.
+* **Edge extension.** Where the best value of an axis is its smallest or
+  largest, one new point one step beyond trains, the other axes at their best
+  values.  The step repeats the axis' outermost ratio (``v[-1] / v[-2]`` up,
+  ``v[0] / v[1]`` down; the difference where a value is not positive), rounded
+  for integers and never past a bound (``steps >= 1``, ``lr > 0``, ...).  This
+  repeats while the best point sits on an edge, up to ``extend_limit`` times
+  per axis and direction.
+* **Final runs.** The best point trains with ``final.seeds`` seeds (or the
+  optimizer's ``seeds``) for ``final.epochs`` on the whole training set.
+
+>>> beyond((1e-3, 3e-3, 1e-2), "up", integer=False, name="lr")
+0.0333333
+>>> beyond((1, 2, 5), "down", integer=True, name="steps") is None
+True
+>>> beyond((2, 5, 10), "down", integer=True, name="steps")
+1
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import itertools
+import math
+import os
+import secrets
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ..errors import RunFolderError
+from ..experiments.models import overridden_autoencoder
+from ..experiments.optimizers import settings
+from ..experiments.runfolder import (
+    FolderLock,
+    append_jsonl,
+    read_jsonl,
+    remove_stale_temporaries,
+    write_text_atomic,
+)
+from . import NUMERICS_VERSION
+from .execute import TOKEN_NAME, DaskRunner, LocalRunner, StudyError, cores, gpu_count, parse_cluster
+from .spec import NUMERIC, DatasetSpec, OptimizerSpec, StudySpec, load, round_sig
+from .trials import Store, Trial, trial_key
+
+Echo = Callable[[str], None]
+
+
+def beyond(values: Sequence[Any], direction: str, *, integer: bool, name: str) -> Any:
+    """The value one step beyond ``values`` (ascending) in ``direction`` (``"up"``/``"down"``), or ``None``.
+
+    ``None`` where the step would pass the hyperparameter's bound (:data:`~.spec.NUMERIC`)
+    or where ``values`` has fewer than two entries (no step to repeat).
+    """
+    if len(values) < 2:
+        return None
+    if direction == "up":
+        a, b = float(values[-2]), float(values[-1])
+        new = b * (b / a) if a > 0 and b > 0 else b + (b - a)
+    else:
+        a, b = float(values[0]), float(values[1])
+        new = a * (a / b) if a > 0 and b > 0 else a - (b - a)
+    if integer:
+        new = round(new)
+        if direction == "up" and new <= values[-1]:
+            new = int(values[-1]) + 1
+        if direction == "down" and new >= values[0]:
+            new = int(values[0]) - 1
+        new = int(new)
+    else:
+        new = round_sig(new)
+    _, low, low_open, high, high_open = NUMERIC[name]
+    if low is not None and (new <= low if low_open else new < low):
+        return None
+    if high is not None and (new >= high if high_open else new > high):
+        return None
+    return new
+
+
+def _value(v: Any) -> str:
+    return f"{v:g}" if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
+
+
+def _point_text(point: dict[str, Any]) -> str:
+    return ",".join(f"{k}={_value(v)}" for k, v in sorted(point.items())) or "defaults"
+
+
+def _frozen(point: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
+    return tuple(sorted(point.items()))
+
+
+class Planner:
+    """Builds the trials of a study (their keys, configs and data descriptions)."""
+
+    def __init__(self, spec: StudySpec) -> None:
+        self.spec = spec
+
+    def trial(self, d: DatasetSpec, o: OptimizerSpec, point: dict[str, Any], seed: int, phase: str) -> Trial:
+        """The trial of ``o`` at ``point`` on ``d`` with ``seed`` in ``phase`` (``"tuning"``/``"final"``)."""
+        spec = self.spec
+        hp = {**o.fixed, **point}
+        resolved = settings(o.base, d.name, **hp)
+        if phase == "tuning":
+            epochs = spec.tuning_epochs
+            limit = spec.tuning_subset if spec.tuning_subset is not None else d.limit_train
+        else:
+            epochs, limit = spec.final_epochs, d.limit_train
+        hidden = o.hidden if o.hidden is not None else d.hidden
+        widths = o.widths if o.widths is not None else d.widths
+        net = overridden_autoencoder(d.name, hidden, None if widths is None else list(widths))
+        data = {
+            "name": d.name,
+            "data_dir": d.data_dir,
+            "limit_train": limit,
+            "limit_test": d.limit_test,
+            "data_seed": d.data_seed,
+        }
+        identity = {
+            "numerics": NUMERICS_VERSION,
+            "settings": resolved,
+            "schedule": o.schedule,
+            "model": {"sizes": net.sizes, "activations": [t.name for t in net.transfers]},
+            "data": {
+                k: v for k, v in data.items() if k != "data_dir"
+            },  # where the files are is not what they are
+            "batch_size": d.batch_size,
+            "dtype": spec.dtype,
+            "device": spec.device,
+            "seed": seed,
+            "epochs": epochs,
+        }
+        config: dict[str, Any] = {
+            "dataset": d.name,
+            "optimizer": o.base,
+            "epochs": epochs,
+            "batch_size": d.batch_size,
+            "seed": seed,
+            "limit_train": limit,
+            "device": spec.device,
+            "dtype": spec.dtype,
+            **hp,
+        }
+        if o.schedule is not None:
+            config.update(
+                schedule="warmup-linear-decay",
+                warmup=o.schedule["warmup"],
+                schedule_total=o.schedule["total"],
+            )
+        if hidden is not None:
+            config["hidden"] = hidden
+        if widths is not None:
+            config["widths"] = list(widths)
+        name = f"{d.name}/{o.name} {phase} {_point_text(hp)} seed {seed}"
+        return Trial(
+            trial_key(identity), name, d.name, o.name, phase, dict(point), seed, identity, config, data
+        )
+
+
+class Tuning:
+    """The tuning of one optimizer on one data set: its points, their scores, the edge extensions."""
+
+    def __init__(self, planner: Planner, d: DatasetSpec, o: OptimizerSpec) -> None:
+        self.planner, self.d, self.o = planner, d, o
+        self.spec = planner.spec
+        names = [a.name for a in o.axes]
+        self.points: list[dict[str, Any]] = [
+            dict(zip(names, combo, strict=True)) for combo in itertools.product(*(a.values for a in o.axes))
+        ]
+        self.values = {a.name: set(a.values) for a in o.axes}
+        self.integer = {a.name: a.integer for a in o.axes}
+        self.extensions: list[dict[str, Any]] = []
+        self.count: collections.Counter[tuple[str, str]] = collections.Counter()
+        self.final: list[Trial] = []
+        self.chosen: dict[str, Any] | None = None
+
+    def trials(self, point: dict[str, Any]) -> list[Trial]:
+        """The tuning trials of one point (one per tuning seed)."""
+        return [self.planner.trial(self.d, self.o, point, s, "tuning") for s in range(self.spec.tuning_seeds)]
+
+    def all_trials(self) -> list[Trial]:
+        """The tuning trials of every point so far."""
+        return [t for p in self.points for t in self.trials(p)]
+
+    def score(self, point: dict[str, Any], records: dict[str, dict[str, Any]]) -> float:
+        """Mean final training loss over the tuning seeds; ``inf`` if one diverged, failed or is missing."""
+        losses = []
+        for t in self.trials(point):
+            r = records.get(t.key)
+            if r is None or r["status"] != "finished" or r.get("final_train_loss") is None:
+                return math.inf
+            losses.append(float(r["final_train_loss"]))
+        return sum(losses) / len(losses)
+
+    def best(self, records: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+        """The best point (ties: the first in order), ``None`` if every point diverged."""
+        scored = [(self.score(p, records), i) for i, p in enumerate(self.points)]
+        loss, i = min(scored)
+        return None if math.isinf(loss) else self.points[i]
+
+    def extend(self, records: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+        """New points one step beyond the edges the best point sits on (see the module docstring)."""
+        best = self.best(records)
+        if best is None:
+            return []
+        known = {_frozen(p) for p in self.points}
+        new: list[dict[str, Any]] = []
+        for axis, vals in self.values.items():
+            ordered = sorted(vals)
+            for direction, edge in (("down", ordered[0]), ("up", ordered[-1])):
+                if best[axis] != edge or self.count[(axis, direction)] >= self.spec.extend_limit:
+                    continue
+                value = beyond(ordered, direction, integer=self.integer[axis], name=axis)
+                if value is None:
+                    continue
+                point = {**best, axis: value}
+                if _frozen(point) in known:
+                    continue
+                self.count[(axis, direction)] += 1
+                self.values[axis].add(value)
+                self.points.append(point)
+                known.add(_frozen(point))
+                self.extensions.append(
+                    {
+                        "axis": axis,
+                        "direction": direction,
+                        "from": edge,
+                        "value": value,
+                        "round": self.count[(axis, direction)],
+                        "point": point,
+                    }
+                )
+                new.append(point)
+        return new
+
+
+def _machine_jobs(device: str, jobs: int | None, threads: int | None) -> tuple[int, int]:
+    n = cores()
+    if device == "gpu":
+        gpus = gpu_count()
+        if gpus == 0:
+            raise StudyError("device: gpu asked for, but no usable GPU was found (locograd info says why)")
+        if jobs is not None and jobs > gpus:
+            raise StudyError(f"jobs: expected at most {gpus} (one trial per GPU), got {jobs}")
+        return (jobs or gpus), (threads or 1)
+    if jobs is None and threads is None:
+        return n, 1
+    if jobs is None:
+        assert threads is not None
+        return max(1, n // threads), threads
+    if threads is None:
+        return jobs, max(1, n // jobs)
+    return jobs, threads
+
+
+def _check_data(spec: StudySpec) -> None:
+    """A data set missing on the machine is reported before any trial runs."""
+    from ..data import find_mnist_files
+
+    for d in spec.datasets:
+        if d.name != "curves":
+            find_mnist_files(d.name, data_dir=d.data_dir)
+
+
+def _check_out(out: str) -> None:
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise RunFolderError(f"out: {out} is a file, expected a study folder")
+    if os.path.isdir(out):
+        entries = [e for e in os.listdir(out) if not e.startswith(".")]
+        ours = {"trials", "trials.jsonl", "study.jsonl", "spec.toml", "report.md", "summary.json", "figures"}
+        other = [e for e in entries if e not in ours]
+        if other and not os.path.exists(os.path.join(out, "study.jsonl")):
+            raise RunFolderError(
+                f"out: {out} holds something other than a study ({sorted(other)[0]}, ...); choose another --out"
+            )
+
+
+def run_study(
+    spec_path: str,
+    out: str | None = None,
+    *,
+    jobs: int | None = None,
+    threads: int | None = None,
+    scheduler: str | None = None,
+    cluster: str | None = None,
+    device: str | None = None,
+    progress: bool = True,
+    echo: Echo | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Run (or continue) the study of ``spec_path`` in ``out``; returns the summary (also ``OUT/summary.json``).
+
+    Args:
+        spec_path: the TOML spec.
+        out: the study folder (default ``runs/study-NAME``).
+        jobs: trials at once on the local pool (default: cores / threads; on GPUs one per GPU).
+        threads: BLAS threads per trial (default: cores / jobs, at least 1).
+        scheduler: ``tcp://HOST:PORT`` of a Dask scheduler.
+        cluster: ``local:N``: a Dask LocalCluster of N single-threaded workers.
+        device: ``cpu``/``gpu``; overrides the spec's.
+        progress: show the tqdm bar.
+        echo: where lines go (default: ``tqdm.write``).
+        command: the command line, for the report (default ``sys.argv``).
+
+    Raises:
+        SpecError, StudyError, RunFolderError, DataError: before any trial runs, with one line.
+    """
+    import dataclasses
+
+    from tqdm.auto import tqdm
+
+    from .report import write_report
+
+    say: Echo = echo if echo is not None else tqdm.write
+    spec = load(spec_path)
+    if device is not None:
+        if device not in ("cpu", "gpu"):
+            raise StudyError(f"device: expected one of cpu, gpu, got {device!r}")
+        spec = dataclasses.replace(spec, device=device)
+    for name, value in (("jobs", jobs), ("threads", threads)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise StudyError(f"{name}: expected an integer >= 1, got {value!r}")
+    if scheduler is not None and cluster is not None:
+        raise StudyError("scheduler: give --scheduler or --cluster, not both")
+    if scheduler is not None and not scheduler.strip():
+        raise StudyError(f"scheduler: expected an address such as tcp://HOST:8786, got {scheduler!r}")
+    n_local = parse_cluster(cluster) if cluster is not None else None
+    if (scheduler is not None or n_local is not None) and jobs is not None:
+        raise StudyError(
+            "jobs: a Dask cluster runs as many trials at once as it has worker threads; drop --jobs"
+        )
+    _check_data(spec)
+    out = os.path.abspath(out if out is not None else os.path.join("runs", f"study-{spec.name}"))
+    _check_out(out)
+    planner = Planner(spec)
+    tunings = [Tuning(planner, d, o) for d in spec.datasets for o in spec.optimizers]
+
+    runner: LocalRunner | DaskRunner
+    if scheduler is not None or n_local is not None:
+        runner = DaskRunner(out, scheduler, n_local, threads or 1, spec.device)
+    else:
+        j, t = _machine_jobs(spec.device, jobs, threads)
+        runner = LocalRunner(out, j, t, spec.device)
+
+    started = time.time()
+    with FolderLock(out, "study folder"):
+        remove_stale_temporaries(out)
+        token = secrets.token_hex(16)
+        write_text_atomic(os.path.join(out, TOKEN_NAME), token + "\n")
+        with open(spec_path, encoding="utf-8") as handle:
+            write_text_atomic(os.path.join(out, "spec.toml"), handle.read())
+        store = Store(out, echo=say)
+        store.load()
+        runner.start(token)
+        cmd = (
+            command if command is not None else " ".join(shlex.quote(a) for a in ["locograd", *sys.argv[1:]])
+        )
+        session = secrets.token_hex(4)
+        append_jsonl(
+            os.path.join(out, "study.jsonl"),
+            {
+                "event": "start",
+                "session": session,
+                "command": cmd,
+                "started": started,
+                "runner": runner.describe(),
+            },
+        )
+        say(f"study {spec.name}: {len(store.records)} trials already done in {out}; {runner.describe()}")
+        bar = tqdm(total=0, desc=f"study {spec.name}", unit="trial", disable=not progress, dynamic_ncols=True)
+        failed: dict[str, str] = {}
+        warned: list[str] = []
+
+        def on_done(trial: Trial, result: dict[str, Any]) -> None:
+            record = dict(result["record"])
+            record.update(
+                dataset=trial.dataset,
+                optimizer=trial.optimizer,
+                phase=trial.phase,
+                point=trial.point,
+                seed=trial.seed,
+                jobs=runner.jobs,
+                runner=runner.kind,
+            )
+            for note in result["notes"]:
+                say(f"study: {note}")
+            if record.get("malloc_trim_threshold") and not warned:
+                warned.append(record["host"])
+                say(
+                    f"study: a worker on {record['host']} has MALLOC_TRIM_THRESHOLD_ set (Dask's nannies set it): "
+                    "large NumPy temporaries then cost page faults and trials train up to 2.5x slower; start the "
+                    "workers without it (see the README's Studies section)"
+                )
+            store.add(record, result["metrics"], result["config"])
+            loss = record["final_train_loss"]
+            what = (
+                f"train loss {loss:.4f}"
+                if record["status"] == "finished"
+                else f"DIVERGED ({record['message']})"
+            )
+            caught = record.get("warnings") or {}
+            if caught:
+                what += (
+                    " (warnings: " + ", ".join(f"{v['count']} {k}" for k, v in sorted(caught.items())) + ")"
+                )
+            say(f"{trial.name}: {what}, {record['seconds']:.1f} s training")
+            bar.update()
+
+        def on_failed(trial: Trial, why: str) -> None:
+            failed[trial.key] = why
+            say(f"{trial.name}: FAILED ({why}); it runs again when the study is re-run")
+            bar.update()
+
+        def execute(trials: list[Trial]) -> None:
+            todo, seen = [], set()
+            for t in trials:
+                if not store.done(t.key) and t.key not in seen and t.key not in failed:
+                    todo.append(t)
+                    seen.add(t.key)
+            bar.total += len(todo)
+            bar.refresh()
+            if todo:
+                runner.run(todo, on_done, on_failed)
+
+        try:
+            execute([t for tu in tunings for t in tu.all_trials()])
+            while True:
+                new = []
+                for tu in tunings:
+                    for point in tu.extend(store.records):
+                        ext = tu.extensions[-1] if tu.extensions else {}
+                        say(
+                            f"study: {tu.d.name}/{tu.o.name}: best {ext.get('axis')} on the edge; trying {_point_text(point)}"
+                        )
+                        new += tu.trials(point)
+                if not new:
+                    break
+                execute(new)
+            finals = []
+            for tu in tunings:
+                tu.chosen = tu.best(store.records)
+                if tu.chosen is None:
+                    say(
+                        f"study: {tu.d.name}/{tu.o.name}: every tuning point diverged or failed; no final runs"
+                    )
+                    continue
+                tu.final = [
+                    planner.trial(tu.d, tu.o, tu.chosen, s, "final") for s in range(spec.seeds_of(tu.o))
+                ]
+                finals += tu.final
+            execute(finals)
+        except BaseException:  # Ctrl-C or an error: stop the workers now, their checkpoints stay
+            bar.close()
+            with contextlib.suppress(Exception):
+                runner.close(abort=True)
+            raise
+        bar.close()
+        runner.close()
+        elapsed = time.time() - started
+        append_jsonl(
+            os.path.join(out, "study.jsonl"),
+            {
+                "event": "end",
+                "session": session,
+                "command": cmd,
+                "started": started,
+                "seconds": elapsed,
+                "runner": runner.describe(),
+                "jobs": runner.jobs,
+                "threads": runner.threads,
+                "appended": len(store.appended),
+                "failed": len(failed),
+            },
+        )
+        history = read_jsonl(os.path.join(out, "study.jsonl"), required=("command",))
+        summary = write_report(spec, out, tunings, store, failed, history, runner)
+    say(f"study {spec.name}: report in {os.path.join(out, 'report.md')} ({elapsed:.1f} s)")
+    return summary
+
+
+__all__ = ["Planner", "Tuning", "beyond", "run_study"]

@@ -1,0 +1,463 @@
+r"""The study spec: a TOML file, read with ``tomllib`` and validated key by key before any trial runs.
+
+A spec (see ``studies/smoke.toml`` for a commented one)::
+
+    name = "smoke"            # optional; default the file's stem; the default --out is runs/study-NAME
+    device = "cpu"            # cpu | gpu
+    dtype = "float32"         # float32 | float64
+    extend_limit = 3          # edge extensions per hyperparameter and direction
+
+    [tuning]                  # every point of every search space, for this budget
+    epochs = 1
+    subset = 200              # the first N training images (default: the study's training set)
+    seeds = 1                 # tuning seeds per point (default 1)
+
+    [final]                   # the best point, on the whole training set
+    epochs = 2
+    seeds = 3                 # default 3
+
+    [datasets.curves]         # one table per data set
+    limit_train = 1000        # the study's training set: the first N images (default all)
+    limit_test = 1000         # the first N test images (default all)
+    batch_size = 100          # default 200 on curves, 1000 on MNIST-format sets
+    targets = ["auto", 150]   # time-to-target losses; auto: the best first-order baseline's final loss
+    data_dir = "/data"        # MNIST-format sets: where the files are
+    data_seed = 0             # CURVES: the generation seed (the same data for every trial)
+    hidden = "sigmoid"        # model override: the hidden transfer
+    widths = [400, 200, 100, 50, 25, 6]   # model override: encoder widths, the code layer last
+
+    [optimizers.adam]
+    lr = {min = 1e-4, max = 1e-2, n = 5}  # a log range ...
+    [optimizers.locoprop-m]
+    lr = [1e-5, 3e-5, 1e-4]   # ... or a list of values: a search axis
+    steps = 10                # a single value: a fixed setting
+    schedule = "released"     # constant (default) | released | {warmup = W, total = T}
+    seeds = 5                 # final seeds of this optimizer (default: final.seeds)
+    [optimizers.locoprop-m-k5]
+    base = "locoprop-m"       # a named variant: another optimizer's settings with changes
+    steps = 5
+
+Every error is ONE line naming the key path, e.g.
+``optimizers.adam.lr: expected a list of numbers or {min, max, n}, got "fast"``.
+
+>>> spec = parse({"tuning": {"epochs": 1}, "final": {"epochs": 2, "seeds": 2},
+...               "datasets": {"curves": {"limit_train": 200}},
+...               "optimizers": {"adam": {"lr": {"min": 1e-3, "max": 1e-2, "n": 3}}}}, name="doc")
+>>> spec.optimizers[0].axes[0].values
+(0.001, 0.00316228, 0.01)
+>>> parse({"tuning": {"epochs": 1}, "final": {"epochs": 1}, "datasets": {"curves": {}},
+...        "optimizers": {"adam": {"lr": "fast"}}}, name="doc")
+Traceback (most recent call last):
+...
+locograd.study.spec.SpecError: optimizers.adam.lr: expected a list of numbers or {min, max, n}, got "fast"
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import re
+import sys
+from typing import Any
+
+from ..data import DATASETS
+from ..experiments.models import HIDDEN_TRANSFERS
+from ..experiments.optimizers import INNER, OPTIMIZERS, SOLVERS, settings
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover (Python 3.10)
+    import tomli as tomllib
+
+
+class SpecError(ValueError):
+    """A study spec that cannot be used; the message is one line naming the key path."""
+
+
+FIRST_ORDER = ("sgd", "momentum", "adam", "rmsprop")
+"""The first-order baselines whose best final loss is the ``auto`` target."""
+
+NUMERIC = {
+    # name: (integer?, low, low_open, high, high_open)
+    "lr": (False, 0.0, True, None, False),
+    "gamma": (False, 0.0, True, None, False),
+    "eta": (False, 0.0, True, None, False),
+    "damping": (False, 0.0, True, None, False),
+    "steps": (True, 1, False, None, False),
+}
+"""The searchable hyperparameters and their bounds (edge extension never passes them)."""
+
+CHOICES = {"solver": SOLVERS, "inner": INNER}
+"""Hyperparameters that take a name (fixed settings only)."""
+
+RELEASED_SCHEDULE = {"warmup": 5, "total": 100}
+DEFAULT_BATCH = {"curves": 200}
+DEFAULT_BATCH_FILES = 1000
+
+
+@dataclasses.dataclass(frozen=True)
+class Axis:
+    """One search axis: a hyperparameter and its values, ascending."""
+
+    name: str
+    values: tuple[Any, ...]
+    integer: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerSpec:
+    """One optimizer (or named variant) of a study.
+
+    Attributes:
+        name: its name in the spec (``"adam"``, ``"locoprop-m-k5"``).
+        base: the optimizer it builds (one of :data:`~locograd.experiments.optimizers.OPTIMIZERS`).
+        axes: the search axes.
+        fixed: the fixed settings (hyperparameter name -> value).
+        schedule: ``None`` (constant) or ``{"warmup": W, "total": T}``.
+        seeds: final seeds, ``None`` for the study's default.
+        hidden, widths: model overrides (``None``: the data set's).
+    """
+
+    name: str
+    base: str
+    axes: tuple[Axis, ...]
+    fixed: dict[str, Any]
+    schedule: dict[str, int] | None
+    seeds: int | None
+    hidden: str | None
+    widths: tuple[int, ...] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """One data set of a study (see the module docstring for the keys)."""
+
+    name: str
+    data_dir: str | None
+    limit_train: int | None
+    limit_test: int | None
+    batch_size: int
+    targets: tuple[Any, ...]
+    data_seed: int
+    hidden: str | None
+    widths: tuple[int, ...] | None
+
+
+@dataclasses.dataclass(frozen=True)
+class StudySpec:
+    """A validated study spec."""
+
+    name: str
+    device: str
+    dtype: str
+    extend_limit: int
+    tuning_epochs: int
+    tuning_subset: int | None
+    tuning_seeds: int
+    final_epochs: int
+    final_seeds: int
+    datasets: tuple[DatasetSpec, ...]
+    optimizers: tuple[OptimizerSpec, ...]
+    source: dict[str, Any]
+
+    def seeds_of(self, opt: OptimizerSpec) -> int:
+        """The number of final seeds of ``opt``."""
+        return self.final_seeds if opt.seeds is None else opt.seeds
+
+
+def _got(value: Any) -> str:
+    try:
+        return json.dumps(value)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def _fail(path: str, what: str, value: Any) -> SpecError:
+    return SpecError(f"{path}: expected {what}, got {_got(value)}")
+
+
+def _table(path: str, value: Any, keys: tuple[str, ...], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _fail(path, "a table", value)
+    for key in value:
+        if key not in keys:
+            raise SpecError(f"{path}.{key}: unknown key; valid keys are {', '.join(keys)}")
+    for key in required:
+        if key not in value:
+            raise SpecError(f"{path}.{key}: missing (expected {_what_required(key)})")
+    return value
+
+
+def _what_required(key: str) -> str:
+    return {
+        "epochs": "an integer >= 1",
+        "datasets": "a table per data set",
+        "optimizers": "a table per optimizer",
+    }.get(key, "a value")
+
+
+def _int(path: str, value: Any, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise _fail(path, f"an integer >= {minimum}", value)
+    return int(value)
+
+
+def _number(path: str, value: Any, name: str) -> Any:
+    integer, low, low_open, high, high_open = NUMERIC[name]
+    if integer:
+        return _int(path, value, int(low))
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise _fail(path, "a finite number", value)
+    v = float(value)
+    if low is not None and (v <= low if low_open else v < low):
+        raise _fail(path, f"a number {'>' if low_open else '>='} {low:g}", value)
+    if high is not None and (v >= high if high_open else v > high):
+        raise _fail(path, f"a number {'<' if high_open else '<='} {high:g}", value)
+    return v
+
+
+def _name(path: str, value: Any, choices: tuple[str, ...], dash: bool = True) -> str:
+    if not isinstance(value, str):
+        raise _fail(path, f"one of {', '.join(choices)}", value)
+    key = value.strip().lower()
+    key = key.replace("_", "-") if dash else key.replace("-", "_")
+    if key not in choices:
+        raise SpecError(f"{path}: unknown name {_got(value)}; valid names are {', '.join(choices)}")
+    return key
+
+
+def canonical_optimizer_name(value: str) -> str:
+    """``"LocoProp_M"`` -> ``"locoprop-m"`` (case and ``_``/``-`` do not matter)."""
+    return value.strip().lower().replace("_", "-")
+
+
+def round_sig(value: float, digits: int = 6) -> float:
+    """``value`` rounded to ``digits`` significant digits (the values a log range generates)."""
+    return float(f"{value:.{digits}g}")
+
+
+def _axis(path: str, name: str, value: Any) -> Axis:
+    integer = NUMERIC[name][0]
+    what = "a list of numbers or {min, max, n}" if not integer else "a list of integers or {min, max, n}"
+    if isinstance(value, list):
+        if not value:
+            raise _fail(path, what, value)
+        for i, v in enumerate(value):
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise _fail(path, what, value)
+            _number(f"{path}[{i}]", v, name)
+        values = sorted({_number(path, v, name) for v in value})
+        return Axis(name, tuple(values), integer)
+    if isinstance(value, dict):
+        if set(value) != {"min", "max", "n"}:
+            raise _fail(path, what, value)
+        lo = _number(f"{path}.min", value["min"], name)
+        hi = _number(f"{path}.max", value["max"], name)
+        n = _int(f"{path}.n", value["n"], 2)
+        if lo <= 0:
+            raise _fail(f"{path}.min", "a number > 0 (a log range)", value["min"])
+        if hi <= lo:
+            raise _fail(f"{path}.max", f"a number > min ({lo:g})", value["max"])
+        raw = [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)]
+        pts = sorted({round(v) for v in raw}) if integer else [round_sig(v) for v in raw]
+        return Axis(name, tuple(pts), integer)
+    raise _fail(path, what, value)
+
+
+OPTIMIZER_KEYS = ("base", "schedule", "seeds", "hidden", "widths", *NUMERIC, *CHOICES)
+DATASET_KEYS = (
+    "data_dir",
+    "limit_train",
+    "limit_test",
+    "batch_size",
+    "targets",
+    "data_seed",
+    "hidden",
+    "widths",
+)
+TOP_KEYS = ("name", "device", "dtype", "extend_limit", "tuning", "final", "datasets", "optimizers")
+
+
+def _widths(path: str, value: Any) -> tuple[int, ...]:
+    if not isinstance(value, list) or not value:
+        raise _fail(path, "a non-empty list of integers >= 1", value)
+    for i, w in enumerate(value):
+        _int(f"{path}[{i}]", w)
+    return tuple(int(w) for w in value)
+
+
+def _schedule(path: str, value: Any) -> dict[str, int] | None:
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key == "constant":
+            return None
+        if key == "released":
+            return dict(RELEASED_SCHEDULE)
+    elif isinstance(value, dict):
+        _table(path, value, ("warmup", "total"), ("warmup", "total"))
+        total = _int(f"{path}.total", value["total"], 2)
+        warmup = _int(f"{path}.warmup", value["warmup"], 0)
+        if warmup >= total:
+            raise _fail(f"{path}.warmup", f"an integer in [0, {total})", value["warmup"])
+        return {"warmup": warmup, "total": total}
+    raise _fail(path, '"constant", "released" or {warmup, total}', value)
+
+
+def _optimizer(path: str, name: str, body: Any, raw: dict[str, Any], depth: int = 0) -> OptimizerSpec:
+    body = _table(path, body, OPTIMIZER_KEYS)
+    if "base" in body:
+        base = _name(f"{path}.base", body["base"], OPTIMIZERS)
+    else:
+        base = _name(path, name, OPTIMIZERS) if canonical_optimizer_name(name) in OPTIMIZERS else ""
+        if not base:
+            raise SpecError(
+                f"{path}: unknown optimizer {_got(name)}; valid names are {', '.join(OPTIMIZERS)} "
+                "(or give a named variant its base = NAME)"
+            )
+    axes: list[Axis] = []
+    fixed: dict[str, Any] = {}
+    for key, value in body.items():
+        sub = f"{path}.{key}"
+        if key in NUMERIC:
+            if isinstance(value, list | dict):
+                axis = _axis(sub, key, value)
+                if len(axis.values) == 1:
+                    fixed[key] = axis.values[0]
+                else:
+                    axes.append(axis)
+            else:
+                if isinstance(value, str):
+                    raise _fail(sub, "a list of numbers or {min, max, n}", value)
+                fixed[key] = _number(sub, value, key)
+        elif key in CHOICES:
+            fixed[key] = _name(sub, value, CHOICES[key], dash=False)
+    trial = {**fixed, **{a.name: a.values[0] for a in axes}}
+    try:
+        settings(base, "curves", **trial)
+    except ValueError as exc:
+        raise SpecError(f"{path}.{exc}") from None
+    seeds = _int(f"{path}.seeds", body["seeds"]) if "seeds" in body else None
+    hidden = _name(f"{path}.hidden", body["hidden"], HIDDEN_TRANSFERS) if "hidden" in body else None
+    widths = _widths(f"{path}.widths", body["widths"]) if "widths" in body else None
+    schedule = _schedule(f"{path}.schedule", body["schedule"]) if "schedule" in body else None
+    return OptimizerSpec(name, base, tuple(axes), fixed, schedule, seeds, hidden, widths)
+
+
+def _targets(path: str, value: Any) -> tuple[Any, ...]:
+    if not isinstance(value, list):
+        raise _fail(path, 'a list of "auto" and numbers > 0', value)
+    out: list[Any] = []
+    for i, t in enumerate(value):
+        if isinstance(t, str) and t.strip().lower() == "auto":
+            out.append("auto")
+        elif not isinstance(t, bool) and isinstance(t, int | float) and math.isfinite(t) and t > 0:
+            out.append(float(t))
+        else:
+            raise _fail(f"{path}[{i}]", '"auto" or a number > 0', t)
+    return tuple(out)
+
+
+def _dataset(path: str, key: str, body: Any) -> DatasetSpec:
+    name = _name(path, key, DATASETS)
+    body = _table(path, body, DATASET_KEYS)
+    data_dir = body.get("data_dir")
+    if data_dir is not None and not isinstance(data_dir, str):
+        raise _fail(f"{path}.data_dir", "a folder name", data_dir)
+    limit_train = _int(f"{path}.limit_train", body["limit_train"]) if "limit_train" in body else None
+    limit_test = _int(f"{path}.limit_test", body["limit_test"]) if "limit_test" in body else None
+    batch = DEFAULT_BATCH.get(name, DEFAULT_BATCH_FILES)
+    batch = _int(f"{path}.batch_size", body["batch_size"]) if "batch_size" in body else batch
+    if limit_train is not None and batch > limit_train:
+        raise SpecError(f"{path}.batch_size: {batch} is larger than limit_train ({limit_train})")
+    targets = _targets(f"{path}.targets", body["targets"]) if "targets" in body else ("auto",)
+    data_seed = _int(f"{path}.data_seed", body["data_seed"], 0) if "data_seed" in body else 0
+    hidden = _name(f"{path}.hidden", body["hidden"], HIDDEN_TRANSFERS) if "hidden" in body else None
+    widths = _widths(f"{path}.widths", body["widths"]) if "widths" in body else None
+    return DatasetSpec(name, data_dir, limit_train, limit_test, batch, targets, data_seed, hidden, widths)
+
+
+def parse(raw: Any, name: str) -> StudySpec:
+    """Validate a spec already read from TOML (a dict); ``name`` is the default study name.
+
+    Raises:
+        SpecError: one line naming the key path and what was expected.
+    """
+    raw = _table("spec", raw, TOP_KEYS, ("tuning", "final", "datasets", "optimizers"))
+    study = raw.get("name", name)
+    if not isinstance(study, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", study):
+        raise _fail("name", "a name of letters, digits, '.', '_' and '-'", study)
+    device = _name("device", raw.get("device", "cpu"), ("cpu", "gpu"))
+    dtype = _name("dtype", raw.get("dtype", "float32"), ("float32", "float64"), dash=False)
+    extend_limit = _int("extend_limit", raw.get("extend_limit", 3), 0)
+    tuning = _table("tuning", raw["tuning"], ("epochs", "subset", "seeds"), ("epochs",))
+    final = _table("final", raw["final"], ("epochs", "seeds"), ("epochs",))
+    datasets_raw = _table(
+        "datasets", raw["datasets"], tuple(raw["datasets"]) if isinstance(raw["datasets"], dict) else ()
+    )
+    if not datasets_raw:
+        raise _fail("datasets", "at least one data set table, e.g. [datasets.curves]", datasets_raw)
+    datasets = [_dataset(f"datasets.{k}", k, v) for k, v in datasets_raw.items()]
+    seen = [d.name for d in datasets]
+    if len(set(seen)) != len(seen):
+        raise SpecError(f"datasets: {sorted(seen)} names one data set twice")
+    opts_raw = raw["optimizers"]
+    if not isinstance(opts_raw, dict) or not opts_raw:
+        raise _fail("optimizers", "at least one optimizer table, e.g. [optimizers.adam]", opts_raw)
+    optimizers = [_optimizer(f"optimizers.{k}", k, v, opts_raw) for k, v in opts_raw.items()]
+    names = [canonical_optimizer_name(o.name) for o in optimizers]
+    if len(set(names)) != len(names):
+        raise SpecError(f"optimizers: {names} names one optimizer twice (case and _/- do not matter)")
+    optimizers = [dataclasses.replace(o, name=n) for o, n in zip(optimizers, names, strict=True)]
+    spec = StudySpec(
+        name=study,
+        device=device,
+        dtype=dtype,
+        extend_limit=extend_limit,
+        tuning_epochs=_int("tuning.epochs", tuning["epochs"]),
+        tuning_subset=_int("tuning.subset", tuning["subset"]) if "subset" in tuning else None,
+        tuning_seeds=_int("tuning.seeds", tuning.get("seeds", 1)),
+        final_epochs=_int("final.epochs", final["epochs"]),
+        final_seeds=_int("final.seeds", final.get("seeds", 3)),
+        datasets=tuple(datasets),
+        optimizers=tuple(optimizers),
+        source=raw,
+    )
+    for d in datasets:
+        if spec.tuning_subset is not None:
+            if d.limit_train is not None and spec.tuning_subset > d.limit_train:
+                raise SpecError(
+                    f"tuning.subset: {spec.tuning_subset} is larger than datasets.{d.name}.limit_train ({d.limit_train})"
+                )
+            if d.batch_size > spec.tuning_subset:
+                raise SpecError(
+                    f"datasets.{d.name}.batch_size: {d.batch_size} is larger than tuning.subset ({spec.tuning_subset})"
+                )
+    for o in optimizers:
+        if o.schedule is not None:
+            longest = max(spec.tuning_epochs, spec.final_epochs)
+            if longest > o.schedule["total"] - 1:
+                raise SpecError(
+                    f"optimizers.{o.name}.schedule: the warm-up and linear decay reaches 0 at epoch "
+                    f"{o.schedule['total'] - 1}; the study trains {longest} epochs"
+                )
+    return spec
+
+
+def load(path: str) -> StudySpec:
+    """Read and validate the spec file at ``path`` (see :func:`parse`)."""
+    if not os.path.isfile(path):
+        raise SpecError(f"spec: no such file {path}")
+    try:
+        with open(path, "rb") as handle:
+            raw = tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: not valid TOML ({exc})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{path}: cannot read the spec ({exc})") from None
+    stem = os.path.splitext(os.path.basename(path))[0]
+    return parse(raw, name=stem)
+
+
+__all__ = ["Axis", "DatasetSpec", "OptimizerSpec", "SpecError", "StudySpec", "load", "parse"]

@@ -1,0 +1,201 @@
+r"""Trials: one training run each, keyed by a hash of its canonical settings, and the store that keeps them.
+
+A trial's key is the SHA-256 (first 16 hex digits) of the canonical JSON of
+everything that determines its numbers: the optimizer's resolved settings
+(defaults filled in by :func:`~locograd.experiments.optimizers.settings`, so
+``lr = 0.001`` and ``lr = 1e-3``, or a default spelled out or left out, give the
+same key), the schedule, the model, the data (set, generation seed, training
+and test images), the batch size, the dtype, the device, the seed, the epochs
+and :data:`~locograd.study.NUMERICS_VERSION`.  Floats are canonicalised to 12
+significant digits, names to lower case; keys are sorted.
+
+The store, in the study folder ``OUT``:
+
+* ``OUT/trials/KEY/``: the trial's run folder (``config.json``, ``metrics.jsonl``,
+  ``checkpoint.npz`` written every epoch), written by
+  :func:`locograd.experiments.training.train`;
+* ``OUT/trials.jsonl``: one line per finished (or diverged) trial, appended
+  atomically (:func:`~locograd.experiments.runfolder.append_jsonl`).
+
+>>> a = trial_key({"settings": {"lr": 0.001, "optimizer": "Adam"}, "seed": 0})
+>>> a == trial_key({"seed": 0, "settings": {"optimizer": "adam", "lr": 1e-3}})
+True
+>>> a == trial_key({"seed": 1, "settings": {"optimizer": "adam", "lr": 1e-3}})
+False
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+from typing import Any
+
+from ..errors import RunFolderError
+from ..experiments.runfolder import append_jsonl, read_json, read_jsonl, write_json_atomic, write_text_atomic
+
+PHASES = ("tuning", "final")
+
+
+def canonical(value: Any) -> Any:
+    """``value`` with floats rounded to 12 significant digits, strings lower case, tuples as lists."""
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        return value.strip().lower()
+    if isinstance(value, dict):
+        return {str(k).strip().lower(): canonical(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [canonical(v) for v in value]
+    raise TypeError(f"trial: cannot canonicalise a {type(value).__name__}")
+
+
+def trial_key(identity: dict[str, Any]) -> str:
+    """The key of a trial: 16 hex digits of the SHA-256 of its canonical, key-sorted JSON."""
+    text = json.dumps(canonical(identity), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclasses.dataclass(frozen=True)
+class Trial:
+    """One training run of a study.
+
+    Attributes:
+        key: :func:`trial_key` of ``identity``.
+        name: for people: ``"curves/adam/tuning lr=0.001 seed 0"``.
+        dataset, optimizer, phase: what it belongs to.
+        point: the hyperparameters searched (axis name -> value).
+        seed: initialisation and shuffling seed (the data are the same for every seed).
+        identity: what the key hashes.
+        config: keyword arguments of :class:`~locograd.experiments.training.TrainConfig` (without ``out``).
+        data: how the worker loads the data: name, data_dir, limit_train, limit_test, data_seed.
+    """
+
+    key: str
+    name: str
+    dataset: str
+    optimizer: str
+    phase: str
+    point: dict[str, Any]
+    seed: int
+    identity: dict[str, Any]
+    config: dict[str, Any]
+    data: dict[str, Any]
+
+    def payload(self) -> dict[str, Any]:
+        """The plain-data description sent to a worker."""
+        return {"key": self.key, "name": self.name, "config": self.config, "data": self.data}
+
+
+class Store:
+    """The trials of one study folder: the records of ``trials.jsonl`` and each trial's metrics.
+
+    Args:
+        out: the study folder.
+        echo: called with one line for each note (a corrupt trial folder, a repaired file).
+    """
+
+    def __init__(self, out: str, echo: Any = print) -> None:
+        self.out = out
+        self.echo = echo
+        self.path = os.path.join(out, "trials.jsonl")
+        self.records: dict[str, dict[str, Any]] = {}
+        self.appended: list[str] = []
+        self._metrics: dict[str, list[dict[str, Any]]] = {}
+
+    def folder(self, key: str) -> str:
+        """``OUT/trials/KEY``."""
+        return os.path.join(self.out, "trials", key)
+
+    def load(self) -> None:
+        """Read ``trials.jsonl`` (the last record of a key wins).
+
+        A torn last line (a kill during the append) is cut off, with a note.  A
+        record whose trial folder has no readable ``metrics.jsonl`` is dropped
+        with a note naming the path, so that the trial runs again.
+        """
+        try:
+            rows = read_jsonl(self.path, required=("key", "status"), missing_ok=True)
+        except RunFolderError as exc:
+            if "cut short" not in str(exc):
+                raise
+            with open(self.path, encoding="utf-8") as handle:
+                text = handle.read()
+            write_text_atomic(self.path, text[: text.rfind("\n") + 1])  # only the torn tail is dropped
+            self.echo(f"study: {exc}; dropped the torn line")
+            rows = read_jsonl(self.path, required=("key", "status"), missing_ok=True)
+        for row in rows:
+            self.records[row["key"]] = row
+        for key in list(self.records):
+            try:
+                self.metrics(key)
+            except RunFolderError as exc:
+                self.echo(f"study: trial {key} is corrupt ({exc}); it runs again")
+                del self.records[key]
+
+    def done(self, key: str) -> bool:
+        """Whether ``key`` has a record (finished or diverged: it is never run again)."""
+        return key in self.records
+
+    def metrics(self, key: str) -> list[dict[str, Any]]:
+        """The ``metrics.jsonl`` rows of a trial (cached); :class:`RunFolderError` if missing or torn."""
+        if key not in self._metrics:
+            path = os.path.join(self.folder(key), "metrics.jsonl")
+            rows = read_jsonl(path, required=("epoch", "train_loss", "test_loss", "seconds"))
+            if not rows:
+                raise RunFolderError(f"{path}: holds no rows")
+            self._metrics[key] = rows
+        return self._metrics[key]
+
+    def add(
+        self,
+        record: dict[str, Any],
+        metrics: list[dict[str, Any]] | None = None,
+        config: dict[str, Any] | None = None,
+    ) -> None:
+        """Record a finished trial: append to ``trials.jsonl``.
+
+        ``metrics`` and ``config`` (from a worker without the shared folder) are written
+        into the trial folder first (atomically, through the run-folder module).
+        """
+        key = record["key"]
+        if metrics is not None:
+            folder = self.folder(key)
+            clear_folder(folder)
+            os.makedirs(folder, exist_ok=True)
+            write_text_atomic(
+                os.path.join(folder, "metrics.jsonl"), "".join(json.dumps(r) + "\n" for r in metrics)
+            )
+            if config is not None:
+                write_json_atomic(os.path.join(folder, "config.json"), config)
+        self._metrics.pop(key, None)
+        append_jsonl(self.path, record)
+        self.records[key] = record
+        self.appended.append(key)
+
+    def config(self, key: str) -> Any:
+        """The trial's ``config.json``."""
+        return read_json(os.path.join(self.folder(key), "config.json"), "trial config")
+
+
+def clear_folder(folder: str) -> None:
+    """Delete the files of a trial folder (not its lock file), so that it restarts from scratch."""
+    if not os.path.isdir(folder):
+        return
+    for name in os.listdir(folder):
+        if name == ".lock":
+            continue
+        path = os.path.join(folder, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            shutil.rmtree(path)
+        else:
+            os.unlink(path)
+
+
+__all__ = ["PHASES", "Store", "Trial", "canonical", "clear_folder", "trial_key"]
