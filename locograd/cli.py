@@ -8,7 +8,6 @@ Subcommands:
 * ``locograd verify``: LocoProp's identities on random problems, as a pass/fail table.
 * ``locograd train``: one optimizer on a deep autoencoder (progress bar, metrics, plots, checkpoints).
 * ``locograd compare``: several optimizers on the same data and initialisation, a table and a plot.
-* ``locograd sweep``: short trainings over a grid of settings, best first.
 * ``locograd study``: a seeded, resumable comparison of optimizers from a TOML spec
   (:mod:`locograd.study`), on a local process pool or a Dask cluster.
 * ``locograd bench``: the benchmark of every step kind against PyTorch and the matmul rate
@@ -261,21 +260,11 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sweep(args: argparse.Namespace) -> int:
-    from .experiments.sweep import check_grid, format_sweep, parse_grid, sweep
-
-    grid = parse_grid(args.grid)
-    config = _config(args, args.optimizer)
-    check_grid(config, grid)
-    with _blas_threads(args):
-        rows = sweep(config, grid)
-    print(format_sweep(rows))
-    best = rows[0]
-    if best["diverged"]:
-        print("every setting diverged")
-        return 1
-    print("best: " + ", ".join(f"{k}={best[k]:g}" for k in grid) + f" (results in {args.out}/sweep.json)")
-    return 0
+SWEEP_RETIRED = (
+    "sweep was retired: a study with one optimizer does its job under the fair protocol (seeds, "
+    "edge extension, a report); write a spec with one [optimizers.NAME] table, e.g. from "
+    "studies/smoke.toml, and run locograd study SPEC"
+)
 
 
 def _study(args: argparse.Namespace) -> int:
@@ -354,16 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _run_options(compare, "runs/compare")
     compare.set_defaults(func=_compare)
-    sweep = sub.add_parser("sweep", help="short trainings over a grid of settings; reports the best")
-    sweep.add_argument("--optimizer", help=", ".join(OPTIMIZERS) + " (required unless --preset brings one)")
-    sweep.add_argument(
-        "--grid",
-        action="append",
-        default=[],
-        help="NAME=V1,V2,... (lr, gamma, eta, steps, damping, batch_size); repeatable",
-    )
-    _run_options(sweep, "runs/sweep")
-    sweep.set_defaults(func=_sweep)
+    sub.add_parser("sweep", help="retired: use locograd study with a one-optimizer spec", add_help=False)
     _study_parser(sub)
     sub.add_parser(
         "bench",
@@ -380,6 +360,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .bench import main as bench_main
 
         return bench_main(argv[1:], prog="locograd bench")
+    if argv[:1] == ["sweep"]:
+        print(f"locograd: error: {SWEEP_RETIRED}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))

@@ -22,7 +22,6 @@ from locograd.data import DataError, read_mnist_npz, write_idx
 from locograd.data.registry import IDX_NAMES
 from locograd.experiments import TrainConfig, TrainingError, autoencoder, settings
 from locograd.experiments.models import CURVES_SIZES, MNIST_SIZES
-from locograd.experiments.sweep import check_grid, parse_grid
 from locograd.experiments.training import ConfigError, canonical_names, make_optimizer, mean_loss, resolve
 from locograd.optim import schedules
 from locograd.validators import canonical_choice, integer_list, output_file, output_folder
@@ -204,8 +203,8 @@ def test_the_command_line_takes_any_spelling(tmp_path: Path, capsys: pytest.Capt
     )
 
 
-def test_compare_and_bench_and_grid_names_are_normalised() -> None:
-    """Before: ``--optimizers SGD,Adam``, ``--kinds LocoProp-M`` and ``--grid Batch-Size=10`` were refused."""
+def test_compare_and_bench_names_are_normalised() -> None:
+    """Before: ``--optimizers SGD,Adam`` and ``--kinds LocoProp-M`` were refused."""
     from locograd.experiments.optimizers import check_name
 
     assert [check_name(n) for n in "SGD, Adam".split(",")] == ["sgd", "adam"]
@@ -213,7 +212,6 @@ def test_compare_and_bench_and_grid_names_are_normalised() -> None:
         ["--quick", "--kinds", "BackProp,LocoProp-M", "--device", "CPU"]
     )
     assert bench_run.check_args(args) == ["backprop", "locoprop_m"] and args.device == "cpu"
-    assert parse_grid(["Batch-Size=10,20"]) == {"batch_size": [10, 20]}
 
 
 # ---- kind 5: schedules and the official preset --------------------------------------------------
@@ -324,12 +322,9 @@ def test_train_without_optimizer_or_preset_says_what_is_needed(
 ) -> None:
     """Still required without a preset; the message names both ways (before: argparse's usage text
     and "the following arguments are required: --optimizer")."""
-    for args in (["train"], ["sweep", "--grid", "lr=1"]):
-        code, _, err = run_cli([*args, "--out", str(tmp_path / "x")], capsys)
-        assert code == 2 and not (tmp_path / "x").exists()
-        assert_one_line(
-            err, "optimizer: expected --optimizer NAME with NAME one of sgd", "or --preset official"
-        )
+    code, _, err = run_cli(["train", "--out", str(tmp_path / "x")], capsys)
+    assert code == 2 and not (tmp_path / "x").exists()
+    assert_one_line(err, "optimizer: expected --optimizer NAME with NAME one of sgd", "or --preset official")
 
 
 # ---- kind 5: every argument before any work ----------------------------------------------------
@@ -396,85 +391,6 @@ def test_the_api_checks_the_optimizer_numbers() -> None:
         resolve(TrainConfig(workers=0))
     with pytest.raises(ConfigError, match="progress: expected True or False"):
         resolve(TrainConfig(progress="no"))  # type: ignore[arg-type]
-
-
-def test_sweep_checks_every_setting_before_the_first_trains(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Before: ``--grid lr=0.1,-1`` trained lr=0.1 into the folder and then failed on -1."""
-    out = tmp_path / "s"
-    code, _, err = run_cli(
-        ["sweep", "--optimizer", "sgd", "--grid", "lr=0.1,-1", *SMALL, "--out", str(out)], capsys
-    )
-    assert code == 2 and not out.exists()
-    assert_one_line(err, "grid setting lr=-1: lr: expected a finite number > 0, got -1.0")
-
-
-def test_sweep_checks_every_batch_size_against_the_data_before_training(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """Before: batch_size=20 trained, then batch_size=500 failed ("larger than the training set")."""
-    out = tmp_path / "s"
-    code, _, err = run_cli(
-        [
-            "sweep",
-            "--optimizer",
-            "sgd",
-            "--grid",
-            "batch_size=20,500",
-            "--limit-train",
-            "40",
-            "--epochs",
-            "1",
-            "--no-progress",
-            "--out",
-            str(out),
-        ],
-        capsys,
-    )
-    assert code == 2 and not (out / "batch_size=20").exists()
-    assert_one_line(
-        err, "grid setting batch_size=500: batch-size: 500 is larger than the training set (40 examples)"
-    )
-
-
-@pytest.mark.parametrize(
-    ("grid", "extra", "message"),
-    [
-        (["lr=0.1", "lr=0.2"], [], "grid: lr is given twice"),
-        (["lr=0.1,0.1"], [], "grid: lr lists a value twice"),
-        (["batch_size=10"], ["--batch-size", "20"], "grid: batch_size is also given as --batch-size"),
-        (["lr=0.1,0.1000001"], [], "would share the folder lr=0.1"),
-        (["gamma=1"], [], "grid setting gamma=1: gamma: only applies to locoprop-s and locoprop-m"),
-    ],
-)
-def test_sweep_grids_that_cannot_be_run_as_given(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], grid: list[str], extra: list[str], message: str
-) -> None:
-    """Before: a second ``--grid lr`` replaced the first in silence and a grid ``--batch-size`` overrode
-    the flag; a repeated value trained once and then failed ("already holds a run")."""
-    args = ["sweep", "--optimizer", "sgd", "--limit-train", "40", "--epochs", "1", "--no-progress"]
-    for item in grid:
-        args += ["--grid", item]
-    out = tmp_path / "s"
-    code, _, err = run_cli([*args, *extra, "--out", str(out)], capsys)
-    assert code == 2 and not out.exists()
-    assert_one_line(err, message)
-
-
-def test_check_grid_for_the_api() -> None:
-    """``sweep(config, grid)`` takes a dict; its shape is checked before anything (before: a string
-    value failed in the folder name's format, after the data had loaded)."""
-    config = TrainConfig(optimizer="sgd", epochs=1)
-    assert [s for s, _ in check_grid(config, {"lr": [0.1, 0.2]})] == [{"lr": 0.1}, {"lr": 0.2}]
-    for grid, message in [
-        ({}, "grid: expected a dict"),
-        ({"learning_rate": [1.0]}, "grid: unknown name 'learning_rate'"),
-        ({"lr": []}, "grid: lr needs a non-empty list"),
-        ({"lr": ["big"]}, "grid: lr takes float values, got 'big'"),
-    ]:
-        with pytest.raises(ConfigError, match=message):
-            check_grid(config, grid)
 
 
 def test_compare_checks_every_optimizer_before_the_first_trains(

@@ -89,6 +89,13 @@ def test_argparse_errors_are_one_line(capsys: pytest.CaptureFixture[str], argv: 
     assert exc.value.code == 2 and err.count("\n") == 1 and "invalid" in err and "--help)" in err
 
 
+def test_sweep_is_retired_with_a_pointer_to_study(capsys: pytest.CaptureFixture[str]) -> None:
+    """``locograd sweep`` gave way to ``locograd study`` (one mechanism for one job): it says so in one line."""
+    assert cli.main(["sweep", "--optimizer", "sgd", "--grid", "lr=0.1"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "sweep was retired" in err and "locograd study SPEC" in err
+
+
 def test_verify_refuses_zero_trials(capsys: pytest.CaptureFixture[str]) -> None:
     """Before: "locograd: error: max() arg is an empty sequence"."""
     assert cli.main(["verify", "--trials", "0"]) == 2

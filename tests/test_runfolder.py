@@ -160,8 +160,8 @@ def test_a_run_killed_with_sigkill_leaves_no_stale_lock(tmp_path, capsys) -> Non
     assert losses(out) == losses(straight(tmp_path, capsys))
 
 
-def test_compare_and_sweep_lock_their_folder(tmp_path, capsys) -> None:
-    """Before: compare and sweep took no lock; both trained into a folder another process held."""
+def test_compare_and_train_lock_their_folder(tmp_path, capsys) -> None:
+    """Before: compare and train took no lock; both trained into a folder another process held."""
     folder = tmp_path / "held"
     holder = subprocess.Popen(
         [
@@ -179,7 +179,6 @@ def test_compare_and_sweep_lock_their_folder(tmp_path, capsys) -> None:
         common = ["--epochs", "1", "--limit-train", "80", "--batch-size", "40", "--no-progress"]
         for command in (
             ["compare", "--optimizers", "sgd", *common, "--out", str(folder)],
-            ["sweep", "--optimizer", "sgd", "--grid", "lr=0.1", *common, "--out", str(folder)],
             ["train", "--optimizer", "sgd", *common, "--out", str(folder)],
         ):
             code, _, err = run_cli(command, capsys)

@@ -31,8 +31,8 @@
 #   inner TF1-RMSProp steps per layer and batch (with the within-batch factor
 #   $\max(1 - k/K, 0.25)$), no proximal term.
 #
-# Their learning rates on CURVES come from one `locograd sweep` each
-# (`docs/TUNING.md`). The second-order baselines `kfac`, `shampoo` and `foof`
+# Their learning rates on CURVES come from one short grid search each
+# (`docs/TUNING.md`; `locograd study` is the fair, seeded way to tune them). The second-order baselines `kfac`, `shampoo` and `foof`
 # run the same way (see the commands at the end).
 #
 # This is a short demonstration run on a subset, not a benchmark: the numbers

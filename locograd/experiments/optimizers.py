@@ -18,7 +18,7 @@ optimizer on :math:`\partial L/\partial W` per batch), ``locoprop-s`` and
 | locoprop-m | LocoProp-M, likewise (the released method)    | gamma, K, lr                             |
 
 Defaults: on CURVES every learning rate (and K-FAC's damping) is the best of one
-``locograd sweep`` per optimizer under the same protocol (1,000 images, 3 epochs,
+``locograd sweep`` (since retired for ``locograd study``) per optimizer under the same protocol (1,000 images, 3 epochs,
 batch 100, a 3-point grid around the usual value), recorded with the commands
 in ``docs/TUNING.md``; gamma 10 and K 10 are the released values.  On MNIST-format
 sets the released values (TF1-RMSProp lr 1e-5) and common ones (Adam 1e-3, ...) are

@@ -1,7 +1,7 @@
 r"""Run folders that never hold two runs and never lie: the lock, atomic writes, one reader.
 
 * :class:`FolderLock`: an OS lock (``fcntl.flock``) on ``FOLDER/.lock``, held
-  while a run, a comparison, a sweep or a study works in the folder.  The lock
+  while a run, a comparison or a study works in the folder.  The lock
   dies with its process, so a killed run never leaves a stale lock; a second
   run on the same folder fails at once with :class:`~locograd.errors.RunFolderError`.
 * :func:`write_json_atomic`, :func:`write_text_atomic`: written to a temporary

@@ -181,7 +181,7 @@ def resolve(config: TrainConfig) -> dict[str, Any]:
     """Validate ``config`` and fill in the defaults; returns the settings recorded in ``config.json``.
 
     Everything is checked here, before any data is read or any folder touched
-    (the command line, the API and every setting of a sweep go through it): the
+    (the command line, the API and every trial of a study go through it): the
     names (:func:`canonical_names`), ``epochs``, ``batch_size`` and ``workers``
     integers >= 1, ``seed`` >= 0, ``limit_train`` ``None`` or >= 1, the optimizer's
     numbers (:func:`~.optimizers.settings`), ``data_dir`` an existing path and only
