@@ -30,6 +30,7 @@ from collections.abc import Callable
 from .backend import Array, array_namespace, check_float_array
 from .transfer import Transfer, logsumexp, softplus
 from .transfer import get as get_transfer
+from .validators import canonical_choice
 
 
 def _squared_error(a: Array, y: Array) -> Array:
@@ -109,9 +110,7 @@ NAMES: tuple[str, ...] = tuple(LOSSES)
 
 
 def get(name: str | Loss) -> Loss:
-    """Look a loss up by name; unknown names raise a ValueError listing the valid ones."""
+    """Look a loss up by name (case, spaces and ``_``/``-`` do not matter); unknown names list the valid ones."""
     if isinstance(name, Loss):
         return name
-    if name not in LOSSES:
-        raise ValueError(f"loss: unknown name {name!r}; valid names are {', '.join(NAMES)}")
-    return LOSSES[name]
+    return LOSSES[canonical_choice("loss", name, NAMES)]

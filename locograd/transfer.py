@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from .backend import Array, array_namespace
+from .validators import canonical_choice
 
 ElementwiseFn = Callable[[Array], Array]
 
@@ -405,7 +406,7 @@ NAMES: tuple[str, ...] = tuple(TABLE)
 
 
 def get(name: str | Transfer) -> Transfer:
-    """Look a transfer up by name; a :class:`Transfer` is returned unchanged.
+    """Look a transfer up by name (case, spaces and ``_``/``-`` do not matter); a :class:`Transfer` is returned unchanged.
 
     Raises:
         ValueError: unknown name (the message lists the valid ones).
@@ -415,7 +416,4 @@ def get(name: str | Transfer) -> Transfer:
         return name
     if not isinstance(name, str):
         raise TypeError(f"transfer: expected a name or a Transfer, got {type(name).__name__}")
-    try:
-        return TABLE[name]
-    except KeyError:
-        raise ValueError(f"transfer: unknown name {name!r}; valid names are {', '.join(NAMES)}") from None
+    return TABLE[canonical_choice("transfer", name, NAMES)]

@@ -203,6 +203,30 @@ def test_the_command_line_takes_any_spelling(tmp_path: Path, capsys: pytest.Capt
     )
 
 
+def test_library_names_are_normalised_in_one_place() -> None:
+    """Before: ``MLP(..., ["Tanh"], ...)``, ``optim.get("Adam")``, ``transfer.get("Leaky-ReLU")`` and the loss
+    ``"Sigmoid-Cross-Entropy"`` were refused ("unknown name"); now the one normaliser
+    (``validators.canonical_choice``) maps them to the table's spelling, and unknown names keep one wording."""
+    import locograd as lg
+    from locograd import losses, optim, transfer
+
+    net = lg.MLP([3, 2, 3], [" Tanh", "SIGMOID"], "Sigmoid-Cross-Entropy")
+    assert [t.name for t in net.transfers] == [
+        "tanh",
+        "sigmoid",
+    ] and net.loss_fn.name == "sigmoid_cross_entropy"
+    assert optim.get("Adam").name == "adam" and optim.get("RMSProp-TF1").name == "rmsprop_tf1"
+    assert transfer.get("Leaky-ReLU").name == "leaky_relu"
+    assert losses.get("softmax-cross-entropy").name == "softmax_cross_entropy"
+    for lookup, message in [
+        (lambda: transfer.get("gelu"), "transfer: unknown name 'gelu'; valid names are identity"),
+        (lambda: optim.get("lamb"), "optimizer: unknown name 'lamb'; valid names are sgd"),
+        (lambda: losses.get("hinge"), "loss: unknown name 'hinge'; valid names are"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            lookup()
+
+
 def test_compare_and_bench_names_are_normalised() -> None:
     """Before: ``--optimizers SGD,Adam`` and ``--kinds LocoProp-M`` were refused."""
     from locograd.experiments.optimizers import check_name

@@ -62,7 +62,7 @@ import numpy as np
 
 from ..backend import Array, array_namespace, is_cupy_array, tree_leaves, tree_map
 from ..errors import StateMismatchError
-from ..validators import float_tree, same_layout, same_tree
+from ..validators import canonical_choice, float_tree, same_layout, same_tree
 
 Tree = Any
 State = dict[str, Any]
@@ -622,7 +622,5 @@ FIRST_ORDER: dict[str, Callable[..., Optimizer]] = {
 
 
 def get(name: str, **kwargs: float) -> Optimizer:
-    """Build a first-order optimizer by name; unknown names list the valid ones."""
-    if name not in FIRST_ORDER:
-        raise ValueError(f"optimizer: unknown name {name!r}; valid names are {', '.join(FIRST_ORDER)}")
-    return FIRST_ORDER[name](**kwargs)
+    """Build a first-order optimizer by name (case, spaces and ``_``/``-`` do not matter); unknown names list the valid ones."""
+    return FIRST_ORDER[canonical_choice("optimizer", name, tuple(FIRST_ORDER))](**kwargs)
