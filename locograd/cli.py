@@ -23,29 +23,17 @@ import platform
 import sys
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from . import __version__, autodiff, backend
 from .network import MLP
 from .testing import check_vjp, relative_error
-from .validators import canonical_choice, integer
+from .validators import OneLineParser, canonical_choice, integer
 
 if TYPE_CHECKING:
     from .experiments import TrainConfig
-
-
-class OneLineParser(argparse.ArgumentParser):
-    """An argument parser whose errors are ONE line, ``"<prog>: error: <message> (see <prog> --help)"``.
-
-    argparse prints the whole usage text before the error; the project's rule is
-    one line per bad input, naming the argument (argparse's own message does).
-    Subparsers are made of this class too.
-    """
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
 
 
 def _info(_: argparse.Namespace) -> int:

@@ -32,11 +32,12 @@ ValueError: lr: expected a finite number > 0, got -1.0
 
 from __future__ import annotations
 
+import argparse
 import math
 import operator
 import os
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 
@@ -510,7 +511,20 @@ def _first_nonfloat(path: str, tree: Any) -> None:
         raise TypeError(f"{path}: expected a floating dtype (float32 or float64), got {tree.dtype}")
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """An argument parser whose errors are ONE line, ``"<prog>: error: <message> (see <prog> --help)"``.
+
+    argparse prints the whole usage text before the error; the project's rule is
+    one line per bad input, naming the argument (argparse's own message does).
+    Subparsers are made of this class too.
+    """
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {' '.join(message.split())} (see {self.prog} --help)\n")
+
+
 __all__ = [
+    "OneLineParser",
     "canonical_choice",
     "choice",
     "count_nonfinite",

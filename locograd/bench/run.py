@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
     """The command line of ``python -m benchmarks`` (also ``locograd bench``); its errors are one line."""
-    from ..cli import OneLineParser
+    from ..validators import OneLineParser
 
     p = OneLineParser(
         prog=prog,
