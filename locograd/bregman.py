@@ -55,6 +55,8 @@ True
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .backend import Array, array_namespace, check_float_array
@@ -106,15 +108,22 @@ def _log_mean_exp_centered(log_s: Array, s: Array, c: Array) -> Array:
     terms = xp.where(high, xp.maximum(tail, 0), s * _phi_upto_one(c))
     small_form = xp.log1p(xp.sum(terms, axis=-1))
     m = xp.max(v, axis=-1, keepdims=True)
-    big_form = xp.squeeze(m, axis=-1) + xp.log(xp.sum(xp.exp(v - m), axis=-1))
+    with np.errstate(over="ignore"):  # v - m below -max is -inf, whose exp is the 0 it would underflow to
+        shifted = v - m
+    big_form = xp.squeeze(m, axis=-1) + xp.log(xp.sum(xp.exp(shifted), axis=-1))
     return xp.where(big, big_form, small_form)
 
 
 def _softmax_divergence(p: Array, q: Array) -> Array:
-    """:math:`D_F` of logsumexp over the last axis, through :func:`_log_mean_exp_centered`."""
+    """:math:`D_F` of logsumexp over the last axis, through :func:`_log_mean_exp_centered`.
+
+    ``q - max(q)`` below ``-max`` of the dtype (``|q|`` near the largest value) overflows to
+    ``-inf``, the exact limit there: that weight is 0 (it would underflow anyway).
+    """
     xp = array_namespace(p)
     mq = xp.max(q, axis=-1, keepdims=True)
-    shifted = q - mq
+    with np.errstate(over="ignore"):
+        shifted = q - mq
     log_s = shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
     s = xp.exp(log_s)
     delta = p - q
@@ -122,12 +131,21 @@ def _softmax_divergence(p: Array, q: Array) -> Array:
     return _log_mean_exp_centered(log_s, s, c)
 
 
-def _sigmoid_divergence_units(p: Array, q: Array) -> Array:
-    r"""Per-unit :math:`D_F` of softplus: the two-class softmax form, weights :math:`\sigma(\pm q)`."""
+def _sigmoid_divergence_units(p: Array, q: Array, scale: float = 1.0) -> Array:
+    r"""Per-unit :math:`D_F` of softplus at ``(scale p, scale q)``: the two-class softmax form, weights :math:`\sigma(\pm q)`.
+
+    ``scale`` 2 gives tanh's (:math:`\log\cosh a = \mathrm{softplus}(2a) - a - \log 2`).  The
+    difference is taken before scaling, ``scale (p - q)``, so ``p == q`` gives exactly 0 even
+    where ``scale q`` overflows to infinity (the weights' exact limits 0 and 1 there).
+    """
     from .transfer import sigmoid, softplus
 
     xp = array_namespace(p)
     delta = p - q
+    if scale != 1.0:
+        delta = scale * delta
+        with np.errstate(over="ignore"):
+            q = scale * q
     w, w_bar = sigmoid(q), sigmoid(-q)
     log_s = xp.stack([-softplus(-q), -softplus(q)], axis=-1)
     s = xp.stack([w, w_bar], axis=-1)
@@ -157,23 +175,36 @@ def _stable_divergence(t: Transfer, p: Array, q: Array) -> Array | None:
     if t.name == "sigmoid" and t.f_elementwise is get("sigmoid").f_elementwise:
         return xp.sum(_sigmoid_divergence_units(p, q), axis=-1)
     if t.name == "tanh" and t.f_elementwise is get("tanh").f_elementwise:
-        return xp.sum(_sigmoid_divergence_units(2 * p, 2 * q), axis=-1)
+        return _in_wider(lambda p_, q_: xp.sum(_sigmoid_divergence_units(p_, q_, 2.0), axis=-1), p, q)
     if t.name == "softmax" and not t.elementwise:
-        return _softmax_divergence(p, q)
+        return _in_wider(_softmax_divergence, p, q)
     return None
+
+
+def _in_wider(form: Any, p: Array, q: Array) -> Array:
+    """``form(p, q)``, evaluated in float64 for narrower inputs and rounded back to their dtype.
+
+    For tanh (``2 q``) and softmax (``q - max q``), whose intermediates overflow float32 near its
+    largest value although the divergence is finite (0 at ``p == q``); float64 has room for them.
+    """
+    if p.dtype.itemsize >= 8:
+        return form(p, q)
+    return form(p.astype(np.float64), q.astype(np.float64)).astype(p.dtype)
 
 
 def _generalized_kl(a: Array, b: Array) -> Array:
     r""":math:`a\log(a/b) - a + b \ge 0` elementwise, for :math:`a \ge 0`, :math:`b > 0` (``b`` at ``a = 0``).
 
     Written as :math:`a\,\varphi(r)` with :math:`r = \log(b/a)` (by ``log1p`` of the
-    relative difference when :math:`b \le 2a`), or :math:`b - a(1 + r)` for :math:`r > 1`.
+    relative difference when :math:`a/2 \le b \le 2a`, where it is accurate; farther apart,
+    ``log b - log a``, since ``(b - a)/a`` rounds to ``-1`` for :math:`b \ll a` and
+    ``log1p(-1)`` is ``-inf``), or :math:`b - a(1 + r)` for :math:`r > 1`.
     """
     xp = array_namespace(a)
     pos = a > 0
     safe_a = xp.where(pos, a, xp.ones_like(a))
     safe_b = xp.where(b > 0, b, xp.ones_like(b))
-    near = safe_b <= 2 * safe_a
+    near = (safe_b <= 2 * safe_a) & (2 * safe_b >= safe_a)
     r_near = xp.log1p(xp.where(near, (safe_b - safe_a) / safe_a, xp.zeros_like(a)))
     r = xp.where(near, r_near, xp.log(safe_b) - xp.log(safe_a))
     value = xp.where(r > 1, xp.maximum(safe_b - safe_a * (1 + r), 0), safe_a * _phi_upto_one(r))
@@ -202,16 +233,28 @@ def _stable_dual_divergence(t: Transfer, u: Array, v: Array) -> Array | None:
     return None
 
 
-def _check_pair(p: Array, q: Array, names: tuple[str, str]) -> None:
+def _check_pair(p: Array, q: Array, names: tuple[str, str], t: Transfer | None = None) -> None:
+    """Two floating arrays ``(..., d)`` of one shape, dtype and backend; softmax needs ``d >= 1``.
+
+    A 0-d array has no unit axis to sum over (the divergences are sums over the last axis),
+    and a softmax over no units is undefined (log-sum-exp of nothing).
+    """
     check_float_array(p, names[0])
     check_float_array(q, names[1])
     array_namespace(**{names[0]: p, names[1]: q})
+    if p.ndim == 0:
+        raise ValueError(f"{names[0]}: expected an array (..., d) with a unit axis, got a 0-d array")
     if p.shape != q.shape:
         raise ValueError(
             f"{names[1]}: expected the shape of {names[0]} {tuple(p.shape)}, got {tuple(q.shape)}"
         )
     if p.dtype != q.dtype:
         raise TypeError(f"{names[1]}: expected dtype {p.dtype} like {names[0]}, got {q.dtype}")
+    if t is not None and not t.elementwise and p.shape[-1] == 0:
+        raise ValueError(
+            f"{names[0]}: expected at least one unit for {t.name} (a softmax over none is undefined), "
+            f"got shape {tuple(p.shape)}"
+        )
 
 
 def divergence(transfer: str | Transfer, p: Array, q: Array) -> Array:
@@ -226,7 +269,7 @@ def divergence(transfer: str | Transfer, p: Array, q: Array) -> Array:
         ``(...)``: one value per example (``p.shape[:-1]``), dtype of ``p``.
     """
     t = get(transfer)
-    _check_pair(p, q, ("p", "q"))
+    _check_pair(p, q, ("p", "q"), t)
     stable = _stable_divergence(t, p, q)
     if stable is not None:
         return stable
@@ -237,7 +280,7 @@ def divergence(transfer: str | Transfer, p: Array, q: Array) -> Array:
 def divergence_grad(transfer: str | Transfer, p: Array, q: Array) -> Array:
     r""":math:`\nabla_p D_F(p, q) = f(p) - f(q)`, shape of ``p``."""
     t = get(transfer)
-    _check_pair(p, q, ("p", "q"))
+    _check_pair(p, q, ("p", "q"), t)
     return t.f(p) - t.f(q)
 
 
@@ -258,7 +301,7 @@ def dual_divergence(transfer: str | Transfer, u: Array, v: Array) -> Array:
         ValueError: ``v`` outside the open range of ``f``, or ``f`` not invertible (relu).
     """
     t = get(transfer)
-    _check_pair(u, v, ("u", "v"))
+    _check_pair(u, v, ("u", "v"), t)
     inverse_v = t.inverse(v)  # refuses v outside the open range (and a transfer without inverse)
     stable = _stable_dual_divergence(t, u, v)
     if stable is not None:
@@ -280,7 +323,7 @@ def matching_loss(transfer: str | Transfer, a: Array, target: Array) -> Array:
         target: post-activation targets :math:`y^*`, same shape and dtype.
     """
     t = get(transfer)
-    _check_pair(a, target, ("a", "target"))
+    _check_pair(a, target, ("a", "target"), t)
     xp = array_namespace(a)
     return t.potential(a) - xp.sum(target * a, axis=-1)
 
@@ -288,5 +331,5 @@ def matching_loss(transfer: str | Transfer, a: Array, target: Array) -> Array:
 def matching_loss_grad(transfer: str | Transfer, a: Array, target: Array) -> Array:
     r""":math:`\nabla_a` of :func:`matching_loss`: :math:`f(a) - y^*`, shape of ``a``."""
     t = get(transfer)
-    _check_pair(a, target, ("a", "target"))
+    _check_pair(a, target, ("a", "target"), t)
     return t.f(a) - target

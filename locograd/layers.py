@@ -124,12 +124,27 @@ def dense_backward(
     Returns:
         ``(DenseGrads(X^T G, sum_n G_n) or None, G W^T or None)``.
     """
+    check_float_array(g_pre, "g_pre")
     if g_pre.shape != cache.pre.shape:
         raise ValueError(f"g_pre: expected shape {tuple(cache.pre.shape)}, got {tuple(g_pre.shape)}")
+    if g_pre.dtype != cache.pre.dtype:
+        raise TypeError(
+            f"g_pre: expected dtype {cache.pre.dtype} like the cache, got {g_pre.dtype} (never upcast)"
+        )
     grads = DenseGrads(cache.inputs.T @ g_pre, g_pre.sum(axis=0)) if param_grads else None
     return grads, (g_pre @ params["W"].T if input_grad else None)
 
 
 def pre_activation_grad(transfer: str | Transfer, cache: DenseCache, g_post: Array) -> Array:
-    r""":math:`\partial L/\partial A` from :math:`\partial L/\partial Y` through :math:`f`."""
+    r""":math:`\partial L/\partial A` from :math:`\partial L/\partial Y` through :math:`f`.
+
+    Raises:
+        ValueError, TypeError: ``g_post`` not a floating array of the shape and dtype of ``cache.post``.
+    """
+    check_float_array(g_post, "g_post")
+    if g_post.shape != cache.post.shape or g_post.dtype != cache.post.dtype:
+        raise ValueError(
+            f"g_post: expected shape {tuple(cache.post.shape)} and dtype {cache.post.dtype} like the cache, "
+            f"got {tuple(g_post.shape)} {g_post.dtype}"
+        )
     return get(transfer).vjp(cache.pre, g_post, cache.post)

@@ -97,6 +97,8 @@ class Loss:
         The loss is a 0-d array on the device of ``a`` (no host transfer).
         """
         a = check_float_array(a, "a", ndim=2)
+        if a.shape[0] == 0:  # the mean of no rows: NaN, with NumPy's "Mean of empty slice" warning
+            raise ValueError(f"a: expected a batch of at least one row (B >= 1), got shape {tuple(a.shape)}")
         y = self.prepare_targets(a, y)
         return self.per_example_fn(a, y).mean(), (self.transfer.f(a) - y) / a.shape[0]
 

@@ -33,6 +33,7 @@ from .backend import Array, array_namespace, namespace_for
 from .layers import DenseCache, affine, check_input, check_layer_params, dense_backward
 from .transfer import Transfer
 from .transfer import get as get_transfer
+from .validators import integer
 
 Params = list[dict[str, Array]]
 """One ``{"W": (d_m, d_{m+1}), "b": (d_{m+1},)}`` dict per layer."""
@@ -115,7 +116,9 @@ class MLP:
 
     def __init__(self, sizes: Sequence[int], activations: Sequence[str | Transfer], loss: str) -> None:
         sizes = list(sizes)
-        if len(sizes) < 2 or not all(isinstance(d, int | np.integer) and d >= 1 for d in sizes):
+        if len(sizes) < 2 or not all(
+            isinstance(d, int | np.integer) and not isinstance(d, bool) and d >= 1 for d in sizes
+        ):
             raise ValueError(f"sizes: expected at least two positive integers, got {sizes!r}")
         if isinstance(activations, str) or len(activations) != len(sizes) - 1:
             raise ValueError(
@@ -160,8 +163,13 @@ class MLP:
             bias: ``"zeros"`` or ``"glorot"``.
             device: ``"cpu"``/``"gpu"``; default the scoped default device.
         """
-        if np.dtype(dtype).kind != "f":
-            raise TypeError(f"dtype: expected float32 or float64, got {np.dtype(dtype)}")
+        try:
+            resolved = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"dtype: expected float32 or float64, got {dtype!r}") from None
+        if resolved not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"dtype: expected float32 or float64, got {resolved}")
+        seed = integer("seed", seed, minimum=0)
         if bias not in BIAS_INITS:
             raise ValueError(f"bias: expected one of {BIAS_INITS}, got {bias!r}")
         xp = namespace_for(device)
@@ -198,6 +206,40 @@ class MLP:
             named[f"params[{m}]['W']"] = layer["W"]
         array_namespace(**named)
         return list(params)
+
+    def check_trace(self, trace: object, params: Params) -> Trace:
+        """Check that ``trace`` is a :class:`Trace` of this network at the parameters' dtype: shapes only.
+
+        Every ``inputs[m]`` ``(B, d_m)``, ``pre[m]`` and ``post[m]`` ``(B, d_{m+1})`` with one batch
+        size ``B`` and the dtype of ``params`` (no pass over the data), so that a trace of another
+        network, batch or dtype is refused instead of broadcast or upcast.
+
+        Raises:
+            ValueError: not a Trace of this network's layers, or an array of another shape or dtype,
+                e.g. ``"trace.pre[1]: expected shape (5, 2) and dtype float64, got (2, 2) float64"``.
+        """
+        if not isinstance(trace, Trace) or not all(
+            isinstance(part, list | tuple) and len(part) == self.num_layers
+            for part in (trace.inputs, trace.pre, trace.post)
+        ):
+            raise ValueError(f"trace: expected a Trace of {self.num_layers} layers from MLP.forward")
+        dtype = params[0]["W"].dtype
+        B = getattr(trace.inputs[0], "shape", (None,))[0]
+        for m in range(self.num_layers):
+            for part, width in (
+                ("inputs", self.sizes[m]),
+                ("pre", self.sizes[m + 1]),
+                ("post", self.sizes[m + 1]),
+            ):
+                a = getattr(trace, part)[m]
+                shape, got_dtype = getattr(a, "shape", None), getattr(a, "dtype", None)
+                if shape is None or tuple(shape) != (B, width) or got_dtype != dtype:
+                    got = f"{tuple(shape)} {got_dtype}" if shape is not None else type(a).__name__
+                    raise ValueError(
+                        f"trace.{part}[{m}]: expected shape ({B}, {width}) and dtype {dtype} "
+                        f"(a Trace of this network from MLP.forward at these params), got {got}"
+                    )
+        return trace
 
     def forward(self, params: Params, x: Array) -> Trace:
         """Forward pass; ``x`` ``(B, d_0)``, ``B >= 1``, of the parameters' dtype and backend.
@@ -237,8 +279,9 @@ class MLP:
             :class:`Grads` with ``W``, ``b``, ``pre`` (the :math:`G_m`) and ``loss``.
         """
         params = self.check_params(params)
-        if not isinstance(trace, Trace) or len(trace.pre) != self.num_layers:
-            raise ValueError(f"trace: expected a Trace of {self.num_layers} layers from MLP.forward")
+        self.check_trace(trace, params)
+        if not isinstance(weight_grads, bool):
+            raise ValueError(f"weight_grads: expected True or False, got {weight_grads!r}")
         loss, g = self.loss_fn.mean_value_and_grad(trace.pre[-1], y)
         M = self.num_layers
         gW: list[Array | None] = [None] * M
@@ -319,8 +362,12 @@ class MLP:
         """
         params = self.check_params(params)
         tangents = self.check_params(tangents)
-        if not isinstance(trace, Trace) or len(trace.pre) != self.num_layers:
-            raise ValueError(f"trace: expected a Trace of {self.num_layers} layers from MLP.forward")
+        if tangents[0]["W"].dtype != params[0]["W"].dtype:
+            raise TypeError(
+                f"tangents: expected dtype {params[0]['W'].dtype} like the parameters, got "
+                f"{tangents[0]['W'].dtype} (never upcast)"
+            )
+        self.check_trace(trace, params)
         dot_x: Array | None = None
         for m, (layer, tangent) in enumerate(zip(params, tangents, strict=True)):
             dot_a = trace.inputs[m] @ tangent["W"] + tangent["b"]

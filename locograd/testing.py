@@ -41,12 +41,38 @@ import numpy as np
 
 from .backend import Array, array_namespace, to_numpy, tree_leaves, tree_map
 from .errors import NonFiniteError
-from .validators import count_nonfinite, finite, integer, number
+from .validators import count_nonfinite, finite, float_tree, integer, number, same_structure
 
 
-def _vdot(a: Any, b: Any) -> float:
-    """Sum of elementwise products over all leaves of two same-structure trees."""
-    return float(sum(float((x * y).sum()) for x, y in zip(tree_leaves(a), tree_leaves(b), strict=True)))
+def _vdot(pairs: list[tuple[Any, Any]]) -> float:
+    """Sum of elementwise products over leaves paired by :func:`~locograd.validators.same_structure`."""
+    return float(sum(float((x * y).sum()) for x, y in pairs))
+
+
+def _scalar(value: Any, where: str) -> float:
+    """``fn``'s value as a float: a real Python number or a 0-d/one-element floating array."""
+    size = getattr(value, "size", None)
+    kind = getattr(getattr(value, "dtype", None), "kind", None)
+    if isinstance(value, bool) or not (
+        isinstance(value, int | float) or (size == 1 and kind in ("f", "i", "u"))
+    ):
+        shape, dtype = getattr(value, "shape", None), getattr(value, "dtype", None)
+        shown = f"shape {tuple(shape)} dtype {dtype}" if shape is not None else repr(value)
+        raise TypeError(
+            f"fn: expected a real scalar (float or 0-d array) at {where}, got {type(value).__name__} {shown}"
+        )
+    return float(value)
+
+
+def _float_output(value: Any, what: str) -> Any:
+    """``fn``'s output if it is a floating array (or NumPy floating scalar); a plain error otherwise."""
+    if not isinstance(value, np.generic) and not hasattr(value, "__array_namespace__"):
+        raise TypeError(
+            f"check_vjp: {what} must be a floating numpy.ndarray or cupy.ndarray, got {type(value).__name__}"
+        )
+    if value.dtype.kind != "f":
+        raise TypeError(f"check_vjp: {what} must be floating, got dtype {value.dtype}")
+    return value
 
 
 def numerical_grad(fn: Callable[[Any], Any], x: Any, eps: float = 1e-6) -> Any:
@@ -67,10 +93,11 @@ def numerical_grad(fn: Callable[[Any], Any], x: Any, eps: float = 1e-6) -> Any:
         TypeError: a leaf of ``x`` is not floating.
     """
     eps = number("eps", eps, low=0, low_open=True)
+    float_tree("x", x)
     finite("x", x)
 
     def evaluate(leaves: list[Array], index: int, i: int, sign: str) -> float:
-        value = float(fn(_rebuild(x, leaves)))
+        value = _scalar(fn(_rebuild(x, leaves)), f"x {sign} eps e_i")
         if not math.isfinite(value):
             raise NonFiniteError(
                 f"fn: expected a finite value at x {sign} eps e_i (leaf {index}, flat index {i}), got {value!r}"
@@ -137,14 +164,24 @@ def check_vjp(
         AssertionError: ``fn`` (at ``x`` or ``x +- eps v``) or ``vjp`` gives a non-finite
             value, ``vjp`` returns leaves of other shapes than ``x``, or some direction's
             relative error exceeds ``rtol``.
-        ValueError: a bad ``num_directions``, ``eps`` or ``rtol``.
+        ValueError: a bad ``num_directions``, ``eps``, ``rtol`` or ``seed``, or an ``x`` with no
+            values (nothing would be checked).
+        TypeError: ``x`` is not a tree of floating arrays, or ``fn`` does not return one.
     """
     num_directions = integer("num_directions", num_directions, minimum=1)
     eps = number("eps", eps, low=0, low_open=True)
     rtol = number("rtol", rtol, low=0)
+    seed = integer("seed", seed, minimum=0)
+    float_tree("x", x)
     finite("x", x)
+    if sum(int(np.prod(np.shape(leaf))) for leaf in tree_leaves(x)) == 0:
+        raise ValueError(
+            "x: expected at least one value to perturb, got no values (nothing would be checked)"
+        )
     rng = np.random.default_rng(seed)
-    y0 = _finite_value(fn(x), "fn(x)")
+    y0 = _finite_value(_float_output(fn(x), "fn(x)"), "fn(x)")
+    if int(np.prod(np.shape(y0))) == 0:
+        raise AssertionError("check_vjp: fn(x) has no values, so nothing was checked")
     worst = 0.0
     for _ in range(num_directions):
         v = tree_map(
@@ -160,9 +197,9 @@ def check_vjp(
             )
         forward = float((u * (plus - minus)).sum()) / (2 * eps)
         pulled = vjp(x, u)
-        _check_like_x(pulled, x)
+        pairs = _check_like_x(pulled, v)
         _finite_value(pulled, "vjp(x, u)")
-        backward = _vdot(pulled, v)
+        backward = _vdot(pairs)
         noise = 8 * float(np.finfo(y0.dtype).eps) * float(abs(u * y0).sum()) / (2 * eps)
         if not (math.isfinite(forward) and math.isfinite(backward) and math.isfinite(noise)):
             raise AssertionError(
@@ -191,16 +228,26 @@ def _finite_value(value: Any, what: str) -> Any:
     return value
 
 
-def _check_like_x(pulled: Any, x: Any) -> None:
-    """The VJP's leaves have the count and shapes of ``x``'s (never broadcast into the inner product)."""
-    got, want = tree_leaves(pulled), tree_leaves(x)
+def _check_like_x(pulled: Any, like_x: Any) -> list[tuple[Any, Any]]:
+    """The VJP's leaves paired with those of ``like_x`` (``x``'s structure) BY KEY.
+
+    The VJP must have ``x``'s structure: its dict keys (paired by key, not by insertion
+    order, so ``{"b": .., "a": ..}`` is not read as ``{"a": .., "b": ..}``), list lengths
+    and shapes (never broadcast into the inner product); otherwise the check fails.
+    """
+    got, want = tree_leaves(pulled), tree_leaves(like_x)
     if len(got) != len(want):
         raise AssertionError(f"check_vjp: vjp(x, u) has {len(got)} arrays, x has {len(want)}")
-    for i, (g, w) in enumerate(zip(got, want, strict=True)):
+    try:
+        pairs = same_structure("vjp(x, u)", pulled, like_x, check_shapes=False)
+    except ValueError as error:
+        raise AssertionError(f"check_vjp: {error} (the structure of x)") from None
+    for i, (g, w) in enumerate(pairs):
         if np.shape(g) != np.shape(w):
             raise AssertionError(
                 f"check_vjp: vjp(x, u) leaf {i} has shape {np.shape(g)}, expected {np.shape(w)} like x"
             )
+    return pairs
 
 
 def relative_error(a: Any, b: Any, floor: float = 1e-300) -> float:
@@ -214,21 +261,42 @@ def relative_error(a: Any, b: Any, floor: float = 1e-300) -> float:
     Raises:
         NonFiniteError: ``a`` or ``b`` holds NaN or infinity (a NaN would otherwise
             compare as error 0, since ``max`` skips it).
-        ValueError: the trees have different numbers of arrays, or two arrays have
+        ValueError: the trees have different numbers of arrays, other dict keys (leaves are
+            paired by key, never by insertion order) or list lengths, or two arrays have
             different shapes (never broadcast), or ``floor`` is not > 0.
+        TypeError: a leaf that is not a real or complex number or array (``None``, a string, bool).
     """
     floor = number("floor", floor, low=0, low_open=True)
+    leaves_a, leaves_b = tree_leaves(a), tree_leaves(b)
+    for name, leaves in (("a", leaves_a), ("b", leaves_b)):
+        for i, leaf in enumerate(leaves):
+            kind = getattr(getattr(leaf, "dtype", None), "kind", None)
+            if kind is None and isinstance(leaf, int | float | complex) and not isinstance(leaf, bool):
+                continue
+            if kind not in ("f", "i", "u", "c"):
+                shown = f"dtype {leaf.dtype}" if kind is not None else type(leaf).__name__
+                raise TypeError(f"{name}: expected numbers or numeric arrays, got {shown} at leaf {i}")
     finite("a", a)
     finite("b", b)
-    leaves_a, leaves_b = tree_leaves(a), tree_leaves(b)
     if len(leaves_a) != len(leaves_b):
         raise ValueError(f"b: expected {len(leaves_a)} arrays like a, got {len(leaves_b)}")
-    for i, (x, y) in enumerate(zip(leaves_a, leaves_b, strict=True)):
+    pairs = same_structure("b", b, a, check_shapes=False)  # (b leaf, a leaf), paired by key
+    for i, (y, x) in enumerate(pairs):
         if np.shape(x) != np.shape(y):
             raise ValueError(f"b: expected shape {np.shape(x)} like a at leaf {i}, got {np.shape(y)}")
     num, den = 0.0, floor
-    for x, y in zip(leaves_a, leaves_b, strict=True):
-        x, y = to_numpy(x), to_numpy(y)
-        num = max(num, float(np.max(np.abs(x - y), initial=0.0)))
+    for y, x in pairs:
+        x, y = (
+            to_numpy(np.asarray(x) if np.isscalar(x) else x),
+            to_numpy(np.asarray(y) if np.isscalar(y) else y),
+        )
         den = max(den, float(np.max(np.abs(x), initial=0.0)), float(np.max(np.abs(y), initial=0.0)))
-    return num / den
+    for y, x in pairs:
+        x, y = (
+            to_numpy(np.asarray(x) if np.isscalar(x) else x),
+            to_numpy(np.asarray(y) if np.isscalar(y) else y),
+        )
+        # scaled by the common denominator first: |x - y| of finite values near the dtype's
+        # largest would overflow (with a NumPy warning), |x/den - y/den| <= 2 never does
+        num = max(num, float(np.max(np.abs(x / den - y / den), initial=0.0)))
+    return num

@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Array, array_namespace
+from .backend import Array, array_namespace, check_float_array
 from .validators import canonical_choice
 
 ElementwiseFn = Callable[[Array], Array]
@@ -232,6 +232,11 @@ class Transfer:
         xp = array_namespace(y)
         if self.inverse_elementwise is None and self.elementwise:
             raise ValueError(f"transfer {self.name!r} is not invertible (it is constant for a < 0)")
+        check_float_array(y, "y")
+        if not self.elementwise and (y.ndim == 0 or y.shape[-1] == 0):
+            raise ValueError(
+                f"y: the inverse of {self.name} needs rows (..., d) with d >= 1, got shape {tuple(y.shape)}"
+            )
         low, high = self.range
         if self.elementwise:
             ok = bool(xp.all((y > low) & (y < high))) if (low, high) != (-np.inf, np.inf) else True
@@ -366,7 +371,8 @@ def leaky_relu(slope: float = 0.01) -> Transfer:
         return _xp(y).where(y >= 0, y * y / 2, y * y / (2 * s))
 
     def inverse(y: Array) -> Array:
-        return _xp(y).where(y >= 0, y, y / s)
+        xp = _xp(y)  # y / s only where y < 0: a large positive y over s would overflow for nothing
+        return xp.where(y >= 0, y, xp.minimum(y, 0) / s)
 
     return Transfer(
         name="leaky_relu",

@@ -511,6 +511,68 @@ def _first_nonfloat(path: str, tree: Any) -> None:
         raise TypeError(f"{path}: expected a floating dtype (float32 or float64), got {tree.dtype}")
 
 
+def real(name: str, value: Any, what: str) -> float:
+    """``value`` as a Python float if it is a real number (``bool``, strings and arrays are refused).
+
+    The type check of the library's own range checks (``lr``, ``gamma``, ``eta``, ``beta`` ...),
+    which then test the range and keep their wording: ``float("0.1")`` and ``float(True)``
+    would otherwise pass a string or a flag as a number.  The range is not checked here.
+
+    Raises:
+        ValueError: ``"<name>: expected <what>, got str '0.1'"``.
+    """
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"{name}: expected {what}, got {type(value).__name__} {value!r}")
+    return float(value)
+
+
+def same_structure(
+    name: str, value: Any, template: Any, *, check_shapes: bool = True
+) -> list[tuple[Any, Any]]:
+    """The leaves of ``value`` and ``template`` paired BY KEY, if the trees have one structure and shapes.
+
+    For checkers that compare two trees (dtypes may differ): dicts must have the same keys
+    (paired by key, never by insertion order), lists and tuples the same length, and
+    paired leaves the same shape (never broadcast; with ``check_shapes=False`` the caller
+    compares the shapes of the pairs itself).
+
+    Returns:
+        ``[(value_leaf, template_leaf), ...]`` in the order of ``template``'s leaves.
+
+    Raises:
+        ValueError: naming the first path that differs, e.g. ``"b['W']: expected shape (2,), got (3,)"``.
+    """
+    pairs: list[tuple[Any, Any]] = []
+    _pair(name, value, template, pairs, check_shapes)
+    return pairs
+
+
+def _pair(path: str, value: Any, template: Any, pairs: list[tuple[Any, Any]], shapes: bool) -> None:
+    if isinstance(template, dict):
+        if not isinstance(value, dict):
+            raise ValueError(f"{path}: expected a dict, got {type(value).__name__}")
+        if set(value) != set(template):
+            raise ValueError(
+                f"{path}: expected the keys {sorted(map(str, template))}, got {sorted(map(str, value))}"
+            )
+        for key in template:
+            _pair(_path(path, key), value[key], template[key], pairs, shapes)
+        return
+    if isinstance(template, list | tuple) and not hasattr(template, "_fields"):
+        if not isinstance(value, list | tuple) or hasattr(value, "_fields"):
+            raise ValueError(f"{path}: expected a list or tuple, got {type(value).__name__}")
+        if len(value) != len(template):
+            raise ValueError(f"{path}: expected {len(template)} entries, got {len(value)}")
+        for i, (v, t) in enumerate(zip(value, template, strict=True)):
+            _pair(_path(path, i), v, t, pairs, shapes)
+        return
+    if isinstance(value, dict | list | tuple) and not hasattr(value, "_fields"):
+        raise ValueError(f"{path}: expected an array, got {type(value).__name__}")
+    if shapes and np.shape(value) != np.shape(template):
+        raise ValueError(f"{path}: expected shape {np.shape(template)}, got {np.shape(value)}")
+    pairs.append((value, template))
+
+
 class OneLineParser(argparse.ArgumentParser):
     """An argument parser whose errors are ONE line, ``"<prog>: error: <message> (see <prog> --help)"``.
 
@@ -538,7 +600,9 @@ __all__ = [
     "number",
     "output_file",
     "output_folder",
+    "real",
     "same_layout",
+    "same_structure",
     "same_tree",
     "template_array",
 ]

@@ -204,8 +204,9 @@ def test_the_command_line_takes_any_spelling(tmp_path: Path, capsys: pytest.Capt
 
 
 def test_library_names_are_normalised_in_one_place() -> None:
-    """Before: ``MLP(..., ["Tanh"], ...)``, ``optim.get("Adam")``, ``transfer.get("Leaky-ReLU")`` and the loss
-    ``"Sigmoid-Cross-Entropy"`` were refused ("unknown name"); now the one normaliser
+    """Before: ``MLP(..., ["Tanh"], ...)``, ``optim.get("Adam")``, ``transfer.get("Leaky-ReLU")``, the loss
+    ``"Sigmoid-Cross-Entropy"``, ``variant=" m"``, ``mode="LocoProp"``, ``solver="GD"``, ``fisher="Empirical"``
+    and ``grafting="Adam"`` were refused ("unknown name" or "expected one of"); now the one normaliser
     (``validators.canonical_choice``) maps them to the table's spelling, and unknown names keep one wording."""
     import locograd as lg
     from locograd import losses, optim, transfer
@@ -218,6 +219,10 @@ def test_library_names_are_normalised_in_one_place() -> None:
     assert optim.get("Adam").name == "adam" and optim.get("RMSProp-TF1").name == "rmsprop_tf1"
     assert transfer.get("Leaky-ReLU").name == "leaky_relu"
     assert losses.get("softmax-cross-entropy").name == "softmax_cross_entropy"
+    net2 = lg.MLP([3, 2, 3], ["tanh", "sigmoid"], "sigmoid_cross_entropy")
+    assert optim.LocoProp(net2, variant=" m", mode="LocoProp", solver="GD", lr=1e-3).variant == "M"
+    assert optim.KFAC(net2, fisher="Empirical").fisher == "empirical"
+    assert optim.Shampoo(net2, grafting="Adam").grafting == "adam"
     for lookup, message in [
         (lambda: transfer.get("gelu"), "transfer: unknown name 'gelu'; valid names are identity"),
         (lambda: optim.get("lamb"), "optimizer: unknown name 'lamb'; valid names are sgd"),

@@ -37,8 +37,8 @@ CASES = [
         ValueError,
         r"lr: expected a positive inner step size for solver='gd' without an inner optimizer",
     ),
-    ({"variant": "Q"}, ValueError, r"variant: expected one of \('S', 'M'\), got 'Q'"),
-    ({"solver": "lbfgs"}, ValueError, r"solver: expected one of \('gd', 'exact'\), got 'lbfgs'"),
+    ({"variant": "Q"}, ValueError, "variant: unknown name 'Q'; valid names are S, M"),
+    ({"solver": "lbfgs"}, ValueError, "solver: unknown name 'lbfgs'; valid names are gd, exact"),
     (
         {"solver": "exact", "eta": None},
         ValueError,
@@ -117,11 +117,11 @@ def test_solvers_never_modify_inputs(setup, solver: str, variant: str) -> None:
 
 def test_locoprop_optimizer_bad_arguments(setup) -> None:
     net, _, _ = setup
-    with pytest.raises(ValueError, match=r"mode: expected one of \('locoprop', 'backprop'\), got 'adam'"):
+    with pytest.raises(ValueError, match="mode: unknown name 'adam'; valid names are locoprop, backprop"):
         optim.LocoProp(net, mode="adam")
     with pytest.raises(ValueError, match="gamma: expected a positive"):
         optim.LocoProp(net, gamma=0)
-    with pytest.raises(ValueError, match="solver: expected one of"):
+    with pytest.raises(ValueError, match="solver: unknown name"):
         optim.LocoProp(net, solver="newton")
 
 
@@ -311,7 +311,7 @@ def _bad_builds() -> list[tuple[str, dict[str, Any], type, str]]:
             r"inputs: expected finite values",
         ),
         ("unknown transfer", {"transfer": "gelu"}, ValueError, r"transfer: unknown name 'gelu'"),
-        ("unknown variant", {"variant": "Q"}, ValueError, r"variant: expected one of \('S', 'M'\), got 'Q'"),
+        ("unknown variant", {"variant": "Q"}, ValueError, "variant: unknown name 'Q'; valid names are S, M"),
         ("eta 0", {"eta": 0.0}, ValueError, r"eta: expected None or a positive finite number, got 0.0"),
     ]
 

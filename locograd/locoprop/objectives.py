@@ -31,7 +31,7 @@ from ..bregman import matching_loss
 from ..layers import affine
 from ..transfer import Transfer
 from ..transfer import get as get_transfer
-from ..validators import finite
+from ..validators import finite, real
 from .targets import VARIANTS, check_variant
 
 
@@ -39,7 +39,7 @@ def check_eta(eta: float | None) -> float | None:
     """Validate the proximal weight (``None``: no proximal term)."""
     if eta is None:
         return None
-    e = float(eta)
+    e = real("eta", eta, "None or a positive finite number")
     if not (math.isfinite(e) and e > 0):
         raise ValueError(f"eta: expected None or a positive finite number, got {eta!r}")
     return e

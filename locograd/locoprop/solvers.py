@@ -29,7 +29,7 @@ import numpy as np
 
 from ..backend import Array, array_namespace, tree_leaves
 from ..linalg import cholesky_solve, psd_pinv_solve
-from ..validators import integer, number
+from ..validators import integer, number, real
 from .objectives import (
     LocalProblem,
     _gradient,
@@ -96,11 +96,48 @@ def check_lr(lr: float | None, required: bool, allow_zero: bool = False) -> floa
                 "lr: expected a positive inner step size for solver='gd' without an inner optimizer"
             )
         return None
-    v = float(lr)
+    kind = "non-negative" if allow_zero else "positive"
+    v = real("lr", lr, f"a {kind} finite number")
     if not (math.isfinite(v) and (v > 0 or (allow_zero and v == 0))):
-        kind = "non-negative" if allow_zero else "positive"
         raise ValueError(f"lr: expected a {kind} finite number, got {lr!r}")
     return v
+
+
+def check_inner(inner: Any) -> Any:
+    """``inner`` unchanged if it is ``None`` or a first-order optimizer (callable ``init`` and ``update``, an ``lr``).
+
+    Raises:
+        TypeError: ``"inner: expected a first-order optimizer (with init, update and lr), got object"``.
+    """
+    if inner is None:
+        return None
+    if not (
+        callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))
+    ) or not hasattr(inner, "lr"):
+        raise TypeError(
+            f"inner: expected a first-order optimizer (with init, update and lr, e.g. locograd.optim.adam()), "
+            f"got {type(inner).__name__}"
+        )
+    return inner
+
+
+def lr_factor_at(lr_factor: LrFactor | None, k: int, steps: int) -> float:
+    """``lr_factor(k, K)`` as a float, checked: a finite number >= 0 (``None``: 1).
+
+    A NaN or negative factor would make every parameter NaN, or step uphill, in silence.
+
+    Raises:
+        ValueError: ``"lr_factor(0, 3): expected a finite number >= 0, got nan"``.
+    """
+    if lr_factor is None:
+        return 1.0
+    if not callable(lr_factor):
+        raise TypeError(f"lr_factor: expected a callable lr_factor(k, K), got {type(lr_factor).__name__}")
+    where = f"lr_factor({k}, {steps})"
+    value = real(where, lr_factor(k, steps), "a finite number >= 0")
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{where}: expected a finite number >= 0, got {value!r}")
+    return value
 
 
 class _Workspace:
@@ -182,6 +219,7 @@ def solve_gd(
     """
     check_solvable(problem, "solve_gd")
     steps = check_steps(steps)
+    inner = check_inner(inner)
     lr = check_lr(lr, required=inner is None, allow_zero=inner is not None)
     params = problem.anchor
     if inner is not None and inner_state is None:
@@ -193,7 +231,7 @@ def solve_gd(
     callers = {id(a) for a in tree_leaves(inner_state)}  # the caller's state arrays: never written
     in_place = False
     for k in range(steps):
-        factor = 1.0 if lr_factor is None else float(lr_factor(k, steps))
+        factor = lr_factor_at(lr_factor, k, steps)
         first = base if k == 0 else None
         if work is not None:
             g = work.gradient(params, first)

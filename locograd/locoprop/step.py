@@ -20,6 +20,7 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import warnings
 from collections.abc import Callable, Sequence
@@ -29,9 +30,19 @@ from typing import Any, Literal, NamedTuple, overload
 import numpy as np
 
 from ..backend import Array, array_namespace
+from ..errors import NonFiniteError
 from ..network import MLP, Grads, Params, Trace
+from ..validators import canonical_choice
 from .objectives import LocalProblem, check_eta, check_problem, gradient, norm, objective
-from .solvers import LrFactor, check_lr, check_steps, solve_exact_m, solve_exact_s, solve_gd
+from .solvers import (
+    LrFactor,
+    check_inner,
+    check_lr,
+    check_steps,
+    solve_exact_m,
+    solve_exact_s,
+    solve_gd,
+)
 from .targets import check_gamma, check_variant, targets
 
 SOLVERS = ("gd", "exact")
@@ -179,7 +190,7 @@ def _check_finite(name: str, arrays: Sequence[Array]) -> None:
     for i, a in enumerate(arrays):
         if not bool(array_namespace(a).isfinite(a).all()):
             where = name if len(arrays) == 1 else f"{name}[{i}]"
-            raise ValueError(f"{where}: expected finite values, found NaN or Inf")
+            raise NonFiniteError(f"{where}: expected finite values, found NaN or Inf")
 
 
 def check_workers(workers: int) -> int:
@@ -323,8 +334,8 @@ def step(
         check_steps(steps),
     )
     check_workers(workers)
-    if solver not in SOLVERS:
-        raise ValueError(f"solver: expected one of {SOLVERS}, got {solver!r}")
+    check_inner(inner)
+    solver = canonical_choice("solver", solver, SOLVERS)
     check_lr(lr, required=solver == "gd" and inner is None, allow_zero=inner is not None)
     if solver == "exact" and variant == "M" and eta is None:
         raise ValueError(
@@ -337,6 +348,46 @@ def step(
         _check_finite("x", [x])
         if getattr(y, "dtype", None) is not None and y.dtype.kind == "f":
             _check_finite("y", [y])
+    # with check_finite, a step that overflows ends in ONE NonFiniteError naming the layer (below),
+    # not in NumPy's overflow warnings from inside the solve (an error where warnings are errors)
+    quiet = np.errstate(over="ignore", invalid="ignore") if check_finite else contextlib.nullcontext()
+    with quiet:
+        new_params, grads, states, reports = _step(
+            net, params, x, y, variant, gamma, eta, solver, steps, lr, inner, inner_states,
+            lr_factor, tol, diagnostics, workers,
+        )  # fmt: skip
+    if check_finite:
+        for m, layer in enumerate(new_params):
+            for key in ("W", "b"):
+                if not bool(array_namespace(layer[key]).isfinite(layer[key]).all()):
+                    raise NonFiniteError(
+                        f"step: layer {m} {key} became non-finite (gamma={gamma}, lr={lr}, steps={steps}); "
+                        "lower the step sizes or add a proximal term eta"
+                    )
+    if return_info:
+        return new_params, StepInfo(grads.loss, reports, states)
+    return new_params
+
+
+def _step(
+    net: MLP,
+    params: Params,
+    x: Array,
+    y: Array,
+    variant: str,
+    gamma: float,
+    eta: float | None,
+    solver: str,
+    steps: int,
+    lr: float | None,
+    inner: Any,
+    inner_states: Sequence[Any] | None,
+    lr_factor: LrFactor | None,
+    tol: float | None,
+    diagnostics: bool,
+    workers: int,
+) -> tuple[Params, Grads, list[Any], list[LayerReport]]:
+    """The work of :func:`step` once its arguments are checked: ``(new params, grads, states, reports)``."""
     problems, grads, trace = _local_problems_and_trace(net, params, x, y, variant, gamma, eta)
     # what each target was built from (A for S, f(A) for M): the first inner step's residual is
     # base - target; each is dropped once its layer is solved, and the rest of the trace at once
@@ -351,7 +402,7 @@ def step(
                     f"{problem.transfer.range} of {problem.transfer.name}; without a proximal term (eta) "
                     "J_M is unbounded below there, so long inner GD diverges: pass eta, or keep steps small",
                     LocoPropWarning,
-                    stacklevel=2,
+                    stacklevel=3,
                 )
 
     def solve(m: int) -> tuple[dict[str, Array], Any, LayerReport | None]:
@@ -374,14 +425,4 @@ def step(
     new_params: Params = [new for new, _, _ in results]
     states: list[Any] = [state for _, state, _ in results]
     reports: list[LayerReport] = [rep for _, _, rep in results if rep is not None]
-    if check_finite:
-        for m, layer in enumerate(new_params):
-            for key in ("W", "b"):
-                if not bool(array_namespace(layer[key]).isfinite(layer[key]).all()):
-                    raise ValueError(
-                        f"step: layer {m} {key} became non-finite (gamma={gamma}, lr={lr}, steps={steps}); "
-                        "lower the step sizes or add a proximal term eta"
-                    )
-    if return_info:
-        return new_params, StepInfo(grads.loss, reports, states)
-    return new_params
+    return new_params, grads, states, reports

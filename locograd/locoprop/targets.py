@@ -26,21 +26,23 @@ import math
 
 from ..backend import Array
 from ..network import Grads, Trace
+from ..validators import canonical_choice, real
 
 VARIANTS = ("S", "M")
 
 
 def check_variant(variant: str) -> str:
-    """Validate the variant name (``"S"`` or ``"M"``; lower case accepted)."""
-    v = str(variant).upper()
-    if v not in VARIANTS:
-        raise ValueError(f"variant: expected one of {VARIANTS}, got {variant!r}")
-    return v
+    """Validate the variant name (``"S"`` or ``"M"``; case and surrounding spaces do not matter)."""
+    if not isinstance(variant, str):
+        raise ValueError(
+            f"variant: expected one of {', '.join(VARIANTS)}, got {type(variant).__name__} {variant!r}"
+        )
+    return canonical_choice("variant", variant.upper(), VARIANTS)
 
 
 def check_gamma(gamma: float) -> float:
     """Validate the target step :math:`\\gamma > 0`."""
-    g = float(gamma)
+    g = real("gamma", gamma, "a positive finite number")
     if not (math.isfinite(g) and g > 0):
         raise ValueError(f"gamma: expected a positive finite number, got {gamma!r}")
     return g
@@ -56,5 +58,19 @@ def targets(trace: Trace, grads: Grads, gamma: float, variant: str) -> list[Arra
         variant: ``"S"`` or ``"M"``.
     """
     variant, gamma = check_variant(variant), check_gamma(gamma)
+    if not isinstance(trace, Trace):
+        raise TypeError(f"trace: expected a Trace from MLP.forward, got {type(trace).__name__}")
+    if not isinstance(grads, Grads):
+        raise TypeError(f"grads: expected Grads from MLP.backward, got {type(grads).__name__}")
     base = trace.pre if variant == "S" else trace.post
+    if len(grads.pre) != len(base):
+        raise ValueError(
+            f"grads: expected {len(base)} layers like the trace, got {len(grads.pre)} (another network's?)"
+        )
+    for m, (a, g) in enumerate(zip(base, grads.pre, strict=True)):
+        if getattr(g, "shape", None) != a.shape or getattr(g, "dtype", None) != a.dtype:
+            got = f"{tuple(g.shape)} {g.dtype}" if hasattr(g, "shape") else type(g).__name__
+            raise ValueError(
+                f"grads.pre[{m}]: expected shape {tuple(a.shape)} and dtype {a.dtype} like the trace, got {got}"
+            )
     return [a - gamma * g for a, g in zip(base, grads.pre, strict=True)]

@@ -62,7 +62,7 @@ import numpy as np
 
 from ..backend import Array, array_namespace, is_cupy_array, tree_leaves, tree_map
 from ..errors import StateMismatchError
-from ..validators import canonical_choice, float_tree, same_layout, same_tree
+from ..validators import canonical_choice, float_tree, real, same_layout, same_tree
 
 Tree = Any
 State = dict[str, Any]
@@ -87,7 +87,7 @@ class Optimizer(NamedTuple):
 
 
 def _positive(value: float, name: str, allow_zero: bool = False) -> float:
-    v = float(value)
+    v = real(name, value, f"a finite number {'>= 0' if allow_zero else '> 0'}")
     if not math.isfinite(v) or v < 0 or (v == 0 and not allow_zero):
         bound = ">= 0" if allow_zero else "> 0"
         raise ValueError(f"{name}: expected a finite number {bound}, got {value!r}")
@@ -95,7 +95,7 @@ def _positive(value: float, name: str, allow_zero: bool = False) -> float:
 
 
 def _unit(value: float, name: str) -> float:
-    v = float(value)
+    v = real(name, value, "a number in [0, 1)")
     if not (0 <= v < 1):
         raise ValueError(f"{name}: expected a number in [0, 1), got {value!r}")
     return v

@@ -25,13 +25,13 @@ from __future__ import annotations
 from typing import Any
 
 from .. import locoprop
-from ..backend import Array
-from ..errors import StateMismatchError
+from ..backend import Array, array_namespace
+from ..errors import NonFiniteError, StateMismatchError
 from ..locoprop.objectives import check_eta
-from ..locoprop.solvers import LrFactor, check_steps
+from ..locoprop.solvers import LrFactor, check_inner, check_lr, check_steps
 from ..locoprop.targets import check_gamma, check_variant
 from ..network import MLP, Params
-from ..validators import number
+from ..validators import canonical_choice, number
 from .first_order import Optimizer, check_kind, check_state, register_layout, rmsprop_tf1, sgd
 from .schedules import Schedule, released_inner_factor, warmup_linear_decay
 
@@ -77,18 +77,18 @@ class LocoProp:
         diagnostics: bool = False,
         workers: int = 1,
     ) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode: expected one of {MODES}, got {mode!r}")
+        mode = canonical_choice("mode", mode, MODES)
         self.net = net
         self.variant = check_variant(variant)
         self.gamma = check_gamma(gamma)
         self.eta = check_eta(eta)
-        if solver not in locoprop.SOLVERS:
-            raise ValueError(f"solver: expected one of {locoprop.SOLVERS}, got {solver!r}")
-        self.solver = solver
+        self.solver = canonical_choice("solver", solver, locoprop.SOLVERS)
         self.steps = check_steps(steps)
-        self.inner = inner if inner is not None else sgd(lr if lr is not None else 0.01)
-        self.lr = self.inner.lr if lr is None else float(lr)
+        lr = check_lr(lr, required=False, allow_zero=inner is not None)
+        self.inner = check_inner(inner) if inner is not None else sgd(lr if lr is not None else 0.01)
+        self.lr = self.inner.lr if lr is None else lr
+        if not isinstance(diagnostics, bool):
+            raise ValueError(f"diagnostics: expected True or False, got {diagnostics!r}")
         self.lr_factor = lr_factor
         self.mode = mode
         self.schedule = schedule
@@ -152,6 +152,13 @@ class LocoProp:
         if self.mode == "backprop":
             loss, g = self.net.loss_and_weight_grads(params, x, y)
             new, inner_state = self.inner.update(g, state["inner"], params, lr=base)
+            for m, layer in enumerate(new):  # as locoprop.step checks its own result: once per batch
+                for key in ("W", "b"):
+                    if not bool(array_namespace(layer[key]).isfinite(layer[key]).all()):
+                        raise NonFiniteError(
+                            f"backprop: layer {m} {key} became non-finite (lr={base}); "
+                            "lower the learning rate (or check the data for NaN)"
+                        )
             return new, {"name": "backprop", "inner": inner_state}, locoprop.StepInfo(loss, [], [])
         new, info = locoprop.step(
             self.net,

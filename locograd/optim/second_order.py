@@ -61,11 +61,11 @@ from typing import Any, ClassVar
 import numpy as np
 
 from ..backend import Array, array_namespace
-from ..errors import StateMismatchError
+from ..errors import NonFiniteError, StateMismatchError
 from ..linalg import cholesky_apply, cholesky_factor
 from ..locoprop import StepInfo
 from ..network import MLP, Params
-from ..validators import number, same_layout, template_array
+from ..validators import canonical_choice, integer, number, real, same_layout, template_array
 from .first_order import _unit, check_kind, check_state, check_step, register_layout
 from .first_order import adam as adam_optimizer
 
@@ -75,7 +75,7 @@ GRAFTING = (None, "sgd", "adam")
 
 
 def _positive(value: float, name: str) -> float:
-    v = float(value)
+    v = real(name, value, "a positive finite number")
     if not (math.isfinite(v) and v > 0):
         raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
     return v
@@ -103,7 +103,7 @@ def _unstack(w: Array) -> dict[str, Array]:
 
 def _check_finite(matrix: Array, name: str) -> None:
     if not bool(array_namespace(matrix).isfinite(matrix).all()):
-        raise ValueError(f"{name}: non-finite statistics (NaN or Inf); lower the learning rate")
+        raise NonFiniteError(f"{name}: non-finite statistics (NaN or Inf); lower the learning rate")
 
 
 def spd_factor(matrix: Array, name: str) -> Array:
@@ -181,6 +181,21 @@ class _NetOptimizer:
             for layer, d in zip(params, (_unstack(v) for v in velocity), strict=True)
         ]
 
+    def _finite(self, new: Params, lr: float | None) -> Params:
+        """``new`` unchanged if every parameter is finite (one reduction per array, once per batch).
+
+        Raises:
+            NonFiniteError: ``"kfac: layer 0 W became non-finite (lr=...); lower the learning rate ..."``.
+        """
+        for m, layer in enumerate(new):
+            for key in ("W", "b"):
+                if not bool(array_namespace(layer[key]).isfinite(layer[key]).all()):
+                    raise NonFiniteError(
+                        f"{self.name}: layer {m} {key} became non-finite (lr={self.lr if lr is None else lr}); "
+                        "lower the learning rate or raise the damping"
+                    )
+        return new
+
     def _zero_velocity(self, params: Params) -> list[Array]:
         return [array_namespace(p["W"]).zeros_like(_stack(p)) for p in params]
 
@@ -233,10 +248,8 @@ class KFAC(_NetOptimizer):
         self.adaptive = adaptive
         self.damping = _positive(damping, "damping")
         self.decay = _unit(decay, "decay")
-        if fisher not in FISHER:
-            raise ValueError(f"fisher: expected one of {FISHER}, got {fisher!r}")
-        self.fisher = fisher
-        self.seed = seed
+        self.fisher = canonical_choice("fisher", fisher, FISHER)
+        self.seed = integer("seed", seed, minimum=0)
 
     def init(self, params: Params) -> dict[str, Any]:
         params = self.net.check_params(params)
@@ -345,7 +358,7 @@ class KFAC(_NetOptimizer):
         else:
             new = self._apply(params, steps, state, lr)
         state["step"] += 1
-        return new, state, StepInfo(grads.loss, [], [])
+        return self._finite(new, lr), state, StepInfo(grads.loss, [], [])
 
     def _model_step(
         self,
@@ -475,9 +488,7 @@ class Shampoo(_NetOptimizer):
     ) -> None:
         super().__init__(net, lr, momentum, update_every)
         self.eps = _positive(eps, "eps")
-        if grafting not in GRAFTING:
-            raise ValueError(f"grafting: expected one of {GRAFTING}, got {grafting!r}")
-        self.grafting = grafting
+        self.grafting = None if grafting is None else canonical_choice("grafting", grafting, GRAFTING[1:])
         self._adam = adam_optimizer(lr=1.0)
 
     def init(self, params: Params) -> dict[str, Any]:
@@ -563,7 +574,7 @@ class Shampoo(_NetOptimizer):
             steps.append(step)
         new = self._apply(params, steps, state, lr)
         state["step"] += 1
-        return new, state, StepInfo(grads.loss, [], [])
+        return self._finite(new, lr), state, StepInfo(grads.loss, [], [])
 
 
 class FOOF(_NetOptimizer):
@@ -636,4 +647,4 @@ class FOOF(_NetOptimizer):
             steps.append(cholesky_apply(state["chol_A"][m], _stack(layer_grad)))
         new = self._apply(params, steps, state, lr)
         state["step"] += 1
-        return new, state, StepInfo(grads.loss, [], [])
+        return self._finite(new, lr), state, StepInfo(grads.loss, [], [])
