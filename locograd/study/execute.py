@@ -166,6 +166,8 @@ def run_trial(payload: dict[str, Any], out: str, token: str | None, threads: int
     from ..experiments.training import TrainConfig
 
     key, name = payload["key"], payload["name"]
+    if multiprocessing.parent_process() is not None:  # a worker process, never the client itself
+        _process_local_tqdm_lock()
     shared = _shared(out, token)
     data = _load_data(payload["data"])
     notes: list[str] = []
@@ -229,11 +231,30 @@ OnDone = Callable[[Trial, dict[str, Any]], None]
 OnFailed = Callable[[Trial, str], None]
 
 
+def _process_local_tqdm_lock() -> None:
+    """Give tqdm a plain thread lock in a worker process.
+
+    tqdm creates a ``multiprocessing`` lock (a named semaphore, registered with the
+    resource tracker) the first time a bar is made, even a disabled one.  A worker
+    killed with SIGKILL (Ctrl-C of the study, a dead worker) never unregisters it,
+    and the resource tracker then warns about "leaked semaphore objects" when the
+    study exits.  A worker's bars are disabled and never shared between processes,
+    so a thread lock is all it needs.
+    """
+    import threading
+
+    from tqdm import std
+
+    if not isinstance(getattr(std.tqdm, "_lock", None), type(threading.RLock())):
+        std.tqdm.set_lock(threading.RLock())
+
+
 def _init_worker(threads: int, gpus: Any) -> None:
     """Local pool initializer: BLAS threads for the process, and one GPU when there are GPUs."""
     from threadpoolctl import threadpool_limits
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the client's: it stops the workers
+    _process_local_tqdm_lock()
     if gpus is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = str(gpus.get())
     global _LIMITS
@@ -453,6 +474,17 @@ class DaskRunner:
                     )
                 self.client = distributed.Client(self.cluster)
             self.jobs = sum(self.client.nthreads().values())
+            if self.device == "gpu":
+                workers = self.client.scheduler_info().get("workers", {})
+                gpus = sum(1 for w in workers.values() if (w.get("resources") or {}).get("GPU", 0) >= 1)
+                if gpus == 0:
+                    self.close()
+                    raise StudyError(
+                        f"device: gpu asked for, but no worker of the Dask cluster at "
+                        f"{self.scheduler or 'local'} offers the resource GPU=1 "
+                        "(start the workers with --resources GPU=1)"
+                    )
+                self.jobs = gpus
 
     def run(self, trials: Iterable[Trial], on_done: OnDone, on_failed: OnFailed) -> None:
         """Submit every trial; collect them as they finish, resubmitting those lost with their worker."""

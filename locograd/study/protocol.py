@@ -29,6 +29,7 @@ import contextlib
 import itertools
 import math
 import os
+import re
 import secrets
 import shlex
 import sys
@@ -52,6 +53,12 @@ from .spec import NUMERIC, DatasetSpec, OptimizerSpec, StudySpec, load, round_si
 from .trials import Store, Trial, trial_key
 
 Echo = Callable[[str], None]
+
+SCHEDULER_ADDRESS = re.compile(r"(?:[a-z][a-z0-9+.-]*://)?[^\s:/]+(?::\d{1,5})?")
+"""A Dask scheduler address: ``tcp://HOST:8786``, ``HOST:8786`` or ``tls://HOST``."""
+
+MAX_PER_CORE = 4
+"""``--jobs`` and ``--threads`` are refused above this many times the machine's cores."""
 
 
 def beyond(values: Sequence[Any], direction: str, *, integer: bool, name: str) -> Any:
@@ -260,6 +267,15 @@ def _machine_jobs(device: str, jobs: int | None, threads: int | None) -> tuple[i
     return jobs, threads
 
 
+@contextlib.contextmanager
+def _held(lock: FolderLock) -> Any:
+    """Release an acquired ``lock`` at the end of the block."""
+    try:
+        yield lock
+    finally:
+        lock.release()
+
+
 def _check_data(spec: StudySpec) -> None:
     """A data set missing on the machine is reported before any trial runs."""
     from ..data import find_mnist_files
@@ -329,8 +345,15 @@ def run_study(
             raise StudyError(f"{name}: expected an integer >= 1, got {value!r}")
     if scheduler is not None and cluster is not None:
         raise StudyError("scheduler: give --scheduler or --cluster, not both")
-    if scheduler is not None and not scheduler.strip():
+    if scheduler is not None and not SCHEDULER_ADDRESS.fullmatch(scheduler.strip()):
         raise StudyError(f"scheduler: expected an address such as tcp://HOST:8786, got {scheduler!r}")
+    limit = MAX_PER_CORE * cores()
+    for name, value in (("jobs", jobs), ("threads", threads)):
+        if value is not None and value > limit:
+            raise StudyError(
+                f"{name}: expected at most {limit} ({MAX_PER_CORE} x the {cores()} cores of this machine), "
+                f"got {value}"
+            )
     n_local = parse_cluster(cluster) if cluster is not None else None
     if (scheduler is not None or n_local is not None) and jobs is not None:
         raise StudyError(
@@ -344,21 +367,35 @@ def run_study(
 
     runner: LocalRunner | DaskRunner
     if scheduler is not None or n_local is not None:
+        if spec.device == "gpu" and n_local is not None and gpu_count() == 0:
+            raise StudyError("device: gpu asked for, but no usable GPU was found (locograd info says why)")
         runner = DaskRunner(out, scheduler, n_local, threads or 1, spec.device)
     else:
         j, t = _machine_jobs(spec.device, jobs, threads)
         runner = LocalRunner(out, j, t, spec.device)
+    try:
+        with open(spec_path, encoding="utf-8") as handle:
+            spec_text = handle.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise StudyError(f"spec: cannot read {spec_path} ({exc})") from None
 
     started = time.time()
-    with FolderLock(out, "study folder"):
+    token = secrets.token_hex(16)
+    # Everything that can fail without a trial (a cluster that cannot be reached, a lock held by another
+    # study) fails before the study folder is created or changed.
+    runner.start(token)
+    lock = FolderLock(out, "study folder")
+    try:
+        lock.acquire()
+    except BaseException:
+        runner.close()
+        raise
+    with _held(lock):
         remove_stale_temporaries(out)
-        token = secrets.token_hex(16)
         write_text_atomic(os.path.join(out, TOKEN_NAME), token + "\n")
-        with open(spec_path, encoding="utf-8") as handle:
-            write_text_atomic(os.path.join(out, "spec.toml"), handle.read())
+        write_text_atomic(os.path.join(out, "spec.toml"), spec_text)
         store = Store(out, echo=say)
         store.load()
-        runner.start(token)
         cmd = (
             command if command is not None else " ".join(shlex.quote(a) for a in ["locograd", *sys.argv[1:]])
         )
@@ -421,6 +458,10 @@ def run_study(
         def execute(trials: list[Trial]) -> None:
             todo, seen = [], set()
             for t in trials:
+                if store.done(t.key):
+                    why = store.matches(t.key, t.config)
+                    if why is not None:
+                        store.forget(t.key, why)
                 if not store.done(t.key) and t.key not in seen and t.key not in failed:
                     todo.append(t)
                     seen.add(t.key)

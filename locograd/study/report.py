@@ -94,7 +94,8 @@ def epochs_to_target(rows: Sequence[dict[str, Any]], target: float) -> tuple[int
 def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     if not values:
         return None, None
-    return float(statistics.fmean(values)), float(statistics.pstdev(values)) if len(values) > 1 else 0.0
+    # one seed has no spread: None (shown as "1 seed"), never a standard deviation of 0
+    return float(statistics.fmean(values)), float(statistics.pstdev(values)) if len(values) > 1 else None
 
 
 def machine() -> dict[str, Any]:
@@ -377,6 +378,15 @@ def _fmt(v: Any, spec: str = ".3f") -> str:
     return "—" if v is None else format(v, spec)
 
 
+def _spread(stat: dict[str, Any]) -> str:
+    """``mean ± std`` over seeds; ``mean (1 seed)`` where one seed gives no spread."""
+    if stat["mean"] is None:
+        return "—"
+    if stat["n"] < 2 or stat["std"] is None:
+        return f"{_fmt(stat['mean'])} (1 seed)"
+    return f"{_fmt(stat['mean'])} ± {_fmt(stat['std'])}"
+
+
 def _value(v: Any) -> str:
     return f"{v:g}" if isinstance(v, int | float) and not isinstance(v, bool) else str(v)
 
@@ -467,7 +477,7 @@ def render(summary: dict[str, Any]) -> str:
         for tg in targets:
             if tg["target"] == "auto":
                 label = f"auto = {_fmt(tg['value'])}" + (
-                    f" ({tg['from']})" if tg["from"] else " (no first-order baseline)"
+                    f" ({tg['from']})" if tg["from"] else " (no first-order baseline finished)"
                 )
             else:
                 label = f"{tg['value']:g}"
@@ -486,10 +496,7 @@ def render(summary: dict[str, Any]) -> str:
             o = ds["optimizers"][name]
             ft, fe = o["final_train"], o["final_test"]
             seeds = f"{ft['n']}/{len(o['final'])}" + (f" ({o['diverged']} diverged)" if o["diverged"] else "")
-            row = (
-                f"| {o['rank']} | {name} | {_setting_text(o)} | {_fmt(ft['mean'])} ± {_fmt(ft['std'])} | "
-                f"{_fmt(fe['mean'])} ± {_fmt(fe['std'])} | {seeds} |"
-            )
+            row = f"| {o['rank']} | {name} | {_setting_text(o)} | {_spread(ft)} | {_spread(fe)} | {seeds} |"
             for tg in o["targets"]:
                 if tg["reached"]:
                     row += f" {tg['epochs']:g} ({tg['reached']}/{tg['of']}) | {_fmt(tg['seconds_to_target'], '.2f')} |"

@@ -21,6 +21,7 @@ A spec (see ``studies/smoke.toml`` for a commented one)::
     limit_test = 1000         # the first N test images (default all)
     batch_size = 100          # default 200 on curves, 1000 on MNIST-format sets
     targets = ["auto", 150]   # time-to-target losses; auto: the best first-order baseline's final loss
+                              # (default ["auto"]; none without a baseline; "auto" without one is an error)
     data_dir = "/data"        # MNIST-format sets: where the files are
     data_seed = 0             # CURVES: the generation seed (the same data for every trial)
     hidden = "sigmoid"        # model override: the hidden transfer
@@ -91,6 +92,15 @@ NUMERIC = {
 
 CHOICES = {"solver": SOLVERS, "inner": INNER}
 """Hyperparameters that take a name (fixed settings only)."""
+
+TRAIN_SIZES = {"curves": 20000, "mnist": 60000, "fashion-mnist": 60000}
+"""Training images of each data set when ``limit_train`` is not given (CURVES: the generated default)."""
+
+FILE_SETS = ("mnist", "fashion-mnist")
+"""Sets read from files: ``limit_train`` cannot exceed their size (CURVES generates as many as asked)."""
+
+MAX_RANGE_POINTS = 100
+"""The most points a log range ``{min, max, n}`` may ask for."""
 
 RELEASED_SCHEDULE = {"warmup": 5, "total": 100}
 DEFAULT_BATCH = {"curves": 200}
@@ -256,12 +266,14 @@ def _axis(path: str, name: str, value: Any) -> Axis:
         lo = _number(f"{path}.min", value["min"], name)
         hi = _number(f"{path}.max", value["max"], name)
         n = _int(f"{path}.n", value["n"], 2)
+        if n > MAX_RANGE_POINTS:
+            raise _fail(f"{path}.n", f"an integer in [2, {MAX_RANGE_POINTS}] (points of one axis)", n)
         if lo <= 0:
             raise _fail(f"{path}.min", "a number > 0 (a log range)", value["min"])
         if hi <= lo:
             raise _fail(f"{path}.max", f"a number > min ({lo:g})", value["max"])
         raw = [lo * (hi / lo) ** (i / (n - 1)) for i in range(n)]
-        pts = sorted({round(v) for v in raw}) if integer else [round_sig(v) for v in raw]
+        pts = sorted({round(v) for v in raw}) if integer else sorted({round_sig(v) for v in raw})
         return Axis(name, tuple(pts), integer)
     raise _fail(path, what, value)
 
@@ -308,7 +320,17 @@ def _schedule(path: str, value: Any) -> dict[str, int] | None:
 def _optimizer(path: str, name: str, body: Any, raw: dict[str, Any], depth: int = 0) -> OptimizerSpec:
     body = _table(path, body, OPTIMIZER_KEYS)
     if "base" in body:
-        base = _name(f"{path}.base", body["base"], OPTIMIZERS)
+        given = body["base"]
+        if (
+            isinstance(given, str)
+            and canonical_optimizer_name(given) not in OPTIMIZERS
+            and any(canonical_optimizer_name(k) == canonical_optimizer_name(given) for k in raw)
+        ):
+            raise SpecError(
+                f"{path}.base: {_got(given)} is itself a named variant; a variant's base must be one of "
+                f"{', '.join(OPTIMIZERS)} (copy the settings it needs)"
+            )
+        base = _name(f"{path}.base", given, OPTIMIZERS)
     else:
         base = _name(path, name, OPTIMIZERS) if canonical_optimizer_name(name) in OPTIMIZERS else ""
         if not base:
@@ -425,7 +447,21 @@ def parse(raw: Any, name: str) -> StudySpec:
         source=raw,
     )
     for d in datasets:
+        size = TRAIN_SIZES.get(d.name)
+        if d.limit_train is not None and d.name in FILE_SETS and size is not None and d.limit_train > size:
+            raise SpecError(
+                f"datasets.{d.name}.limit_train: expected an integer in [1, {size}] (the training images "
+                f"of {d.name}), got {d.limit_train}"
+            )
+        if d.limit_train is None and size is not None and d.batch_size > size:
+            raise SpecError(
+                f"datasets.{d.name}.batch_size: {d.batch_size} is larger than the training set ({size})"
+            )
         if spec.tuning_subset is not None:
+            if d.limit_train is None and size is not None and spec.tuning_subset > size:
+                raise SpecError(
+                    f"tuning.subset: {spec.tuning_subset} is larger than the training set of {d.name} ({size})"
+                )
             if d.limit_train is not None and spec.tuning_subset > d.limit_train:
                 raise SpecError(
                     f"tuning.subset: {spec.tuning_subset} is larger than datasets.{d.name}.limit_train ({d.limit_train})"
@@ -433,6 +469,22 @@ def parse(raw: Any, name: str) -> StudySpec:
             if d.batch_size > spec.tuning_subset:
                 raise SpecError(
                     f"datasets.{d.name}.batch_size: {d.batch_size} is larger than tuning.subset ({spec.tuning_subset})"
+                )
+    if not any(o.base in FIRST_ORDER for o in optimizers):
+        for d, (key, body) in zip(datasets, datasets_raw.items(), strict=True):
+            if "targets" not in body:  # the default "auto" needs a baseline: without one, no default
+                spec = dataclasses.replace(
+                    spec,
+                    datasets=tuple(
+                        dataclasses.replace(x, targets=()) if x is d else x for x in spec.datasets
+                    ),
+                )
+            elif "auto" in d.targets:
+                i = d.targets.index("auto")
+                raise SpecError(
+                    f'datasets.{key}.targets[{i}]: "auto" is the final train loss of the best first-order '
+                    f"baseline ({', '.join(FIRST_ORDER)}, or a variant of one), and the spec has none; "
+                    "give the target as a number or add a baseline"
                 )
     for o in optimizers:
         if o.schedule is not None:

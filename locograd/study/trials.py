@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 from typing import Any
@@ -116,28 +117,80 @@ class Store:
     def load(self) -> None:
         """Read ``trials.jsonl`` (the last record of a key wins).
 
-        A torn last line (a kill during the append) is cut off, with a note.  A
-        record whose trial folder has no readable ``metrics.jsonl`` is dropped
-        with a note naming the path, so that the trial runs again.
+        A line that cannot be used (a torn last line after a kill during the append,
+        a line that is not JSON, a record without a key, a status other than
+        ``finished``/``diverged``, a finished record without a finite final loss) is
+        dropped from the file, with a note naming the file and line.  A record whose
+        trial folder has no readable ``metrics.jsonl``, or one that ends before the
+        record's last epoch, is dropped with a note naming the path, so that the trial
+        runs again.
         """
         try:
-            rows = read_jsonl(self.path, required=("key", "status"), missing_ok=True)
-        except RunFolderError as exc:
-            if "cut short" not in str(exc):
-                raise
             with open(self.path, encoding="utf-8") as handle:
                 text = handle.read()
-            write_text_atomic(self.path, text[: text.rfind("\n") + 1])  # only the torn tail is dropped
-            self.echo(f"study: {exc}; dropped the torn line")
-            rows = read_jsonl(self.path, required=("key", "status"), missing_ok=True)
-        for row in rows:
-            self.records[row["key"]] = row
+        except FileNotFoundError:
+            text = ""
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RunFolderError(f"{self.path}: cannot read the file ({exc})") from None
+        lines = text.split("\n")
+        kept: list[str] = []
+        dropped = 0
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            why = _bad_record(line)
+            if why is None:
+                kept.append(line)
+                self.records[json.loads(line)["key"]] = json.loads(line)
+                continue
+            dropped += 1
+            if number == len(lines):
+                why = "is cut short (a write was interrupted)"
+            self.echo(f"study: {self.path}: line {number} {why}; dropped it (its trial runs again)")
+        if dropped:  # rewrite without the bad lines, so that the file stays readable
+            write_text_atomic(self.path, "".join(k + "\n" for k in kept))
         for key in list(self.records):
             try:
-                self.metrics(key)
+                rows = self.metrics(key)
+                record = self.records[key]
+                if record["status"] == "finished" and rows[-1].get("epoch") != record.get("epochs"):
+                    raise RunFolderError(
+                        f"{os.path.join(self.folder(key), 'metrics.jsonl')}: ends at epoch "
+                        f"{rows[-1].get('epoch')}, but the record says {record.get('epochs')}"
+                    )
             except RunFolderError as exc:
                 self.echo(f"study: trial {key} is corrupt ({exc}); it runs again")
                 del self.records[key]
+                self._metrics.pop(key, None)
+
+    def matches(self, key: str, expected: dict[str, Any]) -> str | None:
+        """``None`` if the trial folder's ``config.json`` agrees with ``expected`` (the planned
+        trial's config), else why not.  A folder without ``config.json`` (never written) agrees."""
+        path = os.path.join(self.folder(key), "config.json")
+        if not os.path.isfile(path):
+            return None
+        try:
+            written = read_json(path, "trial config")
+        except RunFolderError as exc:
+            return str(exc)
+        given = written.get("settings") if isinstance(written, dict) else None
+        if not isinstance(given, dict):
+            return f"{path}: holds no settings"
+        for name, value in expected.items():
+            if name in given and canonical(given[name]) != canonical(value):
+                if name == "optimizer" and canonical(str(given[name]).replace("_", "-")) == canonical(value):
+                    continue
+                return (
+                    f"{path}: {name} is {given[name]!r}, but the trial has {value!r} (another trial's folder)"
+                )
+        return None
+
+    def forget(self, key: str, why: str) -> None:
+        """Drop the record of ``key`` and clear its folder: the trial runs again from scratch."""
+        self.echo(f"study: trial {key} is corrupt ({why}); it runs again")
+        self.records.pop(key, None)
+        self._metrics.pop(key, None)
+        clear_folder(self.folder(key))
 
     def done(self, key: str) -> bool:
         """Whether ``key`` has a record (finished or diverged: it is never run again)."""
@@ -182,6 +235,25 @@ class Store:
     def config(self, key: str) -> Any:
         """The trial's ``config.json``."""
         return read_json(os.path.join(self.folder(key), "config.json"), "trial config")
+
+
+def _bad_record(line: str) -> str | None:
+    """Why a line of ``trials.jsonl`` cannot be used, or ``None``."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return "is not JSON"
+    if not isinstance(row, dict):
+        return "is not a JSON object"
+    if not isinstance(row.get("key"), str) or not row["key"]:
+        return "has no trial key"
+    if row.get("status") not in ("finished", "diverged"):
+        return f"has the status {row.get('status')!r}, expected finished or diverged"
+    if row["status"] == "finished":
+        loss = row.get("final_train_loss")
+        if isinstance(loss, bool) or not isinstance(loss, int | float) or not math.isfinite(loss):
+            return f"has the final train loss {loss!r}, expected a finite number"
+    return None
 
 
 def clear_folder(folder: str) -> None:
