@@ -180,6 +180,9 @@ def _config(args: argparse.Namespace, optimizer: str | None) -> TrainConfig:
             "or --preset official (which brings locoprop-m)"
         )
     integer("threads", args.threads, minimum=0)
+    for flag, value in (("optimizer", optimizer), ("dataset", args.dataset)):
+        if value is not None and not str(value).strip():  # before: "" silently meant the default
+            raise ValueError(f"{flag}: expected a name, got {value!r}")
     config = TrainConfig(
         dataset=args.dataset or "",
         optimizer=optimizer or "",

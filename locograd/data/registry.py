@@ -289,8 +289,11 @@ def load(
             :func:`find_mnist_files`); refused for ``"curves"``, which reads no files.
         limit_train: ``None`` or an integer >= 1.  For a file set, keep the
             first ``limit_train`` training examples (a limit above the set's
-            size keeps them all); for ``"curves"``, generate that many training
-            images instead of 20,000.  The test split is never cut.
+            size keeps them all); for ``"curves"``, generate only the first
+            ``limit_train`` of its 20,000 training images (a prefix: the same
+            images), and all 20,000 for a larger limit, as for a file set (before,
+            a larger limit generated more images than the set has, and a huge
+            one ran out of memory).  The test split is never cut.
         seed: The CURVES seed (see :func:`locograd.data.curves`); ignored for
             file sets, which are returned in file order.
 
@@ -315,5 +318,5 @@ def load(
             f"{' or '.join(SUBFOLDERS)}"
         )
     if key == "curves":
-        return curves(n_train=limit_train or CURVES_TRAIN, n_test=10000, seed=seed)
+        return curves(n_train=min(limit_train or CURVES_TRAIN, CURVES_TRAIN), n_test=10000, seed=seed)
     return _read_mnist(key, find_mnist_files(key, data_dir), limit_train)

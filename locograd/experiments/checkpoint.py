@@ -256,6 +256,17 @@ def on_disk(folder: str, runs: Sequence[str] | None = None) -> str:
     return f"in {folder}, " + "; ".join(parts)
 
 
+def _readable(path: str) -> bool:
+    """Whether ``path`` is a checkpoint whose epoch can be read (so that ``--resume`` can start from it)."""
+    if not os.path.isfile(path):
+        return False
+    try:
+        read_epoch(path)
+    except CheckpointError:
+        return False
+    return True
+
+
 def interrupted_note(command: str, out: str | None, optimizers: str | None = None) -> str:
     """The end of the command line's ``locograd: interrupted`` line: what is on disk, read from ``out``.
 
@@ -274,7 +285,7 @@ def interrupted_note(command: str, out: str | None, optimizers: str | None = Non
         return ""
     if command == "train":
         note = on_disk(out)
-        resumable = os.path.isfile(os.path.join(out, "checkpoint.npz"))
+        resumable = _readable(os.path.join(out, "checkpoint.npz"))
     elif command == "compare":
         names = []
         for name in str(optimizers or "").split(","):

@@ -24,7 +24,7 @@ from ..errors import RunFolderError
 from . import runfolder
 from .optimizers import check_name
 from .plots import plot_compare
-from .training import RUN_FILES, TrainConfig, TrainingError, resolve, train
+from .training import RUN_FILES, STUDY_FILES, TrainConfig, TrainingError, resolve, train
 
 RECORD = "compare.json"
 """The file that says what comparison a folder holds."""
@@ -76,7 +76,12 @@ def _check_folder(out: str, record: dict[str, Any], resume: bool) -> bool:
         if resume:
             raise TrainingError(f"resume: no comparison in {out} (no {RECORD}); start without --resume")
         return True
-    for name, what in (*((f, "a run") for f in RUN_FILES), ("sweep.json", "a sweep")):
+    marks = (
+        *((f, "a run") for f in RUN_FILES),
+        *((f, "a study") for f in STUDY_FILES),
+        ("sweep.json", "a sweep"),
+    )
+    for name, what in marks:
         if os.path.exists(os.path.join(out, name)):
             raise TrainingError(f"out: {out} holds {what} ({name}), not a comparison; choose another --out")
     path = os.path.join(out, RECORD)

@@ -62,7 +62,13 @@ class FolderLock:
             raise RunFolderError(f"{self.what}: {self.folder} is a file, expected a folder")
         os.makedirs(self.folder, exist_ok=True)
         path = os.path.join(self.folder, LOCK_NAME)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:  # before: a bare "[Errno 21] Is a directory: '.../.lock'"
+            what = "is a folder" if os.path.isdir(path) else f"cannot be opened ({exc.strerror})"
+            raise RunFolderError(
+                f"{self.what}: the lock file {path} {what}; remove it if no locograd run uses {self.folder}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:

@@ -354,8 +354,18 @@ def mean_loss(net: MLP, params: Params, x: Any, chunk: int = 2000) -> float:
 
 RUN_FILES = ("checkpoint.npz", "metrics.jsonl", "config.json")
 """The files of one run: a folder holding any of them holds a run."""
-NOT_A_RUN = {"compare.json": "a comparison", "summary.json": "a comparison", "sweep.json": "a sweep"}
-"""Files that mark a folder as a comparison's or a sweep's, which a run never trains into."""
+STUDY_FILES = ("spec.toml", "study.jsonl", "trials.jsonl")
+"""Files that mark a folder as a study's (``locograd study``), checked before ``summary.json``."""
+NOT_A_RUN = {
+    **dict.fromkeys(STUDY_FILES, "a study"),
+    "compare.json": "a comparison",
+    "summary.json": "a comparison",
+    "sweep.json": "a sweep",
+}
+"""Files that mark a folder as a study's, a comparison's or a sweep's, which a run never trains into.
+
+Before, a study folder was called "a comparison (summary.json)", or, before its
+``summary.json`` was written, taken by ``compare`` as a new comparison's folder."""
 CHECKPOINT_KEYS = ("params", "state", "rng", "epoch", "steps", "seconds", "wall_seconds", "meta", "row")
 """What a run's checkpoint holds (``row``: the metrics row of its epoch, as in ``metrics.jsonl``)."""
 
