@@ -255,9 +255,18 @@ def test_ctrl_c_of_a_study_leaks_no_semaphore(tmp_path: Path) -> None:
     lock, and the study exits with 130 and nothing but its one line."""
     spec = _spec(tmp_path, LONG)
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "locograd", "study", spec, "--out", str(out), "--no-progress", "--jobs", "2"]
-    cmd += ["--threads", "1"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    args = ["study", spec, "--out", str(out), "--no-progress", "--jobs", "2", "--threads", "1"]
+    # A process started in the background by a non-interactive shell inherits SIGINT as ignored, and
+    # Python then installs no KeyboardInterrupt handler: the child installs it, so that SIGINT is Ctrl-C.
+    start = (
+        "import runpy, signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+        f"sys.argv = ['locograd', *{args!r}]\n"
+        "runpy.run_module('locograd', run_name='__main__')\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", start], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         deadline = time.monotonic() + 60
         while not list(out.glob("trials/*/checkpoint.npz")) and time.monotonic() < deadline:
