@@ -7,8 +7,7 @@ before any work starts and the message names the argument.
 
 * :func:`integer`: an integer (``bool`` refused) within bounds.
 * :func:`number`: a finite real number within bounds (open or closed).
-* :func:`choice`: a name from a fixed set, normalised (case and ``_``/``-``) in ONE place.
-* :func:`canonical_choice`: the same, matched ignoring case, spaces and ``_`` vs ``-``, returned
+* :func:`canonical_choice`: a name from a fixed set, matched ignoring case, spaces and ``_`` vs ``-``, returned
   in the set's own spelling (``"LocoProp_M"`` -> ``"locoprop-m"``): the normaliser of every
   name a user types (data sets, optimizers, solvers, presets, devices, dtypes, step kinds).
 * :func:`integer_list`: ``"1,2,4"`` as integers within bounds.
@@ -26,7 +25,7 @@ before any work starts and the message names the argument.
 Traceback (most recent call last):
 ...
 ValueError: lr: expected a finite number > 0, got -1.0
->>> choice("dataset", "CURVES", ("curves", "mnist"))
+>>> canonical_choice("dataset", "CURVES", ("curves", "mnist"))
 'curves'
 """
 
@@ -134,21 +133,6 @@ def normalize_name(value: str) -> str:
     return value.strip().lower()
 
 
-def choice(name: str, value: Any, choices: Iterable[str]) -> str:
-    """``value`` normalised by :func:`normalize_name`, which must be one of ``choices``.
-
-    Raises:
-        ValueError: ``"<name>: unknown name 'x'; valid names are a, b"``.
-    """
-    valid = tuple(choices)
-    if not isinstance(value, str):
-        raise ValueError(f"{name}: expected one of {', '.join(valid)}, got {type(value).__name__} {value!r}")
-    canonical = normalize_name(value)
-    if canonical not in valid:
-        raise ValueError(f"{name}: unknown name {value!r}; valid names are {', '.join(valid)}")
-    return canonical
-
-
 def _loose(value: str) -> str:
     """The key two spellings of one name share: :func:`normalize_name`, and ``_`` read as ``-``."""
     return normalize_name(value).replace("_", "-")
@@ -165,7 +149,7 @@ def canonical_choice(name: str, value: Any, choices: Iterable[str]) -> str:
     those respects are a programming error.
 
     Raises:
-        ValueError: ``"<name>: unknown name 'x'; valid names are a, b"`` (the wording of :func:`choice`).
+        ValueError: ``"<name>: unknown name 'x'; valid names are a, b"``.
 
     >>> canonical_choice("optimizer", " LocoProp_M", ("sgd", "locoprop-m"))
     'locoprop-m'
@@ -588,7 +572,6 @@ class OneLineParser(argparse.ArgumentParser):
 __all__ = [
     "OneLineParser",
     "canonical_choice",
-    "choice",
     "count_nonfinite",
     "existing_path",
     "finite",
