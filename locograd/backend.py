@@ -136,8 +136,21 @@ def device_of(x: Array) -> Device:
     return "gpu" if is_cupy_array(x) else "cpu"
 
 
+def _as_dtype(value: Any) -> np.dtype | None:
+    """``value`` as a NumPy dtype if it names one (``np.float32``, ``"float32"``), else ``None``."""
+    if value is None or isinstance(value, bool | int | float):
+        return None
+    try:
+        return np.dtype(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _check_device(device: str) -> str:
     if device not in DEVICES:
+        dtype = _as_dtype(device)
+        if dtype is not None:  # a dtype passed where the device goes, e.g. to_device(x, np.float32)
+            raise ValueError(f"device: expected one of {DEVICES} or None, got dtype {dtype} (pass dtype=...)")
         raise ValueError(f"device: expected one of {DEVICES}, got {device!r}")
     return device
 
@@ -190,7 +203,18 @@ def to_device(x: Any, device: str | None = None, dtype: Any = None) -> Array:
     return xp.asarray(x, dtype=dtype)
 
 
-asarray = to_device
+def asarray(x: Any, dtype: Any = None, *, device: str | None = None) -> Array:
+    """:func:`to_device` in NumPy's argument order: ``asarray(x, dtype=None, *, device=None)``.
+
+    The dtype is the second argument, as in ``numpy.asarray``; the device is keyword-only
+    (default: the scoped default device).
+
+    >>> asarray([1, 2], np.float32).dtype
+    dtype('float32')
+    >>> asarray([1.0], device="cpu").tolist()
+    [1.0]
+    """
+    return to_device(x, device, dtype)
 
 
 def zeros(shape: int | tuple[int, ...], dtype: Any = DEFAULT_DTYPE, device: str | None = None) -> Array:
@@ -198,20 +222,68 @@ def zeros(shape: int | tuple[int, ...], dtype: Any = DEFAULT_DTYPE, device: str 
     return namespace_for(device).zeros(shape, dtype=dtype)
 
 
-def tree_map(fn: Any, tree: Any, *rest: Any) -> Any:
-    """Apply ``fn`` to the leaves of nested lists, tuples and dicts of arrays."""
+def _is_namedtuple(x: Any) -> bool:
+    return isinstance(x, tuple) and hasattr(x, "_fields")
+
+
+def _where(path: tuple[Any, ...]) -> str:
+    return "tree" + "".join(f"[{k!r}]" for k in path)
+
+
+def _kind(x: Any) -> str:
+    if isinstance(x, dict):
+        return f"a dict with keys {sorted(map(str, x))}"
+    if _is_namedtuple(x):
+        return f"a NamedTuple {type(x).__name__}{tuple(x._fields)}"
+    if isinstance(x, list | tuple):
+        return f"a {type(x).__name__} of {len(x)}"
+    return f"a leaf ({type(x).__name__})"
+
+
+def _map(fn: Any, tree: Any, rest: tuple[Any, ...], path: tuple[Any, ...]) -> Any:
     if isinstance(tree, dict):
-        return {k: tree_map(fn, tree[k], *(r[k] for r in rest)) for k in tree}
-    if isinstance(tree, list | tuple) and not hasattr(tree, "_fields"):
-        return type(tree)(tree_map(fn, *items) for items in zip(tree, *rest, strict=True))
+        for r in rest:
+            if not isinstance(r, dict) or r.keys() != tree.keys():
+                raise ValueError(f"tree_map: {_where(path)}: expected {_kind(tree)}, got {_kind(r)}")
+        return {k: _map(fn, tree[k], tuple(r[k] for r in rest), (*path, k)) for k in tree}
+    if isinstance(tree, list | tuple):
+        named = _is_namedtuple(tree)
+        for r in rest:
+            same = type(r) is type(tree) if named else isinstance(r, list | tuple) and not _is_namedtuple(r)
+            if not same or len(r) != len(tree):
+                raise ValueError(f"tree_map: {_where(path)}: expected {_kind(tree)}, got {_kind(r)}")
+        mapped = [_map(fn, item, tuple(r[i] for r in rest), (*path, i)) for i, item in enumerate(tree)]
+        return type(tree)(*mapped) if named else type(tree)(mapped)
     return fn(tree, *rest)
 
 
+def tree_map(fn: Any, tree: Any, *rest: Any) -> Any:
+    """Apply ``fn`` to the leaves of nested dicts, lists, tuples and NamedTuples of arrays.
+
+    A NamedTuple is a node, as in JAX: its fields are mapped and the same NamedTuple type is
+    rebuilt.  Anything else (an array, a number, ``None``) is a leaf and goes to ``fn``, with
+    the matching parts of ``rest``; those must have ``tree``'s structure down to its leaves
+    (dicts the same keys, lists and tuples the same length, NamedTuples the same type).
+
+    >>> from typing import NamedTuple
+    >>> class State(NamedTuple):
+    ...     step: int
+    ...     m: list
+    >>> tree_map(lambda a: a * 2, [State(1, [np.ones(2)])])
+    [State(step=2, m=[array([2., 2.])])]
+
+    Raises:
+        ValueError: a part of ``rest`` has another structure, naming where,
+            e.g. ``"tree_map: tree[0]['m']: expected a list of 1, got a list of 2"``.
+    """
+    return _map(fn, tree, rest, ())
+
+
 def tree_leaves(tree: Any) -> list[Array]:
-    """The leaves of nested lists, tuples and dicts, in a fixed order."""
+    """The leaves of nested dicts, lists, tuples and NamedTuples, in a fixed order (a NamedTuple's field order)."""
     if isinstance(tree, dict):
         return [leaf for k in tree for leaf in tree_leaves(tree[k])]
-    if isinstance(tree, list | tuple) and not hasattr(tree, "_fields"):
+    if isinstance(tree, list | tuple):
         return [leaf for item in tree for leaf in tree_leaves(item)]
     return [tree]
 

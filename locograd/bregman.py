@@ -25,7 +25,7 @@ identity).  :func:`divergence` therefore evaluates every transfer of the table
 through the difference :math:`\delta = p - q`, as a sum of terms that are each
 :math:`\ge 0`, so the result is :math:`\ge 0` in every dtype, is exactly 0 at
 :math:`p = q`, and is accurate to a few units of rounding relative to itself
-(LOCOPROP.md section 5):
+(docs/math.md section 5):
 
 * identity: :math:`\tfrac12\|\delta\|^2`;
 * relu: :math:`\tfrac12(\mathrm{relu}(p) - \mathrm{relu}(q))^2 + \mathrm{relu}(q)\,\mathrm{relu}(-p)`
@@ -38,9 +38,10 @@ through the difference :math:`\delta = p - q`, as a sum of terms that are each
 * sigmoid: the softmax form on the two classes :math:`(a, 0)`; tanh: the sigmoid
   form at :math:`(2p, 2q)` (:math:`\log\cosh a = \mathrm{softplus}(2a) - a - \log 2`).
 
-A transfer outside the table (a custom :class:`~locograd.transfer.Transfer`) falls
-back to the defining difference.  :func:`dual_divergence` likewise uses sums of
-generalised KL terms :math:`u\log(u/v) - u + v \ge 0`.
+A transfer outside the table (a custom :class:`~locograd.transfer.Transfer` subclass,
+or an :class:`~locograd.transfer.Elementwise` whose name or per-unit ``f`` is not a
+table row's) falls back to the defining difference.  :func:`dual_divergence` likewise
+uses sums of generalised KL terms :math:`u\log(u/v) - u + v \ge 0`.
 
 >>> import numpy as np
 >>> from locograd import bregman
@@ -60,7 +61,7 @@ from typing import Any
 import numpy as np
 
 from .backend import Array, array_namespace, check_float_array
-from .transfer import Transfer, get
+from .transfer import Elementwise, Softmax, Transfer, get, identity, logistic, relu, sigmoid, softplus, tanh
 
 # phi(c) = e^c - 1 - c = sum_{k>=2} c^k / k!, by its Taylor series for |c| < _SERIES_BOUND: the first
 # omitted term, c^16/16!, is below 6e-18 of the sum c^2/2 + ... there, and every partial sum is > 0.
@@ -138,15 +139,13 @@ def _sigmoid_divergence_units(p: Array, q: Array, scale: float = 1.0) -> Array:
     difference is taken before scaling, ``scale (p - q)``, so ``p == q`` gives exactly 0 even
     where ``scale q`` overflows to infinity (the weights' exact limits 0 and 1 there).
     """
-    from .transfer import sigmoid, softplus
-
     xp = array_namespace(p)
     delta = p - q
     if scale != 1.0:
         delta = scale * delta
         with np.errstate(over="ignore"):
             q = scale * q
-    w, w_bar = sigmoid(q), sigmoid(-q)
+    w, w_bar = logistic(q), logistic(-q)
     log_s = xp.stack([-softplus(-q), -softplus(q)], axis=-1)
     s = xp.stack([w, w_bar], axis=-1)
     c = xp.stack([w_bar * delta, -w * delta], axis=-1)  # delta - s . delta, without the cancellation
@@ -161,22 +160,27 @@ def _relu_divergence_units(p: Array, q: Array) -> Array:
     return d * d / 2 + rq * xp.maximum(-p, 0)
 
 
+def _is_row(t: Transfer, row: Elementwise) -> bool:
+    """Whether ``t`` is the table's elementwise ``row``: same class, name and per-unit ``f`` (a copy counts)."""
+    return isinstance(t, Elementwise) and t.name == row.name and t.f_unit is row.f_unit
+
+
 def _stable_divergence(t: Transfer, p: Array, q: Array) -> Array | None:
     """The table's closed forms through ``p - q`` (see the module docstring); ``None`` off the table."""
     xp = array_namespace(p)
-    if t.name == "identity" and t.f_elementwise is get("identity").f_elementwise:
+    if _is_row(t, identity):
         d = p - q
         return xp.sum(d * d, axis=-1) / 2
-    if t.name == "relu" and t.f_elementwise is get("relu").f_elementwise:
+    if _is_row(t, relu):
         return xp.sum(_relu_divergence_units(p, q), axis=-1)
-    if t.name == "leaky_relu" and t.slope is not None:
+    if isinstance(t, Elementwise) and t.name == "leaky_relu" and t.slope is not None:
         units = _relu_divergence_units(p, q) + t.slope * _relu_divergence_units(-p, -q)
         return xp.sum(units, axis=-1)
-    if t.name == "sigmoid" and t.f_elementwise is get("sigmoid").f_elementwise:
+    if _is_row(t, sigmoid):
         return xp.sum(_sigmoid_divergence_units(p, q), axis=-1)
-    if t.name == "tanh" and t.f_elementwise is get("tanh").f_elementwise:
+    if _is_row(t, tanh):
         return _in_wider(lambda p_, q_: xp.sum(_sigmoid_divergence_units(p_, q_, 2.0), axis=-1), p, q)
-    if t.name == "softmax" and not t.elementwise:
+    if isinstance(t, Softmax):
         return _in_wider(_softmax_divergence, p, q)
     return None
 
@@ -214,20 +218,21 @@ def _generalized_kl(a: Array, b: Array) -> Array:
 def _stable_dual_divergence(t: Transfer, u: Array, v: Array) -> Array | None:
     """:math:`D_{F^*}` of the table's transfers as sums of non-negative terms; ``None`` off the table."""
     xp = array_namespace(u)
-    if t.name == "identity" and t.f_elementwise is get("identity").f_elementwise:
+    if _is_row(t, identity):
         d = u - v
         return xp.sum(d * d, axis=-1) / 2
-    if t.name == "leaky_relu" and t.slope is not None:  # F* is the leaky relu potential of slope 1/s
+    if isinstance(t, Elementwise) and t.name == "leaky_relu" and t.slope is not None:
+        # F* is the leaky relu potential of slope 1/s
         units = _relu_divergence_units(u, v) + _relu_divergence_units(-u, -v) / t.slope
         return xp.sum(units, axis=-1)
     inf = xp.asarray(np.inf, dtype=u.dtype)
-    if t.name == "sigmoid" and t.f_elementwise is get("sigmoid").f_elementwise:
+    if _is_row(t, sigmoid):
         units = _generalized_kl(u, v) + _generalized_kl(1 - u, 1 - v)
         return xp.where(xp.all(t.in_range(u), axis=-1), xp.sum(units, axis=-1), inf)
-    if t.name == "tanh" and t.f_elementwise is get("tanh").f_elementwise:
+    if _is_row(t, tanh):
         units = _generalized_kl((1 + u) / 2, (1 + v) / 2) + _generalized_kl((1 - u) / 2, (1 - v) / 2)
         return xp.where(xp.all(t.in_range(u), axis=-1), xp.sum(units, axis=-1), inf)
-    if t.name == "softmax" and not t.elementwise:
+    if isinstance(t, Softmax):
         inside = t.in_range(u)[..., 0]
         return xp.where(inside, xp.sum(_generalized_kl(u, v), axis=-1), inf)
     return None
@@ -270,6 +275,11 @@ def divergence(transfer: str | Transfer, p: Array, q: Array) -> Array:
     """
     t = get(transfer)
     _check_pair(p, q, ("p", "q"), t)
+    return _divergence(t, p, q)
+
+
+def _divergence(t: Transfer, p: Array, q: Array) -> Array:
+    """:func:`divergence` on arguments already checked (``_check_pair``): the stable form, or the definition."""
     stable = _stable_divergence(t, p, q)
     if stable is not None:
         return stable
@@ -324,7 +334,19 @@ def matching_loss(transfer: str | Transfer, a: Array, target: Array) -> Array:
     """
     t = get(transfer)
     _check_pair(a, target, ("a", "target"), t)
+    return _matching_loss(t, a, target)
+
+
+def _matching_loss(t: Transfer, a: Array, target: Array) -> Array:
+    r""":func:`matching_loss` on arguments already checked (``_check_pair``): :math:`F(a) - y^*\cdot a`, ``(...)``.
+
+    For an elementwise transfer the difference is taken unit by unit, then summed,
+    :math:`\sum_j (F(a_j) - y^*_j a_j)`: each unit's terms cancel against each other before
+    the sum (two large sums of the whole row would cancel after it, several ulps less accurate).
+    """
     xp = array_namespace(a)
+    if isinstance(t, Elementwise):
+        return xp.sum(t.potential_unit(a) - target * a, axis=-1)
     return t.potential(a) - xp.sum(target * a, axis=-1)
 
 

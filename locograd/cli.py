@@ -132,7 +132,7 @@ def _run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
     parser.add_argument(
         "--preset",
         help=f"one of {', '.join(PRESETS)}; official: the released configuration of the MNIST autoencoder "
-        "(locoprop-m, or its baseline rmsprop, on mnist or fashion-mnist, at most 99 epochs)",
+        "(locoprop-m, or its baseline rmsprop-tf1, on mnist or fashion-mnist, at most 99 epochs)",
     )
     parser.add_argument(
         "--resume", action="store_true", help="continue from OUT/checkpoint.npz up to --epochs"
@@ -330,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
     compare = sub.add_parser("compare", help="several optimizers on the same data and initialisation")
     compare.add_argument(
-        "--optimizers", default="rmsprop,locoprop-s,locoprop-m", help="comma-separated names"
+        "--optimizers", default="rmsprop-tf1,locoprop-s,locoprop-m", help="comma-separated names"
     )
     _run_options(compare, "runs/compare")
     compare.set_defaults(func=_compare)

@@ -74,6 +74,19 @@ def check_input(x: Array, d_in: int, dtype: object, name: str = "x") -> Array:
     return x
 
 
+def check_batch(x: Array, d_in: int, dtype: object, name: str = "x") -> Array:
+    """:func:`check_input`, and at least one row: the network's batch check.
+
+    The loss is a mean over the batch: on 0 rows it was NaN with NumPy's
+    "Mean of empty slice" warning (and every gradient 0/0), so an empty batch is
+    refused, as the first thing a network pass does with ``x``.
+    """
+    x = check_input(x, d_in, dtype, name)
+    if x.shape[0] == 0:
+        raise ValueError(f"{name}: expected a batch of at least one row (B >= 1), got shape {tuple(x.shape)}")
+    return x
+
+
 def affine(params: dict[str, Array], x: Array) -> Array:
     r"""Pre-activation :math:`A = XW + b`, ``(B, d_out)``.
 
@@ -85,6 +98,49 @@ def affine(params: dict[str, Array], x: Array) -> Array:
         return a + b  # a scalar product, or a bias of a wider dtype: no in-place add
     a += b
     return a
+
+
+def augment(x: Array) -> Array:
+    r"""The augmented input :math:`\tilde X = [X, 1]` ``(B, d_in + 1)``, so that :math:`\tilde X \tilde W = XW + b`.
+
+    >>> import numpy as np
+    >>> augment(np.array([[2.0, 3.0]])).tolist()
+    [[2.0, 3.0, 1.0]]
+    """
+    x = check_float_array(x, "x", ndim=2)
+    xp = array_namespace(x)
+    return xp.concatenate([x, xp.ones((x.shape[0], 1), dtype=x.dtype)], axis=1)
+
+
+def stack(params: dict[str, Array]) -> Array:
+    r"""The augmented weights :math:`\tilde W = [W; b]` ``(d_in + 1, d_out)`` of one layer's ``{"W", "b"}``.
+
+    Its last row is the bias, so :func:`augment` ``(X) @ stack(params)`` is :math:`XW + b`;
+    :func:`unstack` is its inverse.
+
+    >>> import numpy as np
+    >>> stack({"W": np.eye(2), "b": np.array([5.0, 6.0])}).tolist()
+    [[1.0, 0.0], [0.0, 1.0], [5.0, 6.0]]
+    """
+    check_layer_params(params)
+    xp = array_namespace(params["W"])
+    return xp.concatenate([params["W"], params["b"][None, :]], axis=0)
+
+
+def unstack(w: Array) -> dict[str, Array]:
+    r"""``{"W": w[:-1], "b": w[-1]}`` from augmented weights :math:`\tilde W` ``(d_in + 1, d_out)`` (views, no copy).
+
+    >>> import numpy as np
+    >>> layer = unstack(np.arange(6.0).reshape(3, 2))
+    >>> layer["W"].shape, layer["b"].tolist()
+    ((2, 2), [4.0, 5.0])
+    """
+    w = check_float_array(w, "w", ndim=2)
+    if w.shape[0] < 1:
+        raise ValueError(
+            f"w: expected augmented weights (d_in + 1, d_out) with at least the bias row, got {tuple(w.shape)}"
+        )
+    return {"W": w[:-1], "b": w[-1]}
 
 
 def dense_forward(params: dict[str, Array], x: Array, transfer: str | Transfer) -> DenseCache:

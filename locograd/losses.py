@@ -8,9 +8,14 @@ Per-example losses (one value per row):
 * ``softmax_cross_entropy``: :math:`\mathrm{logsumexp}(a) - \sum_j y_j a_j`,
   softmax output, targets one-hot, probabilities, or integer labels ``(B,)``.
 
-Each is the matching loss of its output transfer
-(:func:`locograd.bregman.matching_loss`, plus :math:`F^*(y)` for the squared
-error), so its gradient is simply :math:`f(a) - y`.  The network loss is the
+Each is the matching loss :math:`F(a) - y\cdot a` of its output transfer,
+computed by :mod:`locograd.bregman` (:func:`~locograd.bregman.matching_loss`
+of :data:`~locograd.transfer.sigmoid` and :data:`~locograd.transfer.softmax`);
+the squared error adds :math:`F^*(y) = \tfrac12\|y\|^2`, which makes it the
+identity's divergence :math:`D_F(a, f^{-1}(y)) = \tfrac12\|a - y\|^2`, taken
+from :func:`~locograd.bregman.divergence` through the difference :math:`a - y`
+(the sum :math:`F(a) - y\cdot a + F^*(y)` would cancel where :math:`a \approx y`).
+So every gradient is simply :math:`f(a) - y`.  The network loss is the
 batch MEAN of the per-example losses, so :math:`\partial L/\partial A =
 (f(A) - Y)/B` carries the factor :math:`1/B`.
 
@@ -28,22 +33,28 @@ import dataclasses
 from collections.abc import Callable
 
 from .backend import Array, array_namespace, check_float_array
-from .transfer import Transfer, logsumexp, softplus
+from .bregman import _divergence, _matching_loss
+from .transfer import Transfer, identity, sigmoid, softmax
 from .transfer import get as get_transfer
 from .validators import canonical_choice
 
+# The per-example losses ``(a, y) -> (B,)`` on arrays already checked by Loss (one shape
+# (B, d), one dtype and backend), so they call bregman's unchecked forms.
+
 
 def _squared_error(a: Array, y: Array) -> Array:
-    d = a - y
-    return 0.5 * array_namespace(d).sum(d * d, axis=-1)
+    r""":math:`\tfrac12\|a - y\|^2 = D_F(a, y)` of the identity, summed over the last axis."""
+    return _divergence(identity, a, y)
 
 
 def _sigmoid_ce(a: Array, y: Array) -> Array:
-    return array_namespace(a).sum(softplus(a) - y * a, axis=-1)
+    r""":math:`\sum_j \mathrm{softplus}(a_j) - y\cdot a`, the sigmoid's matching loss."""
+    return _matching_loss(sigmoid, a, y)
 
 
 def _softmax_ce(a: Array, y: Array) -> Array:
-    return logsumexp(a) - array_namespace(a).sum(y * a, axis=-1)
+    r""":math:`\mathrm{logsumexp}(a) - y\cdot a`, the softmax's matching loss."""
+    return _matching_loss(softmax, a, y)
 
 
 @dataclasses.dataclass(frozen=True)

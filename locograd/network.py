@@ -7,6 +7,8 @@ batch mean of the per-example output loss (see :mod:`locograd.losses`).
 Y_m`; :meth:`MLP.backward` returns :class:`Grads` holding
 :math:`G_m = \partial L/\partial A_m` next to :math:`\partial L/\partial W_m
 = X_m^\top G_m` and :math:`\partial L/\partial b_m = \sum_n G_{m,n}`.
+These two are the one reference pass; the optimizers' BackProp step runs a lean
+fused copy of it (``locograd._fast.passes``), tested bit for bit against it.
 
 >>> import numpy as np
 >>> import locograd as lg
@@ -30,7 +32,7 @@ import numpy as np
 
 from . import losses as losses_mod
 from .backend import Array, array_namespace, namespace_for
-from .layers import DenseCache, affine, check_input, check_layer_params, dense_backward
+from .layers import DenseCache, affine, check_batch, check_layer_params, dense_backward
 from .transfer import Transfer
 from .transfer import get as get_transfer
 from .validators import integer
@@ -39,19 +41,6 @@ Params = list[dict[str, Array]]
 """One ``{"W": (d_m, d_{m+1}), "b": (d_{m+1},)}`` dict per layer."""
 
 BIAS_INITS = ("zeros", "glorot")
-
-
-def _check_batch(x: Array, d_in: int, dtype: object) -> Array:
-    """:func:`~locograd.layers.check_input`, and at least one row.
-
-    The loss is a mean over the batch: on 0 rows it was NaN with NumPy's
-    "Mean of empty slice" warning (and every gradient 0/0), so an empty batch is
-    refused here, as the first thing the network does with ``x``.
-    """
-    x = check_input(x, d_in, dtype)
-    if x.shape[0] == 0:
-        raise ValueError(f"x: expected a batch of at least one row (B >= 1), got shape {tuple(x.shape)}")
-    return x
 
 
 class Trace(NamedTuple):
@@ -248,7 +237,7 @@ class MLP:
             The :class:`Trace` of inputs, pre- and post-activations.
         """
         params = self.check_params(params)
-        _check_batch(x, self.sizes[0], params[0]["W"].dtype)
+        check_batch(x, self.sizes[0], params[0]["W"].dtype)
         array_namespace(x=x, params=params[0]["W"])
         inputs, pre, post = [], [], []
         h = x
@@ -297,53 +286,18 @@ class MLP:
                 g = self.transfers[m - 1].vjp(trace.pre[m - 1], g_x, trace.post[m - 1])
         return Grads(gW, gb, gpre, loss)
 
-    def loss_and_weight_grads(self, params: Params, x: Array, y: Array) -> tuple[Array, Params]:
-        r"""BackProp's :math:`L` and :math:`\partial L/\partial W_m, \partial L/\partial b_m`, with the least memory.
+    def value_and_grad(self, params: Params, x: Array, y: Array) -> tuple[float, Params]:
+        r"""The loss and its gradient w.r.t. the parameters, like ``jax.value_and_grad`` of a loss of params.
 
-        The same operations as :meth:`forward` then :meth:`backward` (bit-for-bit the
-        same results), but no :class:`Trace` or :math:`G_m` is kept: a pre-activation is
-        dropped right after the forward pass where the transfer's derivative is written
-        through its output (tanh), the network's output is never formed (the loss
-        works from the last pre-activation), and each layer's output and :math:`G_m`
-        are dropped once the backward pass is past them.  What a BackProp step needs,
-        no more.
+        :meth:`forward` then :meth:`backward` in one call.
 
         Returns:
-            ``(loss, grads)``: the loss as a 0-d array on the data's device and the
-            gradients in the params structure.
+            ``(L, grads)``: the loss as a Python float and the gradients in the params
+            structure, ``[{"W": dL/dW_m, "b": dL/db_m}, ...]`` (for :math:`G_m` or the
+            loss as an array, call :meth:`backward`).
         """
-        params = self.check_params(params)
-        _check_batch(x, self.sizes[0], params[0]["W"].dtype)
-        array_namespace(x=x, params=params[0]["W"])
-        M = self.num_layers
-        inputs: list[Any] = []  # Array, or None once the backward pass is past it
-        pre: list[Array | None] = []
-        h = x
-        for m, (layer, t) in enumerate(zip(params, self.transfers, strict=True)):
-            a = affine(layer, h)
-            inputs.append(h)
-            if m == M - 1:  # the loss works from the last pre-activation; the output is not needed
-                pre.append(a)
-                break
-            h = t.f(a)
-            pre.append(None if t.df_output is not None else a)
-        loss, g = self.loss_fn.mean_value_and_grad(pre[-1], y)
-        grads: list[dict[str, Array]] = [{}] * M
-        for m in range(M - 1, -1, -1):
-            layer_input = inputs[m]
-            grads[m] = {"W": layer_input.T @ g, "b": g.sum(axis=0)}
-            if m > 0:
-                g_x = g @ params[m]["W"].T
-                t = self.transfers[m - 1]
-                a_prev = pre[m - 1]
-                g = t.vjp_from_output(layer_input, g_x) if a_prev is None else t.vjp(a_prev, g_x, layer_input)
-            inputs[m] = pre[m] = None  # past this layer: its output, pre-activation and G go
-        return loss, grads
-
-    def value_and_grad(self, params: Params, x: Array, y: Array) -> tuple[float, Grads]:
-        """Forward and backward in one call: ``(L, grads)``."""
         grads = self.backward(params, self.forward(params, x), y)
-        return float(grads.loss), grads
+        return float(grads.loss), grads.as_params()
 
     def jvp(self, params: Params, trace: Trace, tangents: Params) -> Array:
         r"""Forward-mode derivative of the last pre-activation along a parameter direction.
@@ -370,7 +324,7 @@ class MLP:
         self.check_trace(trace, params)
         dot_x: Array | None = None
         for m, (layer, tangent) in enumerate(zip(params, tangents, strict=True)):
-            dot_a = trace.inputs[m] @ tangent["W"] + tangent["b"]
+            dot_a = affine(tangent, trace.inputs[m])
             if dot_x is not None:
                 dot_a += dot_x @ layer["W"]
             if m < self.num_layers - 1:

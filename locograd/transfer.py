@@ -1,15 +1,24 @@
 r"""The transfer-function table: every activation and its convex potential, in one place.
 
-Each :class:`Transfer` row gives, for a transfer function :math:`f` acting on a
-pre-activation :math:`a` (shape ``(..., d)``, units on the last axis):
+A transfer :math:`f` acts on a pre-activation :math:`a` of shape ``(..., d)``, the
+``d`` units on the last axis.  Every row of the table is a :class:`Transfer`, which
+gives
 
-* ``f(a)`` and its derivative ``df(a)`` (elementwise transfers) or the
-  vector-Jacobian product ``vjp(a, g)`` (every transfer, softmax included);
+* ``f(a)`` and, for elementwise transfers, its derivative ``df(a)``; the
+  vector-Jacobian product ``vjp(a, g)`` for every transfer, softmax included;
 * the convex potential :math:`F` with :math:`\nabla F = f`, summed over units:
   ``potential(a)`` has shape ``a.shape[:-1]``;
 * its convex conjugate :math:`F^*(y) = \sup_a\, y\cdot a - F(a)` (summed over
   units; ``+inf`` outside the closure of the range of ``f``);
 * the inverse :math:`f^{-1}` where it is defined, and the range of ``f``.
+
+Two implementations share that interface: :class:`Elementwise` (one scalar
+function per unit: identity, sigmoid, tanh, relu, leaky relu) and
+:class:`Softmax` (whole rows).  The rows are the module attributes
+:data:`identity`, :data:`sigmoid`, :data:`tanh`, :data:`relu`, :data:`softmax`
+and the factory :func:`leaky_relu`; :func:`get` looks them up by name.  The
+stable numerical functions they are built from are plain functions:
+:func:`logistic`, :func:`softplus`, :func:`logsumexp`, :func:`softmax_rows`.
 
 | name       | f                 | F (dF = f)              | F*(y)                                    | range        |
 |------------|-------------------|-------------------------|------------------------------------------|--------------|
@@ -29,10 +38,15 @@ the table (LocoProp's matching loss needs convexity).
 >>> a = np.array([[0.0, 1.0]])
 >>> np.allclose(t.f(a), np.tanh(a)), t.potential(a).shape
 (True, (1,))
+>>> transfer.sigmoid.elementwise, transfer.softmax.elementwise
+(True, False)
+>>> float(transfer.logistic(np.array(0.0)))
+0.5
 """
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 from collections.abc import Callable
 from typing import Any
@@ -40,9 +54,10 @@ from typing import Any
 import numpy as np
 
 from .backend import Array, array_namespace, check_float_array
-from .validators import canonical_choice
+from .validators import canonical_choice, number
 
-ElementwiseFn = Callable[[Array], Array]
+UnitFn = Callable[[Array], Array]
+"""A function applied unit by unit: an array in, an array of the same shape out."""
 
 
 def _xlogx(y: Array) -> Array:
@@ -58,7 +73,7 @@ def _is_array(x: Any) -> bool:
 
 
 def softplus(a: Array) -> Array:
-    r"""Stable :math:`\log(1 + e^a) = \max(a, 0) + \log(1 + e^{-|a|})`."""
+    r"""Stable :math:`\log(1 + e^a) = \max(a, 0) + \log(1 + e^{-|a|})`, elementwise, shape of ``a``."""
     xp = array_namespace(a)
     t = xp.abs(a)  # one temporary, reused in place: -|a|, e^{-|a|}, log1p(.)
     if not _is_array(t):  # a 0-d NumPy input gives scalars, which cannot be written into
@@ -70,10 +85,11 @@ def softplus(a: Array) -> Array:
     return t
 
 
-def sigmoid(a: Array) -> Array:
-    r"""Stable logistic :math:`1/(1+e^{-a})`, with no overflow for any finite ``a``.
+def logistic(a: Array) -> Array:
+    r"""Stable logistic :math:`1/(1+e^{-a})`, elementwise, with no overflow for any finite ``a``.
 
-    Written as :math:`e^{\min(a, 0)} / (1 + e^{-|a|})`: the numerator is exactly 1 for
+    The function behind the :data:`sigmoid` row (shape and dtype of ``a``).  Written as
+    :math:`e^{\min(a, 0)} / (1 + e^{-|a|})`: the numerator is exactly 1 for
     :math:`a \ge 0` and :math:`e^{a} = e^{-|a|}` below, so this is bit for bit the
     two-branch form :math:`1/(1+e^{-a})`, :math:`e^{a}/(1+e^{a})` without a
     ``where`` (a data-dependent select, several times slower than two ``exp``).
@@ -93,14 +109,17 @@ def sigmoid(a: Array) -> Array:
 
 
 def logsumexp(a: Array, axis: int = -1) -> Array:
-    r"""Stable :math:`\log\sum_j e^{a_j}` over ``axis`` (the axis is removed)."""
+    r"""Stable :math:`\log\sum_j e^{a_j}` over ``axis`` (the axis is removed from the shape)."""
     xp = array_namespace(a)
     m = xp.max(a, axis=axis, keepdims=True)
     return xp.squeeze(m, axis=axis) + xp.log(xp.sum(xp.exp(a - m), axis=axis))
 
 
-def softmax(a: Array, axis: int = -1) -> Array:
-    r"""Row-wise :math:`e^{a_j} / \sum_k e^{a_k}`, stable for large ``|a|``."""
+def softmax_rows(a: Array, axis: int = -1) -> Array:
+    r""":math:`e^{a_j} / \sum_k e^{a_k}` along ``axis``, stable for large ``|a|``; shape of ``a``.
+
+    The function behind the :data:`softmax` row.
+    """
     xp = array_namespace(a)
     e = xp.exp(a - xp.max(a, axis=axis, keepdims=True))
     return e / xp.sum(e, axis=axis, keepdims=True)
@@ -112,18 +131,16 @@ def _log_cosh(a: Array) -> Array:
     return abs_a + xp.log1p(xp.exp(-2 * abs_a)) - xp.asarray(np.log(2.0), dtype=a.dtype)
 
 
-@dataclasses.dataclass(frozen=True)
-class Transfer:
-    r"""One row of the transfer table (see the module docstring).
+class Transfer(abc.ABC):
+    r"""A row of the transfer table: :math:`f = \nabla F` with its potential, conjugate and inverse.
+
+    Arrays are ``(..., d)`` with the ``d`` units on the last axis.  The two
+    implementations are :class:`Elementwise` and :class:`Softmax`; a custom
+    transfer subclasses this class (``bregman`` then falls back to the defining
+    difference :math:`F(p) - F(q) - f(q)\cdot(p - q)`).
 
     Attributes:
         name: table key, e.g. ``"tanh"``.
-        f_elementwise: :math:`f` applied elementwise (``None`` for softmax).
-        df_elementwise: :math:`f'` elementwise (``None`` for softmax).
-        potential_elementwise: :math:`F` per unit (``None`` for softmax).
-        conjugate_elementwise: :math:`F^*` per unit (``None`` for softmax).
-        inverse_elementwise: :math:`f^{-1}` per unit, ``None`` if ``f`` is
-            not invertible (relu).
         range: closure of the range of ``f`` per unit, ``(low, high)``; for
             softmax the rows lie in the probability simplex, ``(0, 1)``.
         strictly_convex: whether :math:`F` is strictly convex (then
@@ -135,33 +152,29 @@ class Transfer:
     """
 
     name: str
-    f_elementwise: ElementwiseFn | None
-    df_elementwise: ElementwiseFn | None
-    potential_elementwise: ElementwiseFn | None
-    conjugate_elementwise: ElementwiseFn | None
-    inverse_elementwise: ElementwiseFn | None
     range: tuple[float, float]
     strictly_convex: bool
-    slope: float | None = None
-    df_output: ElementwiseFn | None = None
+    slope: float | None
+    df_output: UnitFn | None
 
     @property
+    @abc.abstractmethod
     def elementwise(self) -> bool:
         """True for transfers acting unit by unit (all but softmax)."""
-        return self.f_elementwise is not None
 
+    @abc.abstractmethod
     def f(self, a: Array) -> Array:
         """Post-activation :math:`y = f(a)`, same shape and dtype as ``a``."""
-        if self.f_elementwise is None:
-            return softmax(a)
-        return self.f_elementwise(a)
 
+    @abc.abstractmethod
     def df(self, a: Array) -> Array:
-        """Elementwise derivative :math:`f'(a)`; softmax has a Jacobian, use :meth:`vjp`."""
-        if self.df_elementwise is None:
-            raise ValueError(f"transfer {self.name!r} is not elementwise; use vjp(a, g)")
-        return self.df_elementwise(a)
+        """Elementwise derivative :math:`f'(a)`, shape of ``a``.
 
+        Raises:
+            ValueError: ``f`` is not elementwise (softmax has a Jacobian; use :meth:`vjp`).
+        """
+
+    @abc.abstractmethod
     def vjp(self, a: Array, g: Array, y: Array | None = None) -> Array:
         r"""Vector-Jacobian product :math:`g\,\partial f/\partial a`, shape of ``a``.
 
@@ -170,19 +183,88 @@ class Transfer:
             g: upstream gradient :math:`\partial L/\partial y`, ``(..., d)``.
             y: ``f(a)`` if already computed (saves a pass of ``f`` for softmax and tanh).
         """
-        if self.df_elementwise is not None:
-            if y is not None and self.df_output is not None:
-                return self.vjp_from_output(y, g)
-            return g * self.df_elementwise(a)
-        xp = array_namespace(a=a, g=g)
-        y = softmax(a) if y is None else y
-        return y * (g - xp.sum(g * y, axis=-1, keepdims=True))
 
+    @abc.abstractmethod
     def vjp_from_output(self, y: Array, g: Array) -> Array:
-        r"""The VJP :math:`g\,f'(a)` from the output :math:`y = f(a)` alone (needs ``df_output``).
+        r"""The VJP :math:`g\,f'(a)` from the output :math:`y = f(a)` alone, shape of ``y``.
 
         Lets a caller drop the pre-activation after the forward pass (tanh: :math:`g(1 - y^2)`).
+
+        Raises:
+            ValueError: ``f'`` is not written through the output (``df_output`` is ``None``).
         """
+
+    @abc.abstractmethod
+    def potential(self, a: Array) -> Array:
+        r""":math:`F(a)` summed over the last (unit) axis; shape ``a.shape[:-1]``."""
+
+    @abc.abstractmethod
+    def conjugate(self, y: Array) -> Array:
+        r""":math:`F^*(y)` summed over units, shape ``y.shape[:-1]``; ``+inf`` where ``y`` is outside the range."""
+
+    @abc.abstractmethod
+    def in_range(self, y: Array) -> Array:
+        """Boolean mask, shape of ``y``: where ``y`` lies in the closure of the range of ``f``."""
+
+    @abc.abstractmethod
+    def inverse(self, y: Array) -> Array:
+        r""":math:`f^{-1}(y)`, shape of ``y``, defined on the interior of the range.
+
+        Raises:
+            ValueError: ``f`` is not invertible (relu), or some ``y`` lies
+                outside the open range where the inverse is defined.
+        """
+
+
+@dataclasses.dataclass(frozen=True)
+class Elementwise(Transfer):
+    r"""A transfer acting unit by unit, from its scalar functions (applied elementwise).
+
+    Attributes:
+        name: table key, e.g. ``"tanh"``.
+        f_unit: :math:`f` per unit.
+        df_unit: :math:`f'` per unit.
+        potential_unit: :math:`F` per unit (:meth:`potential` sums it over the last axis).
+        conjugate_unit: :math:`F^*` per unit, ``+inf`` outside the range (:meth:`conjugate` sums it).
+        inverse_unit: :math:`f^{-1}` per unit, ``None`` if ``f`` is not invertible (relu).
+        range: closure of the range of ``f``, ``(low, high)``.
+        strictly_convex: whether :math:`F` is strictly convex.
+        slope: negative-side slope of ``leaky_relu``, else ``None``.
+        df_output: :math:`f'` through the output :math:`y = f(a)` (a fresh array), or ``None``.
+    """
+
+    name: str
+    f_unit: UnitFn
+    df_unit: UnitFn
+    potential_unit: UnitFn
+    conjugate_unit: UnitFn
+    inverse_unit: UnitFn | None
+    range: tuple[float, float]
+    strictly_convex: bool
+    slope: float | None = None
+    df_output: UnitFn | None = None
+
+    @property
+    def elementwise(self) -> bool:
+        """Always True."""
+        return True
+
+    def f(self, a: Array) -> Array:
+        """Post-activation :math:`y = f(a)`, same shape and dtype as ``a``."""
+        return self.f_unit(a)
+
+    def df(self, a: Array) -> Array:
+        """Elementwise derivative :math:`f'(a)`, same shape and dtype as ``a``."""
+        return self.df_unit(a)
+
+    def vjp(self, a: Array, g: Array, y: Array | None = None) -> Array:
+        r""":math:`g \odot f'(a)`, shape of ``a`` (through ``df_output(y)`` when ``y`` is given and it exists)."""
+        if y is not None and self.df_output is not None:
+            return self.vjp_from_output(y, g)
+        return g * self.df_unit(a)
+
+    def vjp_from_output(self, y: Array, g: Array) -> Array:
+        r""":math:`g \odot f'(a)` from :math:`y = f(a)` alone, as ``g * df_output(y)``, shape of ``y``."""
         if self.df_output is None:
             raise ValueError(f"transfer {self.name!r}: f' is not written through the output; use vjp(a, g)")
         d = self.df_output(y)  # a fresh array: the product goes into it when the dtypes allow
@@ -193,68 +275,128 @@ class Transfer:
         return g * d
 
     def potential(self, a: Array) -> Array:
-        r""":math:`F(a)` summed over the last (unit) axis; shape ``a.shape[:-1]``."""
-        if self.potential_elementwise is None:
-            return logsumexp(a)
+        r""":math:`\sum_j F(a_j)` over the last axis; shape ``a.shape[:-1]``."""
         xp = array_namespace(a)
-        return xp.sum(self.potential_elementwise(a), axis=-1)
+        return xp.sum(self.potential_unit(a), axis=-1)
 
     def conjugate(self, y: Array) -> Array:
-        r""":math:`F^*(y)` summed over units; ``+inf`` where ``y`` is outside the range."""
+        r""":math:`\sum_j F^*(y_j)` over the last axis; ``+inf`` where some ``y_j`` is outside the range."""
         xp = array_namespace(y)
-        if self.conjugate_elementwise is None:
-            inside = self.in_range(y)[..., 0]
-            neg_entropy = xp.sum(_xlogx(xp.maximum(y, 0)), axis=-1)
-            return xp.where(inside, neg_entropy, xp.asarray(np.inf, dtype=y.dtype))
-        return xp.sum(self.conjugate_elementwise(y), axis=-1)
+        return xp.sum(self.conjugate_unit(y), axis=-1)
 
     def in_range(self, y: Array) -> Array:
-        """Boolean mask: where ``y`` lies in the closure of the range of ``f``."""
-        xp = array_namespace(y)
+        """Boolean mask ``low <= y <= high``, shape of ``y``."""
+        array_namespace(y)  # refuses a list or a foreign array type, as every method does
         low, high = self.range
-        if self.elementwise:
-            return (y >= low) & (y <= high)
-        # rows on the probability simplex, up to rounding of their sum
+        return (y >= low) & (y <= high)
+
+    def inverse(self, y: Array) -> Array:
+        r""":math:`f^{-1}(y)` elementwise, for every ``y`` inside the open range ``(low, high)``.
+
+        Raises:
+            ValueError: ``f`` is not invertible (relu), or some ``y`` is outside the open range.
+        """
+        xp = array_namespace(y)
+        if self.inverse_unit is None:
+            raise ValueError(f"transfer {self.name!r} is not invertible (it is constant for a < 0)")
+        check_float_array(y, "y")
+        low, high = self.range
+        ok = bool(xp.all((y > low) & (y < high))) if (low, high) != (-np.inf, np.inf) else True
+        if not ok:
+            raise ValueError(
+                f"y: the inverse of {self.name} is defined on ({low}, {high}); got values in "
+                f"[{float(xp.min(y))}, {float(xp.max(y))}]"
+            )
+        return self.inverse_unit(y)
+
+
+@dataclasses.dataclass(frozen=True)
+class Softmax(Transfer):
+    r"""Softmax over the last axis: :math:`f(a)_j = e^{a_j} / \sum_k e^{a_k}`, :math:`F = \mathrm{logsumexp}`.
+
+    Not elementwise: each output depends on the whole row, so there is no ``df``
+    (use :meth:`vjp`).  :math:`F` is convex but not strictly (it is invariant to
+    adding a constant to a row), and :math:`F^*(y) = \sum_j y_j \log y_j` on the
+    probability simplex.
+    """
+
+    name: str = dataclasses.field(default="softmax", init=False)
+    range: tuple[float, float] = dataclasses.field(default=(0.0, 1.0), init=False)
+    strictly_convex: bool = dataclasses.field(default=False, init=False)
+    slope: float | None = dataclasses.field(default=None, init=False)
+    df_output: UnitFn | None = dataclasses.field(default=None, init=False)
+
+    @property
+    def elementwise(self) -> bool:
+        """Always False."""
+        return False
+
+    def f(self, a: Array) -> Array:
+        """:func:`softmax_rows` of ``a`` ``(..., d)``, same shape and dtype."""
+        return softmax_rows(a)
+
+    def df(self, a: Array) -> Array:
+        """Not defined (softmax has a Jacobian, not a derivative per unit).
+
+        Raises:
+            ValueError: always; use :meth:`vjp`.
+        """
+        raise ValueError(f"transfer {self.name!r} is not elementwise; use vjp(a, g)")
+
+    def vjp(self, a: Array, g: Array, y: Array | None = None) -> Array:
+        r""":math:`y \odot (g - (g\cdot y)\mathbf 1)` per row, :math:`y = \mathrm{softmax}(a)`; shape of ``a``."""
+        xp = array_namespace(a=a, g=g)
+        y = softmax_rows(a) if y is None else y
+        return y * (g - xp.sum(g * y, axis=-1, keepdims=True))
+
+    def vjp_from_output(self, y: Array, g: Array) -> Array:
+        """Not available: softmax's VJP is not written through the output alone here.
+
+        Raises:
+            ValueError: always; use :meth:`vjp` with ``a`` (and ``y``).
+        """
+        raise ValueError(f"transfer {self.name!r}: f' is not written through the output; use vjp(a, g)")
+
+    def potential(self, a: Array) -> Array:
+        r""":math:`\mathrm{logsumexp}(a)` over the last axis; shape ``a.shape[:-1]``."""
+        return logsumexp(a)
+
+    def conjugate(self, y: Array) -> Array:
+        r""":math:`\sum_j y_j \log y_j` (0 log 0 = 0) for rows in the simplex, ``+inf`` elsewhere; shape ``y.shape[:-1]``."""
+        xp = array_namespace(y)
+        inside = self.in_range(y)[..., 0]
+        neg_entropy = xp.sum(_xlogx(xp.maximum(y, 0)), axis=-1)
+        return xp.where(inside, neg_entropy, xp.asarray(np.inf, dtype=y.dtype))
+
+    def in_range(self, y: Array) -> Array:
+        """Rows on the probability simplex (``y >= 0``, sum 1 up to rounding), broadcast to the shape of ``y``."""
+        xp = array_namespace(y)
         tol = 1e3 * xp.finfo(y.dtype).eps * y.shape[-1]
         inside = xp.all(y >= 0, axis=-1) & (xp.abs(xp.sum(y, axis=-1) - 1) <= tol)
         return xp.broadcast_to(inside[..., None], y.shape)
 
     def inverse(self, y: Array) -> Array:
-        r""":math:`f^{-1}(y)`, defined on the interior of the range.
+        r""":math:`\log y`, for rows ``(..., d)`` in the open simplex (positive, summing to 1).
 
-        For softmax the pre-image is defined up to a shift per row; the
-        representative :math:`\log y` (with logsumexp 0) is returned.
+        The pre-image is defined up to a shift per row; the representative
+        :math:`\log y` (with logsumexp 0) is returned.
 
         Raises:
-            ValueError: ``f`` is not invertible (relu), or some ``y`` lies
-                outside the open range where the inverse is defined.
+            ValueError: ``y`` has no unit axis or ``d == 0``, or some row is not in the open simplex.
         """
         xp = array_namespace(y)
-        if self.inverse_elementwise is None and self.elementwise:
-            raise ValueError(f"transfer {self.name!r} is not invertible (it is constant for a < 0)")
         check_float_array(y, "y")
-        if not self.elementwise and (y.ndim == 0 or y.shape[-1] == 0):
+        if y.ndim == 0 or y.shape[-1] == 0:
             raise ValueError(
                 f"y: the inverse of {self.name} needs rows (..., d) with d >= 1, got shape {tuple(y.shape)}"
             )
-        low, high = self.range
-        if self.elementwise:
-            ok = bool(xp.all((y > low) & (y < high))) if (low, high) != (-np.inf, np.inf) else True
-        else:
-            ok = bool(xp.all(self.in_range(y)) and xp.all(y > 0))
+        ok = bool(xp.all(self.in_range(y)) and xp.all(y > 0))
         if not ok:
-            bounds = (
-                "the open simplex (positive rows summing to 1)"
-                if not self.elementwise
-                else f"({low}, {high})"
-            )
             raise ValueError(
-                f"y: the inverse of {self.name} is defined on {bounds}; got values in "
-                f"[{float(xp.min(y))}, {float(xp.max(y))}]"
+                f"y: the inverse of {self.name} is defined on the open simplex (positive rows summing to 1); "
+                f"got values in [{float(xp.min(y))}, {float(xp.max(y))}]"
             )
-        if self.inverse_elementwise is None:
-            return xp.log(y)
-        return self.inverse_elementwise(y)
+        return xp.log(y)
 
 
 def _xp(a: Array) -> Any:
@@ -298,64 +440,69 @@ def _atanh(y: Array) -> Array:
     return _xp(y).arctanh(y)
 
 
-identity = Transfer(
+identity = Elementwise(
     name="identity",
-    f_elementwise=lambda a: a,
-    df_elementwise=lambda a: _xp(a).ones_like(a),
-    potential_elementwise=lambda a: a * a / 2,
-    conjugate_elementwise=lambda y: y * y / 2,
-    inverse_elementwise=lambda y: y,
+    f_unit=lambda a: a,
+    df_unit=lambda a: _xp(a).ones_like(a),
+    potential_unit=lambda a: a * a / 2,
+    conjugate_unit=lambda y: y * y / 2,
+    inverse_unit=lambda y: y,
     range=(-np.inf, np.inf),
     strictly_convex=True,
 )
+"""The identity row, :math:`f(a) = a`, :math:`F(a) = a^2/2`."""
 
-sigmoid_transfer = Transfer(
+sigmoid = Elementwise(
     name="sigmoid",
-    f_elementwise=sigmoid,
-    df_elementwise=lambda a: sigmoid(a) * sigmoid(-a),
-    potential_elementwise=softplus,
-    conjugate_elementwise=_sigmoid_conjugate,
-    inverse_elementwise=_logit,
+    f_unit=logistic,
+    df_unit=lambda a: logistic(a) * logistic(-a),
+    potential_unit=softplus,
+    conjugate_unit=_sigmoid_conjugate,
+    inverse_unit=_logit,
     range=(0.0, 1.0),
     strictly_convex=True,
 )
+"""The sigmoid row, :math:`f = ` :func:`logistic`, :math:`F = ` :func:`softplus`."""
 
-tanh = Transfer(
+tanh = Elementwise(
     name="tanh",
-    f_elementwise=lambda a: _xp(a).tanh(a),
-    df_elementwise=lambda a: 1 - _xp(a).tanh(a) ** 2,
-    potential_elementwise=_log_cosh,
-    conjugate_elementwise=_tanh_conjugate,
-    inverse_elementwise=_atanh,
+    f_unit=lambda a: _xp(a).tanh(a),
+    df_unit=lambda a: 1 - _xp(a).tanh(a) ** 2,
+    potential_unit=_log_cosh,
+    conjugate_unit=_tanh_conjugate,
+    inverse_unit=_atanh,
     range=(-1.0, 1.0),
     strictly_convex=True,
     df_output=_tanh_df_output,
 )
+"""The tanh row, :math:`F(a) = \\log\\cosh a`; its VJP is also written through the output."""
 
-relu = Transfer(
+relu = Elementwise(
     name="relu",
-    f_elementwise=lambda a: _xp(a).maximum(a, 0),
-    df_elementwise=lambda a: (a > 0).astype(a.dtype),
-    potential_elementwise=lambda a: _xp(a).maximum(a, 0) ** 2 / 2,
-    conjugate_elementwise=_relu_conjugate,
-    inverse_elementwise=None,
+    f_unit=lambda a: _xp(a).maximum(a, 0),
+    df_unit=lambda a: (a > 0).astype(a.dtype),
+    potential_unit=lambda a: _xp(a).maximum(a, 0) ** 2 / 2,
+    conjugate_unit=_relu_conjugate,
+    inverse_unit=None,
     range=(0.0, np.inf),
     strictly_convex=False,
 )
+"""The relu row, :math:`F(a) = \\max(a, 0)^2/2` (not strictly convex, no inverse)."""
 
 
 def leaky_relu(slope: float = 0.01) -> Transfer:
-    r"""Leaky ReLU :math:`f(a) = a` for :math:`a \ge 0`, ``slope * a`` below.
+    r"""A leaky ReLU row: :math:`f(a) = a` for :math:`a \ge 0`, ``slope * a`` below.
 
     Args:
         slope: the negative-side slope, > 0 so that :math:`F` is strictly convex.
 
+    Returns:
+        An :class:`Elementwise` transfer named ``"leaky_relu"`` whose ``slope`` is ``float(slope)``.
+
     Raises:
-        ValueError: ``slope`` is not a positive finite number.
+        ValueError: ``"slope: expected a finite number > 0, got 0"``.
     """
-    s = float(slope)
-    if not (np.isfinite(s) and s > 0):
-        raise ValueError(f"slope: expected a positive finite number, got {slope!r}")
+    s = number("slope", slope, low=0, low_open=True)
 
     def f(a: Array) -> Array:
         return _xp(a).where(a >= 0, a, s * a)
@@ -374,37 +521,29 @@ def leaky_relu(slope: float = 0.01) -> Transfer:
         xp = _xp(y)  # y / s only where y < 0: a large positive y over s would overflow for nothing
         return xp.where(y >= 0, y, xp.minimum(y, 0) / s)
 
-    return Transfer(
+    return Elementwise(
         name="leaky_relu",
-        f_elementwise=f,
-        df_elementwise=df,
-        potential_elementwise=potential,
-        conjugate_elementwise=conjugate,
-        inverse_elementwise=inverse,
+        f_unit=f,
+        df_unit=df,
+        potential_unit=potential,
+        conjugate_unit=conjugate,
+        inverse_unit=inverse,
         range=(-np.inf, np.inf),
         strictly_convex=True,
         slope=s,
     )
 
 
-softmax_transfer = Transfer(
-    name="softmax",
-    f_elementwise=None,
-    df_elementwise=None,
-    potential_elementwise=None,
-    conjugate_elementwise=None,
-    inverse_elementwise=None,
-    range=(0.0, 1.0),
-    strictly_convex=False,
-)
+softmax = Softmax()
+"""The softmax row (over the last axis), :math:`F = ` :func:`logsumexp`."""
 
 TABLE: dict[str, Transfer] = {
     "identity": identity,
-    "sigmoid": sigmoid_transfer,
+    "sigmoid": sigmoid,
     "tanh": tanh,
     "relu": relu,
     "leaky_relu": leaky_relu(),
-    "softmax": softmax_transfer,
+    "softmax": softmax,
 }
 """The table, keyed by name (``leaky_relu`` with the default slope 0.01)."""
 

@@ -340,7 +340,20 @@ def same_tree(name: str, value: Any, template: Any) -> Any:
     return value
 
 
+def _is_record(x: Any) -> bool:
+    """Whether ``x`` is a NamedTuple (an optimizer state): a node whose fields are named."""
+    return isinstance(x, tuple) and hasattr(x, "_fields")
+
+
 def _compare(path: str, value: Any, template: Any) -> None:
+    if _is_record(template):
+        if type(value) is not type(template):
+            raise StateMismatchError(
+                f"{path}: expected {type(template).__name__}, got {type(value).__name__}"
+            )
+        for field in template._fields:
+            _compare(f"{path}.{field}", getattr(value, field), getattr(template, field))
+        return
     if isinstance(template, dict):
         if not isinstance(value, dict):
             raise StateMismatchError(f"{path}: expected a dict, got {type(value).__name__}")
@@ -352,7 +365,7 @@ def _compare(path: str, value: Any, template: Any) -> None:
             _compare(_path(path, key), value[key], template[key])
         return
     if isinstance(template, list | tuple):
-        if not isinstance(value, list | tuple):
+        if not isinstance(value, list | tuple) or _is_record(value):
             raise StateMismatchError(f"{path}: expected a sequence, got {type(value).__name__}")
         if len(value) != len(template):
             raise StateMismatchError(f"{path}: expected {len(template)} entries, got {len(value)}")
@@ -400,6 +413,13 @@ def _fits(value: Any, template: Any) -> bool:
             and value.shape == template.shape
             and value.dtype == template.dtype
         )
+    if _is_record(template):
+        if type(value) is not type(template):
+            return False
+        for v, t in zip(value, template, strict=True):
+            if not _fits(v, t):
+                return False
+        return True
     if isinstance(template, dict):
         if not isinstance(value, dict) or value.keys() != template.keys():
             return False
@@ -408,7 +428,7 @@ def _fits(value: Any, template: Any) -> bool:
                 return False
         return True
     if isinstance(template, list | tuple):
-        if not isinstance(value, list | tuple) or len(value) != len(template):
+        if not isinstance(value, list | tuple) or _is_record(value) or len(value) != len(template):
             return False
         for v, t in zip(value, template, strict=True):
             if not _fits(v, t):
@@ -532,6 +552,12 @@ def same_structure(
 
 
 def _pair(path: str, value: Any, template: Any, pairs: list[tuple[Any, Any]], shapes: bool) -> None:
+    if _is_record(template):
+        if type(value) is not type(template):
+            raise ValueError(f"{path}: expected {type(template).__name__}, got {type(value).__name__}")
+        for field in template._fields:
+            _pair(f"{path}.{field}", getattr(value, field), getattr(template, field), pairs, shapes)
+        return
     if isinstance(template, dict):
         if not isinstance(value, dict):
             raise ValueError(f"{path}: expected a dict, got {type(value).__name__}")

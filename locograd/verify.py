@@ -19,7 +19,9 @@ from typing import NamedTuple
 import numpy as np
 
 from . import locoprop, optim
-from .locoprop import LocalProblem
+from .layers import augment
+from .layers import stack as _stack
+from .locoprop import GD, LocalProblem, M, S
 from .network import MLP
 from .testing import relative_error
 from .transfer import NAMES as TRANSFER_NAMES
@@ -41,10 +43,6 @@ class Check(NamedTuple):
         return bool(self.error <= self.tolerance)
 
 
-def _stack(p: dict[str, np.ndarray]) -> np.ndarray:
-    return np.vstack([p["W"], p["b"][None]])
-
-
 def _random_net(rng: np.random.Generator) -> tuple[MLP, list, np.ndarray, np.ndarray]:
     hidden = [str(rng.choice([n for n in TRANSFER_NAMES if n != "identity"])) for _ in range(3)]
     sizes = [int(rng.integers(2, 9)) for _ in range(5)]
@@ -62,14 +60,14 @@ def _layer(rng: np.random.Generator, transfer: str, eta: float | None) -> dict:
     gamma = float(rng.uniform(0.5, 5))
     A = X @ W + b
     f = get_transfer(transfer)
-    Xt = np.hstack([X, np.ones((B, 1))])
+    Xt = augment(X)
     return {
         "anchor": {"W": W, "b": b},
         "gamma": gamma,
         "Xt": Xt,
         "C": Xt.T @ Xt,
         "grad": Xt.T @ G,
-        "S": LocalProblem.build(X, A - gamma * G, f, "S", {"W": W, "b": b}, eta),
+        "S": LocalProblem.build(X, A - gamma * G, None, "S", {"W": W, "b": b}, eta),
         "M": LocalProblem.build(X, f.f(A) - gamma * G, f, "M", {"W": W, "b": b}, eta),
     }
 
@@ -118,9 +116,10 @@ def run_checks(seed: int = 0, trials: int = 5, inject: str = "none") -> list[Che
         grads = net.backward(params, net.forward(params, x), y)
         gamma, rho = float(rng.uniform(0.5, 5)), float(rng.uniform(0.01, 1))
         if variant == "S":
-            new = locoprop.step(net, params, x, y, variant="S", gamma=gamma, lr=rho)
+            new, _ = locoprop.step(net, params, x, y, variant=S(gamma=gamma), solver=GD(steps=1, lr=rho))
         else:
-            new = [locoprop.solve_gd(p, 1, lr=rho)[0] for p in _m_targets(net, params, x, y, gamma, inject)]
+            problems = _m_targets(net, params, x, y, gamma, inject)
+            new = [locoprop.solve_gd(p, GD(steps=1, lr=rho))[0] for p in problems]
         got = [_stack(n) - _stack(p) for n, p in zip(new, params, strict=True)]
         want = [-rho * gamma * _stack(g) for g in grads.as_params()]
         return relative_error(got, want, floor=1e-6 * rho * gamma)
@@ -129,10 +128,10 @@ def run_checks(seed: int = 0, trials: int = 5, inject: str = "none") -> list[Che
         net, params, x, y = _random_net(rng)
         inner = optim.rmsprop_tf1(lr=1e-3)
         problems = _m_targets(net, params, x, y, 10.0, inject)
-        got = [locoprop.solve_gd(p, 1, inner=inner)[0] for p in problems]
+        got = [locoprop.solve_gd(p, GD(steps=1, inner=inner))[0] for p in problems]
         grads = net.backward(params, net.forward(params, x), y)
         g = [{k: 10 * v for k, v in layer.items()} for layer in grads.as_params()]
-        want, _ = inner.update(g, inner.init(params), params)
+        want = optim.apply_updates(params, inner.update(g, inner.init(params), params)[0])
         return relative_error(
             [_stack(a) - _stack(p) for a, p in zip(got, params, strict=True)],
             [_stack(a) - _stack(p) for a, p in zip(want, params, strict=True)],
@@ -160,7 +159,7 @@ def run_checks(seed: int = 0, trials: int = 5, inject: str = "none") -> list[Che
         lay = _layer(rng, "tanh", eta)
         lam = np.linalg.eigvalsh(lay["C"])
         L, mu = lam.max() + 1 / eta, lam.min() + 1 / eta
-        w, _ = locoprop.solve_gd(lay["S"], int(40 * L / mu) + 10, lr=1 / L)
+        w, _ = locoprop.solve_gd(lay["S"], GD(steps=int(40 * L / mu) + 10, lr=1 / L))
         exact = _stack(locoprop.solve_exact_s(lay["S"])) - _stack(lay["anchor"])
         return relative_error(_stack(w) - _stack(lay["anchor"]), exact)
 
@@ -168,7 +167,7 @@ def run_checks(seed: int = 0, trials: int = 5, inject: str = "none") -> list[Che
         lay = _layer(rng, "tanh", None)
         K = int(rng.integers(1, 8))
         rho = 0.5 / np.linalg.eigvalsh(lay["C"]).max()
-        w, _ = locoprop.solve_gd(lay["S"], K, lr=rho)
+        w, _ = locoprop.solve_gd(lay["S"], GD(steps=K, lr=rho))
         P = np.eye(lay["C"].shape[0]) - rho * lay["C"]
         series = sum(np.linalg.matrix_power(P, k) for k in range(K))
         return relative_error(_stack(w) - _stack(lay["anchor"]), -rho * lay["gamma"] * series @ lay["grad"])
@@ -190,7 +189,8 @@ def run_checks(seed: int = 0, trials: int = 5, inject: str = "none") -> list[Che
     def zero_gradient() -> float:
         net, params, x, _ = _random_net(rng)
         y = net.forward(params, x).output
-        new = locoprop.step(net, params, x, y, variant="M", gamma=5.0, steps=5, inner=optim.adam(1e-2))
+        solver = GD(steps=5, inner=optim.adam(1e-2))
+        new, _ = locoprop.step(net, params, x, y, variant=M(gamma=5.0), solver=solver)
         return max(float(np.abs(_stack(a) - _stack(p)).max()) for a, p in zip(new, params, strict=True))
 
     worst("first step = BackProp (S, plain GD)", 1e-9, lambda: first_step("S"))

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from locograd.backend import tree_leaves
+from locograd.backend import to_numpy
 from locograd.locoprop import LocalProblem
 
 EPS = float(np.finfo(np.float64).eps)
@@ -85,7 +85,42 @@ def objective_scale(problem: LocalProblem, params: dict[str, np.ndarray]) -> flo
     return float(data + prox)
 
 
+def _structure(tree: Any) -> Any:
+    """The shape of a tree without its leaves: node types, dict keys (sorted), lengths."""
+    if isinstance(tree, dict):
+        return ("dict", tuple((k, _structure(tree[k])) for k in sorted(tree, key=str)))
+    if isinstance(tree, list | tuple):
+        return (type(tree).__name__, tuple(_structure(v) for v in tree))
+    return "leaf"
+
+
+def _leaves(tree: Any) -> list[Any]:
+    """The leaves in the order of :func:`_structure` (dict keys sorted, so insertion order does not matter)."""
+    if isinstance(tree, dict):
+        return [leaf for k in sorted(tree, key=str) for leaf in _leaves(tree[k])]
+    if isinstance(tree, list | tuple):
+        return [leaf for v in tree for leaf in _leaves(v)]
+    return [tree]
+
+
+def _same_leaf(x: Any, y: Any) -> bool:
+    if hasattr(x, "dtype") and hasattr(x, "shape"):
+        if not (hasattr(y, "dtype") and hasattr(y, "shape")):
+            return False
+        a, b = to_numpy(x), to_numpy(y)
+        return (
+            a.dtype == b.dtype
+            and a.shape == b.shape
+            and np.ascontiguousarray(a).tobytes() == np.ascontiguousarray(b).tobytes()
+        )
+    return type(x) is type(y) and bool(x == y)
+
+
 def same_bits(a: Any, b: Any) -> bool:
-    """Whether two trees of arrays are equal bit for bit (same structure, shapes, values)."""
-    la, lb = tree_leaves(a), tree_leaves(b)
-    return len(la) == len(lb) and all(np.array_equal(x, y) for x, y in zip(la, lb, strict=True))
+    """Whether two trees are equal bit for bit: the same structure (NamedTuple types included), and
+    every array leaf of the same dtype, shape and bytes (so -0.0 differs from 0.0, and a NaN equals
+    only the same NaN); other leaves (step counts, None) of the same type and equal."""
+    if _structure(a) != _structure(b):
+        return False
+    la, lb = _leaves(a), _leaves(b)
+    return all(_same_leaf(x, y) for x, y in zip(la, lb, strict=True))

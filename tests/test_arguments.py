@@ -22,7 +22,7 @@ from locograd.data import DataError, read_mnist_npz, write_idx
 from locograd.data.registry import IDX_NAMES
 from locograd.experiments import TrainConfig, TrainingError, autoencoder, settings
 from locograd.experiments.models import CURVES_SIZES, MNIST_SIZES
-from locograd.experiments.training import ConfigError, canonical_names, make_optimizer, mean_loss, resolve
+from locograd.experiments.training import ConfigError, canonical_names, make_schedule, mean_loss, resolve
 from locograd.optim import schedules
 from locograd.validators import canonical_choice, integer_list, output_file, output_folder
 from locograd.verify import run_checks
@@ -81,7 +81,7 @@ def test_canonical_choice_ignores_case_spaces_and_separators() -> None:
 def test_a_curves_spelling_gets_the_curves_model_defaults_and_data(spelling: str) -> None:
     """Before: ``dataset="CURVES"`` read the data as CURVES but the model and defaults as MNIST's
     (784-1000-...-784 autoencoder, lr 1e-5, 10 epochs of batch 1000): a silent wrong run."""
-    config = TrainConfig(dataset=spelling, optimizer="rmsprop")
+    config = TrainConfig(dataset=spelling, optimizer="rmsprop-tf1")
     assert config.dataset == "curves"
     resolved = resolve(config)
     assert (resolved["dataset"], resolved["lr"], resolved["epochs"], resolved["batch_size"]) == (
@@ -91,9 +91,9 @@ def test_a_curves_spelling_gets_the_curves_model_defaults_and_data(spelling: str
         200,
     )
     assert autoencoder(spelling).sizes == CURVES_SIZES
-    assert settings("rmsprop", spelling)["lr"] == 3e-5
+    assert settings("rmsprop-tf1", spelling)["lr"] == 3e-5
     # negative control: an MNIST-format set keeps the MNIST model and defaults
-    assert resolve(TrainConfig(dataset="MNIST", optimizer="rmsprop"))["lr"] == 1e-5
+    assert resolve(TrainConfig(dataset="MNIST", optimizer="rmsprop-tf1"))["lr"] == 1e-5
     assert autoencoder(" Fashion_MNIST").sizes == MNIST_SIZES
 
 
@@ -106,7 +106,7 @@ def test_an_unknown_data_set_has_no_model() -> None:
 @pytest.mark.parametrize(
     ("field", "given", "canonical"),
     [
-        ("optimizer", "RMSProp", "rmsprop"),
+        ("optimizer", "RMSProp_TF1", "rmsprop-tf1"),
         ("optimizer", "locoprop_m", "locoprop-m"),
         ("inner", "RMSProp-TF1", "rmsprop_tf1"),
         ("solver", "GD", "gd"),
@@ -205,9 +205,10 @@ def test_the_command_line_takes_any_spelling(tmp_path: Path, capsys: pytest.Capt
 
 def test_library_names_are_normalised_in_one_place() -> None:
     """Before: ``MLP(..., ["Tanh"], ...)``, ``optim.get("Adam")``, ``transfer.get("Leaky-ReLU")``, the loss
-    ``"Sigmoid-Cross-Entropy"``, ``variant=" m"``, ``mode="LocoProp"``, ``solver="GD"``, ``fisher="Empirical"``
-    and ``grafting="Adam"`` were refused ("unknown name" or "expected one of"); now the one normaliser
-    (``validators.canonical_choice``) maps them to the table's spelling, and unknown names keep one wording."""
+    ``"Sigmoid-Cross-Entropy"``, ``fisher="Empirical"`` and ``grafting="Adam"`` were refused ("unknown
+    name" or "expected one of"); now the one normaliser (``validators.canonical_choice``) maps them to the
+    table's spelling, and unknown names keep one wording.  (LocoProp's variant and solver are settings
+    objects now, ``locoprop.M(...)`` and ``locoprop.GD(...)``: no name to spell.)"""
     import locograd as lg
     from locograd import losses, optim, transfer
 
@@ -220,7 +221,6 @@ def test_library_names_are_normalised_in_one_place() -> None:
     assert transfer.get("Leaky-ReLU").name == "leaky_relu"
     assert losses.get("softmax-cross-entropy").name == "softmax_cross_entropy"
     net2 = lg.MLP([3, 2, 3], ["tanh", "sigmoid"], "sigmoid_cross_entropy")
-    assert optim.LocoProp(net2, variant=" m", mode="LocoProp", solver="GD", lr=1e-3).variant == "M"
     assert optim.KFAC(net2, fisher="Empirical").fisher == "empirical"
     assert optim.Shampoo(net2, grafting="Adam").grafting == "adam"
     for lookup, message in [
@@ -283,18 +283,20 @@ def test_the_official_preset_refuses_epochs_past_its_schedule(
     assert_one_line(err, "epochs: the official preset's learning-rate schedule", "at most 99, got 150")
 
 
-def test_make_optimizer_refuses_a_run_longer_than_the_schedule() -> None:
-    """The same check where the optimizer is built, for a resolved dict made by hand (before: none)."""
+def test_make_schedule_refuses_a_run_longer_than_the_schedule() -> None:
+    """The same check where the schedule is built (the training configuration owns it, not the
+    optimizer), for a resolved dict made by hand (before: none)."""
     resolved = resolve(TrainConfig(preset="official"))
-    make_optimizer(autoencoder("mnist"), resolved)  # 99 epochs: fine
+    assert make_schedule(resolved) is not None  # 99 epochs: fine
     with pytest.raises(
         ConfigError, match=r"schedule \(warmup 5, linear decay to 0 at epoch 99\) ends after 99"
     ):
-        make_optimizer(autoencoder("mnist"), {**resolved, "epochs": 100})
+        make_schedule({**resolved, "epochs": 100})
+    assert make_schedule(resolve(TrainConfig(optimizer="adam"))) is None  # a constant rate: no schedule
 
 
 def test_the_official_preset_brings_its_optimizer_and_data_set() -> None:
-    """Before: ``TrainConfig(preset="official")`` resolved to rmsprop (the BackProp baseline) on
+    """Before: ``TrainConfig(preset="official")`` resolved to rmsprop-tf1 (the BackProp baseline) on
     curves, and the command line required ``--optimizer``."""
     resolved = resolve(TrainConfig(preset="official"))
     assert (resolved["optimizer"], resolved["dataset"], resolved["preset"]) == (
@@ -302,15 +304,15 @@ def test_the_official_preset_brings_its_optimizer_and_data_set() -> None:
         "mnist",
         "official",
     )
-    assert resolve(TrainConfig(preset="official", optimizer="rmsprop"))["optimizer"] == "rmsprop"
+    assert resolve(TrainConfig(preset="official", optimizer="rmsprop-tf1"))["optimizer"] == "rmsprop-tf1"
     assert resolve(TrainConfig(preset="official", dataset="fashion-mnist"))["dataset"] == "fashion-mnist"
     with pytest.raises(
         ConfigError, match=r"dataset: the official preset .* runs on mnist or fashion-mnist, got 'curves'"
     ):
         resolve(TrainConfig(preset="official", dataset="curves"))
-    # negative control: without a preset the defaults stay rmsprop on curves
+    # negative control: without a preset the defaults stay rmsprop-tf1 on curves
     plain = resolve(TrainConfig())
-    assert (plain["optimizer"], plain["dataset"]) == ("rmsprop", "curves")
+    assert (plain["optimizer"], plain["dataset"]) == ("rmsprop-tf1", "curves")
 
 
 def test_train_with_the_official_preset_needs_no_optimizer(
@@ -360,24 +362,27 @@ def test_train_without_optimizer_or_preset_says_what_is_needed(
 
 
 BAD_TRAIN = [
-    (["--optimizer", "rmsprop", "--seed", "-1"], "seed: expected an integer >= 0, got -1"),
-    (["--optimizer", "rmsprop", "--limit-train", "0"], "limit-train: expected an integer >= 1, got 0"),
-    (["--optimizer", "rmsprop", "--epochs", "-3"], "epochs: expected an integer >= 1, got -3"),
-    (["--optimizer", "rmsprop", "--threads", "-1"], "threads: expected an integer >= 0, got -1"),
-    (["--optimizer", "rmsprop", "--lr", "nan"], "lr: expected a finite number > 0, got nan"),
-    (["--optimizer", "rmsprop", "--lr", "inf"], "lr: expected a finite number > 0, got inf"),
+    (["--optimizer", "rmsprop-tf1", "--seed", "-1"], "seed: expected an integer >= 0, got -1"),
+    (["--optimizer", "rmsprop-tf1", "--limit-train", "0"], "limit-train: expected an integer >= 1, got 0"),
+    (["--optimizer", "rmsprop-tf1", "--epochs", "-3"], "epochs: expected an integer >= 1, got -3"),
+    (["--optimizer", "rmsprop-tf1", "--threads", "-1"], "threads: expected an integer >= 0, got -1"),
+    (["--optimizer", "rmsprop-tf1", "--lr", "nan"], "lr: expected a finite number > 0, got nan"),
+    (["--optimizer", "rmsprop-tf1", "--lr", "inf"], "lr: expected a finite number > 0, got inf"),
     (["--optimizer", "locoprop-m", "--gamma", "nan"], "gamma: expected a finite number > 0, got nan"),
     (["--optimizer", "locoprop-m", "--eta", "0"], "eta: expected a finite number > 0, got 0.0"),
     (["--optimizer", "locoprop-m", "--steps", "0"], "steps: expected an integer >= 1, got 0"),
     (["--optimizer", "kfac", "--damping", "-1"], "damping: expected a finite number > 0, got -1.0"),
     (["--optimizer", "shampoo", "--damping", "inf"], "damping: expected a finite number > 0, got inf"),
-    (["--optimizer", "rmsprop", "--data-dir", "/no/such/folder"], "data-dir: curves is generated"),
+    (["--optimizer", "rmsprop-tf1", "--data-dir", "/no/such/folder"], "data-dir: curves is generated"),
     (
-        ["--optimizer", "rmsprop", "--dataset", "mnist", "--data-dir", "/no/such/folder"],
+        ["--optimizer", "rmsprop-tf1", "--dataset", "mnist", "--data-dir", "/no/such/folder"],
         "data-dir: /no/such/folder does not exist",
     ),
-    (["--optimizer", "rmsprop", "--device", "tpu"], "device: unknown name 'tpu'; valid names are cpu, gpu"),
-    (["--optimizer", "rmsprop", "--epochs", "abc"], "argument --epochs: invalid int value: 'abc'"),
+    (
+        ["--optimizer", "rmsprop-tf1", "--device", "tpu"],
+        "device: unknown name 'tpu'; valid names are cpu, gpu",
+    ),
+    (["--optimizer", "rmsprop-tf1", "--epochs", "abc"], "argument --epochs: invalid int value: 'abc'"),
     (["--optimizer", "adam", "--preset", "official"], "preset official: the released configuration"),
 ]
 
@@ -425,14 +430,15 @@ def test_the_api_checks_the_optimizer_numbers() -> None:
 def test_compare_checks_every_optimizer_before_the_first_trains(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Before: ``--optimizers locoprop-m,rmsprop --gamma 1`` trained locoprop-m, then refused rmsprop;
+    """Before: ``--optimizers locoprop-m,rmsprop-tf1 --gamma 1`` trained locoprop-m, then refused rmsprop-tf1;
     ``--optimizers sgd,SGD`` said SGD was unknown."""
     out = tmp_path / "c"
     code, _, err = run_cli(
-        ["compare", "--optimizers", "locoprop-m,rmsprop", "--gamma", "1", *SMALL, "--out", str(out)], capsys
+        ["compare", "--optimizers", "locoprop-m,rmsprop-tf1", "--gamma", "1", *SMALL, "--out", str(out)],
+        capsys,
     )
     assert code == 2 and not out.exists()
-    assert_one_line(err, "gamma: only applies to locoprop-s and locoprop-m, not to 'rmsprop'")
+    assert_one_line(err, "gamma: only applies to locoprop-s and locoprop-m, not to 'rmsprop-tf1'")
     code, _, err = run_cli(["compare", "--optimizers", "sgd,SGD", *SMALL, "--out", str(out)], capsys)
     assert code == 2 and not out.exists()
     assert_one_line(err, "optimizers: a name is repeated in sgd,sgd")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 import numpy as np
 import pytest
 
@@ -64,6 +66,64 @@ def test_to_numpy_and_tree_helpers() -> None:
     doubled = backend.tree_map(lambda a: 2 * a, tree)
     assert doubled[0]["W"].tolist() == [2.0, 2.0]
     assert len(backend.tree_leaves(tree)) == 2
+
+
+class AdamLike(NamedTuple):
+    step: int
+    m: Any
+    v: Any
+
+
+def test_tree_map_treats_a_namedtuple_as_a_node() -> None:
+    """A NamedTuple inside a list is mapped field by field and rebuilt as the same type (as in JAX)."""
+    state = [AdamLike(3, {"W": np.ones(2)}, {"W": np.full(2, 2.0)})]
+    out = backend.tree_map(lambda a: a * 10, state)
+    assert type(out) is list and type(out[0]) is AdamLike
+    assert out[0].step == 30  # a non-array leaf goes to fn like any other
+    assert out[0].m["W"].tolist() == [10.0, 10.0] and out[0].v["W"].tolist() == [20.0, 20.0]
+    assert backend.tree_leaves(state) == [3, state[0].m["W"], state[0].v["W"]]
+    summed = backend.tree_map(lambda a, b: a + b, state, out)
+    assert type(summed[0]) is AdamLike and summed[0].v["W"].tolist() == [22.0, 22.0]
+
+
+def test_tree_map_nested_namedtuples_and_plain_tuples() -> None:
+    inner = AdamLike(1, (np.zeros(1), np.ones(1)), [AdamLike(2, np.ones(3), None)])
+    out = backend.tree_map(lambda a: a if a is None else a + 1, {"outer": inner})
+    got = out["outer"]
+    assert type(got) is AdamLike and type(got.m) is tuple and type(got.v[0]) is AdamLike
+    assert got.step == 2 and got.m[1].tolist() == [2.0] and got.v[0].m.tolist() == [2.0] * 3
+    assert got.v[0].v is None
+    assert len(backend.tree_leaves({"outer": inner})) == 6  # 1, zeros, ones, 2, ones(3), None
+
+
+def test_tree_map_mismatched_structure_is_a_clear_error() -> None:
+    a = [AdamLike(1, {"W": np.ones(2)}, [np.ones(1)])]
+    with pytest.raises(ValueError, match=r"tree_map: tree\[0\]\[2\]: expected a list of 1, got a list of 2"):
+        backend.tree_map(lambda x, y: x, a, [AdamLike(1, {"W": np.ones(2)}, [np.ones(1), np.ones(1)])])
+    with pytest.raises(
+        ValueError, match=r"tree\[0\]\[1\]: expected a dict with keys \['W'\], got a dict with keys \['b'\]"
+    ):
+        backend.tree_map(lambda x, y: x, a, [AdamLike(1, {"b": np.ones(2)}, [np.ones(1)])])
+    with pytest.raises(
+        ValueError, match=r"tree\[0\]: expected a NamedTuple AdamLike\('step', 'm', 'v'\), got a tuple of 3"
+    ):
+        backend.tree_map(lambda x, y: x, a, [(1, {"W": np.ones(2)}, [np.ones(1)])])
+    with pytest.raises(ValueError, match=r"tree: expected a list of 1, got a leaf \(ndarray\)"):
+        backend.tree_map(lambda x, y: x, a, np.ones(1))
+
+
+def test_asarray_takes_dtype_second_as_numpy_does() -> None:
+    """Before: asarray(x, np.float32) passed the dtype as the device: "device: expected ...", got <class>."""
+    z = backend.asarray([1, 2], np.float32)
+    assert isinstance(z, np.ndarray) and z.dtype == np.float32
+    assert backend.asarray(np.arange(2.0), dtype=np.float64, device="cpu").dtype == np.float64
+    with pytest.raises(TypeError):
+        backend.asarray(np.ones(2), np.float32, "cpu")  # type: ignore[misc]  # device is keyword-only
+    with pytest.raises(
+        ValueError,
+        match=r"device: expected one of \('cpu', 'gpu'\) or None, got dtype float32 \(pass dtype=\.\.\.\)",
+    ):
+        backend.to_device(np.ones(2), np.float32)  # type: ignore[arg-type]  # to_device(x, device, dtype)
 
 
 @pytest.mark.gpu

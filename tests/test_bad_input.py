@@ -7,6 +7,7 @@ import pytest
 
 import locograd as lg
 from locograd import layers, losses
+from locograd._fast.passes import backprop_loss_and_grads
 
 
 @pytest.fixture
@@ -157,9 +158,9 @@ def test_dense_layer_bad_gradient_shape() -> None:
         lambda net, p, x, y: net.forward(p, x),
         lambda net, p, x, y: net.loss(p, x, y),
         lambda net, p, x, y: net.value_and_grad(p, x, y),
-        lambda net, p, x, y: net.loss_and_weight_grads(p, x, y),
+        lambda net, p, x, y: backprop_loss_and_grads(net, p, x, y),
     ],
-    ids=["forward", "loss", "value_and_grad", "loss_and_weight_grads"],
+    ids=["forward", "loss", "value_and_grad", "backprop_loss_and_grads"],
 )
 def test_empty_batch_is_refused(net: lg.MLP, call) -> None:
     """Before: 0 rows gave a NaN loss with NumPy's "Mean of empty slice" RuntimeWarning (an error

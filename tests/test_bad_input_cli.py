@@ -24,13 +24,13 @@ def _one_line_error(capsys: pytest.CaptureFixture[str]) -> str:
     [
         (["--optimizer", ""], "optimizer"),
         (["--optimizer", "  "], "optimizer"),
-        (["--optimizer", "rmsprop", "--dataset", ""], "dataset"),
+        (["--optimizer", "rmsprop-tf1", "--dataset", ""], "dataset"),
     ],
 )
 def test_train_refuses_an_empty_name(
     flags: list[str], name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """Before: ``--optimizer ""`` trained rmsprop and ``--dataset ""`` trained on curves, in silence
+    """Before: ``--optimizer ""`` trained rmsprop-tf1 and ``--dataset ""`` trained on curves, in silence
     (the empty string was taken as "not given", so a mistyped shell variable ran the default)."""
     out = tmp_path / "run"
     assert cli.main(["train", *flags, "--out", str(out), "--no-progress", "--epochs", "1"]) == 2
@@ -42,7 +42,7 @@ def test_train_refuses_an_empty_name(
 def test_compare_refuses_an_empty_dataset(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """Before: ``compare --dataset ""`` compared on curves in silence."""
     out = tmp_path / "cmp"
-    assert cli.main(["compare", "--optimizers", "rmsprop", "--dataset", "", "--out", str(out)]) == 2
+    assert cli.main(["compare", "--optimizers", "rmsprop-tf1", "--dataset", "", "--out", str(out)]) == 2
     assert "dataset: expected a name, got ''" in _one_line_error(capsys)
     assert not out.exists()
 
@@ -66,7 +66,7 @@ def test_train_into_a_folder_whose_lock_is_a_folder(
 ) -> None:
     """Before: ``locograd: error: [Errno 21] Is a directory: 'OUT/.lock'``."""
     (tmp_path / ".lock").mkdir()
-    argv = ["train", "--optimizer", "rmsprop", "--out", str(tmp_path), "--no-progress", "--epochs", "1"]
+    argv = ["train", "--optimizer", "rmsprop-tf1", "--out", str(tmp_path), "--no-progress", "--epochs", "1"]
     assert cli.main(argv) == 2
     err = _one_line_error(capsys)
     assert "lock file" in err and "is a folder" in err
@@ -114,7 +114,7 @@ def test_a_study_folder_is_named_as_one_and_refused(
     (tmp_path / "study.jsonl").write_text("")
     (tmp_path / "trials").mkdir()
     before = sorted(os.listdir(tmp_path))
-    flag = ["--optimizer", "rmsprop"] if command == "train" else ["--optimizers", "rmsprop"]
+    flag = ["--optimizer", "rmsprop-tf1"] if command == "train" else ["--optimizers", "rmsprop-tf1"]
     argv = [command, *flag, "--out", str(tmp_path), "--no-progress", "--epochs", "1", "--limit-train", "200"]
     assert cli.main(argv) == 2
     err = _one_line_error(capsys)
@@ -128,7 +128,7 @@ def test_a_study_folder_with_a_summary_is_not_called_a_comparison(
     """Before: ``out: OUT holds a comparison (summary.json), not one run`` for a finished study."""
     (tmp_path / "study.jsonl").write_text("")
     (tmp_path / "summary.json").write_text("{}")
-    argv = ["train", "--optimizer", "rmsprop", "--out", str(tmp_path), "--no-progress", "--epochs", "1"]
+    argv = ["train", "--optimizer", "rmsprop-tf1", "--out", str(tmp_path), "--no-progress", "--epochs", "1"]
     assert cli.main(argv) == 2
     err = _one_line_error(capsys)
     assert "holds a study (study.jsonl)" in err and "comparison" not in err

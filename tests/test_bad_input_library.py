@@ -13,8 +13,10 @@ import pytest
 
 import locograd as lg
 from locograd import bregman, layers, losses, optim, transfer
+from locograd._fast.local import solve_gd_inplace
+from locograd.backend import tree_map
 from locograd.errors import NonFiniteError
-from locograd.locoprop import LocalProblem, solve_gd
+from locograd.locoprop import GD, LocalProblem, M, S, solve_gd
 from locograd.testing import check_vjp, numerical_grad, relative_error
 
 
@@ -149,17 +151,24 @@ _NET = lg.MLP([3, 4, 2], ["tanh", "sigmoid"], "sigmoid_cross_entropy")
 @pytest.mark.parametrize(
     ("name", "call"),
     [
-        ("lr", lambda v: solve_gd(_problem(), 2, lr=v)),
+        ("lr", lambda v: GD(steps=2, lr=v)),
+        ("lr", lambda v: GD(steps=2, lr=v, inner=optim.adam())),
         ("lr", lambda v: optim.sgd(lr=v)),
         ("lr", lambda v: optim.adam().update({"W": _W}, optim.adam().init({"W": _W}), {"W": _W}, lr=v)),
         ("beta1", lambda v: optim.adam(beta1=v)),
         ("eps", lambda v: optim.adam(eps=v)),
         ("gamma", lambda v: lg.locoprop.targets(*_trace_and_grads(), v, "M")),
-        ("eta", lambda v: solve_gd(_problem(eta=v), 2, lr=0.1)),
+        ("gamma", lambda v: M(gamma=v)),
+        ("eta", lambda v: S(gamma=1.0, eta=v)),
+        ("tol", lambda v: lg.locoprop.Exact(tol=v)),
+        ("eta", lambda v: solve_gd(_problem(eta=v), GD(steps=2, lr=0.1))),
+        ("eta", lambda v: solve_gd_inplace(_problem(eta=v), GD(steps=2, lr=0.1))),
         ("eta", lambda v: LocalProblem.build(_X, _T, "sigmoid", "M", {"W": _W, "b": np.zeros(2)}, v)),
         ("damping", lambda v: optim.KFAC(_NET, damping=v)),
         ("momentum", lambda v: optim.FOOF(_NET, momentum=v)),
-        ("lr", lambda v: optim.LocoProp(_NET, inner=optim.adam(), lr=v)),
+        ("lr", lambda v: _locoprop_adam().step(*_batch(), _locoprop_adam().init(_NET.init()), lr=v)),
+        ("lr", lambda v: optim.BackProp(_NET, optim.adam()).step(*_batch(), _backprop_state(), lr=v)),
+        ("factor", lambda v: optim.scale(v)),
     ],
 )
 def test_number_arguments_refuse_flags_and_strings(name: str, call: Any, bad: Any) -> None:
@@ -167,6 +176,18 @@ def test_number_arguments_refuse_flags_and_strings(name: str, call: Any, bad: An
     directly failed in the solve with "unsupported operand type(s) for /: 'float' and 'str'"."""
     with pytest.raises(ValueError, match=rf"{name}: expected .*, got {type(bad).__name__} {bad!r}"):
         call(bad)
+
+
+def _locoprop_adam() -> optim.LocoProp:
+    return optim.LocoProp(_NET, M(gamma=1.0), GD(steps=2, inner=optim.adam()))
+
+
+def _batch() -> tuple[Any, Any, Any]:
+    return _NET.init(), _rng.random((5, 3)), _rng.random((5, 2))
+
+
+def _backprop_state() -> optim.BackPropState:
+    return optim.BackProp(_NET, optim.adam()).init(_NET.init())
 
 
 def _trace_and_grads() -> tuple[Any, Any]:
@@ -181,18 +202,25 @@ def _trace_and_grads() -> tuple[Any, Any]:
 )
 def test_solve_gd_refuses_a_nan_or_negative_lr_factor(factor: Any, shown: str) -> None:
     """Old code: a NaN lr_factor made every parameter NaN in silence; a negative one stepped uphill."""
-    with pytest.raises(ValueError, match=rf"lr_factor\(0, 2\): expected a finite number >= 0, got {shown}"):
-        solve_gd(_problem(), 2, lr=0.1, lr_factor=factor)
-    new, _ = solve_gd(_problem(), 2, lr=0.1, lr_factor=lambda k, K: 0.5)  # negative control
-    assert np.all(np.isfinite(new["W"]))
+    for solve in (solve_gd, solve_gd_inplace):
+        with pytest.raises(
+            ValueError, match=rf"lr_factor\(0, 2\): expected a finite number >= 0, got {shown}"
+        ):
+            solve(_problem(), GD(steps=2, lr=0.1, lr_factor=factor))
+        new, _ = solve(_problem(), GD(steps=2, lr=0.1, lr_factor=lambda k, K: 0.5))  # negative control
+        assert np.all(np.isfinite(new["W"]))
 
 
 def test_an_inner_optimizer_that_is_not_one_is_refused_up_front() -> None:
-    """Old code: AttributeError "'object' object has no attribute 'init'" (solve_gd) or "... 'lr'" (LocoProp)."""
+    """Old code: AttributeError "'object' object has no attribute 'init'" (solve_gd) or "... 'lr'" (LocoProp);
+    now the GD settings refuse it when built (so neither solve_gd nor LocoProp ever sees it), and BackProp
+    refuses it too.  Negative control: a first-order optimizer is taken."""
     with pytest.raises(TypeError, match=r"inner: expected a first-order optimizer .* got object"):
-        solve_gd(_problem(), 2, inner=object())
+        GD(steps=2, inner=object())
     with pytest.raises(TypeError, match=r"inner: expected a first-order optimizer .* got object"):
-        optim.LocoProp(_NET, inner=object())
+        optim.BackProp(_NET, object())  # type: ignore[arg-type]
+    assert GD(steps=2, inner=optim.adam()).inner.name == "adam"
+    assert optim.BackProp(_NET, optim.adam()).inner.name == "adam"
 
 
 @pytest.mark.parametrize("rows", [1, 2])
@@ -214,22 +242,27 @@ def test_locoprop_step_that_overflows_is_one_nonfinite_error() -> None:
     plain ValueError; now the step's own NonFiniteError, naming the layer."""
     params, x, y = _NET.init(), _rng.random((5, 3)), _rng.random((5, 2))
     with pytest.raises(NonFiniteError, match=r"step: layer \d [Wb] became non-finite"):
-        lg.locoprop.step(_NET, params, x, y, variant="S", gamma=1e300, lr=1e300, steps=3)
+        lg.locoprop.step(_NET, params, x, y, variant=S(gamma=1e300), solver=GD(steps=3, lr=1e300))
     with pytest.raises(NonFiniteError, match=r"x: expected finite values"):
-        lg.locoprop.step(_NET, params, x * np.nan, y, variant="M", gamma=1.0, lr=0.1)
+        lg.locoprop.step(_NET, params, x * np.nan, y, variant=M(gamma=1.0), solver=GD(steps=1, lr=0.1))
+    new, _ = lg.locoprop.step(_NET, params, x, y, variant=S(gamma=1.0), solver=GD(steps=3, lr=0.1))
+    assert all(np.all(np.isfinite(layer[k])) for layer in new for k in ("W", "b"))  # negative control
 
 
-def _huge_velocity(state: dict[str, Any]) -> dict[str, Any]:
-    """The state with every velocity (momentum) array at 1e300: finite, of the right shapes and dtype."""
-    if state["name"] == "backprop":
-        inner = dict(
-            state["inner"],
-            momentum=[
-                {k: np.full_like(v, 1e300) for k, v in layer.items()} for layer in state["inner"]["momentum"]
-            ],
-        )
-        return dict(state, inner=inner)
-    return dict(state, velocity=[np.full_like(v, 1e300) for v in state["velocity"]])
+def _huge_velocity(state: Any) -> Any:
+    """The state with every velocity (momentum buffer) array at 1e300: finite, of the right shapes and dtype.
+
+    BackProp's is its inner MomentumState, LocoProp's one per layer; KFAC's, FOOF's and Shampoo's is the MomentumState in ``momentum``.
+    """
+
+    def huge(momentum: optim.MomentumState) -> optim.MomentumState:
+        return momentum._replace(momentum=tree_map(lambda v: np.full_like(v, 1e300), momentum.momentum))
+
+    if isinstance(state, optim.BackPropState):
+        return state._replace(inner=huge(state.inner))
+    if isinstance(state, optim.LocoPropState):
+        return state._replace(inner=tuple(huge(layer) for layer in state.inner))
+    return state._replace(momentum=huge(state.momentum))
 
 
 @pytest.mark.parametrize(
@@ -238,12 +271,14 @@ def _huge_velocity(state: dict[str, Any]) -> dict[str, Any]:
         lambda net: optim.KFAC(net, lr=1e10, momentum=0.9),
         lambda net: optim.FOOF(net, lr=1e10, momentum=0.9),
         lambda net: optim.Shampoo(net, lr=1e10, momentum=0.9),
-        lambda net: optim.LocoProp(net, mode="backprop", inner=optim.momentum(1e10)),
+        lambda net: optim.BackProp(net, optim.momentum(1e10)),
+        lambda net: optim.LocoProp(net, M(gamma=1.0), GD(steps=2, inner=optim.momentum(1e10))),
     ],
+    ids=["kfac", "foof", "shampoo", "backprop", "locoprop"],
 )
 def test_network_optimizers_raise_nonfinite_error_on_a_nonfinite_step(make: Any) -> None:
-    """Old code: KFAC/FOOF/Shampoo and backprop mode returned parameters holding inf in silence (here
-    lr 1e10 times a velocity of 1e300), and non-finite statistics were a plain ValueError."""
+    """Old code: KFAC/FOOF/Shampoo and backprop mode (now optim.BackProp) returned parameters holding inf in
+    silence (here lr 1e10 times a velocity of 1e300), and non-finite statistics were a plain ValueError."""
     params, x, y = _NET.init(), _rng.random((5, 3)), _rng.random((5, 2))
     opt = make(_NET)
     state = _huge_velocity(opt.init(params))
@@ -251,9 +286,9 @@ def test_network_optimizers_raise_nonfinite_error_on_a_nonfinite_step(make: Any)
         np.errstate(over="ignore", invalid="ignore"),
         pytest.raises(NonFiniteError, match=r"became non-finite"),
     ):
-        opt.update(params, x, y, state)
-    with pytest.raises(NonFiniteError, match=r"non-finite"):
-        opt.update(params, x * np.nan, y, opt.init(params))
+        opt.step(params, x, y, state)
+    with pytest.raises(NonFiniteError, match=r"non-finite|x: expected finite values"):
+        opt.step(params, x * np.nan, y, opt.init(params))
 
 
 def test_network_optimizer_with_a_sane_step_passes() -> None:
@@ -263,9 +298,11 @@ def test_network_optimizer_with_a_sane_step_passes() -> None:
         optim.KFAC(_NET),
         optim.FOOF(_NET),
         optim.Shampoo(_NET),
-        optim.LocoProp(_NET, mode="backprop"),
+        optim.official_backprop(_NET),
+        optim.BackProp(_NET, optim.momentum(0.01)),
+        optim.LocoProp(_NET, M(gamma=1.0), GD(steps=3, inner=optim.momentum(0.01))),
     ):
-        new, _, _ = opt.update(params, x, y, opt.init(params))
+        new, _, _ = opt.step(params, x, y, opt.init(params))
         assert all(np.all(np.isfinite(layer[k])) for layer in new for k in ("W", "b"))
 
 

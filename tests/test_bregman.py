@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -170,7 +171,7 @@ def test_tanh_matches_table_row(a: np.ndarray, b: np.ndarray) -> None:
 @given(a=matrices(bound=8.0), b=matrices(bound=8.0))
 def test_softmax_is_kl_of_softmaxes(a: np.ndarray, b: np.ndarray) -> None:
     p, q = _pair(a, b)
-    y, yh = transfer.softmax(q), transfer.softmax(p)
+    y, yh = transfer.softmax_rows(q), transfer.softmax_rows(p)
     kl = (y * (np.log(y) - np.log(yh))).sum(-1)
     np.testing.assert_allclose(bregman.divergence("softmax", p, q), kl, rtol=1e-8, atol=1e-10)
 
@@ -222,6 +223,19 @@ def test_matching_loss_differs_from_divergence_by_a_constant(name: str, a: np.nd
     lhs = bregman.matching_loss(t, a, y_star) + t.conjugate(y_star)
     np.testing.assert_allclose(lhs, bregman.divergence(t, a, a_star), rtol=1e-9, atol=1e-9)
     np.testing.assert_allclose(bregman.matching_loss_grad(t, a, y_star), t.f(a) - t.f(a_star), atol=0)
+
+
+def test_a_transfer_off_the_table_falls_back_to_the_defining_difference() -> None:
+    """A copy of a row uses the row's stable form; an Elementwise with its own f, even named like a row, does not."""
+    p = np.array([[0.3, -1.2, 2.5]], np.float32) * np.float32(80)
+    q = p * np.float32(1 + 1e-6)
+    copy = dataclasses.replace(transfer.identity)
+    impostor = dataclasses.replace(transfer.identity, f_unit=lambda a: a)
+    d = p - q
+    np.testing.assert_array_equal(bregman.divergence(copy, p, q), (d * d).sum(-1) / 2)
+    defining = impostor.potential(p) - impostor.potential(q) - (impostor.f(q) * (p - q)).sum(-1)
+    np.testing.assert_array_equal(bregman.divergence(impostor, p, q), defining)
+    assert not np.array_equal(defining, (d * d).sum(-1) / 2)  # float32 cancellation: the two differ
 
 
 @pytest.mark.parametrize("name", transfer.NAMES)

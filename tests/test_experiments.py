@@ -41,7 +41,7 @@ def tiny() -> data.Dataset:
 def config(tmp_path, name: str = "run", **kw) -> TrainConfig:
     base = {
         "dataset": "curves",
-        "optimizer": "rmsprop",
+        "optimizer": "rmsprop-tf1",
         "out": str(tmp_path / name),
         "epochs": 2,
         "batch_size": 40,
@@ -75,7 +75,7 @@ def test_optimizer_settings_and_overrides() -> None:
         "rmsprop_tf1",
         "gd",
     )
-    assert settings("rmsprop", "mnist")["inner"] == "rmsprop_tf1"
+    assert settings("rmsprop-tf1", "mnist")["inner"] == "rmsprop_tf1"
     with pytest.raises(ValueError, match="gamma: only applies to locoprop-s and locoprop-m, not to 'adam'"):
         settings("adam", "curves", gamma=1.0)
     with pytest.raises(ValueError, match="optimizer: unknown name 'lbfgs'; valid names are sgd, momentum"):
@@ -101,10 +101,10 @@ def test_train_writes_metrics_plot_checkpoint_and_config(tmp_path, tiny) -> None
     assert rows[-1]["steps"] == 6 and rows[2]["seconds"] >= rows[1]["seconds"] > 0
     ckpt = checkpoint.load(str(out / "checkpoint.npz"))
     assert ckpt["epoch"] == 2 and ckpt["params"][0]["W"].dtype == np.float32
-    assert json.loads((out / "config.json").read_text())["settings"]["optimizer"] == "rmsprop"
+    assert json.loads((out / "config.json").read_text())["settings"]["optimizer"] == "rmsprop-tf1"
 
 
-@pytest.mark.parametrize("optimizer", ["rmsprop", "locoprop-m", "adam"])
+@pytest.mark.parametrize("optimizer", ["rmsprop-tf1", "locoprop-m", "adam"])
 def test_resume_is_bit_identical_to_a_straight_run(tmp_path, tiny, optimizer: str) -> None:
     straight = train(config(tmp_path, "straight", optimizer=optimizer, epochs=4), data=tiny)
     train(config(tmp_path, "split", optimizer=optimizer, epochs=2), data=tiny)
@@ -129,15 +129,15 @@ def test_layer_workers_train_bit_identically(tmp_path, tiny) -> None:
 
 
 def _poison(monkeypatch, after: int, exc: type[BaseException] | None = None) -> None:
-    """Make the optimizer's update return a NaN loss (or raise ``exc``) after ``after`` calls."""
+    """Make the optimizer's step return a NaN loss (or raise ``exc``) after ``after`` calls."""
     real = train_module.make_optimizer
     calls = {"n": 0}
 
     def make(net, resolved, workers=1):
         opt = real(net, resolved, workers)
-        update = opt.update
+        update = opt.step
 
-        def poisoned(params, x, y, state, lr=None):
+        def poisoned(params, x, y, state, *, lr=None):
             calls["n"] += 1
             new, state, info = update(params, x, y, state, lr=lr)
             if calls["n"] > after:
@@ -146,7 +146,7 @@ def _poison(monkeypatch, after: int, exc: type[BaseException] | None = None) -> 
                 info = info._replace(loss=np.array(np.nan))
             return new, state, info
 
-        opt.update = poisoned
+        opt.step = poisoned
         return opt
 
     monkeypatch.setattr(train_module, "make_optimizer", make)
@@ -194,7 +194,7 @@ def test_ctrl_c_leaves_the_last_checkpoint_intact(tmp_path, monkeypatch, capsys)
         [
             "train",
             "--optimizer",
-            "rmsprop",
+            "rmsprop-tf1",
             "--epochs",
             "3",
             "--limit-train",
@@ -216,7 +216,7 @@ def test_ctrl_c_leaves_the_last_checkpoint_intact(tmp_path, monkeypatch, capsys)
         [
             "train",
             "--optimizer",
-            "rmsprop",
+            "rmsprop-tf1",
             "--epochs",
             "2",
             "--limit-train",
@@ -239,7 +239,7 @@ def test_compare_writes_summary_plot_and_subfolders(tmp_path, capsys) -> None:
         [
             "compare",
             "--optimizers",
-            "rmsprop,locoprop-s",
+            "rmsprop-tf1,locoprop-s",
             "--epochs",
             "1",
             "--limit-train",
@@ -254,12 +254,14 @@ def test_compare_writes_summary_plot_and_subfolders(tmp_path, capsys) -> None:
     )
     assert code == 0
     summary = json.loads((out / "summary.json").read_text())
-    assert set(summary) == {"rmsprop", "locoprop-s"}
+    assert set(summary) == {"rmsprop-tf1", "locoprop-s"}
     for s in summary.values():
         assert {"train_loss", "test_loss", "epochs", "seconds"} <= set(s) and s["epochs"] == 1
     assert (out / "compare.png").stat().st_size > 0
-    assert (out / "rmsprop" / "metrics.jsonl").exists() and (out / "locoprop-s" / "checkpoint.npz").exists()
-    assert "| rmsprop |" in stdout and "| locoprop-s |" in stdout
+    assert (out / "rmsprop-tf1" / "metrics.jsonl").exists() and (
+        out / "locoprop-s" / "checkpoint.npz"
+    ).exists()
+    assert "| rmsprop-tf1 |" in stdout and "| locoprop-s |" in stdout
 
 
 def test_compare_uses_the_same_initialisation(tmp_path, tiny) -> None:
@@ -325,7 +327,7 @@ BAD = [
     (["--dataset", "cifar"], "dataset: unknown name 'cifar'; valid names are curves, mnist, fashion-mnist"),
     (
         ["--optimizer", "lbfgs"],
-        "optimizer: unknown name 'lbfgs'; valid names are sgd, momentum, adam, rmsprop",
+        "optimizer: unknown name 'lbfgs'; valid names are sgd, momentum, adam, rmsprop-tf1",
     ),
     (["--batch-size", "0"], "batch-size: expected an integer >= 1, got 0"),
     (["--batch-size", "500"], "batch-size: 500 is larger than the training set (100 examples)"),
@@ -342,7 +344,7 @@ def test_bad_arguments(tmp_path, capsys, extra: list[str], message: str) -> None
     args = [
         "train",
         "--optimizer",
-        "rmsprop",
+        "rmsprop-tf1",
         "--limit-train",
         "100",
         "--epochs",
@@ -419,7 +421,7 @@ def test_existing_run_is_not_overwritten_without_resume(tmp_path, tiny, capsys) 
         [
             "train",
             "--optimizer",
-            "rmsprop",
+            "rmsprop-tf1",
             "--out",
             str(tmp_path / "run"),
             "--limit-train",
@@ -475,7 +477,7 @@ def test_all_optimizer_names_train(tmp_path, tiny) -> None:
 
 
 @pytest.mark.gpu
-@pytest.mark.parametrize("optimizer", ["rmsprop", "locoprop-m", "kfac"])
+@pytest.mark.parametrize("optimizer", ["rmsprop-tf1", "locoprop-m", "kfac"])
 def test_training_on_the_gpu_matches_the_cpu(tmp_path, tiny, optimizer: str) -> None:
     cpu = train(config(tmp_path, "cpu", optimizer=optimizer, dtype="float64"), data=tiny)
     gpu = train(config(tmp_path, "gpu", optimizer=optimizer, dtype="float64", device="gpu"), data=tiny)

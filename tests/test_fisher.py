@@ -92,7 +92,7 @@ def hessian_form(net: lg.MLP, params, x, y, u, v, h: float = 1e-5, rounding: lis
 
     def grad_at(t: float):
         shifted = [{k: p[k] + t * d[k] for k in p} for p, d in zip(params, v, strict=True)]
-        return net.value_and_grad(shifted, x, y)[1].as_params()
+        return net.value_and_grad(shifted, x, y)[1]
 
     plus, minus = grad_at(h), grad_at(-h)
     if rounding is not None:

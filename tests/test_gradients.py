@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 import locograd as lg
 from locograd import autodiff as ad
 from locograd import layers, losses, transfer
+from locograd._fast.passes import backprop_loss_and_grads
 from locograd.testing import check_vjp, numerical_grad, relative_error
 
 from .strategies import HIDDEN, architectures, arrays, seeds
@@ -213,11 +214,22 @@ def test_backward_without_weight_grads_returns_same_pre() -> None:
         np.testing.assert_array_equal(g1, g2)
 
 
+def _equal_bit_for_bit(value: Any, lean: list[dict[str, Any]], full: lg.Grads) -> bool:
+    return bool(value == full.loss) and all(
+        bool((mine["W"] == want["W"]).all()) and bool((mine["b"] == want["b"]).all())
+        for mine, want in zip(lean, full.as_params(), strict=True)
+    )
+
+
 @given(arch=architectures(max_depth=4, max_width=8), seed=seeds(), B=st.integers(1, 9))
 def test_lean_weight_grads_equal_forward_then_backward_bit_for_bit(
     bk, dtype, arch, seed: int, B: int
 ) -> None:
-    """loss_and_weight_grads drops what BackProp does not need, computing the rest by the same operations."""
+    """The private fused pass drops what BackProp does not need, computing the rest by the same operations.
+
+    Negative control: the same comparison against the reference pass with one parameter moved
+    fails, so the equality is not vacuous.
+    """
     sizes, acts, loss = arch
     rng = np.random.default_rng(seed)
     net = lg.MLP(sizes, acts, loss)
@@ -226,11 +238,29 @@ def test_lean_weight_grads_equal_forward_then_backward_bit_for_bit(
     )
     x = bk.asarray(rng.standard_normal((B, sizes[0])).astype(dtype))
     y = bk.asarray(random_targets(loss, (B, sizes[-1]), rng).astype(dtype))
-    value, lean = net.loss_and_weight_grads(params, x, y)
-    full = net.backward(params, net.forward(params, x), y)
-    assert bool(value == full.loss)
-    for mine, want in zip(lean, full.as_params(), strict=True):
-        assert bool((mine["W"] == want["W"]).all()) and bool((mine["b"] == want["b"]).all())
+    value, lean = backprop_loss_and_grads(net, params, x, y)
+    assert _equal_bit_for_bit(value, lean, net.backward(params, net.forward(params, x), y))
+    # dL/db_M[0] = mean_n (f(A_n)_0 - y_n0) moves with b_M[0] for every output transfer here:
+    # identity shifts it by 0.5, sigmoid and softmax (width >= 2) are strictly increasing in it
+    moved = [dict(layer) for layer in params]
+    moved[-1]["b"] = moved[-1]["b"].copy()
+    moved[-1]["b"][0] += 0.5
+    assert not _equal_bit_for_bit(value, lean, net.backward(moved, net.forward(moved, x), y))
+
+
+def test_value_and_grad_returns_the_gradient_in_the_params_structure() -> None:
+    """Like jax.value_and_grad of a loss of params: (float loss, [{"W": dL/dW_m, "b": dL/db_m}, ...])."""
+    net = lg.MLP([3, 4, 2], ["tanh", "sigmoid"], "sigmoid_cross_entropy")
+    params = net.init(seed=2, bias="glorot")
+    x = np.random.default_rng(2).random((5, 3))
+    value, grads = net.value_and_grad(params, x, x[:, :2])
+    full = net.backward(params, net.forward(params, x), x[:, :2])
+    assert type(value) is float and value == float(full.loss)
+    assert isinstance(grads, list) and [sorted(g) for g in grads] == [["W", "b"], ["W", "b"]]
+    for mine, want, p in zip(grads, full.as_params(), params, strict=True):
+        assert mine["W"].shape == p["W"].shape and mine["b"].shape == p["b"].shape
+        np.testing.assert_array_equal(mine["W"], want["W"])
+        np.testing.assert_array_equal(mine["b"], want["b"])
 
 
 def test_vjp_from_output_needs_the_derivative_written_through_the_output() -> None:

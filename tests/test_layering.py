@@ -4,12 +4,16 @@ The layers, bottom to top (a module may import its own layer's siblings only whe
 the list below says so, and anything below):
 
     errors -> backend -> validators -> data, transfer, linalg, testing, autodiff
-      -> bregman, layers, losses -> network -> locoprop -> optim
+      -> bregman, layers, losses -> network -> locoprop -> _fast -> optim
       -> experiments, verify, study -> bench -> cli -> __main__
 
-``errors`` and ``validators`` are the private helper modules, placed where their
-imports put them. The test reads every module's ``import`` statements with ``ast``
-(nothing is imported), so it also catches imports inside functions.
+``errors``, ``validators`` and ``_fast`` are the private helper modules, placed where their
+imports put them.  ``_fast`` is the private package of fused fast paths (the in-place
+first-order kernels, the lean BackProp pass, the fused local solve): the fused solve builds on
+``locoprop``'s problems, and only ``optim`` reaches ``_fast``, through its explicit hooks, so the
+modules the tutorials teach from (network, locoprop, layers, ...) never import it.  The test reads
+every module's ``import`` statements with ``ast`` (nothing is imported), so it also catches imports
+inside functions.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ LAYERS: list[set[str]] = [
     {"bregman", "layers", "losses"},
     {"network"},
     {"locoprop"},
+    {"_fast"},
     {"optim"},
     {"experiments", "verify", "study"},
     {"bench"},
@@ -38,6 +43,7 @@ LAYERS: list[set[str]] = [
 SIBLING_IMPORTS = {
     ("bregman", "transfer"),
     ("layers", "transfer"),
+    ("losses", "bregman"),
     ("losses", "transfer"),
     ("study", "experiments"),
 }

@@ -1,4 +1,4 @@
-"""LOCOPROP.md section 4, one named test per identity, each with a negative control that can fail.
+"""docs/math.md section 4, one named test per identity, each with a negative control that can fail.
 
 Tolerances (float64): exact identities that differ only in the order of
 floating-point operations are held to 1e-9 relative; closed forms solved by
@@ -20,13 +20,20 @@ from hypothesis import strategies as st
 
 import locograd as lg
 from locograd import locoprop, optim, transfer
-from locograd.locoprop import LocalProblem
+from locograd._fast.local import solve_gd_inplace
+from locograd.locoprop import GD, Exact, LocalProblem, M, S
+from locograd.optim.schedules import released_inner_factor
 from locograd.testing import relative_error
 
 from .rounding import EPS, evaluation_rounding, gradient_rounding, objective_scale, same_bits, stack
 from .strategies import architectures, layer_problems, net_and_batch, seeds
 
 RTOL = 1e-9
+
+
+def variant_of(name: str, gamma: float, eta: float | None = None) -> S | M:
+    """The settings object of variant ``name`` ("S" or "M"): the tests keep the names as parameter ids."""
+    return (S if name == "S" else M)(gamma=gamma, eta=eta)
 
 
 OPTIMIZERS = {
@@ -134,7 +141,7 @@ def test_first_step_equals_backprop_plain_gd(variant: str, arch, seed: int, gamm
     of W - rho g when every layer's gradient is tiny.)
     """
     net, params, x, y = random_net(arch, seed)
-    new = locoprop.step(net, params, x, y, variant=variant, gamma=gamma, steps=1, lr=rho)
+    new, _ = locoprop.step(net, params, x, y, variant=variant_of(variant, gamma), solver=GD(steps=1, lr=rho))
     bp = backprop_grads(net, params, x, y)
     expected = [{k: p[k] - rho * gamma * g[k] for k in p} for p, g in zip(params, bp, strict=True)]
     updates = [delta(n, p) for n, p in zip(new, params, strict=True)]
@@ -172,10 +179,10 @@ def test_first_step_equals_optimizer_step_from_the_same_state(
     for _ in range(warm):  # a used state, not only a fresh one
         noise = {k: rng.standard_normal(v.shape) for k, v in problem.anchor.items()}
         _, state = opt.update(noise, state, problem.anchor)
-    local, _ = locoprop.solve_gd(problem, steps=1, inner=opt, inner_state=copy.deepcopy(state))
+    local, _ = locoprop.solve_gd(problem, GD(steps=1, inner=opt), copy.deepcopy(state))
     g_local = locoprop.gradient(problem, problem.anchor)
-    expected, _ = opt.update(g_local, copy.deepcopy(state), problem.anchor)
-    assert same_bits(local, expected)
+    updates, _ = opt.update(g_local, copy.deepcopy(state), problem.anchor)
+    assert same_bits(local, optim.apply_updates(problem.anchor, updates))
     scaled = {k: ing["gamma"] * v for k, v in loss_grad(ing).items()}
     assert relative_error(g_local, scaled, floor=ing_rounding(ing, variant) / RTOL) <= RTOL
 
@@ -196,15 +203,15 @@ def test_k1_locoprop_equals_backprop_on_gamma_loss_over_batches(
     """
     net, params, _, _ = random_net(arch, seed)
     rng = np.random.default_rng(seed + 1)
-    loco = optim.LocoProp(net, variant=variant, gamma=gamma, steps=1, inner=OPTIMIZERS[name]())
+    loco = optim.LocoProp(net, variant_of(variant, gamma), GD(steps=1, inner=OPTIMIZERS[name]()))
     base = OPTIMIZERS[name]()
     p_loco, s_loco = params, loco.init(params)
     p_bp, s_bp = params, base.init(params)
     for _ in range(3):
         x = rng.standard_normal((5, net.sizes[0]))
         y = random_targets(net.loss_fn.name, (5, net.sizes[-1]), rng)
-        p_loco, s_loco, _ = loco.update(p_loco, x, y, s_loco)
-        problems, _ = locoprop.local_problems(net, p_bp, x, y, variant=variant, gamma=gamma)
+        p_loco, s_loco, _ = loco.step(p_loco, x, y, s_loco)
+        problems, _ = locoprop.local_problems(net, p_bp, x, y, variant_of(variant, gamma))
         local = [locoprop.gradient(problem, problem.anchor) for problem in problems]
         trace = net.forward(p_bp, x)
         grads = net.backward(p_bp, trace, y)
@@ -212,7 +219,8 @@ def test_k1_locoprop_equals_backprop_on_gamma_loss_over_batches(
         for m, (g_local, g_bp) in enumerate(zip(local, grads.as_params(), strict=True)):
             floor = gradient_rounding(trace.inputs[m], bases[m], gamma * grads.pre[m]) / RTOL
             assert relative_error(g_local, {k: gamma * v for k, v in g_bp.items()}, floor=floor) <= RTOL
-        p_bp, s_bp = base.update(local, s_bp, p_bp)
+        updates, s_bp = base.update(local, s_bp, p_bp)
+        p_bp = optim.apply_updates(p_bp, updates)
         assert same_bits(p_loco, p_bp)
 
 
@@ -221,13 +229,19 @@ def test_k1_official_preset_equals_backprop_rmsprop_tf1() -> None:
     net = lg.MLP([6, 5, 3, 5, 6], ["tanh", "identity", "tanh", "sigmoid"], "sigmoid_cross_entropy")
     params = net.init(seed=2, bias="glorot")
     released = optim.official(net)
-    k1 = optim.LocoProp(net, variant="M", gamma=released.gamma, steps=1, inner=optim.rmsprop_tf1(lr=1e-3))
+    assert released.variant == M(gamma=10.0)
+    k1 = optim.LocoProp(net, released.variant, GD(steps=1, inner=optim.rmsprop_tf1(lr=1e-3)))
     bp = optim.rmsprop_tf1(lr=1e-3)
     x = np.random.default_rng(0).random((7, 6))
-    new, _, _ = k1.update(params, x, x, k1.init(params))
+    new, _, _ = k1.step(params, x, x, k1.init(params))
     g = [{k: 10.0 * v for k, v in layer.items()} for layer in backprop_grads(net, params, x, x)]
-    ref, _ = bp.update(g, bp.init(params), params)
+    updates, _ = bp.update(g, bp.init(params), params)
+    ref = optim.apply_updates(params, updates)
     assert relative_error(new, ref) <= 1e-12
+    # negative control: the same comparison sees another gamma (9 instead of 10): the steps differ by
+    # ~10%, the parameters (steps ~1e-3 of |W| ~ 0.5) by ~1e-4 relative, far above the 1e-12 asked
+    k1_9 = optim.LocoProp(net, M(gamma=9.0), GD(steps=1, inner=optim.rmsprop_tf1(lr=1e-3)))
+    assert relative_error(k1_9.step(params, x, x, k1_9.init(params))[0], ref) > 1e-6
 
 
 # ---- negative controls: wrong targets and the wrong local loss break the identity --------------
@@ -372,7 +386,7 @@ def test_s_is_linear_in_gamma_and_g_but_m_is_not(ing: dict, c: float, K: int) ->
 
     def gd(**kw: Any) -> np.ndarray:
         p = make_problem(ing, "S", **kw)
-        w = locoprop.solve_gd(p, K, lr=lr)[0]
+        w = locoprop.solve_gd(p, GD(steps=K, lr=lr))[0]
         per_step = lr * 2 * (evaluation_rounding(p, p.anchor) + evaluation_rounding(p, w)) + 2 * EPS * (
             np.linalg.norm(stack(p.anchor)) + np.linalg.norm(stack(w))
         )
@@ -407,7 +421,7 @@ def test_gd_with_prox_converges_to_closed_form(ing: dict, data: st.DataObject) -
     problem = make_problem(ing, "S")
     exact = stack(locoprop.solve_exact_s(problem))
     steps = int(np.ceil(40 * L / mu)) + 10  # contraction (1 - mu/L)^K <= e^-40
-    w, _ = locoprop.solve_gd(problem, steps, lr=1 / L)
+    w, _ = locoprop.solve_gd(problem, GD(steps=steps, lr=1 / L))
     anchor = stack(problem.anchor)
     per_step = (2 / L) * (
         evaluation_rounding(problem, problem.anchor) + evaluation_rounding(problem, w)
@@ -418,7 +432,7 @@ def test_gd_with_prox_converges_to_closed_form(ing: dict, data: st.DataObject) -
         + 4 * EPS * np.abs(anchor).max()
     )
     assert relative_error(stack(w) - anchor, exact - anchor, floor=floor / 1e-8) <= 1e-8
-    far, _ = locoprop.solve_gd(problem, 200, lr=2.5 / L)  # past the bound: the error grows
+    far, _ = locoprop.solve_gd(problem, GD(steps=200, lr=2.5 / L))  # past the bound: the error grows
     assert np.linalg.norm(stack(far) - exact) > np.linalg.norm(stack(problem.anchor) - exact)
 
 
@@ -431,7 +445,7 @@ def test_gd_with_rho_equal_eta_is_the_fixed_point_iteration(ing: dict, K: int) -
     (1 + eta lambda_max(C))^K: the absolute floor.  (The old floor 1e-12 did not cover a small step.)
     """
     problem = make_problem(ing, "S")
-    got, _ = locoprop.solve_gd(problem, K, lr=ing["eta"])
+    got, _ = locoprop.solve_gd(problem, GD(steps=K, lr=ing["eta"]))
     Xt, C, _ = augmented(ing)
     Wt = stack(problem.anchor)
     W = Wt.copy()
@@ -459,7 +473,7 @@ def test_k_gd_steps_without_prox_are_a_truncated_neumann_series(ing: dict, K: in
     _, C, g = augmented(ing)
     rho = 0.5 / np.linalg.eigvalsh(C).max()
     problem = make_problem(ing, "S")
-    got, _ = locoprop.solve_gd(problem, K, lr=rho)
+    got, _ = locoprop.solve_gd(problem, GD(steps=K, lr=rho))
     P = np.eye(C.shape[0]) - rho * C
     series = sum(np.linalg.matrix_power(P, k) for k in range(K))
     want = -rho * ing["gamma"] * series @ g
@@ -480,7 +494,9 @@ def test_zero_upstream_gradient_gives_no_update(name: str, variant: str, arch, s
     """Targets = current activations: no update for any K, with a zero-initialised optimizer state."""
     net, params, x, _ = random_net(arch, seed)
     y = net.forward(params, x).output  # dL/dA_M = (f(A) - y)/B = 0 exactly, hence every G_m = 0
-    new = locoprop.step(net, params, x, y, variant=variant, gamma=3.0, steps=K, inner=OPTIMIZERS[name]())
+    new, _ = locoprop.step(
+        net, params, x, y, variant=variant_of(variant, 3.0), solver=GD(steps=K, inner=OPTIMIZERS[name]())
+    )
     for a, b in zip(new, params, strict=True):
         np.testing.assert_array_equal(a["W"], b["W"])
         np.testing.assert_array_equal(a["b"], b["b"])
@@ -558,7 +574,7 @@ def hessian_at_anchor(problem: LocalProblem, d: dict[str, np.ndarray]) -> np.nda
     if problem.transfer.elementwise:
         jvp = problem.transfer.df(A) * dA
     else:
-        s = transfer.softmax(A)
+        s = transfer.softmax_rows(A)
         jvp = s * (dA - (s * dA).sum(axis=1, keepdims=True))
     return Xt.T @ jvp + stack(d) / problem.eta
 
@@ -692,17 +708,17 @@ def test_j_m_is_convex_along_random_directions(ing: dict, seed: int) -> None:
 # ---- layer order, out-of-range targets ------------------------------------------------------------
 
 
-@pytest.mark.parametrize("solver", ["gd", "exact"])
+@pytest.mark.parametrize("solver", [GD(steps=3, lr=0.05), Exact()], ids=["gd", "exact"])
 @given(arch=architectures(max_depth=4, max_width=6), seed=seeds(), data=st.data())
-def test_layer_order_does_not_matter(solver: str, arch, seed: int, data: st.DataObject) -> None:
+def test_layer_order_does_not_matter(solver: GD | Exact, arch, seed: int, data: st.DataObject) -> None:
     net, params, x, y = random_net(arch, seed)
-    kw = {"variant": "M", "gamma": 2.0, "eta": 0.5}
-    reference = locoprop.step(net, params, x, y, solver=solver, steps=3, lr=0.05, **kw)
-    problems, _ = locoprop.local_problems(net, params, x, y, **kw)
+    variant = M(gamma=2.0, eta=0.5)
+    reference, _ = locoprop.step(net, params, x, y, variant=variant, solver=solver)
+    problems, _ = locoprop.local_problems(net, params, x, y, variant)
     order = data.draw(st.permutations(range(net.num_layers)))
     solved: dict[int, dict] = {}
     for m in order:
-        solved[m], _, _ = locoprop.solve_layer(problems[m], solver=solver, steps=3, lr=0.05)
+        solved[m], _, _ = locoprop.solve_layer(problems[m], solver)
     for m in range(net.num_layers):
         np.testing.assert_array_equal(solved[m]["W"], reference[m]["W"])
 
@@ -721,7 +737,7 @@ def test_out_of_range_m_targets_without_prox_are_reported() -> None:
         match=r"layer 0: \d+ of 12 M targets lie outside the range \(-1.0, 1.0\) of tanh",
     ):
         _, info = locoprop.step(
-            net, params, x, y, variant="M", gamma=10.0, steps=2, lr=1e-3, return_info=True, diagnostics=True
+            net, params, x, y, variant=M(gamma=10.0), solver=GD(steps=2, lr=1e-3), diagnostics=True
         )
     assert info.layers[0].out_of_range > 0 and info.layers[1].out_of_range == 0
 
@@ -729,16 +745,7 @@ def test_out_of_range_m_targets_without_prox_are_reported() -> None:
 def test_out_of_range_with_prox_is_bounded_and_silent() -> None:
     net, params, x, y = out_of_range_setup()
     _, info = locoprop.step(
-        net,
-        params,
-        x,
-        y,
-        variant="M",
-        gamma=10.0,
-        eta=0.1,
-        solver="exact",
-        return_info=True,
-        diagnostics=True,
+        net, params, x, y, variant=M(gamma=10.0, eta=0.1), solver=Exact(), diagnostics=True
     )
     assert info.layers[0].out_of_range > 0
     assert info.layers[0].grad_norm_after <= 1e-9 * info.layers[0].grad_norm_before
@@ -748,8 +755,8 @@ def test_long_unregularised_gd_on_out_of_range_targets_is_stopped_not_silent() -
     """Without prox, J_M is unbounded below: a long run is warned about, and a blow-up is an error."""
     net, params, x, y = out_of_range_setup()
     with pytest.warns(locoprop.LocoPropWarning), np.errstate(all="ignore"):
-        with pytest.raises(ValueError, match=r"step: layer \d W became non-finite"):
-            locoprop.step(net, params, x, y * 1e6, variant="M", gamma=1e6, steps=3000, lr=1e3)
+        with pytest.raises(lg.errors.NonFiniteError, match=r"step: layer \d W became non-finite"):
+            locoprop.step(net, params, x, y * 1e6, variant=M(gamma=1e6), solver=GD(steps=3000, lr=1e3))
 
 
 def test_step_info_reports_objective_decrease() -> None:
@@ -757,12 +764,72 @@ def test_step_info_reports_objective_decrease() -> None:
     params = net.init(seed=1)
     x = np.random.default_rng(1).random((10, 5))
     _, info = locoprop.step(
-        net, params, x, x, variant="M", gamma=1.0, steps=5, lr=0.05, return_info=True, diagnostics=True
+        net, params, x, x, variant=M(gamma=1.0), solver=GD(steps=5, lr=0.05), diagnostics=True
     )
     assert len(info.layers) == 2 and float(info.loss) == pytest.approx(net.loss(params, x, x))
     for rep in info.layers:
         assert rep.objective_after < rep.objective_before
         assert rep.grad_norm_after < rep.grad_norm_before and rep.iterations == 5
+
+
+def test_step_always_returns_the_pair_and_reports_only_when_asked() -> None:
+    """``return_info`` is gone: every step returns ``(params, StepInfo)``; without ``diagnostics`` the
+    reports are empty, the loss is there, and the inner states are one per layer (None for plain GD)."""
+    net = lg.MLP([5, 4, 5], ["tanh", "sigmoid"], "sigmoid_cross_entropy")
+    params = net.init(seed=1)
+    x = np.random.default_rng(1).random((10, 5))
+    out = locoprop.step(net, params, x, x, variant=M(gamma=1.0), solver=GD(steps=2, lr=0.05))
+    assert isinstance(out, tuple) and len(out) == 2
+    new, info = out
+    assert isinstance(info, locoprop.StepInfo) and list(info.layers) == []
+    assert float(info.loss) == pytest.approx(net.loss(params, x, x))
+    assert list(info.inner_states) == [None, None]
+    assert [set(layer) for layer in new] == [{"W", "b"}] * 2
+    with pytest.raises(TypeError, match="return_info"):
+        locoprop.step(  # type: ignore[call-arg]
+            net, params, x, x, variant=M(gamma=1.0), solver=GD(steps=2, lr=0.05), return_info=True
+        )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"variant": "M", "solver": GD(steps=1, lr=0.1)},
+            "variant: expected locoprop.S(gamma, eta) or locoprop.M(gamma, eta), got str 'M'",
+        ),
+        (
+            {"variant": M(gamma=1.0), "solver": "gd"},
+            "solver: expected locoprop.GD(steps, lr, inner, lr_factor) or locoprop.Exact(tol), got str 'gd'",
+        ),
+        (
+            {"variant": GD(steps=1, lr=0.1), "solver": M(gamma=1.0)},
+            "variant: expected locoprop.S(gamma, eta) or locoprop.M(gamma, eta), got GD",
+        ),
+    ],
+)
+def test_string_settings_are_refused_with_one_line(kwargs: dict, message: str) -> None:
+    """The old string settings (``variant="M"``, ``solver="gd"``) are refused by every entry: one TypeError
+    line naming the field and the settings object to pass.  Negative control: the objects pass."""
+    net = lg.MLP([3, 2], ["sigmoid"], "sigmoid_cross_entropy")
+    params, x = net.init(), np.random.default_rng(0).random((4, 3))
+    for call in (
+        lambda: locoprop.step(net, params, x, x[:, :2], **kwargs),
+        lambda: optim.LocoProp(net, kwargs["variant"], kwargs["solver"]),
+    ):
+        with pytest.raises(TypeError) as err:
+            call()
+        assert str(err.value) == message
+    if isinstance(kwargs["solver"], str):
+        problem = locoprop.local_problems(net, params, x, x[:, :2], M(gamma=1.0))[0][0]
+        with pytest.raises(TypeError) as err:
+            locoprop.solve_layer(problem, kwargs["solver"])
+        assert str(err.value) == message
+    with pytest.raises(TypeError) as err:
+        locoprop.local_problems(net, params, x, x[:, :2], "M")  # type: ignore[arg-type]
+    assert "\n" not in str(err.value) and str(err.value).startswith("variant: expected locoprop.S")
+    new, _ = locoprop.step(net, params, x, x[:, :2], variant=M(gamma=1.0), solver=GD(steps=1, lr=0.1))
+    assert not same_bits(new, params)
 
 
 @pytest.mark.filterwarnings(
@@ -781,23 +848,11 @@ def test_layer_workers_give_the_same_step_bit_for_bit(
     """The layers' problems are independent: solving them on threads changes nothing, not even rounding."""
     net, params, x, y = net_and_batch(arch, seed, B=6)
     eta = 1.0 if solver == "exact" else None
-    opts = [
-        optim.LocoProp(
-            net,
-            variant=variant,
-            gamma=0.5,
-            eta=eta,
-            solver=solver,
-            steps=3,
-            inner=optim.adam(1e-2),
-            workers=w,
-        )
-        for w in (1, workers)
-    ]
-    (serial, s1, _), (threaded, s2, _) = (o.update(params, x, y, o.init(params)) for o in opts)
-    for a, b in zip(serial, threaded, strict=True):
-        assert np.array_equal(a["W"], b["W"]) and np.array_equal(a["b"], b["b"])
-    assert len(s1["inner"]) == len(s2["inner"]) == net.num_layers
+    settings = GD(steps=3, inner=optim.adam(1e-2)) if solver == "gd" else Exact()
+    opts = [optim.LocoProp(net, variant_of(variant, 0.5, eta), settings, workers=w) for w in (1, workers)]
+    (serial, s1, _), (threaded, s2, _) = (o.step(params, x, y, o.init(params)) for o in opts)
+    assert same_bits(serial, threaded) and same_bits(s1, s2)
+    assert len(s1.inner) == len(s2.inner) == net.num_layers
 
 
 def test_layer_workers_see_the_callers_errstate() -> None:
@@ -814,10 +869,205 @@ def test_layer_workers_see_the_callers_errstate() -> None:
 @pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
 def test_bad_workers(workers: Any) -> None:
     net = lg.MLP([3, 2], ["identity"], "squared_error")
+    variant, solver = S(gamma=1.0), GD(steps=1, lr=0.1)
     with pytest.raises(ValueError, match=r"workers: expected an integer >= 1, got"):
-        optim.LocoProp(net, workers=workers)
+        optim.LocoProp(net, variant, solver, workers=workers)
     params = net.init()
     with pytest.raises(ValueError, match=r"workers: expected an integer >= 1, got"):
         locoprop.step(
-            net, params, np.ones((2, 3)), np.ones((2, 2)), variant="S", gamma=1.0, lr=0.1, workers=workers
+            net, params, np.ones((2, 3)), np.ones((2, 2)), variant=variant, solver=solver, workers=workers
         )
+
+
+# ---- the fused fast path: bit for bit the reference -------------------------------------------------
+
+INNER = [None, *sorted(optim.FIRST_ORDER), "chain"]
+
+
+def make_inner(name: str | None) -> Any:
+    """None (plain GD), a first-order optimizer (it has the fused hook update_inplace), or a chain (none:
+    the fused solve takes the pure path for it)."""
+    if name is None:
+        return None
+    if name == "chain":
+        return optim.chain(optim.scale(0.5), optim.adam(1e-2))
+    return OPTIMIZERS[name]()
+
+
+def test_every_first_order_optimizer_is_covered_and_has_the_fused_hook() -> None:
+    """The parametrisations above draw from OPTIMIZERS: a new optimizer in optim.FIRST_ORDER must be added.
+    Negative control: a chain has no hook (so the fused solve's fallback is covered by INNER's "chain")."""
+    assert set(OPTIMIZERS) == set(optim.FIRST_ORDER)
+    assert all(callable(OPTIMIZERS[name]().update_inplace) for name in OPTIMIZERS)
+    assert make_inner("chain").update_inplace is None
+
+
+def typed_problem(ing: dict[str, Any], variant: str, dtype: Any) -> tuple[LocalProblem, np.ndarray]:
+    """The drawn layer's problem in ``dtype``, and the base its target was built from (A for S, f(A) for M)."""
+    t = transfer.get(ing["transfer"])
+    X = ing["X"].astype(dtype)
+    anchor = {"W": ing["W"].astype(dtype), "b": ing["b"].astype(dtype)}
+    A = X @ anchor["W"] + anchor["b"]
+    base = A if variant == "S" else t.f(A)
+    target = base - dtype(ing["gamma"]) * ing["G"].astype(dtype)
+    return LocalProblem.build(X, target, t if variant == "M" else None, variant, anchor, ing["eta"]), base
+
+
+@pytest.mark.parametrize("inner", INNER, ids=[str(n) for n in INNER])
+@pytest.mark.parametrize("variant", ["S", "M"])
+@given(
+    ing=layer_problems(max_batch=16, max_width=8),
+    K=st.integers(1, 4),
+    warm=st.integers(0, 2),
+    with_base=st.booleans(),
+    with_factor=st.booleans(),
+    override=st.booleans(),
+    seed=seeds(),
+)
+def test_fused_solve_equals_the_reference_bit_for_bit(
+    inner: str | None,
+    variant: str,
+    dtype: Any,
+    ing: dict,
+    K: int,
+    warm: int,
+    with_base: bool,
+    with_factor: bool,
+    override: bool,
+    seed: int,
+) -> None:
+    """_fast.local.solve_gd_inplace returns solve_gd's params and inner state bit for bit (its contract),
+    for plain GD and every inner optimizer, with and without eta, base and lr_factor, in float32 and
+    float64, from a fresh (None) or a used state; and it never writes into what it is given (the anchor,
+    the inputs, the target, the base, the caller's inner state).
+
+    Negative control: the same comparison fails for the fused solve with a 1.25 times larger step size.
+    """
+    problem, base = typed_problem(ing, variant, dtype)
+    opt = make_inner(inner)
+    solver = GD(
+        steps=K,
+        lr=0.02 if opt is None or override else None,
+        inner=opt,
+        lr_factor=released_inner_factor if with_factor else None,
+    )
+    state = None
+    if opt is not None and warm:
+        state = opt.init(problem.anchor)
+        rng = np.random.default_rng(seed)
+        for _ in range(warm):
+            noise = {k: rng.standard_normal(v.shape).astype(dtype) for k, v in problem.anchor.items()}
+            _, state = opt.update(noise, state, problem.anchor)
+    given_base = base if with_base else None
+    before = copy.deepcopy((problem.inputs, problem.target, problem.anchor, state, base))
+    reference = locoprop.solve_gd(problem, solver, copy.deepcopy(state), base=given_base)
+    fused = solve_gd_inplace(problem, solver, state, base=given_base)
+    assert same_bits(fused, reference)
+    assert fused[0]["W"].dtype == dtype
+    assert same_bits((problem.inputs, problem.target, problem.anchor, state, base), before)
+    # the caller may keep using what it got: a second fused solve from the same state agrees again
+    assert same_bits(solve_gd_inplace(problem, solver, state, base=given_base), reference)
+    perturbed = solve_gd_inplace(problem, solver.with_lr(1.25 * solver.base_lr), state, base=given_base)
+    assert not same_bits(perturbed[0], reference[0])
+
+
+def count_hook_calls(problem: LocalProblem, opt: Any, state: Any, steps: int) -> tuple[int, Any]:
+    """How many times the fused solve calls ``opt``'s update_inplace hook, and its result."""
+    calls: list[int] = []
+
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        return opt.update_inplace(*args, **kwargs)
+
+    solved = solve_gd_inplace(problem, GD(steps=steps, inner=opt._replace(update_inplace=spy)), state)
+    return len(calls), solved
+
+
+def hook_problem(dtype: Any) -> LocalProblem:
+    rng = np.random.default_rng(0)
+    X, W = rng.uniform(-1, 1, (6, 3)).astype(dtype), rng.uniform(-1, 1, (3, 2)).astype(dtype)
+    return LocalProblem.build(X, X @ W + dtype(0.1), None, "S", {"W": W, "b": np.zeros(2, dtype)})
+
+
+@pytest.mark.parametrize("name", sorted(optim.FIRST_ORDER))
+def test_fused_solve_takes_the_optimizers_in_place_hook(name: str, dtype: Any) -> None:
+    """The bit-for-bit tests compare the fused kernels, not a fallback: from a state the caller passes, after
+    the first (pure) inner step every later step goes through the optimizer's update_inplace hook (K - 1
+    calls), in both dtypes, with the reference's numbers, and the caller's state is not written.
+    Negative control: with K = 1 the hook is never called (the first step is always the pure update), and
+    without the hook (replaced by None) the fused solve falls back to the pure updates, same numbers."""
+    problem, opt = hook_problem(dtype), OPTIMIZERS[name]()
+    state = opt.init(problem.anchor)
+    kept = copy.deepcopy(state)
+    reference = locoprop.solve_gd(problem, GD(steps=4, inner=opt), state)
+    calls, spied = count_hook_calls(problem, opt, state, 4)
+    assert calls == 3 and same_bits(spied, reference) and same_bits(state, kept)
+    assert count_hook_calls(problem, opt, state, 1)[0] == 0
+    plain = solve_gd_inplace(problem, GD(steps=4, inner=opt._replace(update_inplace=None)), state)
+    assert same_bits(plain, reference)
+
+
+@pytest.mark.parametrize("name", sorted(set(optim.FIRST_ORDER) - {"sgd"}))
+def test_fused_solve_from_a_fresh_state_takes_the_hook_after_the_first_step(name: str, dtype: Any) -> None:
+    """With ``inner_state=None`` the state is the solve's own: every step after the first is in place."""
+    problem, opt = hook_problem(dtype), OPTIMIZERS[name]()
+    calls, spied = count_hook_calls(problem, opt, None, 4)
+    assert same_bits(spied, locoprop.solve_gd(problem, GD(steps=4, inner=opt)))
+    assert calls == 3
+
+
+@pytest.mark.filterwarnings("ignore::locograd.locoprop.LocoPropWarning")  # M without eta: same either way
+@pytest.mark.parametrize("inner", INNER, ids=[str(n) for n in INNER])
+@given(
+    arch=architectures(max_depth=3, max_width=6),
+    seed=seeds(),
+    variant=st.sampled_from(["S", "M"]),
+    eta=st.sampled_from([None, 0.5]),
+    K=st.integers(1, 3),
+    with_factor=st.booleans(),
+)
+def test_locoprop_optimizer_equals_the_reference_step_bit_for_bit(
+    inner: str | None, dtype: Any, arch, seed: int, variant: str, eta: float | None, K: int, with_factor: bool
+) -> None:
+    """optim.LocoProp.step (the fused local solve) = locoprop.step with the reference solve, bit for bit:
+    parameters, inner states and loss, over two batches with the state carried and the second batch at
+    another learning rate (the schedule's ``lr``); the caller's state is never written.
+
+    Negative control: a LocoProp with a 1.25 times larger step size fails the same comparison.
+    """
+    net, params, x, y = net_and_batch(arch, seed, B=6)
+    params = [{k: v.astype(dtype) for k, v in layer.items()} for layer in params]
+    rng = np.random.default_rng(seed + 1)
+    batches = [(x, y), (rng.standard_normal(x.shape), net_and_batch(arch, seed + 1, B=6)[3])]
+    batches = [(bx.astype(dtype), by.astype(dtype)) for bx, by in batches]
+    opt_inner = make_inner(inner)
+    solver = GD(
+        steps=K,
+        lr=0.02 if opt_inner is None else None,
+        inner=opt_inner,
+        lr_factor=released_inner_factor if with_factor else None,
+    )
+    v = variant_of(variant, 0.5, eta)
+    loco = optim.LocoProp(net, v, solver)
+    p_fast, s_fast = params, loco.init(params)
+    p_ref, s_ref = params, loco.init(params).inner
+    for b, (bx, by) in enumerate(batches):
+        lr = None if b == 0 else 0.5 * solver.base_lr
+        given_state, kept = s_fast, copy.deepcopy(s_fast)
+        p_fast, s_fast, info = loco.step(p_fast, bx, by, given_state, lr=lr)
+        p_ref, ref_info = locoprop.step(
+            net,
+            p_ref,
+            bx,
+            by,
+            variant=v,
+            solver=solver if lr is None else solver.with_lr(lr),
+            inner_states=None if opt_inner is None else s_ref,
+        )
+        s_ref = tuple(ref_info.inner_states)
+        assert same_bits(p_fast, p_ref) and same_bits(s_fast.inner, s_ref)
+        assert same_bits(info.loss, ref_info.loss)
+        assert same_bits(given_state, kept)
+    first = optim.LocoProp(net, v, solver).step(params, *batches[0], loco.init(params))[0]
+    faster = optim.LocoProp(net, v, solver.with_lr(1.25 * solver.base_lr))
+    assert not same_bits(faster.step(params, *batches[0], faster.init(params))[0], first)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 from typing import Any
 
 import numpy as np
@@ -12,7 +13,10 @@ import locograd as lg
 import locograd.errors
 import locograd.testing
 from locograd import locoprop, optim
-from locograd.locoprop import solvers
+from locograd._fast.local import solve_gd_inplace
+from locograd.locoprop import GD, Exact, M, S, solvers
+
+from .rounding import same_bits
 
 
 @pytest.fixture
@@ -23,40 +27,112 @@ def setup():
     return net, params, x
 
 
-CASES = [
-    ({"gamma": 0.0}, ValueError, r"gamma: expected a positive finite number, got 0.0"),
-    ({"gamma": -1.0}, ValueError, r"gamma: expected a positive finite number"),
-    ({"gamma": float("nan")}, ValueError, r"gamma: expected a positive finite number"),
-    ({"eta": 0.0}, ValueError, r"eta: expected None or a positive finite number, got 0.0"),
-    ({"eta": -2.0}, ValueError, r"eta: expected None or a positive"),
-    ({"steps": 0}, ValueError, r"steps: expected an integer >= 1, got 0"),
-    ({"steps": 2.5}, ValueError, r"steps: expected an integer >= 1, got 2.5"),
-    ({"lr": 0.0}, ValueError, r"lr: expected a positive finite number, got 0.0"),
+SETTINGS_CASES = [
+    (lambda: M(gamma=0.0), ValueError, "gamma: expected a finite number > 0, got 0.0"),
+    (lambda: S(gamma=-1.0), ValueError, "gamma: expected a finite number > 0, got -1.0"),
+    (lambda: M(gamma=float("nan")), ValueError, "gamma: expected a finite number > 0, got nan"),
+    (lambda: M(gamma=1.0, eta=0.0), ValueError, "eta: expected None or a finite number > 0, got 0.0"),
+    (lambda: S(gamma=1.0, eta=-2.0), ValueError, "eta: expected None or a finite number > 0, got -2.0"),
+    (lambda: GD(steps=0, lr=0.1), ValueError, "steps: expected an integer >= 1, got 0"),
+    (lambda: GD(steps=2.5, lr=0.1), ValueError, "steps: expected an integer >= 1, got 2.5"),
+    (lambda: GD(steps=True, lr=0.1), ValueError, "steps: expected an integer >= 1, got True"),
+    (lambda: GD(steps=2, lr=0.0), ValueError, "lr: expected a finite number > 0, got 0.0"),
     (
-        {"lr": None},
+        lambda: GD(steps=2),
         ValueError,
-        r"lr: expected a positive inner step size for solver='gd' without an inner optimizer",
+        "lr: expected a step size > 0 for GD without an inner optimizer, got None",
     ),
-    ({"variant": "Q"}, ValueError, "variant: unknown name 'Q'; valid names are S, M"),
-    ({"solver": "lbfgs"}, ValueError, "solver: unknown name 'lbfgs'; valid names are gd, exact"),
     (
-        {"solver": "exact", "eta": None},
+        lambda: GD(steps=2, lr=-1.0, inner=optim.adam()),
         ValueError,
-        r"eta: solver='exact' with variant 'M' needs a proximal weight",
+        "lr: expected None or a finite number >= 0, got -1.0",
     ),
-    ({"inner_states": [None]}, ValueError, r"inner_states: expected 3 per-layer states, got 1"),
+    (
+        lambda: GD(steps=2, lr=0.1, lr_factor=0.5),
+        TypeError,
+        "lr_factor: expected a callable lr_factor(k, K), got float",
+    ),
+    (lambda: Exact(tol=-1.0), ValueError, "tol: expected None or a finite number >= 0, got -1.0"),
 ]
 
 
-@pytest.mark.parametrize(("override", "error", "message"), CASES)
+@pytest.mark.parametrize(("build", "error", "message"), SETTINGS_CASES)
+def test_bad_settings_are_refused_when_built(build: Any, error: type, message: str) -> None:
+    """Old code checked gamma, eta, steps and lr inside ``step`` (``check_steps``, ``check_lr``); now the
+    settings objects refuse them when built, with one line naming the field, before any step."""
+    with pytest.raises(error) as err:
+        build()
+    assert str(err.value) == message
+
+
+def test_good_settings_are_kept_and_frozen() -> None:
+    """Negative control of the test above: good values are kept (as floats and ints), an inner optimizer
+    takes lr=None (its own) or 0 (the released warm-up), and the objects are frozen."""
+    assert (M(gamma=10).gamma, S(gamma=1, eta=2).eta, GD(steps=3, lr=1).steps) == (10.0, 2.0, 3)
+    adam = optim.adam(1e-3)
+    assert GD(steps=1, inner=adam).base_lr == 1e-3 and GD(steps=1, inner=adam, lr=0).base_lr == 0.0
+    assert Exact().tol is None and M(gamma=1.0) == M(gamma=1.0, eta=None) != S(gamma=1.0)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        M(gamma=1.0).gamma = 2.0  # type: ignore[misc]
+
+
+STEP_CASES = [
+    (
+        {"variant": "M"},
+        TypeError,
+        "variant: expected locoprop.S(gamma, eta) or locoprop.M(gamma, eta), got str 'M'",
+    ),
+    (
+        {"variant": "Q"},
+        TypeError,
+        "variant: expected locoprop.S(gamma, eta) or locoprop.M(gamma, eta), got str 'Q'",
+    ),
+    (
+        {"solver": "lbfgs"},
+        TypeError,
+        "solver: expected locoprop.GD(steps, lr, inner, lr_factor) or locoprop.Exact(tol), got str 'lbfgs'",
+    ),
+    (
+        {"solver": Exact()},
+        ValueError,
+        "eta: solver Exact() with variant M needs a proximal weight eta > 0 (M(gamma, eta=...)); "
+        "without it J_M may be unbounded below",
+    ),
+    ({"inner_states": [None]}, ValueError, "inner_states: expected 3 per-layer states, got 1"),
+    ({"diagnostics": "yes"}, ValueError, "diagnostics: expected True or False, got 'yes'"),
+]
+
+
+@pytest.mark.parametrize(("override", "error", "message"), STEP_CASES)
 def test_bad_arguments_raise_and_leave_params_alone(setup, override: dict, error: type, message: str) -> None:
     net, params, x = setup
     before = copy.deepcopy(params)
-    kwargs = {"variant": "M", "gamma": 1.0, "steps": 2, "lr": 0.1, **override}
-    with pytest.raises(error, match=message):
+    kwargs = {"variant": M(gamma=1.0), "solver": GD(steps=2, lr=0.1), **override}
+    with pytest.raises(error) as err:
         locoprop.step(net, params, x, x, **kwargs)
+    assert str(err.value) == message
     for a, b in zip(params, before, strict=True):
         np.testing.assert_array_equal(a["W"], b["W"])
+    # negative control: the same step with the good settings runs (and still leaves params alone)
+    new, _ = locoprop.step(net, params, x, x, variant=M(gamma=1.0, eta=1.0), solver=GD(steps=2, lr=0.1))
+    assert not np.array_equal(new[0]["W"], before[0]["W"])
+    np.testing.assert_array_equal(params[0]["W"], before[0]["W"])
+
+
+def test_exact_m_without_eta_is_refused_with_eta_and_solved_with_it(setup) -> None:
+    """M with Exact and no eta names ``eta`` (J_M may be unbounded below), in step and in the optimizer;
+    negative control: with eta the exact solve reaches its tolerance."""
+    net, params, x = setup
+    for call in (
+        lambda: locoprop.step(net, params, x, x, variant=M(gamma=1.0), solver=Exact()),
+        lambda: optim.LocoProp(net, M(gamma=1.0), Exact()),
+    ):
+        with pytest.raises(ValueError, match=r"^eta: .*Exact\(\).* needs a proximal weight"):
+            call()
+    _, info = locoprop.step(
+        net, params, x, x, variant=M(gamma=1.0, eta=0.5), solver=Exact(), diagnostics=True
+    )
+    assert all(rep.grad_norm_after <= 1e-9 * rep.grad_norm_before for rep in info.layers)
 
 
 def test_params_that_do_not_fit_the_net(setup) -> None:
@@ -64,7 +140,7 @@ def test_params_that_do_not_fit_the_net(setup) -> None:
     with pytest.raises(ValueError, match=r"params\[1\]\['W'\]: expected shape \(5, 3\), got \(5, 2\)"):
         bad = copy.deepcopy(params)
         bad[1] = {"W": np.zeros((5, 2)), "b": np.zeros(2)}
-        locoprop.step(net, bad, x, x, variant="S", gamma=1.0, lr=0.1)
+        locoprop.step(net, bad, x, x, variant=S(gamma=1.0), solver=GD(steps=1, lr=0.1))
 
 
 @pytest.mark.parametrize("where", ["x", "y"])
@@ -74,14 +150,14 @@ def test_nan_or_inf_in_the_data(setup, where: str) -> None:
     bad[2, 1] = np.nan if where == "x" else np.inf
     args = (bad, x) if where == "x" else (x, bad)
     with pytest.raises(ValueError, match=rf"{where}: expected finite values, found NaN or Inf"):
-        locoprop.step(net, params, *args, variant="M", gamma=1.0, lr=0.1)
+        locoprop.step(net, params, *args, variant=M(gamma=1.0), solver=GD(steps=1, lr=0.1))
 
 
 def test_non_finite_result_of_a_step_is_an_error(setup) -> None:
     net, params, x = setup
     before = copy.deepcopy(params)
     with np.errstate(all="ignore"), pytest.raises(ValueError, match=r"step: layer \d [Wb] became non-finite"):
-        locoprop.step(net, params, x, x, variant="S", gamma=1e200, steps=3, lr=1e200)
+        locoprop.step(net, params, x, x, variant=S(gamma=1e200), solver=GD(steps=3, lr=1e200))
     for a, b in zip(params, before, strict=True):
         np.testing.assert_array_equal(a["W"], b["W"])
 
@@ -89,40 +165,48 @@ def test_non_finite_result_of_a_step_is_an_error(setup) -> None:
 @pytest.mark.parametrize("solver", ["gd", "exact"])
 @pytest.mark.parametrize("variant", ["S", "M"])
 def test_solvers_never_modify_inputs(setup, solver: str, variant: str) -> None:
+    """Neither the reference step nor the LocoProp optimizer (the fused solve) writes into the params, the
+    data or the inner states it is given."""
     net, params, x = setup
     before = copy.deepcopy(params)
     x_before = x.copy()
     opt = optim.rmsprop_tf1(1e-3)
     states = [opt.init(p) for p in params]
     states_before = copy.deepcopy(states)
-    locoprop.step(
-        net,
-        params,
-        x,
-        x,
-        variant=variant,
-        gamma=2.0,
-        eta=0.5,
-        solver=solver,
-        steps=3,
-        inner=opt,
-        inner_states=states,
-    )
+    settings = GD(steps=3, inner=opt) if solver == "gd" else Exact()
+    v = (S if variant == "S" else M)(gamma=2.0, eta=0.5)
+    locoprop.step(net, params, x, x, variant=v, solver=settings, inner_states=states)
+    loco = optim.LocoProp(net, v, settings)
+    state = loco.init(params)
+    state_before = copy.deepcopy(state)
+    new, new_state, _ = loco.step(params, x, x, state)
     np.testing.assert_array_equal(x, x_before)
     for a, b in zip(params, before, strict=True):
         np.testing.assert_array_equal(a["W"], b["W"])
         np.testing.assert_array_equal(a["b"], b["b"])
-    np.testing.assert_array_equal(states[0]["ms"]["W"], states_before[0]["ms"]["W"])
+    assert same_bits(states, states_before) and same_bits(state, state_before)
+    # negative control: the step did move the parameters (and, with GD, the inner states)
+    assert not same_bits(new, params)
+    assert solver == "exact" or not same_bits(new_state, state)
 
 
 def test_locoprop_optimizer_bad_arguments(setup) -> None:
+    """Old code: ``LocoProp(net, mode="adam")``, ``gamma=0``, ``solver="newton"`` keywords; now the settings
+    objects are refused by type, and BackProp is its own class (``mode`` is gone)."""
     net, _, _ = setup
-    with pytest.raises(ValueError, match="mode: unknown name 'adam'; valid names are locoprop, backprop"):
-        optim.LocoProp(net, mode="adam")
-    with pytest.raises(ValueError, match="gamma: expected a positive"):
-        optim.LocoProp(net, gamma=0)
-    with pytest.raises(ValueError, match="solver: unknown name"):
-        optim.LocoProp(net, solver="newton")
+    with pytest.raises(TypeError, match=r"^net: expected an MLP, got str$"):
+        optim.LocoProp("net", M(gamma=1.0), GD(steps=1, lr=0.1))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^variant: expected locoprop.S\(gamma, eta\) or .*got str 'M'$"):
+        optim.LocoProp(net, "M", GD(steps=1, lr=0.1))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"^solver: expected locoprop.GD.* got str 'newton'$"):
+        optim.LocoProp(net, M(gamma=1.0), "newton")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"mode"):
+        optim.LocoProp(net, M(gamma=1.0), GD(steps=1, lr=0.1), mode="backprop")  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match=r"^inner: expected a first-order optimizer .* got str$"):
+        optim.BackProp(net, "adam")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match=r"^diagnostics: expected True or False, got 1$"):
+        optim.LocoProp(net, M(gamma=1.0), GD(steps=1, lr=0.1), diagnostics=1)  # type: ignore[arg-type]
+    assert isinstance(optim.LocoProp(net, M(gamma=1.0), GD(steps=1, lr=0.1)), optim.NetOptimizer)
 
 
 def test_exact_m_solver_alone_needs_eta() -> None:
@@ -136,19 +220,26 @@ def test_exact_m_solver_alone_needs_eta() -> None:
 
 
 @pytest.mark.parametrize(
-    ("variant", "solver", "eta"),
-    [("S", "gd", None), ("M", "gd", None), ("S", "exact", None), ("S", "exact", 0.5), ("M", "exact", 0.5)],
+    ("variant", "solver"),
+    [
+        (S(gamma=1.0), GD(steps=3, lr=0.05)),
+        (M(gamma=1.0), GD(steps=3, lr=0.05)),
+        (S(gamma=1.0), Exact()),
+        (S(gamma=1.0, eta=0.5), Exact()),
+        (M(gamma=1.0, eta=0.5), Exact()),
+    ],
+    ids=["S-gd", "M-gd", "S-exact", "S-exact-eta", "M-exact-eta"],
 )
-def test_every_solver_on_every_backend_and_dtype(bk, dtype, variant: str, solver: str, eta) -> None:
+def test_every_solver_on_every_backend_and_dtype(bk, dtype, variant: S | M, solver: GD | Exact) -> None:
     """Same code on NumPy/CuPy and float32/float64: dtype and backend kept, values match float64 NumPy."""
     net = lg.MLP([5, 4, 3, 5], ["tanh", "relu", "sigmoid"], "sigmoid_cross_entropy")
     ref_params = net.init(seed=3, bias="glorot")
     x_np = np.random.default_rng(3).random((8, 5))
-    kw = {"variant": variant, "gamma": 1.0, "eta": eta, "solver": solver, "steps": 3, "lr": 0.05}
-    reference = locoprop.step(net, ref_params, x_np, x_np, **kw)
+    kw = {"variant": variant, "solver": solver}
+    reference, _ = locoprop.step(net, ref_params, x_np, x_np, **kw)
     params = [{k: bk.asarray(v, dtype=dtype) for k, v in p.items()} for p in ref_params]
     x = bk.asarray(x_np, dtype=dtype)
-    new = locoprop.step(net, params, x, x, **kw)
+    new, _ = locoprop.step(net, params, x, x, **kw)
     tol = 1e-10 if dtype == np.float64 else 2e-3
     for got, want in zip(new, reference, strict=True):
         for k in ("W", "b"):
@@ -165,9 +256,24 @@ def test_locoprop_optimizer_on_every_backend(bk) -> None:
     )  # G ~ 1/B keeps targets in range
     opt = optim.official(net)
     state = opt.init(params)
-    new, state, info = opt.update(params, x, x, state, lr=1e-3)
+    new, state, info = opt.step(params, x, x, state, lr=1e-3)
     assert new[0]["W"].dtype == np.float32 and lg.backend.array_namespace(new[0]["W"]) is bk.xp
-    assert state["inner"][1]["step"] == 10 and info is not None
+    assert isinstance(state, optim.LocoPropState) and state.inner[1].step == 10
+    assert isinstance(info, locoprop.StepInfo) and bool(
+        lg.backend.array_namespace(info.loss).isfinite(info.loss)
+    )
+    # the fused path on this backend: bit for bit the reference step (the same kernels, run on the device)
+    ref, ref_info = locoprop.step(
+        net,
+        params,
+        x,
+        x,
+        variant=opt.variant,
+        solver=opt.solver.with_lr(1e-3),
+        inner_states=opt.init(params).inner,
+    )
+    fast = opt.step(params, x, x, opt.init(params), lr=1e-3)
+    assert same_bits(fast[0], ref) and same_bits(fast[1].inner, tuple(ref_info.inner_states))
 
 
 # ---- every solver checks its problem's variant; a LocalProblem is checked when built and when used ----
@@ -312,7 +418,13 @@ def _bad_builds() -> list[tuple[str, dict[str, Any], type, str]]:
         ),
         ("unknown transfer", {"transfer": "gelu"}, ValueError, r"transfer: unknown name 'gelu'"),
         ("unknown variant", {"variant": "Q"}, ValueError, "variant: unknown name 'Q'; valid names are S, M"),
-        ("eta 0", {"eta": 0.0}, ValueError, r"eta: expected None or a positive finite number, got 0.0"),
+        (
+            "no transfer for M",
+            {"transfer": None},
+            TypeError,
+            r"transfer: expected a Transfer for variant 'M', got NoneType",
+        ),
+        ("eta 0", {"eta": 0.0}, ValueError, r"eta: expected None or a finite number > 0, got 0.0"),
     ]
 
 
@@ -345,7 +457,9 @@ def test_a_directly_constructed_problem_is_checked_by_every_entry() -> None:
     wide = locoprop.LocalProblem(X, np.zeros((6, 3)), tanh, "M", anchor)
     by_name = locoprop.LocalProblem(X, A - G, "tanh", "S", anchor, 1.0)  # type: ignore[arg-type]
     entries = [
-        lambda p: locoprop.solve_gd(p, 1, lr=0.1),
+        lambda p: locoprop.solve_gd(p, GD(steps=1, lr=0.1)),
+        lambda p: solve_gd_inplace(p, GD(steps=1, lr=0.1)),
+        lambda p: locoprop.solve_layer(p, GD(steps=1, lr=0.1)),
         lambda p: locoprop.solve_exact_s(p),
         lambda p: locoprop.objective(p, anchor),
         lambda p: locoprop.gradient(p, anchor),
@@ -355,10 +469,46 @@ def test_a_directly_constructed_problem_is_checked_by_every_entry() -> None:
     for entry in entries:
         with pytest.raises(ValueError, match=r"target: expected shape \(6, 2\)"):
             entry(wide)
-        with pytest.raises(TypeError, match=r"transfer: expected a Transfer, got str"):
+        with pytest.raises(
+            TypeError, match=r"transfer: expected None or a Transfer for variant 'S', got str"
+        ):
             entry(by_name)
-    with pytest.raises(TypeError, match=r"problem: expected a LocalProblem, got dict"):
-        locoprop.solve_gd({"inputs": X}, 1, lr=0.1)  # type: ignore[arg-type]
+    for solve in (locoprop.solve_gd, solve_gd_inplace):
+        with pytest.raises(TypeError, match=r"problem: expected a LocalProblem, got dict"):
+            solve({"inputs": X}, GD(steps=1, lr=0.1))  # type: ignore[arg-type]
+
+
+def test_solve_gd_takes_the_gd_settings_object() -> None:
+    """Old code: ``solve_gd(problem, steps, lr=..., inner=...)``; now ``solve_gd(problem, GD(...), state)``,
+    and anything but a GD (the old step count, an Exact) is refused by type, in the reference and the
+    fused solve alike.  Negative control: the GD object runs."""
+    s, _ = s_and_m_problems()
+    for solve in (locoprop.solve_gd, solve_gd_inplace):
+        for bad, shown in ((3, "int"), (Exact(), "Exact")):
+            with pytest.raises(TypeError) as err:
+                solve(s, bad)  # type: ignore[arg-type]
+            assert str(err.value) == f"solver: expected locoprop.GD(steps, lr, inner, lr_factor), got {shown}"
+        with pytest.raises(TypeError, match="lr"):
+            solve(s, 3, lr=0.1)  # type: ignore[call-arg]
+        new, state = solve(s, GD(steps=3, lr=0.1))
+        assert state is None and not same_bits(new, s.anchor)
+
+
+def test_s_problem_without_a_transfer_is_the_same_problem() -> None:
+    """``LocalProblem.build(..., transfer=None, "S", ...)``: S does not use the transfer, so every solver gives
+    bit for bit what it gives with one; negative control: M needs it (refused above, "no transfer for M")."""
+    X, A, G, anchor = layer()
+    with_t = locoprop.LocalProblem.build(X, A - G, "tanh", "S", anchor, eta=1.0)
+    without = locoprop.LocalProblem.build(X, A - G, None, "S", anchor, eta=1.0)
+    assert without.transfer is None
+    for solve in (
+        lambda p: locoprop.solve_gd(p, GD(steps=3, lr=0.1)),
+        lambda p: solve_gd_inplace(p, GD(steps=3, inner=optim.adam(1e-2))),
+        locoprop.solve_exact_s,
+        lambda p: locoprop.solve_layer(p, Exact(), report=True),
+    ):
+        assert same_bits(solve(without), solve(with_t))
+    assert int(locoprop.count_out_of_range(without)) == 0
 
 
 def test_params_that_do_not_fit_the_anchor_are_refused() -> None:
@@ -407,3 +557,18 @@ def test_solver_settings_are_validated(call, message: str) -> None:
     s, m = s_and_m_problems()
     with pytest.raises(ValueError, match=message):
         call(m, s)
+
+
+def test_a_schedule_rate_of_zero_keeps_a_plain_gd_locoprop_in_place() -> None:
+    """The released warm-up's epoch 0 passes ``lr=0``: a plain-GD LocoProp keeps its parameters (the
+    constructor still refuses ``GD(lr=0)``, a solver that does nothing); a positive rate moves them."""
+    net = lg.MLP([3, 4, 3], ["tanh", "sigmoid"], "sigmoid_cross_entropy")
+    params = net.init(seed=0)
+    x = np.random.default_rng(0).random((5, 3))
+    opt = optim.LocoProp(net, M(gamma=1.0), GD(steps=2, lr=0.1))
+    state = opt.init(params)
+    same, state0, info = opt.step(params, x, x, state, lr=0.0)
+    assert all(np.array_equal(a[k], b[k]) for a, b in zip(same, params, strict=True) for k in "Wb")
+    assert float(info.loss) == pytest.approx(net.loss(params, x, x), rel=1e-15) and state0 == state
+    moved, _, _ = opt.step(params, x, x, state, lr=0.1)
+    assert not np.array_equal(moved[0]["W"], params[0]["W"])  # negative control

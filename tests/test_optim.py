@@ -1,5 +1,6 @@
 """First-order optimizers: semantics against element-by-element reference formulas (and PyTorch when
-installed), purity, schedules, the released preset, bad hyper-parameters."""
+installed), updates and NamedTuple states, purity, chain/scale/apply_updates, schedules, the released
+presets, bad hyper-parameters."""
 
 from __future__ import annotations
 
@@ -13,9 +14,12 @@ from hypothesis import strategies as st
 
 import locograd as lg
 from locograd import optim
+from locograd.errors import StateMismatchError
+from locograd.locoprop import GD, M
 from locograd.optim import schedules
 
-from .strategies import seeds
+from .rounding import same_bits
+from .strategies import arrays, seeds
 
 
 def scalar_reference(name: str, w: float, grads: list[float], lr: float) -> float:
@@ -59,10 +63,11 @@ def test_matches_the_reference_formula(name: str, w0: float, grads: list[float],
     params = {"W": np.array([[w0]]), "b": np.array([w0])}
     state = opt.init(params)
     for g in grads:
-        params, state = opt.update({"W": np.array([[g]]), "b": np.array([g])}, state, params)
+        updates, state = opt.update({"W": np.array([[g]]), "b": np.array([g])}, state, params)
+        params = optim.apply_updates(params, updates)
     want = scalar_reference(name, w0, grads, lr)
     assert params["W"][0, 0] == pytest.approx(want, rel=1e-12, abs=1e-12)
-    assert state["step"] == len(grads)
+    assert type(state) is optim.STATES[name] and state.step == len(grads)
 
 
 @pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam", "adagrad", "rmsprop"])
@@ -88,7 +93,8 @@ def test_matches_pytorch_when_installed(name: str, seed: int) -> None:
     for g in grads:
         tw.grad = torch.tensor(g)
         topt.step()
-        params, state = opt.update({"W": g}, state, params)
+        updates, state = opt.update({"W": g}, state, params)
+        params = optim.apply_updates(params, updates)
     np.testing.assert_allclose(params["W"], tw.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
@@ -101,22 +107,50 @@ def test_update_is_pure_and_preserves_structure_and_dtype(name: str, dtype) -> N
     opt = optim.get(name)
     state = opt.init(params)
     state_before = copy.deepcopy(state)
-    new, new_state = opt.update(grads, state, params)
-    for a, b in zip(params, before, strict=True):
-        np.testing.assert_array_equal(a["W"], b["W"])
-    assert state["step"] == state_before["step"] == 0 and new_state["step"] == 1
-    assert [set(p) for p in new] == [{"W", "b"}] * 2
-    assert all(p[k].dtype == dtype for p in new for k in p)
+    grads_before = copy.deepcopy(grads)
+    updates, new_state = opt.update(grads, state, params)
+    assert same_bits(params, before) and same_bits(state, state_before) and same_bits(grads, grads_before)
+    assert state.step == 0 and new_state.step == 1 and type(new_state) is type(state)
+    assert [set(u) for u in updates] == [{"W", "b"}] * 2
+    assert all(
+        u[k].dtype == dtype and u[k].shape == p[k].shape
+        for u, p in zip(updates, params, strict=True)
+        for k in u
+    )
+    new = optim.apply_updates(params, updates)
+    assert same_bits(params, before)  # apply_updates is pure too
+    assert all(new[m][k].dtype == dtype for m in range(2) for k in ("W", "b"))
+    assert not same_bits(new, params)  # negative control: the step moved something
+
+
+@pytest.mark.parametrize("name", sorted(optim.FIRST_ORDER))
+def test_states_are_named_tuples_of_their_own_type(name: str) -> None:
+    """Every optimizer's state is its own NamedTuple (``optim.STATES``): ``step`` first, then slots shaped
+    like the params; another optimizer's state is refused by type, in one line."""
+    params = {"W": np.ones((2, 3)), "b": np.zeros(3)}
+    opt = optim.get(name)
+    state = opt.init(params)
+    assert type(state) is optim.STATES[name] and state._fields[0] == "step" and state.step == 0
+    for slot in state._fields[1:]:  # each slot has the params' layout (apply_updates checks it)
+        optim.apply_updates(params, getattr(state, slot))
+    other = "adam" if name != "adam" else "sgd"
+    with pytest.raises(StateMismatchError) as err:
+        opt.update(params, optim.get(other).init(params), params)
+    assert str(err.value).startswith("state: expected a") and optim.STATES[other].__name__ in str(err.value)
+    with pytest.raises(StateMismatchError, match=r"a dict state .*an earlier locograd's layout"):
+        opt.update(params, {"step": 0, "name": name}, params)
 
 
 def test_lr_override_and_zero_lr() -> None:
     opt = optim.sgd(0.1)
     p = {"W": np.ones((1, 1)), "b": np.ones(1)}
     g = {"W": np.ones((1, 1)), "b": np.ones(1)}
-    new, _ = opt.update(g, opt.init(p), p, lr=0.5)
-    assert new["W"][0, 0] == 0.5
-    same, _ = opt.update(g, opt.init(p), p, lr=0.0)
-    assert same["W"][0, 0] == 1.0
+    updates, _ = opt.update(g, opt.init(p), p, lr=0.5)
+    assert optim.apply_updates(p, updates)["W"][0, 0] == 0.5
+    updates, state = opt.update(g, opt.init(p), p, lr=0.0)
+    assert optim.apply_updates(p, updates)["W"][0, 0] == 1.0 and state.step == 1
+    updates, _ = opt.update(g, opt.init(p), p)  # negative control: the default lr 0.1
+    assert optim.apply_updates(p, updates)["W"][0, 0] == 0.9
 
 
 def test_released_schedule_and_inner_factor() -> None:
@@ -136,27 +170,35 @@ def test_released_schedule_and_inner_factor() -> None:
 
 
 def test_official_preset_is_the_released_configuration() -> None:
+    """``official(net)``: LocoProp-M, gamma 10, no eta, K = 10 TF1-RMSProp steps (lr 1e-5) with the factor
+    max(1 - k/K, 0.25); its schedule is ``official_schedule()`` (no longer an attribute), and the BackProp
+    baseline is ``official_backprop(net)`` (no longer ``mode="backprop"``)."""
     net = lg.MLP(
         [784, 1000, 500, 250, 30, 250, 500, 1000, 784],
         ["tanh"] * 3 + ["identity"] + ["tanh"] * 3 + ["sigmoid"],
         "sigmoid_cross_entropy",
     )
     opt = optim.official(net)
-    assert (opt.variant, opt.gamma, opt.eta, opt.steps, opt.solver, opt.mode) == (
-        "M",
-        10.0,
-        None,
-        10,
-        "gd",
-        "locoprop",
-    )
-    assert opt.inner.name == "rmsprop_tf1" and opt.inner.lr == 1e-5
-    assert opt.inner.hyperparams == {"decay": 0.9, "momentum": 0.999, "eps": 1e-5}
-    assert opt.lr_factor(3, 10) == pytest.approx(0.7) and opt.lr_factor(9, 10) == 0.25
-    assert opt.schedule is not None and opt.schedule(0) == 0.0
+    assert isinstance(opt, optim.LocoProp) and isinstance(opt, optim.NetOptimizer)
+    assert opt.variant == M(gamma=10.0, eta=None)
+    assert isinstance(opt.solver, GD) and opt.solver.steps == 10 and opt.solver.lr is None
+    inner = opt.solver.inner
+    assert opt.inner is inner and inner.name == "rmsprop_tf1" and inner.lr == 1e-5 and opt.lr == 1e-5
+    assert inner.hyperparams == {"decay": 0.9, "momentum": 0.999, "eps": 1e-5}
+    assert opt.solver.lr_factor(3, 10) == pytest.approx(0.7) and opt.solver.lr_factor(9, 10) == 0.25
+    assert not hasattr(opt, "schedule") and not hasattr(opt, "mode")
+    schedule = optim.official_schedule()
+    assert schedule(0) == 0.0 and schedule(1) == pytest.approx(2e-6) and schedule.epochs == 99
     state = opt.init(net.init())
-    assert np.all(state["inner"][0]["ms"]["W"] == 1.0) and np.all(state["inner"][0]["mom"]["W"] == 0.0)
-    assert optim.official(net, mode="backprop").mode == "backprop"
+    assert isinstance(state, optim.LocoPropState) and len(state.inner) == net.num_layers
+    assert np.all(state.inner[0].ms["W"] == 1.0) and np.all(state.inner[0].mom["W"] == 0.0)
+    with pytest.raises(TypeError, match="mode"):
+        optim.official(net, mode="backprop")  # type: ignore[call-arg]
+    bp = optim.official_backprop(net)
+    assert isinstance(bp, optim.BackProp) and bp.inner.name == "rmsprop_tf1" and bp.lr == 1e-5
+    assert bp.inner.hyperparams == inner.hyperparams
+    bp_state = bp.init(net.init())
+    assert isinstance(bp_state, optim.BackPropState) and type(bp_state.inner) is optim.RMSPropTF1State
 
 
 def test_zero_learning_rate_epoch_keeps_params_and_advances_state() -> None:
@@ -165,23 +207,156 @@ def test_zero_learning_rate_epoch_keeps_params_and_advances_state() -> None:
     opt = optim.official(net)
     params = net.init(seed=0, bias="glorot")
     x = np.random.default_rng(0).random((50, 4))
-    new, state, _ = opt.update(params, x, x, opt.init(params), lr=opt.schedule(0))
+    new, state, _ = opt.step(params, x, x, opt.init(params), lr=optim.official_schedule()(0))
     assert all(np.array_equal(a["W"], b["W"]) for a, b in zip(new, params, strict=True))
-    assert state["inner"][0]["step"] == 10 and np.all(state["inner"][0]["ms"]["W"] != 1.0)
-    assert np.all(state["inner"][0]["mom"]["W"] == 0.0)
+    assert state.inner[0].step == 10 and np.all(state.inner[0].ms["W"] != 1.0)
+    assert np.all(state.inner[0].mom["W"] == 0.0)
+    moved, _, _ = opt.step(params, x, x, opt.init(params), lr=optim.official_schedule()(1))
+    assert not all(np.array_equal(a["W"], b["W"]) for a, b in zip(moved, params, strict=True))  # control
 
 
-def test_backprop_mode_is_one_optimizer_step_on_the_global_gradient() -> None:
+def test_backprop_is_one_optimizer_step_on_the_global_gradient() -> None:
+    """``BackProp(net, inner)`` (the old ``LocoProp(mode="backprop")``): one step of ``inner`` on dL/dW.
+
+    Its lean pass is documented bit for bit ``MLP.forward`` + ``MLP.backward``, so the step is compared
+    bit for bit (the old test's rtol 1e-14 is no longer needed); negative control: another lr fails it."""
     net = lg.MLP([4, 3, 4], ["tanh", "sigmoid"], "sigmoid_cross_entropy")
     params = net.init(seed=0)
     x = np.random.default_rng(0).random((5, 4))
-    bp = optim.LocoProp(net, inner=optim.adam(1e-2), mode="backprop")
-    new, _, info = bp.update(params, x, x, bp.init(params))
-    _, grads = net.value_and_grad(params, x, x)
-    g = grads.as_params()
-    ref, _ = optim.adam(1e-2).update(g, optim.adam(1e-2).init(params), params)
-    assert info.layers == [] and float(info.loss) == pytest.approx(net.loss(params, x, x))
-    assert all(np.allclose(a["W"], b["W"], rtol=1e-14) for a, b in zip(new, ref, strict=True))
+    bp = optim.BackProp(net, optim.adam(1e-2))
+    new, state, info = bp.step(params, x, x, bp.init(params))
+    _, g = net.value_and_grad(params, x, x)
+    updates, ref_state = optim.adam(1e-2).update(g, optim.adam(1e-2).init(params), params)
+    ref = optim.apply_updates(params, updates)
+    assert list(info.layers) == [] and float(info.loss) == pytest.approx(net.loss(params, x, x))
+    assert same_bits(new, ref) and same_bits(state.inner, ref_state)
+    other, _, _ = bp.step(params, x, x, bp.init(params), lr=1.25e-2)
+    assert not same_bits(other, ref)
+
+
+# ---- chain, scale, apply_updates --------------------------------------------------------------------
+
+
+def layer_tree(g: np.ndarray) -> dict[str, np.ndarray]:
+    return {"W": g, "b": g[0].copy()}
+
+
+@given(g=arrays((3, 2), bound=10.0), lr=st.floats(1e-4, 1.0), seed=seeds())
+def test_chain_of_scale_by_a_power_of_two_and_sgd_is_sgd_at_the_scaled_rate(g, lr: float, seed: int) -> None:
+    """``chain(scale(0.5), sgd(lr))`` = ``sgd(lr / 2)`` bit for bit: halving is exact away from the underflow
+    threshold (entries below 1e-100 are set to 0), so -lr * (g / 2) and -(lr / 2) * g are both the one
+    rounding of -lr g / 2.
+
+    For a factor that is not a power of two (0.3) the two orders round differently: each side has two
+    roundings, so they agree to 2 eps relative per entry (stated tolerance 4 eps), not bit for bit.
+    Negative control: the chain is not ``sgd(lr)``.
+    """
+    params = layer_tree(np.random.default_rng(seed).standard_normal((3, 2)))
+    grads = layer_tree(np.where(np.abs(g) < 1e-100, 0.0, g))  # no product near the underflow threshold
+    chain = optim.chain(optim.scale(0.5), optim.sgd(lr))
+    u_chain, s_chain = chain.update(grads, chain.init(params), params)
+    u_sgd, _ = optim.sgd(lr / 2).update(grads, optim.sgd(lr / 2).init(params), params)
+    assert same_bits(u_chain, u_sgd)
+    assert s_chain == optim.ChainState((optim.EmptyState(), optim.SgdState(1)))
+    c = 0.3
+    u_c, _ = optim.chain(optim.scale(c), optim.sgd(lr)).update(grads, chain.init(params), params)
+    u_s, _ = optim.sgd(lr * c).update(grads, optim.sgd(lr * c).init(params), params)
+    eps = np.finfo(np.float64).eps
+    for k in ("W", "b"):
+        assert np.all(np.abs(u_c[k] - u_s[k]) <= 4 * eps * np.abs(u_s[k]))
+    u_full, _ = optim.sgd(lr).update(grads, optim.sgd(lr).init(params), params)
+    if np.any(grads["W"] != 0):
+        assert not same_bits(u_chain, u_full)
+
+
+def test_chain_state_learning_rate_and_a_stateful_member() -> None:
+    """A chain's state is a ChainState of its members' states; ``lr`` goes to the member with a learning
+    rate (scale has none), and the chain's own ``lr`` is that member's.  ``chain(scale(2), adam)`` over three
+    steps is adam on 2 g, bit for bit (the same operations)."""
+    params = {"W": np.ones((2, 3)), "b": np.zeros(3)}
+    rng = np.random.default_rng(0)
+    chain = optim.chain(optim.scale(2.0), optim.adam(1e-3))
+    assert chain.lr == 1e-3 and chain.name == "chain(scale, adam)" and chain.update_inplace is None
+    assert optim.chain(optim.sgd(0.1), optim.adam(0.2)).lr is None  # two rates: none is the chain's
+    adam = optim.adam(1e-3)
+    s_chain, s_adam = chain.init(params), adam.init(params)
+    assert isinstance(s_chain, optim.ChainState) and s_chain.states[0] == optim.EmptyState()
+    p_chain = p_adam = params
+    for lr in (None, 5e-4, 0.0):
+        g = {k: rng.standard_normal(v.shape) for k, v in params.items()}
+        u, s_chain = chain.update(g, s_chain, p_chain, lr=lr)
+        p_chain = optim.apply_updates(p_chain, u)
+        u, s_adam = adam.update({k: 2.0 * v for k, v in g.items()}, s_adam, p_adam, lr=lr)
+        p_adam = optim.apply_updates(p_adam, u)
+        assert same_bits(p_chain, p_adam) and same_bits(s_chain.states[1], s_adam)
+    assert s_chain.states[1].step == 3
+    g = {k: np.ones_like(v) for k, v in params.items()}
+    u_half, _ = chain.update(g, chain.init(params), params, lr=5e-4)
+    u_full, _ = chain.update(g, chain.init(params), params)
+    assert not same_bits(u_half, u_full)  # negative control: the lr did reach adam
+    with pytest.raises(
+        StateMismatchError, match=r"state: expected a ChainState \(what chain\(scale, adam\)'s"
+    ):
+        chain.update(g, adam.init(params), params)
+    with pytest.raises(StateMismatchError, match=r"state.states: expected 2 member states, got 1"):
+        chain.update(g, optim.ChainState((optim.EmptyState(),)), params)
+
+
+def test_chain_refuses_no_member_or_a_member_that_is_not_a_transformation() -> None:
+    with pytest.raises(
+        ValueError, match=r"transforms: expected at least one GradientTransformation, got none"
+    ):
+        optim.chain()
+    with pytest.raises(TypeError, match=r"transforms\[1\]: expected a GradientTransformation, got object"):
+        optim.chain(optim.sgd(), object())  # type: ignore[arg-type]
+    assert optim.chain(optim.sgd()).lr == 0.01  # negative control
+
+
+def test_scale_multiplies_the_updates_and_has_an_empty_state() -> None:
+    """``scale(c)``: u = c g exactly (one rounding), stateless; bad factors are refused in one line."""
+    t = optim.scale(-3.0)
+    g = {"W": np.array([[1.0, -2.5]]), "b": np.array([0.1, 0.0])}
+    u, state = t.update(g, t.init(g), g, lr=7.0)  # lr is ignored: scale has none
+    assert same_bits(u, {k: -3.0 * v for k, v in g.items()}) and state == optim.EmptyState()
+    assert t.lr is None and t.hyperparams == {"factor": -3.0}
+    for bad, shown in (("a", "str 'a'"), (True, "bool True"), (float("nan"), "nan")):
+        with pytest.raises(ValueError) as err:
+            optim.scale(bad)  # type: ignore[arg-type]
+        assert str(err.value) == f"factor: expected a finite number, got {shown}"
+    with pytest.raises(
+        StateMismatchError, match=r"state: expected an EmptyState \(what scale's init builds\)"
+    ):
+        t.update(g, optim.SgdState(0), g)
+
+
+@pytest.mark.parametrize(
+    ("updates", "message"),
+    [
+        ({"W": np.ones((2, 2))}, r"updates: expected the keys \['W', 'b'\], got \['W'\]"),
+        ({"W": np.ones((2, 3)), "b": np.zeros(2)}, r"updates\['W'\]: expected shape \(2, 2\), got \(2, 3\)"),
+        (
+            {"W": np.ones((2, 2), np.float32), "b": np.zeros(2)},
+            r"updates\['W'\]: expected dtype float64, got float32",
+        ),
+        ([np.ones((2, 2)), np.zeros(2)], r"updates: expected a dict, got list"),
+        (
+            {"W": np.ones((2, 2)), "b": np.zeros(2), "c": np.zeros(2)},
+            r"updates: expected the keys \['W', 'b'\], got \['W', 'b', 'c'\]",
+        ),
+        ({"W": np.ones((2, 2)), "b": np.zeros(1)}, r"updates\['b'\]: expected shape \(2,\), got \(1,\)"),
+    ],
+    ids=["missing key", "shape", "dtype", "list", "extra key", "broadcastable"],
+)
+def test_apply_updates_refuses_updates_of_another_layout(updates, message: str) -> None:
+    """Never broadcast, upcast or pair by position: one StateMismatchError naming the path; params untouched.
+    Negative control: updates of the params' layout are added."""
+    params = {"W": np.ones((2, 2)), "b": np.zeros(2)}
+    before = copy.deepcopy(params)
+    with pytest.raises(StateMismatchError, match=message):
+        optim.apply_updates(params, updates)
+    assert same_bits(params, before)
+    new = optim.apply_updates(params, {"W": np.full((2, 2), 0.5), "b": np.ones(2)})
+    assert same_bits(new, {"W": np.full((2, 2), 1.5), "b": np.ones(2)}) and same_bits(params, before)
 
 
 @pytest.mark.parametrize(
@@ -193,13 +368,23 @@ def test_backprop_mode_is_one_optimizer_step_on_the_global_gradient() -> None:
         (lambda: optim.rmsprop(eps=0.0), r"eps: expected a finite number > 0"),
         (lambda: optim.momentum(beta=-0.1), r"beta: expected a number in \[0, 1\)"),
         (lambda: optim.get("lion"), r"optimizer: unknown name 'lion'; valid names are sgd, momentum"),
-        (lambda: schedules.warmup_linear_decay(-1.0), r"lr: expected a positive finite number"),
+        (lambda: schedules.warmup_linear_decay(-1.0), r"lr: expected a finite number > 0"),
         (
             lambda: schedules.warmup_linear_decay(1.0, warmup=10, total=5),
-            r"warmup: expected an integer in \[0, total\)",
+            r"warmup: expected an integer in \[0, 4\], got 10",
         ),
         (
-            lambda: optim.sgd(0.1).update({"W": np.ones(1)}, {"step": 0}, {"W": np.ones(1)}, lr=-1.0),
+            lambda: optim.sgd(0.1).update({"W": np.ones(1)}, optim.SgdState(0), {"W": np.ones(1)}, lr=-1.0),
+            "lr: expected a finite number >= 0",
+        ),
+        (
+            lambda: optim.BackProp(lg.MLP([2, 2], ["identity"], "squared_error"), optim.sgd()).step(
+                [{"W": np.ones((2, 2)), "b": np.zeros(2)}],
+                np.ones((1, 2)),
+                np.ones((1, 2)),
+                optim.BackPropState(optim.SgdState(0)),
+                lr=-1.0,
+            ),
             "lr: expected a finite number >= 0",
         ),
     ],

@@ -1,12 +1,11 @@
 """Optimizer states are checked against the parameters (issue 11, kind 2).
 
-Every optimizer's ``update`` (and a first-order one's ``update.inplace``) refuses,
-before any work and with one :class:`~locograd.errors.StateMismatchError` naming
-the path, a state from another network, another optimizer or another dtype, and
-gradients that do not have the structure, shapes and dtypes of the parameters.
-
-What the old code did with each case is stated in each test's docstring; the
-"before" messages were recorded on the commit before this change.
+Every optimizer's ``update`` (a first-order one's ``update_inplace`` too) and every network
+optimizer's ``step`` refuses, before any work and with one
+:class:`~locograd.errors.StateMismatchError` naming the path, a state from another network,
+another optimizer or another dtype (states are NamedTuples: ``state.m[0]['W']``), a dict state of
+an earlier locograd, and gradients that do not have the structure, shapes and dtypes of the
+parameters.  Before these checks such states were broadcast, dropped or failed deep inside NumPy.
 """
 
 from __future__ import annotations
@@ -23,13 +22,14 @@ import locograd as lg
 from locograd import optim
 from locograd.errors import StateMismatchError
 from locograd.experiments import checkpoint
-from locograd.optim.first_order import SLOTS
+from locograd.locoprop import GD, M
+from locograd.optim.first_order import SLOTS, STATES
 from locograd.validators import float_tree, same_layout, same_tree, template_array
 
 FIRST_ORDER = sorted(optim.FIRST_ORDER)
 WITH_SLOTS = [name for name in FIRST_ORDER if SLOTS[name]]  # sgd's state has no arrays
 SIZES = [3, 4, 2]
-NARROW = [3, 1, 2]  # a width-1 hidden layer: its states broadcast against SIZES' in the old code
+NARROW = [3, 1, 2]  # a width-1 hidden layer: its states broadcast against SIZES' before the checks
 DEEP = [3, 4, 4, 2]
 
 
@@ -53,12 +53,16 @@ def ones_like(tree: Any) -> Any:
     return lg.backend.tree_map(np.ones_like, tree)
 
 
-def article(name: str) -> str:
-    return "an" if name in ("sgd", "rmsprop", "rmsprop_tf1") or name[0] in "aeiou" else "a"
+def state_name(name: str) -> str:
+    """``"an AdamState"``: how a message names ``name``'s state type."""
+    cls = STATES[name].__name__
+    return f"{'an' if cls[0] in 'AEIOU' or cls.startswith(('Sgd', 'RMS')) else 'a'} {cls}"
 
 
 def tree_equal(a: Any, b: Any) -> bool:
-    """Exact equality of two trees of arrays and plain values (structure included)."""
+    """Exact equality of two trees of arrays and plain values (structure and NamedTuple types included)."""
+    if hasattr(a, "_fields"):
+        return type(a) is type(b) and all(map(tree_equal, a, b))
     if isinstance(a, dict):
         return isinstance(b, dict) and a.keys() == b.keys() and all(tree_equal(a[k], b[k]) for k in a)
     if isinstance(a, list | tuple):
@@ -68,63 +72,65 @@ def tree_equal(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
+def updater(opt: optim.GradientTransformation, path: str) -> Callable[..., Any]:
+    return opt.update if path == "pure" else opt.update_inplace
+
+
 # ---- the three examples of the issue ------------------------------------------------------------
 
 
 @pytest.mark.parametrize("name", WITH_SLOTS)
 @pytest.mark.parametrize("path", ["pure", "inplace"])
 def test_a_state_of_a_network_with_a_width1_layer_is_refused_not_broadcast(name: str, path: str) -> None:
-    """Issue example 1. Old code: the pure ``update`` broadcast the ``(3, 1)`` slots of a width-1
-    layer's state against the ``(3, 4)`` gradients and returned a ``(3, 4)`` state, with no error
-    (e.g. adam: "W (3, 4) float64, state keys ['m', 'step', 'v']"); the in-place form failed inside
-    NumPy ("non-broadcastable output operand with shape (3,1) doesn't match the broadcast shape (3,4)")
-    or, for some slots, also broadcast.  Now: one error naming the slot, the layer and both shapes."""
+    """Issue example 1. Before the checks, the ``(3, 1)`` slots of a width-1 layer's state were
+    broadcast against the ``(3, 4)`` gradients (pure) or failed inside NumPy (in place).  Now: one
+    error naming the slot, the layer and both shapes."""
     opt = optim.get(name)
     params = make_params()
     state = opt.init(make_params(NARROW))
-    grads = ones_like(params)
     slot = SLOTS[name][0]
-    message = rf"^state\['{slot}'\]\[0\]\['W'\]: expected shape \(3, 4\), got \(3, 1\)$"
-    update = opt.update if path == "pure" else opt.update.inplace
+    message = rf"^state\.{slot}\[0\]\['W'\]: expected shape \(3, 4\), got \(3, 1\)$"
     with pytest.raises(StateMismatchError, match=message):
-        update(grads, state, params)
+        updater(opt, path)(ones_like(params), state, params)
 
 
 @pytest.mark.parametrize("path", ["pure", "inplace"])
 def test_sgd_refuses_an_adam_state_instead_of_dropping_it(path: str) -> None:
-    """Issue example 2. Old code: ``sgd.update`` took an adam state, stepped, and returned
-    ``{"step": 1}``: the adam moments were dropped without a word (the in-place form kept them but
-    ignored them).  Now: "state: expected an sgd state, got an adam state (state['name'] is 'adam')"."""
+    """Issue example 2. Before: ``sgd`` took an adam state, stepped and dropped the moments without a
+    word.  Now one line naming both types, and the same the other way round:
+    "state: expected an AdamState (what adam's init builds), got SgdState"."""
     params = make_params()
-    state = optim.adam().init(params)
-    update = optim.sgd().update if path == "pure" else optim.sgd().update.inplace
     with pytest.raises(
         StateMismatchError,
-        match=re.escape("state: expected an sgd state, got an adam state (state['name'] is 'adam')"),
+        match=rf"^state: expected {state_name('sgd')} \(what sgd's init builds\), got AdamState$",
     ):
-        update(ones_like(params), state, params)
+        updater(optim.sgd(), path)(ones_like(params), optim.adam().init(params), params)
+    with pytest.raises(
+        StateMismatchError,
+        match="^" + re.escape("state: expected an AdamState (what adam's init builds), got SgdState") + "$",
+    ):
+        updater(optim.adam(), path)(ones_like(params), optim.sgd().init(params), params)
 
 
 @pytest.mark.parametrize("name", FIRST_ORDER)
 @pytest.mark.parametrize("path", ["pure", "inplace"])
 def test_float32_params_with_float64_grads_are_refused(name: str, path: str) -> None:
     """Issue example 3 (refused, as PyTorch refuses a float64 gradient for a float32 parameter).
-    Old code: the pure ``update`` returned float64 parameters (and a float64 state), a silent
-    upcast ("W (3, 4) float64"); the in-place form rounded the float64 step into the float32 arrays.
+    Before: a silent upcast (pure) or a rounding of the float64 step into float32 arrays (in place).
     Now: "grads[0]['W']: expected dtype float32, got float64"."""
     opt = optim.get(name)
     params = make_params(dtype=np.float32)
     grads = ones_like(make_params())
-    update = opt.update if path == "pure" else opt.update.inplace
     with pytest.raises(StateMismatchError, match=r"^grads\[0\]\['W'\]: expected dtype float32, got float64$"):
-        update(grads, opt.init(params), params)
+        updater(opt, path)(grads, opt.init(params), params)
 
 
 # ---- every first-order optimizer, every kind of mismatch ----------------------------------------
 
 
-def _drop(tree: dict[str, Any], key: str) -> dict[str, Any]:
-    return {k: v for k, v in tree.items() if k != key}
+def dict_state(state: Any, name: str | None) -> dict[str, Any]:
+    """``state`` in the dict layout of an earlier locograd (tagged with ``name`` unless ``None``)."""
+    return {**({"name": name} if name is not None else {}), **state._asdict()}
 
 
 def _first_order_case(name: str, kind: str) -> tuple[Any, Any, Any, str] | None:
@@ -134,19 +140,17 @@ def _first_order_case(name: str, kind: str) -> tuple[Any, Any, Any, str] | None:
     grads = ones_like(params)
     state = opt.init(params)
     slot = SLOTS[name][0] if SLOTS[name] else None
-    keys = sorted(state)
+    expected = rf"^state: expected {state_name(name)} \(what {name}'s init builds\), got "
     if kind == "state structure (a network with one layer fewer)":
         if slot is None:
             return None
-        return grads, opt.init(params[:1]), params, rf"^state\['{slot}'\]: expected 2 entries, got 1$"
-    if kind == "state key missing":
-        missing = slot or "step"
-        got = re.escape(str(sorted(k for k in keys if k != missing)))
+        return grads, opt.init(params[:1]), params, rf"^state\.{slot}: expected 2 entries, got 1$"
+    if kind == "a dict state of an earlier locograd":
         return (
             grads,
-            _drop(state, missing),
+            dict_state(state, name),
             params,
-            rf"^state: expected the keys {re.escape(str(keys))} of {article(name)} {name} state, got {got}$",
+            expected + rf"a dict state tagged '{name}' \(an earlier locograd's layout\)$",
         )
     if kind == "state shape (a width-1 layer)":
         if slot is None:
@@ -155,7 +159,7 @@ def _first_order_case(name: str, kind: str) -> tuple[Any, Any, Any, str] | None:
             grads,
             opt.init(make_params(NARROW)),
             params,
-            rf"^state\['{slot}'\]\[0\]\['W'\]: expected shape",
+            rf"^state\.{slot}\[0\]\['W'\]: expected shape",
         )
     if kind == "state dtype (float32 state, float64 params)":
         if slot is None:
@@ -164,21 +168,15 @@ def _first_order_case(name: str, kind: str) -> tuple[Any, Any, Any, str] | None:
             grads,
             opt.init(make_params(dtype=np.float32)),
             params,
-            rf"^state\['{slot}'\]\[0\]\['W'\]: expected dtype float64, got float32$",
+            rf"^state\.{slot}\[0\]\['W'\]: expected dtype float64, got float32$",
         )
     if kind == "foreign optimizer":
         other = FIRST_ORDER[(FIRST_ORDER.index(name) + 1) % len(FIRST_ORDER)]
-        return (
-            grads,
-            optim.get(other).init(params),
-            params,
-            rf"^state: expected {article(name)} {name} state, got {article(other)} {other} state "
-            rf"\(state\['name'\] is '{other}'\)$",
-        )
+        return grads, optim.get(other).init(params), params, expected + rf"{STATES[other].__name__}$"
     if kind == "step counter not an integer":
-        return grads, {**state, "step": 1.5}, params, r"^state\['step'\]: expected an integer >= 0, got 1\.5$"
+        return grads, state._replace(step=1.5), params, r"^state\.step: expected an integer >= 0, got 1\.5$"
     if kind == "negative step counter":
-        return grads, {**state, "step": -1}, params, r"^state\['step'\]: expected an integer >= 0, got -1$"
+        return grads, state._replace(step=-1), params, r"^state\.step: expected an integer >= 0, got -1$"
     if kind == "grads structure":
         return grads[:1], state, params, r"^grads: expected 2 entries, got 1$"
     if kind == "grads key":
@@ -192,7 +190,7 @@ def _first_order_case(name: str, kind: str) -> tuple[Any, Any, Any, str] | None:
 
 FIRST_ORDER_KINDS = [
     "state structure (a network with one layer fewer)",
-    "state key missing",
+    "a dict state of an earlier locograd",
     "state shape (a width-1 layer)",
     "state dtype (float32 state, float64 params)",
     "foreign optimizer",
@@ -211,12 +209,8 @@ FIRST_ORDER_CASES = [
 def test_first_order_update_names_each_mismatch(name: str, kind: str) -> None:
     """Each optimizer, each kind of mismatch: one StateMismatchError whose message names the path.
 
-    Old code (recorded): a state of one layer fewer -> "zip() argument 2 is longer than argument 1";
-    a missing key -> KeyError: 'v'; a width-1 layer's state -> broadcast, no error; a float32 state
-    -> float64 parameters, no error; another optimizer's state -> dropped, ignored or KeyError
-    (momentum and nesterov states were taken for each other); step 1.5 -> a fractional bias
-    correction, no error; step -1 -> adam divided by 1 - beta**0 = 0; grads of one layer fewer ->
-    a zip error; a missing grads key -> KeyError: 'b'; a ``(1,)`` bias gradient -> broadcast.
+    Before the checks: zip errors, KeyErrors, silent broadcasts and upcasts, dropped or confused
+    states (momentum and nesterov), a fractional or zero bias correction from a bad step count.
     """
     case = _first_order_case(name, kind)
     assert case is not None
@@ -227,11 +221,8 @@ def test_first_order_update_names_each_mismatch(name: str, kind: str) -> None:
 
 @pytest.mark.parametrize(("name", "kind"), FIRST_ORDER_CASES)
 def test_inplace_refuses_the_same_and_writes_nothing(name: str, kind: str) -> None:
-    """``update.inplace`` refuses what ``update`` refuses, with the same message, before writing.
-
-    Old code: the in-place form of each case either raised inside NumPy after it had written
-    part of the step (a broadcast error at the first mismatched slot), or completed silently.
-    """
+    """``update_inplace`` refuses what ``update`` refuses, with the same message, before writing
+    (before the checks it could raise inside NumPy after writing part of the step)."""
     case = _first_order_case(name, kind)
     assert case is not None
     grads, state, params, message = case
@@ -239,26 +230,28 @@ def test_inplace_refuses_the_same_and_writes_nothing(name: str, kind: str) -> No
     with pytest.raises(StateMismatchError, match=message) as pure:
         optim.get(name).update(grads, state, params)
     with pytest.raises(StateMismatchError, match=message) as inplace:
-        optim.get(name).update.inplace(grads, state, params)
+        optim.get(name).update_inplace(grads, state, params)
     assert str(inplace.value) == str(pure.value)
     assert tree_equal((grads, state, params), before)  # nothing was written
 
 
 @pytest.mark.parametrize("name", FIRST_ORDER)
-def test_a_state_without_its_name_is_refused_and_its_layout_named(name: str) -> None:
-    """A hand-made or older state without ``"name"``. Old code: accepted (states had no tag).
-    Now the message says which optimizer's layout its keys are."""
+def test_an_untagged_dict_state_is_refused_in_one_line(name: str) -> None:
+    """A hand-made or older dict state without ``"name"``: refused as a dict state, in one line."""
     opt = optim.get(name)
     params = make_params()
-    state = _drop(opt.init(params), "name")
-    like = " or ".join(f"{article(n)} {n}" for n in sorted(n for n in FIRST_ORDER if SLOTS[n] == SLOTS[name]))
-    with pytest.raises(StateMismatchError, match=re.escape(f"the layout of {like} state without its 'name'")):
+    state = dict_state(opt.init(params), None)
+    message = (
+        rf"^state: expected {state_name(name)} \(what {name}'s init builds\), "
+        r"got a dict state \(an earlier locograd's layout\)$"
+    )
+    with pytest.raises(StateMismatchError, match=message):
         opt.update(ones_like(params), state, params)
 
 
 @pytest.mark.parametrize("name", FIRST_ORDER)
 def test_params_that_are_not_floating_arrays_are_refused(name: str) -> None:
-    """Old code: integer parameters gave integer arithmetic or a NumPy casting error deep in the step."""
+    """Before the checks: integer parameters gave integer arithmetic or a NumPy casting error deep in the step."""
     opt = optim.get(name)
     params = {"W": np.ones((2, 2), dtype=np.int64), "b": np.zeros(2)}
     state = opt.init(params)
@@ -283,9 +276,10 @@ def test_correct_states_pass_and_survive_a_checkpoint(tmp_path, name: str, dtype
     state = opt.init(params)
     for _ in range(3):
         grads = lg.backend.tree_map(lambda p: rng.standard_normal(p.shape).astype(dtype), params)
-        params, state = opt.update(grads, state, params)
+        updates, state = opt.update(grads, state, params)
+        params = optim.apply_updates(params, updates)
         optim.check_state(opt, state, params)
-    assert state["name"] == name and state["step"] == 3
+    assert type(state) is STATES[name] and state.step == 3
     path = str(tmp_path / "checkpoint.npz")
     checkpoint.save(path, {"params": params, "state": state})
     loaded = checkpoint.load(path)
@@ -294,18 +288,20 @@ def test_correct_states_pass_and_survive_a_checkpoint(tmp_path, name: str, dtype
     got = opt.update(grads, loaded["state"], loaded["params"])
     assert tree_equal(got, want)
     work = copy.deepcopy((grads, loaded["state"], loaded["params"]))
-    opt.update.inplace(*work)
-    assert tree_equal([work[2], work[1]], list(want))
+    new_state = opt.update_inplace(*work)
+    assert tree_equal(work[2], optim.apply_updates(params, want[0]))
+    assert tree_equal(new_state, want[1])
 
 
 # ---- network-level optimizers -------------------------------------------------------------------
 
 NET_OPTIMIZERS: dict[str, Callable[[lg.MLP], Any]] = {
-    "locoprop": lambda net: optim.LocoProp(net, inner=optim.adam(1e-3), steps=2),
-    "backprop": lambda net: optim.LocoProp(net, inner=optim.adam(1e-3), mode="backprop"),
+    "locoprop": lambda net: optim.LocoProp(net, M(gamma=1.0), GD(steps=2, inner=optim.adam(1e-3))),
+    "backprop": lambda net: optim.BackProp(net, optim.adam(1e-3)),
     "official": lambda net: optim.official(net),
-    "official-backprop": lambda net: optim.official(net, mode="backprop"),
+    "official-backprop": lambda net: optim.official_backprop(net),
     "kfac": lambda net: optim.KFAC(net),
+    "kfac-adaptive": lambda net: optim.KFAC(net, adaptive=True),
     "shampoo": lambda net: optim.Shampoo(net),
     "shampoo-adam": lambda net: optim.Shampoo(net, grafting="adam"),
     "foof": lambda net: optim.FOOF(net),
@@ -313,148 +309,182 @@ NET_OPTIMIZERS: dict[str, Callable[[lg.MLP], Any]] = {
 FOREIGN = {  # another optimizer whose state each is given
     "locoprop": "kfac",
     "backprop": "locoprop",
-    "official": "locoprop",  # LocoProp with adam inner states: the inner states' name differs
+    "official": "locoprop",  # LocoProp with adam inner states: the inner states' type differs
     "official-backprop": "official",
     "kfac": "foof",
+    "kfac-adaptive": "shampoo",
     "shampoo": "kfac",
     "shampoo-adam": "foof",
     "foof": "shampoo",
 }
-NET_KINDS = ["structure", "key", "shape", "dtype", "foreign"]
+NET_KINDS = ["structure", "dict", "shape", "dtype", "foreign"]
 
 
 def _net_case(name: str, kind: str) -> tuple[Any, Any, Any, str]:
-    """``(optimizer, params, state, message regex)`` of one bad ``update``."""
+    """``(optimizer, params, state, message regex)`` of one bad ``step``."""
     net = make_net(SIZES)
     opt = NET_OPTIMIZERS[name](net)
     params = make_params()
     if kind == "structure":
         state = NET_OPTIMIZERS[name](make_net(DEEP)).init(make_params(DEEP))
         message = (
-            r"^state\[[^:]*: expected (2 entries, got 3|a list of 2 per-layer \w+ states, got 3 entries)$"
+            r"^state\.[^:]*: expected (2 entries, got 3|a tuple of 2 per-layer \w+ states, got 3 entries)$"
         )
-    elif kind == "key":
-        state = opt.init(params)
-        key = sorted(k for k in state if k != "name")[0]
-        state = _drop(state, key)
-        message = rf"^state: expected the keys \[.*'{key}'.*\] of an? \w+ state, got \[.*\]$"
+    elif kind == "dict":
+        state = dict_state(opt.init(params), opt.name)
+        message = (
+            r"^state: expected an? \w+ \(what \w+'s init builds\), "
+            rf"got a dict state tagged '{opt.name}' \(an earlier locograd's layout\)$"
+        )
     elif kind == "shape":
         state = NET_OPTIMIZERS[name](make_net(NARROW)).init(make_params(NARROW))
-        message = r"^state\[.*\]: expected shape \([\d, ]*\), got \([\d, ]*\)$"
+        message = r"^state\.[^:]*: expected shape \([\d, ]*\), got \([\d, ]*\)$"
     elif kind == "dtype":
         state = opt.init(make_params(dtype=np.float32))
-        message = r"^state\[.*\]: expected dtype float64, got float32$"
+        message = r"^state\.[^:]*: expected dtype float64, got float32$"
     else:
         state = NET_OPTIMIZERS[FOREIGN[name]](net).init(params)
-        message = (
-            r"^state(\['inner'\]\[0\])?: expected an? [\w-]+ state, got an? [\w-]+ state "
-            r"\(state.*\['name'\] is '[\w-]+'\)$"
-        )
+        message = r"^state(\.inner\[0\])?: expected an? \w+ \(what \w+'s init builds\), got \w+$"
     return opt, params, state, message
 
 
 @pytest.mark.filterwarnings("ignore::locograd.locoprop.LocoPropWarning")  # random targets: M range warnings
 @pytest.mark.parametrize("kind", NET_KINDS)
 @pytest.mark.parametrize("name", sorted(NET_OPTIMIZERS))
-def test_network_optimizer_update_names_each_mismatch(name: str, kind: str) -> None:
-    """Each network-level optimizer, each kind of mismatch: one StateMismatchError naming the path.
+def test_network_optimizer_step_names_each_mismatch(name: str, kind: str) -> None:
+    """Each network optimizer, each kind of mismatch: one StateMismatchError naming the path, and
+    neither the params nor the state modified.
 
-    Old code (recorded): a width-1 network's state -> LocoProp (both modes) stepped with broadcast
-    inner states, no error; K-FAC, Shampoo and FOOF failed inside NumPy ("operands could not be
-    broadcast together with shapes (2,2) (4,4)"). A float32 state with float64 params -> float64
-    parameters, no error (with float32 params: float64 parameters out). Another optimizer's state
-    -> KeyError ('G', 'L', 'ms', 'm'), "list indices must be integers or slices, not str", "inner_states:
-    expected 2 per-layer states, got 3", or (FOOF given a K-FAC state) a step with no error. A missing
-    key -> KeyError. A deeper network's state -> zip errors or broadcast errors.
+    Before the checks: broadcast inner states, NumPy broadcast errors inside K-FAC, Shampoo and FOOF,
+    float64 parameters out of a float32 state, KeyErrors or a silent step with another optimizer's
+    state, zip errors for a deeper network's state.
     """
     opt, params, state, message = _net_case(name, kind)
     x, y = batch()
     before = copy.deepcopy((params, state))
     with pytest.raises(StateMismatchError, match=message):
-        opt.update(params, x, y, state)
+        opt.step(params, x, y, state)
     assert tree_equal((params, state), before)
 
 
-@pytest.mark.parametrize("name", ["kfac", "shampoo", "foof"])
+@pytest.mark.parametrize("name", ["kfac", "kfac-adaptive", "shampoo", "foof"])
 @pytest.mark.parametrize(("step", "shown"), [(1.5, "1.5"), (-1, "-1"), (True, "True")])
 def test_second_order_step_counter_is_an_integer(name: str, step: Any, shown: str) -> None:
-    """Old code: step 1.5 -> K-FAC "TypeError: seed must be integer", Shampoo and FOOF stepped with
-    no error; step -1 or True -> taken as a count."""
+    """Before the checks: step 1.5 -> K-FAC "TypeError: seed must be integer", Shampoo and FOOF
+    stepped; step -1 or True -> taken as a count."""
     opt = NET_OPTIMIZERS[name](make_net(SIZES))
     params = make_params()
-    state = {**opt.init(params), "step": step}
+    state = opt.init(params)._replace(step=step)
     x, y = batch()
-    with pytest.raises(
-        StateMismatchError, match=rf"^state\['step'\]: expected an integer >= 0, got {shown}$"
-    ):
-        opt.update(params, x, y, state)
+    with pytest.raises(StateMismatchError, match=rf"^state\.step: expected an integer >= 0, got {shown}$"):
+        opt.step(params, x, y, state)
 
 
 @pytest.mark.parametrize("damping", [0.0, -1.0, float("nan"), "1e-2"])
 def test_kfac_damping_in_the_state_is_a_positive_number(damping: Any) -> None:
-    """Old code: a zero or negative damping reached the Cholesky factorisation (or a str its arithmetic)."""
+    """Before the checks: a zero or negative damping reached the Cholesky factorisation (a str its arithmetic)."""
     opt = optim.KFAC(make_net(SIZES))
     params = make_params()
-    state = {**opt.init(params), "damping": damping}
+    state = opt.init(params)._replace(damping=damping)
     x, y = batch()
-    with pytest.raises(StateMismatchError, match=r"^state\['damping'\]: expected a finite number > 0, got "):
-        opt.update(params, x, y, state)
+    with pytest.raises(StateMismatchError, match=r"^state\.damping: expected a finite number > 0, got "):
+        opt.step(params, x, y, state)
 
 
 def test_shampoo_checks_its_adam_grafting_state() -> None:
-    """Old code: the Adam slot of a width-1 network's state was broadcast, no error."""
+    """Before the checks: the Adam slot of a width-1 network's state was broadcast, no error."""
     opt = optim.Shampoo(make_net(SIZES), grafting="adam")
     params = make_params()
-    state = {**opt.init(params), "adam": optim.adam().init(make_params(NARROW))}
+    state = opt.init(params)._replace(adam=optim.adam().init(make_params(NARROW)))
     x, y = batch()
     with pytest.raises(
-        StateMismatchError,
-        match=r"^state\['adam'\]\['m'\]\[0\]\['W'\]: expected shape \(3, 4\), got \(3, 1\)$",
+        StateMismatchError, match=r"^state\.adam\.m\[0\]\['W'\]: expected shape \(3, 4\), got \(3, 1\)$"
     ):
-        opt.update(params, x, y, state)
+        opt.step(params, x, y, state)
+    with pytest.raises(StateMismatchError, match=r"^state\.adam: expected None, got AdamState$"):
+        optim.Shampoo(make_net(SIZES)).step(
+            params, x, y, optim.Shampoo(make_net(SIZES)).init(params)._replace(adam=state.adam)
+        )
+
+
+@pytest.mark.parametrize("name", ["kfac", "shampoo", "foof"])
+def test_second_order_checks_the_momentum_state(name: str) -> None:
+    """The momentum buffer is a MomentumState over the augmented ``(d_in + 1, d_out)`` steps, checked
+    like the statistics (type, step, shapes)."""
+    opt = NET_OPTIMIZERS[name](make_net(SIZES))
+    params = make_params()
+    state = opt.init(params)
+    assert isinstance(state.momentum, optim.MomentumState)
+    assert [b.shape for b in state.momentum.momentum] == [(4, 4), (5, 2)]
+    narrow = NET_OPTIMIZERS[name](make_net(NARROW)).init(make_params(NARROW)).momentum
+    x, y = batch()
+    with pytest.raises(
+        StateMismatchError, match=r"^state\.momentum\.momentum\[0\]: expected shape \(4, 4\), got \(4, 1\)$"
+    ):
+        opt.step(params, x, y, state._replace(momentum=narrow))
+    with pytest.raises(
+        StateMismatchError,
+        match=r"^state\.momentum: expected a MomentumState \(what momentum's init builds\), got SgdState$",
+    ):
+        opt.step(params, x, y, state._replace(momentum=optim.SgdState(0)))
+
+
+def test_adaptive_kfac_keeps_its_previous_update_not_a_momentum_buffer() -> None:
+    """``adaptive=True``: ``state.previous`` (delta_0, augmented) and ``state.momentum`` None; each
+    refuses the other's layout."""
+    params = make_params()
+    x, y = batch()
+    adaptive, plain = optim.KFAC(make_net(SIZES), adaptive=True), optim.KFAC(make_net(SIZES))
+    state = adaptive.init(params)
+    assert state.momentum is None and [p.shape for p in state.previous] == [(4, 4), (5, 2)]
+    new, state, _ = adaptive.step(params, x, y, state)
+    for m in range(2):
+        step = np.vstack([new[m]["W"] - params[m]["W"], new[m]["b"] - params[m]["b"]])
+        np.testing.assert_allclose(state.previous[m], step, rtol=1e-12, atol=1e-15)
+    with pytest.raises(StateMismatchError, match=r"^state\.momentum: expected None, got MomentumState$"):
+        adaptive.step(params, x, y, state._replace(momentum=plain.init(params).momentum))
+    with pytest.raises(StateMismatchError, match=r"^state\.previous: expected None, got list$"):
+        plain.step(params, x, y, plain.init(params)._replace(previous=state.previous))
 
 
 def test_locoprop_names_the_layer_of_a_foreign_inner_state() -> None:
-    """Old code: LocoProp(adam) given LocoProp(sgd)'s state: KeyError: 'm'."""
+    """Before the checks: LocoProp(adam) given LocoProp(sgd)'s state: KeyError: 'm'."""
     net = make_net(SIZES)
     params = make_params()
-    state = optim.LocoProp(net, inner=optim.sgd()).init(params)
+    state = optim.LocoProp(net, M(gamma=1.0), GD(steps=2, inner=optim.sgd())).init(params)
     x, y = batch()
     with pytest.raises(
         StateMismatchError,
-        match=re.escape(
-            "state['inner'][0]: expected an adam state, got an sgd state (state['inner'][0]['name'] is 'sgd')"
-        ),
+        match="^"
+        + re.escape("state.inner[0]: expected an AdamState (what adam's init builds), got SgdState")
+        + "$",
     ):
-        optim.LocoProp(net, inner=optim.adam()).update(params, x, y, state)
+        optim.LocoProp(net, M(gamma=1.0), GD(steps=2, inner=optim.adam())).step(params, x, y, state)
 
 
 @pytest.mark.parametrize("name", sorted(NET_OPTIMIZERS))
 def test_network_optimizer_refuses_a_negative_learning_rate(name: str) -> None:
-    """Old code: ``float(lr)`` took any value: K-FAC, Shampoo and FOOF stepped uphill with lr < 0, and
-    LocoProp refused it only inside its local solver ("lr: expected a non-negative finite number");
-    the backprop mode already refused it through its inner optimizer (kept here as a regression test)."""
+    """Before: K-FAC, Shampoo and FOOF stepped uphill with lr < 0 and LocoProp refused it only inside
+    its local solver."""
     opt = NET_OPTIMIZERS[name](make_net(SIZES))
     params = make_params()
     x, y = batch()
     with pytest.raises(ValueError, match=r"^lr: expected (None or )?a finite number >= 0, got -1\.0$"):
-        opt.update(params, x, y, opt.init(params), lr=-1.0)
+        opt.step(params, x, y, opt.init(params), lr=-1.0)
 
 
 @pytest.mark.filterwarnings("ignore::locograd.locoprop.LocoPropWarning")
 @pytest.mark.parametrize("name", sorted(NET_OPTIMIZERS))
 def test_network_optimizer_input_dtypes_are_never_upcast(name: str) -> None:
     """float32 params: float64 ``x`` is refused (it would upcast every product), a float64 ``y`` is
-    cast to float32 (documented by the losses; no upcast), and the result stays float32.
-
-    The old code did the same (the network's forward pass checks ``x``): a regression test, so that the
-    state checks, which run first, leave these messages as they were."""
+    cast to float32 (documented by the losses; no upcast), and the result stays float32 (a regression
+    test: the state checks, which run first, leave these messages as they were)."""
     opt = NET_OPTIMIZERS[name](make_net(SIZES))
     params = make_params(dtype=np.float32)
     x, y = batch()
     with pytest.raises(TypeError, match=r"^x: expected dtype float32 like the parameters, got float64$"):
-        opt.update(params, x, y, opt.init(params))
-    new, state, _ = opt.update(params, x.astype(np.float32), y, opt.init(params))
+        opt.step(params, x, y, opt.init(params))
+    new, state, _ = opt.step(params, x.astype(np.float32), y, opt.init(params))
     assert all(layer[k].dtype == np.float32 for layer in new for k in layer)
     assert all(leaf.dtype == np.float32 for leaf in lg.backend.tree_leaves(state) if hasattr(leaf, "dtype"))
 
@@ -462,20 +492,20 @@ def test_network_optimizer_input_dtypes_are_never_upcast(name: str) -> None:
 @pytest.mark.filterwarnings("ignore::locograd.locoprop.LocoPropWarning")
 @pytest.mark.parametrize("name", sorted(NET_OPTIMIZERS))
 def test_network_optimizer_states_pass_and_survive_a_checkpoint(tmp_path, name: str) -> None:
-    """Positive control: the state of ``init`` and those ``update`` returns pass the check (two
+    """Positive control: the state of ``init`` and those ``step`` returns pass the check (two
     batches), also after a checkpoint's save and load, where the next batch is bit for bit the same."""
     opt = NET_OPTIMIZERS[name](make_net(SIZES))
     params = make_params()
     x, y = batch()
     state = opt.init(params)
     for _ in range(2):
-        params, state, _ = opt.update(params, x, y, state)
+        params, state, _ = opt.step(params, x, y, state)
     assert opt.check(params, state) == params
     path = str(tmp_path / "checkpoint.npz")
     checkpoint.save(path, {"params": params, "state": state})
     loaded = checkpoint.load(path)
-    want_params, want_state, _ = opt.update(params, x, y, state)
-    got_params, got_state, _ = opt.update(loaded["params"], x, y, loaded["state"])
+    want_params, want_state, _ = opt.step(params, x, y, state)
+    got_params, got_state, _ = opt.step(loaded["params"], x, y, loaded["state"])
     assert tree_equal(got_params, want_params)
     assert tree_equal(got_state, want_state)
 

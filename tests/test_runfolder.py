@@ -22,13 +22,14 @@ from locograd import cli, data
 from locograd.errors import RunFolderError
 from locograd.experiments import TrainConfig, checkpoint, compare, train
 from locograd.experiments import training as train_module
+from locograd.experiments.models import autoencoder
 from locograd.experiments.optimizers import build
 from locograd.experiments.runfolder import TEMP_PREFIX, FolderLock, scan_jsonl
 
 ARGS = ["--limit-train", "120", "--batch-size", "40", "--no-progress"]  # 3 batches per epoch
 
 
-def train_args(out: Path, *extra: str, optimizer: str = "rmsprop", epochs: int = 3) -> list[str]:
+def train_args(out: Path, *extra: str, optimizer: str = "rmsprop-tf1", epochs: int = 3) -> list[str]:
     return ["train", "--optimizer", optimizer, "--epochs", str(epochs), *ARGS, "--out", str(out), *extra]
 
 
@@ -75,16 +76,16 @@ BLOCKING_RUN = textwrap.dedent(
 
     def make(net, resolved, workers=1):
         opt = real(net, resolved, workers)
-        update = opt.update
+        update = opt.step
 
-        def blocking(params, x, y, state, lr=None):
+        def blocking(params, x, y, state, *, lr=None):
             calls["n"] += 1
             if calls["n"] == 4:  # epoch 2, batch 1: epoch 1's checkpoint and row are on disk
                 print("blocked", flush=True)
                 sys.stdin.readline()  # until the test lets it go (or kills it)
             return update(params, x, y, state, lr=lr)
 
-        opt.update = blocking
+        opt.step = blocking
         return opt
 
     training.make_optimizer = make
@@ -243,9 +244,9 @@ def poison(monkeypatch: pytest.MonkeyPatch, after: int, exc: BaseException | Non
 
     def make(net, resolved, workers=1):
         opt = real(net, resolved, workers)
-        update = opt.update
+        update = opt.step
 
-        def poisoned(params, x, y, state, lr=None):
+        def poisoned(params, x, y, state, *, lr=None):
             calls["n"] += 1
             new, state, info = update(params, x, y, state, lr=lr)
             if calls["n"] > after:
@@ -254,7 +255,7 @@ def poison(monkeypatch: pytest.MonkeyPatch, after: int, exc: BaseException | Non
                 info = info._replace(loss=np.array(np.nan))
             return new, state, info
 
-        opt.update = poisoned
+        opt.step = poisoned
         return opt
 
     monkeypatch.setattr(train_module, "make_optimizer", make)
@@ -415,7 +416,9 @@ def test_malformed_checkpoint_skeleton(tmp_path, capsys) -> None:
     with pytest.raises(RunFolderError):  # a CheckpointError is a RunFolderError
         checkpoint.load(str(out / "checkpoint.npz"))
     assert "unpack" not in err
-    rewrite_checkpoint(out / "checkpoint.npz", lambda s, a: {"format": 1, "tree": [1, 2]})
+    rewrite_checkpoint(
+        out / "checkpoint.npz", lambda s, a: {"format": checkpoint.FORMAT_VERSION, "tree": [1, 2]}
+    )
     refused(out, capsys, f"{out}/checkpoint.npz: malformed skeleton at payload: expected one of the nodes")
 
 
@@ -433,19 +436,18 @@ def test_missing_array_member(tmp_path, capsys) -> None:
 
 
 def test_another_optimizers_state_and_wrong_shaped_params(tmp_path, capsys) -> None:
-    """Before: rmsprop's update took adam's state (a KeyError traceback, or the state was dropped),
+    """Before: rmsprop-tf1's update took adam's state (a KeyError traceback, or the state was dropped),
     and params of the wrong shape went into the first step (a matmul error with no file named)."""
     out = two_epochs(tmp_path, capsys)
     good = (out / "checkpoint.npz").read_bytes()
     saved = checkpoint.load(str(out / "checkpoint.npz"))
-    net = train_module.autoencoder("curves")
+    net = autoencoder("curves")
     adam = build(net, train_module.resolve(TrainConfig(optimizer="adam")))
     checkpoint.save(str(out / "checkpoint.npz"), {**saved, "state": adam.init(saved["params"])})
     refused(
         out,
         capsys,
-        f"{out}/checkpoint.npz: state['inner']: expected the keys ['mom', 'ms', 'name', 'step'], "
-        "got ['m', 'name', 'step', 'v']",
+        f"{out}/checkpoint.npz: state.inner: expected RMSPropTF1State, got AdamState",
     )
     (out / "checkpoint.npz").write_bytes(good)
     params = [dict(layer) for layer in saved["params"]]
@@ -464,7 +466,14 @@ def test_checkpoint_format_version(tmp_path, capsys) -> None:
     )
     rewrite_checkpoint(out / "checkpoint.npz", lambda s, a: {**s, "format": 99})
     refused(
-        out, capsys, f"{out}/checkpoint.npz: checkpoint format version 99; this locograd reads version 1 only"
+        out, capsys, f"{out}/checkpoint.npz: checkpoint format version 99; this locograd reads version 2 only"
+    )
+    rewrite_checkpoint(out / "checkpoint.npz", lambda s, a: {**s, "format": 1})  # dict-layout states
+    refused(
+        out,
+        capsys,
+        f"{out}/checkpoint.npz: checkpoint format version 1; this locograd reads version 2 only (its "
+        "optimizer state is in the dict layout that locograd replaced by NamedTuple states); start the run again",
     )
     rewrite_checkpoint(out / "checkpoint.npz", lambda s, a: s["tree"])  # the unversioned layout
     refused(
@@ -572,9 +581,11 @@ def test_compare_refuses_folders_holding_other_things(tmp_path, capsys) -> None:
     assert code == 2 and f"out: {runs / 'adam'} holds a run (checkpoint.npz), not a comparison" in err
     legacy = tmp_path / "legacy"
     legacy.mkdir()
-    (legacy / "summary.json").write_text(json.dumps({"rmsprop": {}, "kfac": {}}))
+    (legacy / "summary.json").write_text(json.dumps({"rmsprop-tf1": {}, "kfac": {}}))
     code, _, err = run_cli(compare_args(legacy, "sgd"), capsys)
-    assert code == 2 and "holds another comparison (summary.json of rmsprop, kfac, no compare.json)" in err
+    assert (
+        code == 2 and "holds another comparison (summary.json of rmsprop-tf1, kfac, no compare.json)" in err
+    )
     code, _, err = run_cli(compare_args(tmp_path / "none", "sgd", "--resume"), capsys)
     assert code == 2 and "resume: no comparison in" in err and not (tmp_path / "none").exists()
 

@@ -53,7 +53,7 @@ targets = ["auto", 300]
 [optimizers.adam]
 lr = [1e-3, 3e-3]
 
-[optimizers.rmsprop]
+[optimizers.rmsprop-tf1]
 lr = [3e-4, 1e-3]
 """
 
@@ -227,7 +227,7 @@ def test_a_good_spec_parses_ranges_variants_and_schedules() -> None:
             "final": {"epochs": 3, "seeds": 2},
             "datasets": {"Curves": {"limit_train": 400, "widths": [32, 8], "targets": ["auto", 150]}},
             "optimizers": {
-                "RMSProp": {"lr": {"min": 1e-5, "max": 1e-3, "n": 3}},
+                "RMSProp-TF1": {"lr": {"min": 1e-5, "max": 1e-3, "n": 3}},
                 "locoprop-m-k5": {
                     "base": "LocoProp_M",
                     "steps": 5,
@@ -244,7 +244,7 @@ def test_a_good_spec_parses_ranges_variants_and_schedules() -> None:
         name="good",
     )
     rms, k5, relu = spec.optimizers
-    assert (rms.name, rms.base, rms.axes[0].values) == ("rmsprop", "rmsprop", (1e-5, 1e-4, 1e-3))
+    assert (rms.name, rms.base, rms.axes[0].values) == ("rmsprop-tf1", "rmsprop-tf1", (1e-5, 1e-4, 1e-3))
     assert (k5.base, k5.fixed, k5.schedule) == ("locoprop-m", {"steps": 5}, {"warmup": 5, "total": 100})
     assert relu.axes[0].values == (1, 4, 20) and relu.hidden == "relu"
     assert spec.datasets[0].name == "curves" and spec.final_seeds == 2 and spec.tuning_seeds == 1
@@ -346,7 +346,7 @@ def test_a_study_writes_its_report_summary_figures_and_one_record_per_trial(
     keys = _finished_keys(out)
     assert len(keys) == len(set(keys)) == len(summary["trials"])
     curves = summary["datasets"]["curves"]
-    assert set(curves["ranks"]) == {"adam", "rmsprop"}
+    assert set(curves["ranks"]) == {"adam", "rmsprop-tf1"}
     for name, o in curves["optimizers"].items():
         assert o["final_train"]["n"] == 2, name
         assert (out / "trials" / o["final"][0]["key"] / "checkpoint.npz").is_file()
@@ -361,7 +361,7 @@ def test_edge_extension_on_a_tiny_real_run(tmp_path: Path) -> None:
         tmp_path,
         TINY.replace("extend_limit = 1", "extend_limit = 2")
         .replace("lr = [1e-3, 3e-3]", "lr = [1e-5, 3e-5]")
-        .replace("[optimizers.rmsprop]\nlr = [3e-4, 1e-3]\n", ""),
+        .replace("[optimizers.rmsprop-tf1]\nlr = [3e-4, 1e-3]\n", ""),
     )
     summary = _run(spec, tmp_path / "out")
     adam = summary["datasets"]["curves"]["optimizers"]["adam"]
@@ -464,12 +464,13 @@ def test_widening_a_spec_runs_only_the_new_trials(
     names = [summary["trials"][k]["name"] for k in new]
     assert names and all("adam" in n for n in names), names
     assert "curves/adam tuning lr=0.002 seed 0" in names
-    assert all(k in before for k in ref["trials"] if "rmsprop" in ref["trials"][k]["name"])
+    assert all(k in before for k in ref["trials"] if "rmsprop-tf1" in ref["trials"][k]["name"])
 
 
 def test_a_diverged_trial_is_recorded_and_not_retried(tmp_path: Path) -> None:
     spec = _write(
-        tmp_path, TINY.replace("[optimizers.rmsprop]\nlr = [3e-4, 1e-3]\n", "[optimizers.sgd]\nlr = [1e37]\n")
+        tmp_path,
+        TINY.replace("[optimizers.rmsprop-tf1]\nlr = [3e-4, 1e-3]\n", "[optimizers.sgd]\nlr = [1e37]\n"),
     )
     out = tmp_path / "out"
     summary = _run(spec, out)
@@ -572,16 +573,17 @@ def test_a_dask_worker_killed_mid_trial_gets_its_trial_retried(
     reference: tuple[str, Path, dict[str, Any]],
     scheduler: str,
 ) -> None:
-    """The test hook kills the worker process after the first epoch of both rmsprop final runs; Dask
+    """The test hook kills the worker process after the first epoch of both rmsprop-tf1 final runs; Dask
     reschedules the task (its nanny restarts the worker), which continues from the checkpoint."""
     spec, _, ref = reference
     out = tmp_path / "out"
-    monkeypatch.setenv(TEST_KILL_ENV, "rmsprop final")
+    monkeypatch.setenv(TEST_KILL_ENV, "rmsprop-tf1 final")
     summary = _run(spec, out, scheduler=scheduler, jobs=None)
     assert summary["execution"]["runner"].startswith(f"Dask ({scheduler})")
     killed = sorted(p.name for p in out.glob(".test-killed-*"))
     assert killed == sorted(
-        f".test-killed-{f['key']}" for f in summary["datasets"]["curves"]["optimizers"]["rmsprop"]["final"]
+        f".test-killed-{f['key']}"
+        for f in summary["datasets"]["curves"]["optimizers"]["rmsprop-tf1"]["final"]
     )
     assert not summary["failed"]
     assert time_independent(summary) == time_independent(ref)

@@ -152,7 +152,7 @@ def test_stable_and_dtype_preserving_at_large_pre_activations(bk, name: str, dt,
 def test_leaky_relu_slope_is_a_parameter() -> None:
     t = transfer.leaky_relu(0.2)
     assert t.f(np.array([[-1.0, 2.0]])).tolist() == [[-0.2, 2.0]]
-    with pytest.raises(ValueError, match="slope: expected a positive"):
+    with pytest.raises(ValueError, match="slope: expected a finite number > 0"):
         transfer.leaky_relu(0.0)
 
 
@@ -170,6 +170,59 @@ def test_softmax_df_points_to_vjp() -> None:
         transfer.get("softmax").df(np.zeros((1, 2)))
 
 
+def test_rows_are_the_two_implementations_of_one_interface() -> None:
+    """Every row is a Transfer; all but softmax are Elementwise; the functions are not rows."""
+    for name, t in transfer.TABLE.items():
+        assert isinstance(t, transfer.Transfer) and t.name == name
+        assert isinstance(t, transfer.Softmax if name == "softmax" else transfer.Elementwise)
+        assert t.elementwise == (name != "softmax")
+    assert transfer.sigmoid is transfer.get("sigmoid") and transfer.softmax is transfer.get("softmax")
+    assert transfer.Softmax() == transfer.softmax
+    for fn in (transfer.logistic, transfer.softplus, transfer.logsumexp, transfer.softmax_rows):
+        assert not isinstance(fn, transfer.Transfer)
+    with pytest.raises(TypeError):
+        transfer.Transfer()  # type: ignore[abstract]
+
+
+def test_vjp_from_output_only_where_df_is_written_through_the_output() -> None:
+    a = np.array([[0.3, -2.0, 4.0]])
+    g = np.array([[1.0, -0.5, 2.0]])
+    t = transfer.tanh
+    assert np.array_equal(t.vjp_from_output(t.f(a), g), t.vjp(a, g, t.f(a)))
+    for name in ("sigmoid", "softmax"):
+        with pytest.raises(ValueError, match="not written through the output"):
+            transfer.get(name).vjp_from_output(transfer.get(name).f(a), g)
+
+
+def test_custom_elementwise_transfer() -> None:
+    """A transfer outside the table, from its per-unit functions: f(a) = 2a, F = a^2, F*(y) = y^2/4."""
+    t = transfer.Elementwise(
+        "double",
+        f_unit=lambda a: 2 * a,
+        df_unit=lambda a: np.full_like(a, 2.0),
+        potential_unit=lambda a: a * a,
+        conjugate_unit=lambda y: y * y / 4,
+        inverse_unit=lambda y: y / 2,
+        range=(-np.inf, np.inf),
+        strictly_convex=True,
+    )
+    a = np.array([[1.0, -3.0], [0.5, 2.0]])
+    assert transfer.get(t) is t
+    assert t.f(a).tolist() == [[2.0, -6.0], [1.0, 4.0]]
+    assert t.vjp(a, a, t.f(a)).tolist() == (2 * a).tolist()
+    assert t.potential(a).tolist() == [10.0, 4.25]
+    np.testing.assert_array_equal(t.conjugate(t.f(a)), (a * t.f(a)).sum(-1) - t.potential(a))
+    np.testing.assert_array_equal(t.inverse(t.f(a)), a)
+    with pytest.raises(ValueError, match="not written through the output"):
+        t.vjp_from_output(t.f(a), a)
+
+
 @given(st.floats(-30, 30, allow_nan=False, allow_subnormal=False))
-def test_sigmoid_stable_form_agrees_with_definition(a: float) -> None:
-    assert transfer.sigmoid(np.array(a)) == pytest.approx(1 / (1 + np.exp(-a)), rel=1e-13)
+def test_logistic_is_the_sigmoid_rows_f(a: float) -> None:
+    x = np.array([[a, -a]])
+    assert np.array_equal(transfer.sigmoid.f(x), transfer.logistic(x))
+
+
+@given(st.floats(-30, 30, allow_nan=False, allow_subnormal=False))
+def test_logistic_stable_form_agrees_with_definition(a: float) -> None:
+    assert transfer.logistic(np.array(a)) == pytest.approx(1 / (1 + np.exp(-a)), rel=1e-13)

@@ -4,7 +4,8 @@ Each tutorial runs in its own subprocess from the repository root, as a reader
 would run it (``python tutorials/03_locoprop_s.py``), with
 ``LOCOGRAD_TUTORIAL_FAST=1`` (smaller sizes, same code paths),
 ``LOCOGRAD_TUTORIAL_OUT`` pointing at a temporary folder and the Agg backend.
-A second test checks the jupytext "percent" structure every lesson promises.
+A second test checks the jupytext "percent" structure every lesson promises, and that no
+lesson re-implements the [X, 1] / [W; b] augmentation that ``locograd.layers`` provides.
 """
 
 from __future__ import annotations
@@ -86,3 +87,7 @@ def test_tutorial_structure(name: str) -> None:
     exercises = re.findall(r"^# \d+\. ", markdown[-1], flags=re.MULTILINE)
     assert 3 <= len(exercises) <= 5, f"{name}: expected 3-5 numbered exercises, found {len(exercises)}"
     assert "sys.path" not in text, f"{name}: tutorials import locograd normally, without sys.path changes"
+    for rebuilt in ("np.hstack(", "np.vstack(", "np.ones(("):
+        assert rebuilt not in text, (
+            f"{name}: builds [X, 1] or [W; b] with {rebuilt!r}; use locograd.layers.augment / stack / unstack"
+        )

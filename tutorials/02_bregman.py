@@ -29,16 +29,24 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tutorial_setup import FAST, save
+from tutorial_setup import FAST, Checks, save
 
 from locograd import bregman, locoprop, losses, transfer
+from locograd.testing import relative_error
 
 rng = np.random.default_rng(0)
+checks = Checks()  # every identity below is asserted here; one summary is printed at the end
+EXACT = 1e-12  # two float64 formulas for the same number: rounding only
+FD = 1e-5  # a central difference (~1e-10 here; ~1e-6 across the kink of relu at 0)
 
 # %% [markdown]
 # ## 1. The transfer table: $f$, $F$ and $F^*$
 #
-# `locograd.transfer` holds one row per activation. For elementwise $f$ the
+# `locograd.transfer` holds one row per activation: `transfer.identity`,
+# `transfer.sigmoid`, `transfer.tanh`, `transfer.relu` and `transfer.leaky_relu(s)`
+# are `Elementwise` transfers, `transfer.softmax` acts on whole rows (the plain
+# functions behind them are `transfer.logistic`, `softplus`, `softmax_rows`,
+# `logsumexp`). For elementwise $f$ the
 # potential is $F(a) = \int f$ (so $F' = f$, and $F$ is convex because $f$ is
 # non-decreasing), and the conjugate is
 # $F^*(y) = \sup_a\, y a - F(a)$, finite exactly on the closure of the range
@@ -59,7 +67,7 @@ rng = np.random.default_rng(0)
 # %%
 TRANSFERS = [
     transfer.identity,
-    transfer.sigmoid_transfer,
+    transfer.sigmoid,
     transfer.tanh,
     transfer.relu,
     transfer.leaky_relu(0.2),
@@ -72,14 +80,14 @@ def per_unit(fn, v):
 
 
 a_grid = np.linspace(-3, 3, 241)
-print(f"{'transfer':<11} {'max|dF/da - f|':>15} {'max|F(a)+F*(f(a)) - a f(a)|':>28}")
 for t in TRANSFERS:
     h = 1e-5
     dF = (per_unit(t.potential, a_grid + h) - per_unit(t.potential, a_grid - h)) / (2 * h)
     f = t.f(a_grid)
+    checks("F' = f (central differences)", np.abs(dF - f).max(), FD)
     # Fenchel-Young equality at y = f(a): F(a) + F*(f(a)) = a f(a)
-    fy = per_unit(t.potential, a_grid) + per_unit(t.conjugate, f) - a_grid * f
-    print(f"{t.name:<11} {np.abs(dF - f).max():15.1e} {np.abs(fy).max():28.1e}")
+    fy = per_unit(t.potential, a_grid) + per_unit(t.conjugate, f)
+    checks("Fenchel-Young F(a) + F*(f(a)) = a f(a)", relative_error(fy, a_grid * f, floor=1.0), EXACT)
 
 # %%
 fig, axes = plt.subplots(3, 5, figsize=(15, 8.2), constrained_layout=True)
@@ -111,13 +119,13 @@ save(fig, "02_transfer_potentials.png")
 # %% [markdown]
 # **What the figure shows.** Top row: the five monotone transfers. Middle
 # row: their potentials $F$, all convex, with slope $f(a)$ everywhere (the
-# printed table confirms $F' = f$ to ~1e-11, the finite-difference accuracy;
+# checks confirm $F' = f$ to ~1e-11, the finite-difference accuracy;
 # ~1e-6 for relu and leaky relu, where the difference straddles the kink at 0).
 # Bottom row: the conjugates $F^*$, drawn only where they are finite, which
 # is exactly the range of $f$ (shaded): $[0,1]$ for sigmoid, $[-1,1]$ for
 # tanh, $[0,\infty)$ for relu. The bounded ranges are what makes
-# out-of-range targets possible (section 5). The Fenchel-Young column checks
-# $F(a) + F^*(f(a)) = a\,f(a)$, which ties the two rows together.
+# out-of-range targets possible (section 5). The Fenchel-Young check,
+# $F(a) + F^*(f(a)) = a\,f(a)$, ties the two rows together.
 #
 # ## 2. The Bregman divergence is the gap to the tangent
 #
@@ -129,7 +137,7 @@ save(fig, "02_transfer_potentials.png")
 # over units and returns one value per row.
 
 # %%
-sig = transfer.sigmoid_transfer
+sig = transfer.sigmoid
 q0, p0 = -1.0, 2.0
 a_line = np.linspace(-4, 4, 200)
 F_line = per_unit(sig.potential, a_line)
@@ -139,10 +147,11 @@ gap_at_p = float(
     per_unit(sig.potential, np.array([p0]))[0]
     - (per_unit(sig.potential, np.array([q0]))[0] + sig.f(q0) * (p0 - q0))
 )
-print(f"D_F(p={p0}, q={q0}) = {D:.6f}; gap F(p) - tangent(p) = {gap_at_p:.6f}")
-print("... equals the binary KL(sigmoid(q) || sigmoid(p)): ", end="")
 s_p, s_q = sig.f(p0), sig.f(q0)
-print(f"{s_q * np.log(s_q / s_p) + (1 - s_q) * np.log((1 - s_q) / (1 - s_p)):.6f}")
+kl = s_q * np.log(s_q / s_p) + (1 - s_q) * np.log((1 - s_q) / (1 - s_p))
+checks("D_F(p, q) = the gap F(p) - tangent(p)", relative_error(D, gap_at_p), EXACT)
+checks("D_F(p, q) = binary KL(sigmoid(q) || sigmoid(p))", relative_error(D, kl), EXACT)
+print(f"D_F(p={p0}, q={q0}) = {D:.6f}: the gap to the tangent, and the binary KL(sigmoid(q) || sigmoid(p))")
 
 fig, ax = plt.subplots(figsize=(6.6, 4.6), constrained_layout=True)
 ax.plot(a_line, F_line, color="C1", lw=2, label=r"$F(a) = \log(1 + e^a)$ (softplus)")
@@ -175,25 +184,27 @@ save(fig, "02_bregman_gap.png")
 # %%
 p = rng.standard_normal((200, 4)) * 2
 q = rng.standard_normal((200, 4)) * 2
-print(f"{'transfer':<11} {'min D(p,q)':>11} {'max|D(p,q)-D(q,p)|':>20} {'grad err':>9} {'duality err':>12}")
-for t in [*TRANSFERS, transfer.softmax_transfer]:
+asymmetry = {}
+for t in [*TRANSFERS, transfer.softmax]:
     d = bregman.divergence(t, p, q)
-    asym = np.abs(d - bregman.divergence(t, q, p)).max()
+    checks("D_F >= 0", max(0.0, -float(d.min())), 0.0)
+    asymmetry[t.name] = np.abs(d - bregman.divergence(t, q, p)).max()
     h = 1e-6
     e = np.zeros_like(p)
     e[:, 0] = h
     num = (bregman.divergence(t, p + e, q) - bregman.divergence(t, p - e, q)) / (2 * h)
-    grad_err = np.abs(num - bregman.divergence_grad(t, p, q)[:, 0]).max()
-    if t.name == "relu":
-        dual = float("nan")  # relu has no inverse: its conjugate's gradient is not defined below 0
-    else:
-        dual = np.abs(d - bregman.dual_divergence(t, t.f(q), t.f(p))).max()
-    print(f"{t.name:<11} {d.min():11.2e} {asym:20.2e} {grad_err:9.1e} {dual:12.1e}")
+    checks("grad_p D_F = f(p) - f(q)", np.abs(num - bregman.divergence_grad(t, p, q)[:, 0]).max(), FD)
+    if t.name != "relu":  # relu has no inverse: its conjugate's gradient is not defined below 0
+        dual = bregman.dual_divergence(t, t.f(q), t.f(p))
+        checks("duality D_F(p, q) = D_F*(f(q), f(p))", relative_error(d, dual, floor=1.0), 1e-9)
+print("max |D(p,q) - D(q,p)|:", ", ".join(f"{name} {v:.2g}" for name, v in asymmetry.items()))
 
 # %% [markdown]
-# Every minimum is $\ge 0$ (the identity's divergence is symmetric, being
-# $\frac12(p-q)^2$; all the others are not), the gradients match central
-# differences, and the duality holds to rounding for every invertible transfer.
+# Every divergence is $\ge 0$ (the identity's is symmetric, being
+# $\frac12(p-q)^2$; all the others are not, as printed), the gradients match
+# central differences, and the duality holds to rounding for every invertible
+# transfer (tanh's conjugate goes through `atanh`, whose rounding near $\pm1$
+# is why that check allows 1e-9).
 #
 # ## 3. The matching-loss table
 #
@@ -217,11 +228,8 @@ a = rng.standard_normal((B, d)) * 2
 targets = {
     "squared_error": rng.standard_normal((B, d)),
     "sigmoid_cross_entropy": rng.uniform(0.05, 0.95, (B, d)),
-    "softmax_cross_entropy": transfer.softmax(rng.standard_normal((B, d))),
+    "softmax_cross_entropy": transfer.softmax_rows(rng.standard_normal((B, d))),
 }
-print(
-    f"{'loss':<22} {'|loss - matching|':>18} {'|loss - D_F(a, f^-1 y) + c|':>28} {'|dL/dA - (f(a)-y)/B|':>21}"
-)
 for name, y in targets.items():
     loss = losses.get(name)
     t = loss.transfer
@@ -230,13 +238,12 @@ for name, y in targets.items():
     match = bregman.matching_loss(t, a, y) + const
     via_div = bregman.divergence(t, a, t.inverse(y)) - t.conjugate(y) + const
     _, g = loss.mean_value_and_grad(a, y)
-    grad_err = np.abs(g - bregman.matching_loss_grad(t, a, y) / B).max()
-    print(
-        f"{name:<22} {np.abs(value - match).max():18.1e} {np.abs(value - via_div).max():28.1e} {grad_err:21.1e}"
-    )
+    checks("network loss = matching loss", relative_error(value, match), EXACT)
+    checks("network loss = D_F(a, f^-1(y)) + c", relative_error(value, via_div), EXACT)
+    checks("dL/dA = (f(a) - y) / B", relative_error(g, bregman.matching_loss_grad(t, a, y) / B), EXACT)
 
 # %% [markdown]
-# All zeros up to rounding. This is why the network's last $G = \partial L/\partial A$
+# All equal up to rounding (asserted). This is why the network's last $G = \partial L/\partial A$
 # is simply $(f(A) - Y)/B$, and it is the template for LocoProp-M: each layer
 # gets a matching loss of its own transfer against a target $Y^*$.
 #
@@ -285,6 +292,7 @@ for _ in range(n_dirs):
             worst[name] = min(worst[name], second)
 for name, v in worst.items():
     print(f"min second difference over {n_dirs} directions x 3 scales, {name}: {v:9.3f}")
+checks("J_M convex: every second difference >= 0", max(0.0, -worst["J_M (matching loss)"]), 0.0)
 
 # %%
 fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
@@ -338,10 +346,11 @@ for text, label, Y, eta in (
         f"{text:<34} J at t=0: {curves[label][0]:8.2f}  t=20: {curves[label][80]:8.2f}  t=40: {curves[label][-1]:8.2f}"
     )
 no_prox = next(iter(curves.values()))
+slope = (no_prox[-1] - no_prox[-41]) / 10
 print(
-    f"predicted slope far out, no prox: -(1.2 - 1) * B * d_out = {-0.2 * Bl * d_out:.1f}; "
-    f"measured: {(no_prox[-1] - no_prox[-41]) / 10:.2f}"
+    f"slope far out, no prox: {slope:.2f} per unit of t (predicted -(1.2 - 1) * B * d_out = {-0.2 * Bl * d_out:.1f})"
 )
+checks("slope of J_M far out = -(y* - 1) B d_out", relative_error(slope, -0.2 * Bl * d_out), 1e-9)
 
 fig, ax = plt.subplots(figsize=(6.6, 4.4), constrained_layout=True)
 for (label, c), style in zip(curves.items(), ("-", "--", ":"), strict=True):
@@ -362,6 +371,14 @@ save(fig, "02_out_of_range.png")
 # same line into a bowl with a finite minimiser. With an in-range target
 # $y^* = 0.8$ (dotted) $J_M$ is bounded below even without the prox.
 # Tutorial 04 shows what LocoProp does about such targets in practice.
+#
+# ## Summary of the checks
+#
+# Each identity above was asserted where it was computed; here they are in
+# one line, with the largest error met for each tolerance.
+
+# %%
+checks.report()
 
 # %% [markdown]
 # ## Exercises

@@ -25,7 +25,9 @@
 #
 # Notation (`docs/math.md`, section 1): layer input $X$ $(B, d_{in})$, weights
 # $W$ $(d_{in}, d_{out})$, bias $b$; the bias is folded in by augmentation,
-# $\tilde X = [X, 1]$, $\tilde W = [W; b]$. The local objective of layer $m$ sums
+# $\tilde X = [X, 1]$, $\tilde W = [W; b]$ (`layers.augment(X)` and
+# `layers.stack(layer)` build them, `layers.unstack` splits $\tilde W$ back
+# into `{"W", "b"}`). The local objective of layer $m$ sums
 # over the batch:
 #
 # $$J_S(\tilde W) = \sum_n \tfrac12\|\tilde x_n\tilde W - a^*_n\|^2
@@ -35,24 +37,17 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tutorial_setup import FAST, save
+from tutorial_setup import FAST, Checks, save
 
 import locograd as lg
 from locograd import locoprop
+from locograd.layers import augment, stack  # X~ = [X, 1] (B, d_in+1) and W~ = [W; b] (d_in+1, d_out)
+from locograd.locoprop import GD, S
 from locograd.testing import relative_error
 
-
-def stack(p):
-    """[W; b] as one (d_in + 1, d_out) matrix: the augmented weights W~."""
-    return np.vstack([p["W"], p["b"][None, :]])
-
-
-def augment(X):
-    """X~ = [X, 1]."""
-    return np.hstack([X, np.ones((X.shape[0], 1))])
-
-
 rng = np.random.default_rng(0)
+checks = Checks()  # every identity below is asserted here; one summary is printed at the end
+EXACT = 1e-12  # two float64 routes to the same numbers: rounding only
 
 # %% [markdown]
 # ## 1. Targets from one forward/backward pass
@@ -74,11 +69,11 @@ trace = net.forward(params, x)
 grads = net.backward(params, trace, y)
 targets = locoprop.targets(trace, grads, gamma, "S")
 for m in range(net.num_layers):
-    err = np.abs(targets[m] - (trace.pre[m] - gamma * grads.pre[m])).max()
-    print(
-        f"layer {m}: A* = A - gamma G  (max |diff| = {err:.1e}),  |A* - A| / |A| = "
-        f"{np.linalg.norm(targets[m] - trace.pre[m]) / np.linalg.norm(trace.pre[m]):.3f}"
-    )
+    checks("A* = A - gamma G", relative_error(targets[m], trace.pre[m] - gamma * grads.pre[m]), EXACT)
+moves = [
+    np.linalg.norm(targets[m] - trace.pre[m]) / np.linalg.norm(trace.pre[m]) for m in range(net.num_layers)
+]
+print("|A* - A| / |A| per layer:", ", ".join(f"{v:.3f}" for v in moves))
 
 # %% [markdown]
 # ## 2. The first local step is BackProp
@@ -94,21 +89,17 @@ for m in range(net.num_layers):
 # $\rho\gamma$, in every layer at once, for any $\eta$.
 
 # %%
-problems, _ = locoprop.local_problems(net, params, x, y, variant="S", gamma=gamma, eta=0.3)
+problems, _ = locoprop.local_problems(net, params, x, y, variant=S(gamma=gamma, eta=0.3))
 for m, prob in enumerate(problems):
     g_local = stack(locoprop.gradient(prob, prob.anchor))
-    print(
-        f"layer {m}: |grad J_S(W_t) - gamma dL/dW~| / |gamma dL/dW~| = "
-        f"{relative_error(g_local, gamma * stack(grads.as_params()[m])):.1e}"
+    checks(
+        "grad J_S(W_t) = gamma dL/dW~", relative_error(g_local, gamma * stack(grads.as_params()[m])), EXACT
     )
 
 rho = 0.05
-one_step = locoprop.step(net, params, x, y, variant="S", gamma=gamma, steps=1, lr=rho)
+one_step, _ = locoprop.step(net, params, x, y, variant=S(gamma=gamma), solver=GD(steps=1, lr=rho))
 sgd = [{k: p[k] - rho * gamma * g[k] for k in p} for p, g in zip(params, grads.as_params(), strict=True)]
-print(
-    f"locoprop.step(K=1, rho={rho}) vs SGD with lr rho*gamma = {rho * gamma}: "
-    f"relative error {relative_error(one_step, sgd):.1e}"
-)
+checks("locoprop.step(K = 1) = SGD with lr rho gamma", relative_error(one_step, sgd), EXACT)
 
 # %% [markdown]
 # ## 3. The exact solution: a preconditioned gradient step
@@ -127,7 +118,7 @@ print(
 
 # %%
 eta = 0.1
-problems, _ = locoprop.local_problems(net, params, x, y, variant="S", gamma=gamma, eta=eta)
+problems, _ = locoprop.local_problems(net, params, x, y, variant=S(gamma=gamma, eta=eta))
 m = 1
 prob = problems[m]
 Xt = augment(prob.inputs)
@@ -136,11 +127,11 @@ dL_dWt = stack(grads.as_params()[m])
 W_exact = stack(locoprop.solve_exact_s(prob))
 W_formula = stack(prob.anchor) - gamma * np.linalg.solve(C + np.eye(C.shape[0]) / eta, dL_dWt)
 print(f"layer {m}: C is {C.shape}, rank {np.linalg.matrix_rank(C)} (B = {B})")
-print(f"solve_exact_s vs the formula:            relative error {relative_error(W_exact, W_formula):.1e}")
+checks("solve_exact_s = the formula", relative_error(W_exact, W_formula), EXACT)
 g_at_exact = stack(locoprop.gradient(prob, locoprop.solve_exact_s(prob)))
 g_at_anchor = stack(locoprop.gradient(prob, prob.anchor))
-print(
-    f"|grad J_S(W*)| / |grad J_S(W_t)|:         {np.linalg.norm(g_at_exact) / np.linalg.norm(g_at_anchor):.1e}"
+checks(
+    "|grad J_S(W*)| / |grad J_S(W_t)| = 0", np.linalg.norm(g_at_exact) / np.linalg.norm(g_at_anchor), EXACT
 )
 
 # %% [markdown]
@@ -167,9 +158,10 @@ K_dense = np.kron(np.eye(d_out), C + np.eye(n) / eta)  # ((d_in+1) d_out)^2 entr
 vec = np.linalg.solve(K_dense, dL_dWt.reshape(-1, order="F"))
 delta_kron = -gamma * vec.reshape((n, d_out), order="F")
 print(f"dense Kronecker matrix: {K_dense.shape}")
-print(
-    f"solve_exact_s vs dense (I kron (C + I/eta)) solve: relative error "
-    f"{relative_error(W_exact - stack(prob.anchor), delta_kron):.1e}"
+checks(
+    "solve_exact_s = dense (I kron (C + I/eta)) solve",
+    relative_error(W_exact - stack(prob.anchor), delta_kron),
+    EXACT,
 )
 
 # %% [markdown]
@@ -210,12 +202,10 @@ for frac in fractions:
         d.append(np.linalg.norm(stack(W) - W_exact))
     dist[frac] = np.array(d) / d[0]
     # the same K steps through the library's solver
-    W_lib, _ = locoprop.solve_gd(prob, K, lr=r)
-    same = relative_error(W_lib, W)
-    print(
-        f"rho = {frac:4.2f} x bound: distance after {K} steps {dist[frac][-1]:.1e}  "
-        f"(solve_gd agrees: {same:.0e})"
-    )
+    W_lib, _ = locoprop.solve_gd(prob, GD(steps=K, lr=r))
+    if frac < 1:  # (beyond the bound the iterates grow, and so does their rounding)
+        checks("solve_gd = K steps of GD by hand", relative_error(W_lib, W), EXACT)
+    print(f"rho = {frac:4.2f} x bound: distance after {K} steps {dist[frac][-1]:.1e}")
 
 # %%
 fig, ax = plt.subplots(figsize=(9.2, 4.4), constrained_layout=True)
@@ -259,17 +249,18 @@ save(fig, "03_gd_to_closed_form.png")
 #   `solve_exact_s` with `eta=None` computes exactly this limit.
 
 # %%
-prob_inf = locoprop.LocalProblem.build(prob.inputs, prob.target, "tanh", "S", prob.anchor, eta=None)
+prob_inf = locoprop.LocalProblem.build(prob.inputs, prob.target, None, "S", prob.anchor, eta=None)
 delta_pinv = stack(locoprop.solve_exact_s(prob_inf)) - stack(prob.anchor)
-print(
-    f"eta=None vs -gamma pinv(C) dL/dW~: relative error "
-    f"{relative_error(delta_pinv, -gamma * np.linalg.pinv(C) @ dL_dWt):.1e}"
+checks(
+    "eta = None: -gamma pinv(C) dL/dW~",
+    relative_error(delta_pinv, -gamma * np.linalg.pinv(C) @ dL_dWt),
+    1e-10,
 )
 
 etas = np.logspace(-6, 8, 15 if FAST else 43)
 to_backprop, to_pinv = [], []
 for e in etas:
-    p_e = locoprop.LocalProblem.build(prob.inputs, prob.target, "tanh", "S", prob.anchor, eta=float(e))
+    p_e = locoprop.LocalProblem.build(prob.inputs, prob.target, None, "S", prob.anchor, eta=float(e))
     delta = stack(locoprop.solve_exact_s(p_e)) - stack(prob.anchor)
     bp = -gamma * e * dL_dWt
     to_backprop.append(np.linalg.norm(delta - bp) / np.linalg.norm(bp))
@@ -305,6 +296,16 @@ save(fig, "03_eta_limits.png")
 # $1/\eta$. In between, LocoProp-S is a genuinely preconditioned step,
 # neither of the two.
 #
+# ## Summary of the checks
+#
+# Each identity above was asserted where it was computed; here they are in
+# one line, with the largest error met for each tolerance (the pseudo-inverse
+# check allows 1e-10: two eigenvalue cut-offs of a singular $C$ meet there).
+
+# %%
+checks.report()
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Run $K$ inner GD steps **without** prox (`eta=None`) and check the

@@ -21,7 +21,9 @@
 #   (`locoprop.solve_exact_m`) against $K$ inner gradient steps (figure);
 # - out-of-range targets: when $Y^*$ leaves the range of $f$, what the
 #   `LocoPropWarning` says, and how the proximal term keeps the local problem
-#   solvable (figure).
+#   solvable (figure);
+# - one whole LocoProp-M step written from the primitives (`layers`,
+#   `transfer`, `bregman`) and checked against `locoprop.step`.
 #
 # The local objective of layer $m$ (input $X$ frozen, bias by augmentation,
 # summed over the batch) is the matching loss of the layer's own transfer $f$:
@@ -37,28 +39,23 @@ import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tutorial_setup import FAST, save
+from tutorial_setup import FAST, Checks, save
 
 import locograd as lg
-from locograd import locoprop
+from locograd import bregman, layers, locoprop
+from locograd.layers import augment, stack  # X~ = [X, 1] (B, d_in+1) and W~ = [W; b] (d_in+1, d_out)
+from locograd.locoprop import GD, M
 from locograd.testing import relative_error
 
 
-def stack(p):
-    """[W; b] as one (d_in + 1, d_out) matrix: the augmented weights W~."""
-    return np.vstack([p["W"], p["b"][None, :]])
-
-
-def augment(X):
-    """X~ = [X, 1]."""
-    return np.hstack([X, np.ones((X.shape[0], 1))])
-
-
 def norm(p):
+    """||W~||, the Frobenius norm of [W; b]."""
     return float(np.linalg.norm(stack(p)))
 
 
 rng = np.random.default_rng(0)
+checks = Checks()  # every identity below is asserted here; one summary is printed at the end
+EXACT = 1e-12  # two float64 routes to the same numbers: rounding only
 
 # %% [markdown]
 # ## 1. Targets
@@ -78,12 +75,9 @@ trace = net.forward(params, x)
 grads = net.backward(params, trace, y)
 targets = locoprop.targets(trace, grads, gamma, "M")
 for m, t in enumerate(net.transfers):
-    err = np.abs(targets[m] - (t.f(trace.pre[m]) - gamma * grads.pre[m])).max()
+    checks("Y* = f(A) - gamma G", relative_error(targets[m], t.f(trace.pre[m]) - gamma * grads.pre[m]), EXACT)
     lo, hi = targets[m].min(), targets[m].max()
-    print(
-        f"layer {m} ({t.name:>7}): Y* = f(A) - gamma G (max |diff| {err:.0e}); Y* in [{lo:+.3f}, {hi:+.3f}], "
-        f"range of f {t.range}"
-    )
+    print(f"layer {m} ({t.name:>7}): Y* in [{lo:+.3f}, {hi:+.3f}], range of f {t.range}")
 
 # %% [markdown]
 # ## 2. The first local step is BackProp — and why it must be $\partial L/\partial A$
@@ -137,13 +131,15 @@ def first_step_errors(g):
 
 
 print("max over hidden layers of |grad J_M(W_t) - gamma dL/dW~| / |gamma dL/dW~|, gamma = 5:")
-for name, err in first_step_errors(gamma).items():
+conventions = first_step_errors(gamma)
+for name, err in conventions.items():
     print(f"  {name:<36} {err:.2e}")
+checks("grad J_M(W_t) = gamma dL/dW~", conventions["Y* = f(A) - g dL/dA  (LocoProp-M)"], EXACT)
 
 rho = 0.01
-one_step = locoprop.step(net, params, x, y, variant="M", gamma=gamma, steps=1, lr=rho)
+one_step, _ = locoprop.step(net, params, x, y, variant=M(gamma=gamma), solver=GD(steps=1, lr=rho))
 sgd = [{k: p[k] - rho * gamma * g[k] for k in p} for p, g in zip(params, grads.as_params(), strict=True)]
-print(f"locoprop.step(M, K=1) vs SGD with lr rho*gamma: relative error {relative_error(one_step, sgd):.1e}")
+checks("locoprop.step(M, K = 1) = SGD with lr rho gamma", relative_error(one_step, sgd), EXACT)
 
 # %%
 gammas = np.logspace(-4, 1, 11 if FAST else 26)
@@ -194,14 +190,14 @@ save(fig, "04_target_conventions.png")
 
 # %%
 eta = 1.0
-problems, _ = locoprop.local_problems(net, params, x, y, variant="M", gamma=gamma, eta=eta)
+problems, _ = locoprop.local_problems(net, params, x, y, variant=M(gamma=gamma, eta=eta))
 for m, prob in enumerate(problems):
     W_star, info = locoprop.solve_exact_m(prob)
     g0 = norm(locoprop.gradient(prob, prob.anchor))
-    print(
-        f"layer {m}: {info.newton_iterations} Newton iterations, {info.cg_iterations} CG iterations, "
-        f"|grad J(W*)| / |grad J(W_t)| = {norm(locoprop.gradient(prob, W_star)) / g0:.1e}, converged {info.converged}"
+    checks(
+        "Newton-CG: |grad J(W*)| / |grad J(W_t)| <= 1e-10", norm(locoprop.gradient(prob, W_star)) / g0, 1e-10
     )
+    print(f"layer {m}: {info.newton_iterations} Newton iterations, {info.cg_iterations} CG iterations")
 
 no_prox = locoprop.LocalProblem.build(problems[0].inputs, problems[0].target, "tanh", "M", problems[0].anchor)
 try:
@@ -216,7 +212,7 @@ except ValueError as err:
 
 # %%
 for g in (5.0, 0.5, 0.05):
-    prob_g = locoprop.local_problems(net, params, x, y, variant="M", gamma=g, eta=eta)[0][1]
+    prob_g = locoprop.local_problems(net, params, x, y, variant=M(gamma=g, eta=eta))[0][1]
     exact = stack(locoprop.solve_exact_m(prob_g, tol=1e-12)[0]) - stack(prob_g.anchor)
     newton = stack(locoprop.newton_step(prob_g)) - stack(prob_g.anchor)
     print(f"gamma = {g:5.2f}: |one Newton step - exact| / |exact| = {relative_error(newton, exact):.1e}")
@@ -255,10 +251,10 @@ for frac in (0.5, 1.0, 1.6):
         W = {k: W[k] - r * g[k] for k in W}
         d.append(rel_dist(W))
     dists[frac] = np.array(d)
-    W_lib, _ = locoprop.solve_gd(prob, K, lr=r)
+    W_lib, _ = locoprop.solve_gd(prob, GD(steps=K, lr=r))
+    checks("solve_gd = K steps of GD by hand", relative_error(W_lib, W), EXACT)
     print(
         f"rho = {frac} / L: after K = 10 steps {dists[frac][10]:.1e}, after {K} steps {dists[frac][-1]:.1e}"
-        f"  (solve_gd agrees: {relative_error(W_lib, W):.0e})"
     )
 newton_dists = [1.0]
 for k in range(1, info_star.newton_iterations):  # the last iterate IS the reference, so stop before it
@@ -306,7 +302,7 @@ save(fig, "04_newton_vs_gd.png")
 
 # %%
 gamma_big = 50.0
-problems_big, _ = locoprop.local_problems(net, params, x, y, variant="M", gamma=gamma_big)
+problems_big, _ = locoprop.local_problems(net, params, x, y, variant=M(gamma=gamma_big))
 for m, p in enumerate(problems_big):
     print(
         f"gamma = {gamma_big:g}, layer {m} ({p.transfer.name}): {int(locoprop.count_out_of_range(p))} of "
@@ -315,13 +311,13 @@ for m, p in enumerate(problems_big):
 
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    locoprop.step(net, params, x, y, variant="M", gamma=gamma_big, steps=10, lr=0.01)
+    locoprop.step(net, params, x, y, variant=M(gamma=gamma_big), solver=GD(steps=10, lr=0.01))
 print(f"without eta: {len(caught)} warning(s)")
 for w in caught:
     print(f"  {w.category.__name__}: {w.message}")
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    locoprop.step(net, params, x, y, variant="M", gamma=gamma_big, steps=10, lr=0.01, eta=1.0)
+    locoprop.step(net, params, x, y, variant=M(gamma=gamma_big, eta=1.0), solver=GD(steps=10, lr=0.01))
 print(f"with eta = 1: {len(caught)} warning(s)")
 
 # %% [markdown]
@@ -333,7 +329,7 @@ m = 2
 runs = {}
 K_long = 2000
 for label, e in ((r"no prox ($\eta$ = None)", None), (r"prox, $\eta = 1$", 1.0)):
-    p = locoprop.local_problems(net, params, x, y, variant="M", gamma=gamma_big, eta=e)[0][m]
+    p = locoprop.local_problems(net, params, x, y, variant=M(gamma=gamma_big, eta=e))[0][m]
     Xt = augment(p.inputs)
     r = 1.0 / (np.linalg.eigvalsh(Xt.T @ Xt).max() * 0.25 + (0.0 if e is None else 1 / e))
     W = p.anchor
@@ -345,7 +341,7 @@ for label, e in ((r"no prox ($\eta$ = None)", None), (r"prox, $\eta = 1$", 1.0))
     runs[label] = (np.array(dist), float(locoprop.objective(p, W)))
     text = "no prox" if e is None else f"prox eta = {e:g}"
     print(f"{text:<14} after {K_long} steps: |W - W_t| = {dist[-1]:9.2f}, J_M = {runs[label][1]:12.2f}")
-p_prox = locoprop.local_problems(net, params, x, y, variant="M", gamma=gamma_big, eta=1.0)[0][m]
+p_prox = locoprop.local_problems(net, params, x, y, variant=M(gamma=gamma_big, eta=1.0))[0][m]
 W_newton, _ = locoprop.solve_exact_m(p_prox)
 d_newton = norm({k: W_newton[k] - p_prox.anchor[k] for k in W_newton})
 print(f"Newton-CG minimiser with prox: |W* - W_t| = {d_newton:.2f}")
@@ -376,12 +372,91 @@ save(fig, "04_out_of_range_gd.png")
 # a few inner steps ($K = 10$ with a small RMSProp learning rate), which is why
 # tutorial 05 silences this warning for its short runs.
 #
+# ## 5. One LocoProp-M step from the primitives
+#
+# Everything `locoprop.step(net, params, x, y, variant=M(gamma), solver=GD(steps=K, lr=rho))`
+# does, written with the building blocks only (no `locoprop` call until the
+# comparison):
+#
+# 1. **Forward** (`layers.dense_forward`): each layer's input $X_m$,
+#    pre-activation $A_m$ and output $f_m(A_m)$.
+# 2. **Backward** for $G_m = \partial L/\partial A_m$: the network loss is the
+#    matching loss of the output transfer (lesson 02), so
+#    $G_{M-1} = (f(A_{M-1}) - Y)/B$ (`bregman.matching_loss_grad`), and below it
+#    $G_{m-1} = f_{m-1}'(A_{m-1})\odot(G_m W_m^\top)$ (the transfer row's `vjp`).
+#    We check these against `net.backward`.
+# 3. **Targets** $Y^*_m = f_m(A_m) - \gamma G_m$ (section 1).
+# 4. **$K$ plain GD steps** on each layer's
+#    $J_M(\tilde W) = \sum_n \big[F(\tilde x_n\tilde W) - y^*_n\cdot\tilde x_n\tilde W\big]$
+#    (no prox), from $\tilde W_t$ = `layers.stack(params[m])`, with
+#    $\tilde X$ = `layers.augment(X_m)` frozen:
+#    $\tilde W \leftarrow \tilde W - \rho\,\tilde X^\top\big(f(\tilde X\tilde W) - Y^*\big)$,
+#    where $f(\tilde X\tilde W) - Y^*$ is `bregman.matching_loss_grad`, the
+#    gradient of the per-example matching loss in $a = \tilde x_n\tilde W$;
+#    `bregman.matching_loss` gives $J_M$ itself, and `layers.unstack` turns
+#    $\tilde W$ back into `{"W", "b"}`. The layers' problems are independent
+#    (every $X_m$ stays frozen at the forward pass), so their order does not
+#    matter.
+#
+# **Tolerance.** The cell and the library compute the same numbers with the
+# same float64 operations, but not in the same order: the library forms
+# $XW + b$, $X^\top R$ and $\sum_n R_n$ separately, the cell multiplies the
+# augmented matrices (the bias as a column of ones inside one product), and
+# BLAS blocks the sums differently. Each product then differs by a few units
+# in the last place (~1e-16 relative), and $K$ GD steps with $\rho < 2/L$ do
+# not amplify such differences, so we expect ~1e-15 and assert $10^{-12}$:
+# well above rounding, far below any real mistake (a missing factor $f'$, or
+# $\partial L/\partial Y$ in place of $\partial L/\partial A$, is of order
+# one: section 2).
+
+# %%
+K_steps, rho_gd = 10, 0.02
+# 1. forward
+caches, h = [], x
+for layer, f in zip(params, net.transfers, strict=True):
+    caches.append(layers.dense_forward(layer, h, f))
+    h = caches[-1].post
+# 2. backward: G_m = dL/dA_m
+G = [None] * net.num_layers
+G[-1] = bregman.matching_loss_grad(net.transfers[-1], caches[-1].pre, y) / B
+for m in range(net.num_layers - 1, 0, -1):
+    G[m - 1] = net.transfers[m - 1].vjp(caches[m - 1].pre, G[m] @ params[m]["W"].T)
+checks("G by hand = net.backward's dL/dA", relative_error(G, grads.pre), EXACT)
+# 3. targets and 4. K plain GD steps on each layer's J_M
+by_hand, J_before, J_after = [], [], []
+for m, (f, cache) in enumerate(zip(net.transfers, caches, strict=True)):
+    Y_star = f.f(cache.pre) - gamma * G[m]
+    Xt, Wt = augment(cache.inputs), stack(params[m])
+    J_before.append(float(bregman.matching_loss(f, Xt @ Wt, Y_star).sum()))
+    for _ in range(K_steps):
+        Wt = Wt - rho_gd * Xt.T @ bregman.matching_loss_grad(f, Xt @ Wt, Y_star)
+    J_after.append(float(bregman.matching_loss(f, Xt @ Wt, Y_star).sum()))
+    by_hand.append(layers.unstack(Wt))
+
+library, _ = locoprop.step(net, params, x, y, variant=M(gamma=gamma), solver=GD(steps=K_steps, lr=rho_gd))
+err_by_hand = checks("one LocoProp-M step by hand = locoprop.step", relative_error(by_hand, library), EXACT)
+print(
+    f"LocoProp-M step from the primitives (gamma = {gamma:g}, K = {K_steps}, rho = {rho_gd}) vs locoprop.step: "
+    f"relative error {err_by_hand:.1e} (tolerance {EXACT:.0e})\n  J_M per layer, before -> after the K steps: "
+    + ", ".join(f"{b:.3f} -> {a:.3f}" for b, a in zip(J_before, J_after, strict=True))
+)
+
+# %% [markdown]
+# ## Summary of the checks
+#
+# Each identity of this lesson was asserted where it was computed; here they
+# are in one line, with the largest error met for each tolerance.
+
+# %%
+checks.report()
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Set every transfer to `"identity"` (and the loss to `"squared_error"`):
 #    check that `solve_exact_m` and `solve_exact_s` give the same weights.
-# 2. Replace plain GD by `inner=lg.optim.adam(1e-2)` in `locoprop.step` with
-#    `steps=1` and verify that the first step equals Adam's first step on
+# 2. Replace plain GD by `solver=GD(steps=1, inner=lg.optim.adam(1e-2))` in
+#    `locoprop.step` and verify that the first step equals Adam's first step on
 #    $\gamma\,\partial L/\partial W$.
 # 3. Solve the M problem of the softmax transfer (a layer with
 #    `"softmax"`), where the Hessian couples the output units; compare the

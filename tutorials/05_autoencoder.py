@@ -25,7 +25,7 @@
 # The optimizers, with their documented defaults
 # (`locograd/experiments/optimizers.py`):
 #
-# * `rmsprop`: BackProp with RMSProp in the released code's TF1 semantics: the
+# * `rmsprop-tf1`: BackProp with RMSProp in the released code's TF1 semantics: the
 #   very optimizer LocoProp runs *inside* each layer;
 # * `locoprop-s`, `locoprop-m`: targets with $\gamma = 10$, then $K = 10$
 #   inner TF1-RMSProp steps per layer and batch (with the within-batch factor
@@ -54,6 +54,7 @@ from tutorial_setup import FAST, IN_NOTEBOOK, OUT, save
 import locograd as lg
 from locograd import data, locoprop
 from locograd.experiments import TrainConfig, checkpoint, compare, curves_autoencoder, format_summary
+from locograd.locoprop import GD, M
 
 # One BLAS thread, as the command line's default --threads 1: predictable when other work shares
 # the cores (on a 2-core machine with the other core busy, two threads ran 2-4x slower).
@@ -61,7 +62,7 @@ threadpool_limits(limits=1, user_api="blas")
 
 LIMIT_TRAIN = 1000 if FAST else 5000
 EPOCHS = 3 if FAST else 10
-OPTIMIZERS = ["rmsprop", "locoprop-s", "locoprop-m"]
+OPTIMIZERS = ["rmsprop-tf1", "locoprop-s", "locoprop-m"]
 print(f"fast mode: {FAST}; {LIMIT_TRAIN} training images, {EPOCHS} epochs, batch 200")
 
 # %% [markdown]
@@ -146,12 +147,12 @@ print(f"loss of always outputting the mean image: {mean_image_loss:.1f}")
 params0 = net.init(seed=0, dtype=np.float32, bias="glorot")
 xb = ds.x_train[:200]
 for g in (10.0, 300.0):
-    problems, _ = locoprop.local_problems(net, params0, xb, xb, variant="M", gamma=g)
+    problems, _ = locoprop.local_problems(net, params0, xb, xb, variant=M(gamma=g))
     counts = [int(locoprop.count_out_of_range(p)) for p in problems]
     print(f"gamma = {g:5.0f}: out-of-range targets per layer {counts}")
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always", locoprop.LocoPropWarning)
-    locoprop.step(net, params0, xb, xb, variant="M", gamma=300.0, steps=10, lr=1e-5)
+    locoprop.step(net, params0, xb, xb, variant=M(gamma=300.0), solver=GD(steps=10, lr=1e-5))
 print(f"gamma = 300: {len(caught)} LocoPropWarning(s) on one batch, e.g.\n  {caught[-1].message}")
 
 # %% [markdown]
@@ -298,15 +299,15 @@ shutil.rmtree(runs_dir, ignore_errors=True)
 #
 # ```bash
 # # this tutorial's run, from the command line
-# locograd compare --dataset curves --optimizers rmsprop,locoprop-s,locoprop-m \
+# locograd compare --dataset curves --optimizers rmsprop-tf1,locoprop-s,locoprop-m \
 #     --limit-train 1000 --epochs 3 --out runs/curves-small
 #
 # # the second-order baselines next to them (K-FAC, Shampoo, FOOF)
-# locograd compare --dataset curves --optimizers rmsprop,kfac,shampoo,foof,locoprop-m \
+# locograd compare --dataset curves --optimizers rmsprop-tf1,kfac,shampoo,foof,locoprop-m \
 #     --limit-train 1000 --epochs 3 --out runs/curves-second-order
 #
 # # the full CURVES training set (20,000 images), long enough to leave the plateau
-# locograd compare --dataset curves --optimizers rmsprop,locoprop-s,locoprop-m --epochs 20 --out runs/curves
+# locograd compare --dataset curves --optimizers rmsprop-tf1,locoprop-s,locoprop-m --epochs 20 --out runs/curves
 #
 # # continue a run to more epochs (bit-identical to running straight through, on the CPU)
 # locograd train --dataset curves --optimizer locoprop-m --epochs 10 --out runs/m
@@ -314,19 +315,19 @@ shutil.rmtree(runs_dir, ignore_errors=True)
 #
 # # Fashion-MNIST or MNIST: read from files already on the machine (never downloaded):
 # # --data-dir, $LOCOGRAD_DATA, /usr/share/datasets/fashion-mnist, ~/.keras/datasets, torchvision folders
-# locograd compare --dataset fashion-mnist --optimizers adam,rmsprop,locoprop-m --epochs 5 --out runs/fmnist
-# locograd compare --dataset mnist --optimizers rmsprop,locoprop-m --data-dir ~/mnist --out runs/mnist
+# locograd compare --dataset fashion-mnist --optimizers adam,rmsprop-tf1,locoprop-m --epochs 5 --out runs/fmnist
+# locograd compare --dataset mnist --optimizers rmsprop-tf1,locoprop-m --data-dir ~/mnist --out runs/mnist
 #
 # # on a GPU (needs CuPy: pip install -e '.[cuda12x]' or '.[cuda13x]')
-# locograd compare --dataset mnist --optimizers rmsprop,locoprop-m --device gpu --out runs/mnist-gpu
+# locograd compare --dataset mnist --optimizers rmsprop-tf1,locoprop-m --device gpu --out runs/mnist-gpu
 #
 # # the released configuration: LocoProp-M on the MNIST autoencoder, batch 1000, 99 epochs,
 # # gamma 10, K 10, TF1-RMSProp with the released schedule (and its BackProp baseline)
 # locograd train --dataset mnist --optimizer locoprop-m --preset official --data-dir ~/mnist --out runs/official-m
-# locograd train --dataset mnist --optimizer rmsprop --preset official --data-dir ~/mnist --out runs/official-bp
+# locograd train --dataset mnist --optimizer rmsprop-tf1 --preset official --data-dir ~/mnist --out runs/official-bp
 # ```
 #
-# The same from Python: `compare(TrainConfig(dataset="fashion-mnist", epochs=5, device="gpu"), ["rmsprop", "locoprop-m"])`,
+# The same from Python: `compare(TrainConfig(dataset="fashion-mnist", epochs=5, device="gpu"), ["rmsprop-tf1", "locoprop-m"])`,
 # or `train(TrainConfig(..., preset="official"))` for a single run. Useful
 # options: `--gamma`, `--eta` (adds the proximal term), `--steps` ($K$),
 # `--solver exact` (closed form for S, Newton-CG for M, which needs `--eta`),
@@ -344,9 +345,10 @@ shutil.rmtree(runs_dir, ignore_errors=True)
 # 3. With $K = 1$ LocoProp-M is BackProp on the loss $\gamma L$ with the same
 #    inner optimizer (tutorial 04's first-step identity; the within-batch
 #    factor is 1 at $k = 0$). Check it over five batches: run
-#    `lg.optim.LocoProp(net, variant="M", gamma=10, steps=1, inner=lg.optim.rmsprop_tf1(1e-5))`
+#    `lg.optim.LocoProp(net, M(gamma=10), GD(steps=1, inner=lg.optim.rmsprop_tf1(1e-5)))`
 #    next to your own loop that applies `rmsprop_tf1(1e-5).update` to
-#    $10\,\partial L/\partial W$. Why may the per-layer inner states of
+#    $10\,\partial L/\partial W$ (`net.value_and_grad` gives the gradient in
+#    the params structure, `lg.optim.apply_updates` adds the updates). Why may the per-layer inner states of
 #    LocoProp and one global state of BackProp be used interchangeably here?
 # 4. Try `adam` with its default learning rate on CURVES: does a better
 #    tuned BackProp baseline change the picture of section 5?

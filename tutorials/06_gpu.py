@@ -34,6 +34,7 @@ from tutorial_setup import FAST
 
 import locograd as lg
 from locograd import backend, locoprop
+from locograd.locoprop import GD, Exact, M, S
 from locograd.testing import relative_error
 
 GPU = backend.has_gpu()
@@ -70,21 +71,13 @@ def run_on(device):
         trace = net.forward(params, x)
         grads = net.backward(params, trace, x)
         # LocoProp-M, the released inner loop: K = 10 TF1-RMSProp steps with the within-batch factor
-        new_m, info = locoprop.step(
-            net,
-            params,
-            x,
-            x,
-            variant="M",
-            gamma=10.0,
-            steps=10,
-            inner=lg.optim.rmsprop_tf1(lr=1e-3),
-            lr_factor=lg.optim.schedules.released_inner_factor,
-            return_info=True,
+        released = GD(
+            steps=10, inner=lg.optim.rmsprop_tf1(lr=1e-3), lr_factor=lg.optim.schedules.released_inner_factor
         )
+        new_m, info = locoprop.step(net, params, x, x, variant=M(gamma=10.0), solver=released)
         # LocoProp-S in closed form (Cholesky) and LocoProp-M solved exactly (Newton-CG)
-        new_s = locoprop.step(net, params, x, x, variant="S", gamma=10.0, eta=1.0, solver="exact")
-        new_m_exact = locoprop.step(net, params, x, x, variant="M", gamma=10.0, eta=1.0, solver="exact")
+        new_s, _ = locoprop.step(net, params, x, x, variant=S(gamma=10.0, eta=1.0), solver=Exact())
+        new_m_exact, _ = locoprop.step(net, params, x, x, variant=M(gamma=10.0, eta=1.0), solver=Exact())
         print(
             f"[{device}] output is a {type(trace.output).__module__}.{type(trace.output).__name__} "
             f"of dtype {trace.output.dtype}; StepInfo.loss is a {type(info.loss).__module__} 0-d array"
@@ -172,14 +165,14 @@ def time_step(device, repeats):
     with backend.default_device(device):
         params = net.init(seed=0, dtype=np.float32, bias="glorot")
         x = backend.to_device(x_host, dtype=np.float32)
-        opt = lg.optim.LocoProp(net, variant="M", gamma=10.0, steps=10, inner=lg.optim.rmsprop_tf1(lr=1e-3))
+        opt = lg.optim.LocoProp(net, M(gamma=10.0), GD(steps=10, inner=lg.optim.rmsprop_tf1(lr=1e-3)))
         state = opt.init(params)
-        params, state, _ = opt.update(params, x, x, state)  # warm-up
+        params, state, _ = opt.step(params, x, x, state)  # warm-up
         if device == "gpu":
             backend.cupy_module().cuda.Device().synchronize()
         start = time.perf_counter()
         for _ in range(repeats):
-            params, state, info = opt.update(params, x, x, state)
+            params, state, info = opt.step(params, x, x, state)
         if device == "gpu":
             backend.cupy_module().cuda.Device().synchronize()
         return (time.perf_counter() - start) / repeats, float(info.loss)

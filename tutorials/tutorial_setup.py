@@ -7,12 +7,15 @@ finds it next to itself; a notebook opened in this folder runs here).
 * ``OUT``: ``LOCOGRAD_TUTORIAL_OUT``, else ``tutorials/figures/``; created if missing.
 * ``IN_NOTEBOOK``: running under Jupyter (figures are shown, not only saved); outside
   it the Agg backend is selected, so no display is needed.
+* ``Checks``: a lesson's identity checks; each one is asserted where it is made, and
+  ``checks.report()`` prints them all in ONE summary at the end of the lesson.
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 import matplotlib
@@ -36,3 +39,40 @@ def save(fig: matplotlib.figure.Figure, name: str) -> None:
         plt.show()
     else:
         plt.close(fig)
+
+
+class Checks:
+    """A lesson's numerical checks: asserted one by one, summarised once.
+
+    ``checks(name, error, tol)`` asserts ``error <= tol`` at once (so a lesson stops at the
+    first claim that does not hold) and records it; ``checks.report()`` prints one summary:
+    every check by name (repeats counted, e.g. one per layer) and the largest error for each
+    tolerance used.
+    """
+
+    def __init__(self) -> None:
+        self.items: list[tuple[str, float, float]] = []
+
+    def __call__(self, name: str, error: float, tol: float) -> float:
+        error = float(error)
+        assert error <= tol, f"check failed: {name}: error {error:.2e} above the tolerance {tol:.0e}"
+        self.items.append((name, error, tol))
+        return error
+
+    def report(self) -> None:
+        counts: dict[str, int] = {}
+        for name, _, _ in self.items:
+            counts[name] = counts.get(name, 0) + 1
+        names = "; ".join(name if n == 1 else f"{name} (x{n})" for name, n in counts.items())
+        worst: dict[float, tuple[float, str]] = {}
+        for name, error, tol in self.items:
+            if tol == 0:  # a sign check (e.g. a divergence >= 0): passed means error 0
+                continue
+            if tol not in worst or error > worst[tol][0]:
+                worst[tol] = (error, name)
+        largest = ", ".join(
+            f"{error:.1e} ({name}) within the tolerance {tol:.0e}"
+            for tol, (error, name) in sorted(worst.items())
+        )
+        text = f"{len(self.items)} checks passed: {names}. Largest error: {largest}."
+        print(textwrap.fill(text, width=110, subsequent_indent="  ", break_on_hyphens=False))

@@ -1,10 +1,23 @@
-r"""What is benchmarked: the model, the step kinds, and their matmul FLOP counts.
+r"""What is benchmarked: the model, the step kinds, their settings and matmul FLOP counts.
 
-The model is the released MNIST deep autoencoder
-(:func:`locograd.experiments.models.mnist_autoencoder`), 784-1000-500-250-30 and
-mirror, tanh / identity code / sigmoid output, sigmoid cross-entropy; ``--width``
-scales the hidden widths.  ``--quick`` swaps in a tiny network of the same shape
-so that the test suite can run the whole pipeline in seconds.
+The model is the released MNIST deep autoencoder, built by the function the
+experiments use (:func:`locograd.experiments.models.mnist_autoencoder`),
+784-1000-500-250-30 and mirror, tanh / identity code / sigmoid output, sigmoid
+cross-entropy; ``--width`` is its ``width_multiplier`` (the hidden widths, not the
+code layer).  ``--quick`` swaps in a tiny network of the same shape
+(:data:`QUICK_SIZES`) so that the test suite can run the whole pipeline in
+seconds; its transfers and loss are the ones
+:func:`locograd.experiments.models.overridden_autoencoder` gives the MNIST model
+with those widths (:func:`network`).
+
+Every optimizer is built as ``locograd train`` builds it:
+:func:`locograd.experiments.optimizers.build` of
+:func:`locograd.experiments.optimizers.settings` with the settings of
+:func:`optimizer_settings` (BackProp: SGD at :data:`BACKPROP_LR`; LocoProp S and M:
+``K`` = :data:`INNER_STEPS` steps of inner SGD at :data:`INNER_LR`, gamma
+:data:`GAMMA`, scaled within the batch by the released factor
+:math:`\max(1 - k/K, 0.25)` that ``build`` always applies; LocoProp-S exact with
+eta :data:`EXACT_ETA`; K-FAC and Shampoo with their MNIST defaults).
 
 FLOPs count the matrix products only (elementwise work is left out): a product
 of ``(m, k)`` by ``(k, n)`` is :math:`2mkn`.  With :math:`S = \sum_m d_m d_{m+1}`
@@ -17,7 +30,8 @@ step needs), per step of batch ``B``:
   backward :math:`2BS_1` (only :math:`\partial L/\partial A`), then per inner step
   :math:`A = XW + b` and :math:`X^\top R` (:math:`4BS`); locograd's first inner
   step reuses the forward pass's :math:`A`, so it does :math:`(4K - 2)BS`, the
-  PyTorch version :math:`4KBS`.
+  PyTorch version :math:`4KBS`.  (The within-batch factor of the inner step size is a
+  scalar: it changes no product.)
 * LocoProp-S exact: forward, backward as above, per layer :math:`X^\top R`,
   the Gram matrix :math:`Bn^2` (:math:`n = d_{in} + 1`), a Cholesky
   factorisation :math:`n^3/3` and two triangular solves :math:`2n^2 d_{out}`.
@@ -51,7 +65,10 @@ the mean over whole periods rather than the median.
 from __future__ import annotations
 
 import itertools
-from typing import NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+if TYPE_CHECKING:
+    from locograd.network import MLP
 
 KINDS: tuple[str, ...] = (
     "backprop",
@@ -64,6 +81,7 @@ KINDS: tuple[str, ...] = (
 """Every step kind, in table order."""
 
 TORCH_KINDS: tuple[str, ...] = ("backprop", "locoprop_m")
+"""The step kinds that also have a PyTorch implementation."""
 
 LAYER_PARALLEL: tuple[str, ...] = ("locoprop_s", "locoprop_s_exact", "locoprop_m")
 """Kinds whose per-layer solves ``--layer-workers`` runs on threads (``LocoProp(workers=...)``)."""
@@ -77,8 +95,6 @@ def blas_threads(kind: str, threads: int, layer_workers: int) -> int:
     """
     return max(1, threads // layer_workers) if kind in LAYER_PARALLEL else threads
 
-
-"""The step kinds that also have a PyTorch implementation."""
 
 LABELS: dict[str, str] = {
     "backprop": "BackProp (SGD)",
@@ -99,7 +115,8 @@ INNER_STEPS = 10
 """``K``, the inner steps of the LocoProp gradient kinds (the released value)."""
 
 INNER_LR = 1e-4
-"""Inner SGD step size of the LocoProp gradient kinds (small: the data are random, only time matters)."""
+"""Base inner SGD step size of the LocoProp gradient kinds, before the within-batch factor
+(small: the data are random, only time matters)."""
 
 EXACT_ETA = 1.0
 """Proximal weight of LocoProp-S exact."""
@@ -120,7 +137,7 @@ class Setup(NamedTuple):
     Attributes:
         sizes: layer widths ``[d_0, ..., d_M]``.
         batch: ``B``.
-        width: the width multiplier the sizes came from (1 for ``--quick``).
+        width: the width multiplier the sizes came from (:func:`network`).
     """
 
     sizes: list[int]
@@ -130,9 +147,65 @@ class Setup(NamedTuple):
 
 def mnist_sizes(width: int) -> list[int]:
     """The released autoencoder's widths with the hidden layers scaled by ``width``."""
-    from locograd.experiments.models import mnist_autoencoder
+    return list(network(width).sizes)
 
-    return list(mnist_autoencoder(width).sizes)
+
+def quick_sizes(width: int = 1) -> list[int]:
+    """``--quick``'s widths: :data:`QUICK_SIZES` with the hidden layers (not the code layer) scaled by ``width``.
+
+    >>> quick_sizes(2)
+    [48, 80, 40, 20, 4, 20, 40, 80, 48]
+    """
+    code = len(QUICK_SIZES) // 2
+    return [d if m in (0, code, len(QUICK_SIZES) - 1) else d * width for m, d in enumerate(QUICK_SIZES)]
+
+
+def network(width: int = 1, quick: bool = False) -> MLP:
+    """The benchmarked network: the released autoencoder with ``width_multiplier=width``, or ``--quick``'s.
+
+    Not quick: :func:`locograd.experiments.models.mnist_autoencoder` itself.  Quick: an
+    :class:`~locograd.MLP` of :func:`quick_sizes`, its transfers and loss those that
+    :func:`locograd.experiments.models.overridden_autoencoder` gives the MNIST model with the same
+    encoder widths (tanh hidden units, a linear code layer, sigmoid output and sigmoid
+    cross-entropy), so that the rule lives in one place; only the input width differs.
+
+    >>> net = network(quick=True)
+    >>> net.sizes == QUICK_SIZES, [t.name for t in net.transfers][2:5], net.loss_fn.name
+    (True, ['tanh', 'identity', 'tanh'], 'sigmoid_cross_entropy')
+    """
+    from locograd.experiments import models
+    from locograd.network import MLP
+
+    if not quick:
+        return models.mnist_autoencoder(width)
+    sizes = quick_sizes(width)
+    shaped = models.overridden_autoencoder("mnist", widths=sizes[1 : len(sizes) // 2 + 1])
+    return MLP(sizes, [t.name for t in shaped.transfers], shaped.loss_fn.name)
+
+
+def optimizer_settings(kind: str) -> dict[str, Any]:
+    """The resolved settings of ``kind``'s optimizer: :func:`locograd.experiments.optimizers.settings` on MNIST.
+
+    :func:`locograd.experiments.optimizers.build` turns them into the optimizer (see the module
+    docstring for what each kind sets; everything else is ``locograd train``'s default).
+
+    >>> s = optimizer_settings("locoprop_m")
+    >>> s["optimizer"], s["inner"], s["lr"], s["gamma"], s["steps"], s["solver"]
+    ('locoprop-m', 'sgd', 0.0001, 10.0, 10, 'gd')
+    """
+    from locograd.experiments.optimizers import settings
+
+    if kind == "backprop":
+        return settings("sgd", "mnist", lr=BACKPROP_LR)
+    if kind in ("locoprop_s", "locoprop_m"):
+        return settings(
+            f"locoprop-{kind[-1]}", "mnist", lr=INNER_LR, gamma=GAMMA, steps=INNER_STEPS, inner="sgd"
+        )
+    if kind == "locoprop_s_exact":
+        return settings("locoprop-s", "mnist", gamma=GAMMA, eta=EXACT_ETA, solver="exact")
+    if kind in PERIODIC:
+        return settings(kind, "mnist")
+    raise ValueError(f"kind: expected one of {KINDS}, got {kind!r}")
 
 
 def _layers(sizes: list[int]) -> list[tuple[int, int]]:

@@ -92,18 +92,11 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
 
 
 def sizes_for(width: int, quick: bool) -> list[int]:
-    """Layer widths: the MNIST autoencoder (or its ``--quick`` stand-in) with hidden widths times ``width``."""
-    if not quick:
-        return model.mnist_sizes(width)
-    base = model.QUICK_SIZES
-    half = len(base) // 2
-    return (
-        [base[0]]
-        + [d * width for d in base[1:half]]
-        + [base[half]]
-        + [d * width for d in base[half + 1 : -1]]
-        + [base[-1]]
-    )
+    """Layer widths: the MNIST autoencoder (or its ``--quick`` stand-in) with hidden widths times ``width``.
+
+    Those of :func:`locograd.bench.model.network`, the network every worker builds.
+    """
+    return model.quick_sizes(width) if quick else model.mnist_sizes(width)
 
 
 def worker_env(threads: int, unset_openblas: bool) -> dict[str, str]:
@@ -180,8 +173,13 @@ def measure(
     repeats: int,
     rounds: int,
     memory: bool = True,
+    width: int | None = None,
 ) -> dict[str, dict[str, Any]]:
-    """Run the alternating rounds for ``kinds``; per ``lib`` and kind: all times, memory, errors."""
+    """Run the alternating rounds for ``kinds``; per ``lib`` and kind: all times, memory, errors.
+
+    ``sizes`` are :func:`sizes_for` ``(width, args.quick)`` (``width``: ``args.width`` if ``None``);
+    the workers build the network from ``width`` and ``quick`` (:func:`locograd.bench.model.network`).
+    """
     quick = args.quick
     envs = {
         "locograd": worker_env(args.threads, args.unset_openblas),
@@ -189,6 +187,8 @@ def measure(
     }
     base = {
         "sizes": sizes,
+        "width": args.width if width is None else width,
+        "quick": quick,
         "batch": batch,
         "threads": args.threads,
         "layer_workers": args.layer_workers,
@@ -344,7 +344,15 @@ def scaling(args: argparse.Namespace, with_torch: bool, repeats: int) -> list[di
         sizes = sizes_for(width, args.quick)
         for batch in batches:
             found = measure(
-                args, sizes, batch, ["backprop", "locoprop_m"], with_torch, repeats, 1, memory=False
+                args,
+                sizes,
+                batch,
+                ["backprop", "locoprop_m"],
+                with_torch,
+                repeats,
+                1,
+                memory=False,
+                width=width,
             )
             for r in summarise(found, sizes, batch, None):
                 r.pop("times_ms", None)
@@ -454,6 +462,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks") 
             "gamma": model.GAMMA,
             "inner_steps": model.INNER_STEPS,
             "update_every": model.UPDATE_EVERY,
+            # what experiments.optimizers.build gets (it adds the within-batch factor to LocoProp's GD)
+            "optimizers": {kind: model.optimizer_settings(kind) for kind in kinds},
             "locograd_openblas_env": "unset (--unset-openblas)" if args.unset_openblas else "as set",
             "torch": with_torch,
         },

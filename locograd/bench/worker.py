@@ -156,7 +156,7 @@ def time_steps(stepper: Stepper, warmup: int, repeats: int) -> list[float]:
 
 
 def run(spec: dict[str, Any]) -> dict[str, Any]:
-    """Carry out one measurement spec (see :func:`locograd.bench.run.worker_spec`) and return its result."""
+    """Carry out one measurement spec (built by :func:`locograd.bench.run.measure`) and return its result."""
     lib, device = spec["lib"], spec["device"]
     result: dict[str, Any] = {
         "lib": lib,
@@ -179,14 +179,15 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
         return {**result, "matmul": rows}
     kinds: dict[str, Any] = {}
     layer_workers = spec.get("layer_workers", 1)
+    net = model.network(spec.get("width", 1), spec.get("quick", False))
+    if list(net.sizes) != list(spec["sizes"]):
+        raise ValueError(f"sizes: the spec says {spec['sizes']}, its width and quick build {net.sizes}")
     for kind in spec["kinds"]:
         if lib == "torch":
-            stepper = torch_stepper(kind, spec["sizes"], spec["batch"], device, spec.get("seed", 0))
+            stepper = torch_stepper(kind, net, spec["batch"], device, spec.get("seed", 0))
         else:
             result["threads"] = limit_threads(lib, model.blas_threads(kind, spec["threads"], layer_workers))
-            stepper = locograd_stepper(
-                kind, spec["sizes"], spec["batch"], device, spec.get("seed", 0), layer_workers
-            )
+            stepper = locograd_stepper(kind, net, spec["batch"], device, spec.get("seed", 0), layer_workers)
         entry: dict[str, Any] = {"times_ms": time_steps(stepper, spec["warmup"], spec["repeats"])}
         entry["memory_window_steps"] = stepper.memory_window
         if spec.get("memory", True) and device == "gpu":

@@ -4,7 +4,9 @@ A checkpoint holds nested lists/dicts of arrays and plain values (params,
 optimizer state, the data-shuffling RNG's state, the epoch and the run's
 settings).  The nesting is stored as a JSON skeleton in the ``__skeleton__``
 member, ``{"format": FORMAT_VERSION, "tree": NODE}`` with each ``NODE`` one of
-``{"dict": {key: NODE}}``, ``{"list": [NODE]}``, ``{"array": MEMBER}`` or
+``{"dict": {key: NODE}}``, ``{"list": [NODE]}``, ``{"tuple": [NODE]}``, ``{"record": {"type": NAME, "fields": {field: NODE}}}``
+(an optimizer state, a NamedTuple of :mod:`locograd.optim` rebuilt by its type's name from a
+fixed table, never by importing or unpickling anything), ``{"array": MEMBER}`` or
 ``{"value": JSON_SCALAR}``; the arrays are npz members, so :func:`load` uses
 ``numpy.load(..., allow_pickle=False)``.  The file is written through
 :func:`~.runfolder.open_atomic` (a temporary beside it whose name starts with
@@ -39,12 +41,29 @@ from ..errors import RunFolderError
 from . import runfolder
 
 SKELETON_KEY = "__skeleton__"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 """The layout :func:`save` writes and :func:`load` reads; bumped when the payload's layout changes.
 
-Version 0 is the unversioned skeleton of earlier locograd releases (the bare ``NODE``)."""
+Version 0 is the unversioned skeleton of earlier locograd releases (the bare ``NODE``); version 1
+stored optimizer states as dicts tagged with a ``"name"``; version 2 stores them as the
+NamedTuples of :mod:`locograd.optim` (``record`` nodes)."""
 
-KINDS = ("dict", "list", "array", "value")
+KINDS = ("dict", "list", "tuple", "record", "array", "value")
+CHANGES = {1: "its optimizer state is in the dict layout that locograd replaced by NamedTuple states"}
+"""Why an older version cannot be read, for the message."""
+
+
+def record_types() -> dict[str, Any]:
+    """The NamedTuple state types a checkpoint may hold, by name: every ``...State`` class of :mod:`locograd.optim`."""
+    from ..optim import base, first_order, locoprop, second_order
+
+    found: dict[str, Any] = {}
+    for module in (base, first_order, locoprop, second_order):
+        for name, value in vars(module).items():
+            if isinstance(value, type) and issubclass(value, tuple) and hasattr(value, "_fields"):
+                if name.endswith("State"):
+                    found[name] = value
+    return found
 
 
 class CheckpointError(RunFolderError, ValueError):
@@ -56,10 +75,18 @@ class CheckpointError(RunFolderError, ValueError):
 
 
 def _split(tree: Any, arrays: dict[str, np.ndarray]) -> Any:
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        kind = type(tree).__name__
+        if record_types().get(kind) is not type(tree):
+            raise TypeError(f"checkpoint: cannot store a {kind} (not a state type of locograd.optim)")
+        fields = {f: _split(getattr(tree, f), arrays) for f in tree._fields}
+        return {"record": {"type": kind, "fields": fields}}
     if isinstance(tree, dict):
         return {"dict": {str(k): _split(v, arrays) for k, v in tree.items()}}
     if isinstance(tree, list | tuple):
-        return {"list": [_split(v, arrays) for v in tree]}
+        return {
+            type(tree).__name__ if type(tree) in (list, tuple) else "list": [_split(v, arrays) for v in tree]
+        }
     if isinstance(tree, np.ndarray) or is_cupy_array(tree):
         key = f"a{len(arrays)}"
         arrays[key] = to_numpy(tree)
@@ -83,10 +110,33 @@ def _join(path: str, where: str, node: Any, arrays: dict[str, np.ndarray]) -> An
         if not isinstance(body, dict):
             raise CheckpointError(f"{path}: malformed skeleton at {where}: a dict node holds {_short(body)}")
         return {k: _join(path, f"{where}[{k!r}]", v, arrays) for k, v in body.items()}
-    if kind == "list":
+    if kind == "record":
+        types = record_types()
+        if not (
+            isinstance(body, dict) and set(body) == {"type", "fields"} and isinstance(body["fields"], dict)
+        ):
+            raise CheckpointError(
+                f"{path}: malformed skeleton at {where}: a record node holds {_short(body)}, "
+                "expected {'type': NAME, 'fields': {...}}"
+            )
+        cls = types.get(body["type"]) if isinstance(body["type"], str) else None
+        if cls is None:
+            raise CheckpointError(
+                f"{path}: {where} is a {_short(body['type'])} record, not a state type of locograd.optim"
+            )
+        fields = body["fields"]
+        if list(fields) != list(cls._fields):
+            raise CheckpointError(
+                f"{path}: {where}: a {body['type']} has the fields {list(cls._fields)}, the file holds {list(fields)}"
+            )
+        return cls(*(_join(path, f"{where}.{f}", fields[f], arrays) for f in cls._fields))
+    if kind in ("list", "tuple"):
         if not isinstance(body, list):
-            raise CheckpointError(f"{path}: malformed skeleton at {where}: a list node holds {_short(body)}")
-        return [_join(path, f"{where}[{i}]", v, arrays) for i, v in enumerate(body)]
+            raise CheckpointError(
+                f"{path}: malformed skeleton at {where}: a {kind} node holds {_short(body)}"
+            )
+        items = [_join(path, f"{where}[{i}]", v, arrays) for i, v in enumerate(body)]
+        return items if kind == "list" else tuple(items)
     if kind == "array":
         if not isinstance(body, str):
             raise CheckpointError(
@@ -164,8 +214,10 @@ def _tree(path: str, text: str) -> Any:
     if isinstance(doc, dict) and set(doc) == {"format", "tree"}:
         version = doc["format"]
         if version != FORMAT_VERSION or isinstance(version, bool):
+            why = CHANGES.get(version) if isinstance(version, int) and not isinstance(version, bool) else None
             raise CheckpointError(
                 f"{path}: checkpoint format version {version!r}; this locograd reads version {FORMAT_VERSION} only"
+                + (f" ({why}); start the run again" if why else "")
             )
         return doc["tree"]
     if isinstance(doc, dict) and len(doc) == 1 and next(iter(doc)) in KINDS:

@@ -35,7 +35,7 @@ def _without_epochs(settings: Any) -> Any:
 
 
 def _record_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """How two comparison records differ (``optimizers``, ``rmsprop.lr``), ``epochs`` aside."""
+    """How two comparison records differ (``optimizers``, ``rmsprop-tf1.lr``), ``epochs`` aside."""
     if old["optimizers"] != new["optimizers"]:
         return ["optimizers"]
     diff: list[str] = []

@@ -1,16 +1,17 @@
 r"""Optimizers by name for experiments, with documented defaults per data set.
 
-Every name builds a :class:`~locograd.optim.LocoProp`: the BackProp
-optimizers run it in ``mode="backprop"`` (one step of the named first-order
-optimizer on :math:`\partial L/\partial W` per batch), ``locoprop-s`` and
-``locoprop-m`` run ``K`` inner steps per batch.
+Every name builds a :class:`~locograd.optim.NetOptimizer`: the BackProp names a
+:class:`~locograd.optim.BackProp` (one step of the named first-order optimizer on
+:math:`\partial L/\partial W` per batch), ``locoprop-s`` and ``locoprop-m`` a
+:class:`~locograd.optim.LocoProp` (``K`` inner steps per batch), the second-order names
+:class:`~locograd.optim.KFAC`, :class:`~locograd.optim.Shampoo` and :class:`~locograd.optim.FOOF`.
 
 | name       | update                                        | default settings                         |
 |------------|-----------------------------------------------|------------------------------------------|
 | sgd        | BackProp, plain SGD                           | lr (per data set)                        |
 | momentum   | BackProp, heavy ball (PyTorch), beta 0.9      | lr                                       |
 | adam       | BackProp, Adam (PyTorch)                      | lr                                       |
-| rmsprop    | BackProp, RMSProp with the released (TF1) semantics: the same optimizer LocoProp runs inside | lr |
+| rmsprop-tf1 | BackProp, RMSProp with the released (TF1) semantics: the same optimizer LocoProp runs inside (``optim.rmsprop_tf1``; PyTorch's RMSProp is the inner ``rmsprop``) | lr |
 | kfac       | K-FAC, sampled Fisher, factors every 5 steps, step and momentum from the exact quadratic model, damping adapted (``adaptive=True``, :class:`~locograd.optim.KFAC`) | lr (a multiplier of the model's step, 1), initial damping |
 | shampoo    | Shampoo, roots every 10 steps, no momentum, step norm grafted to Adam's (:class:`~locograd.optim.Shampoo`) | lr, damping (its epsilon) |
 | foof       | FOOF, input covariance average 0.95 (:class:`~locograd.optim.FOOF`) | lr, damping |
@@ -30,7 +31,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import optim
+from .. import locoprop, optim
 from ..data.registry import canonical_name
 from ..network import MLP
 from ..validators import canonical_choice, integer, number
@@ -39,7 +40,7 @@ OPTIMIZERS: tuple[str, ...] = (
     "sgd",
     "momentum",
     "adam",
-    "rmsprop",
+    "rmsprop-tf1",
     "kfac",
     "shampoo",
     "foof",
@@ -55,7 +56,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "sgd": {"lr": {"curves": 0.1, "mnist": 0.1}},
     "momentum": {"lr": {"curves": 0.03, "mnist": 0.01}},
     "adam": {"lr": {"curves": 3e-3, "mnist": 1e-3}},
-    "rmsprop": {"lr": {"curves": 3e-5, "mnist": 1e-5}},
+    "rmsprop-tf1": {"lr": {"curves": 3e-5, "mnist": 1e-5}},
     "kfac": {"damping": 1.0, "lr": {"curves": 1.0, "mnist": 1.0}},
     "shampoo": {"damping": 1.0, "lr": {"curves": 0.01, "mnist": 1e-3}},
     "foof": {"damping": 1e-2, "lr": {"curves": 0.03, "mnist": 0.01}},
@@ -64,7 +65,7 @@ DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-_BACKPROP_INNER = {"sgd": "sgd", "momentum": "momentum", "adam": "adam", "rmsprop": "rmsprop_tf1"}
+_BACKPROP_INNER = {"sgd": "sgd", "momentum": "momentum", "adam": "adam", "rmsprop-tf1": "rmsprop_tf1"}
 
 
 def check_name(name: str) -> str:
@@ -145,8 +146,8 @@ def settings(
     return resolved
 
 
-def build(net: MLP, resolved: dict[str, Any], workers: int = 1) -> Any:
-    """Build the optimizer from :func:`settings`' output.
+def build(net: MLP, resolved: dict[str, Any], workers: int = 1) -> optim.NetOptimizer:
+    """Build the network optimizer from :func:`settings`' output.
 
     ``workers``: LocoProp solves this many layers at once on threads (the same
     results bit for bit; the other optimizers have no per-layer solves and ignore it).
@@ -159,16 +160,15 @@ def build(net: MLP, resolved: dict[str, Any], workers: int = 1) -> Any:
     if name == "foof":
         return optim.FOOF(net, lr=lr, damping=resolved["damping"])
     inner = optim.get(resolved["inner"], lr=lr)
-    if resolved["optimizer"].startswith("locoprop"):
-        return optim.LocoProp(
-            net,
-            variant=resolved["variant"],
-            gamma=resolved["gamma"],
-            eta=resolved["eta"],
-            solver=resolved["solver"],
-            steps=resolved["steps"],
-            inner=inner,
-            lr_factor=optim.schedules.released_inner_factor,
-            workers=workers,
-        )
-    return optim.LocoProp(net, inner=inner, mode="backprop")
+    if name.startswith("locoprop"):
+        variant_type = locoprop.S if resolved["variant"] == "S" else locoprop.M
+        variant = variant_type(gamma=resolved["gamma"], eta=resolved["eta"])
+        solver: locoprop.GD | locoprop.Exact
+        if resolved["solver"] == "exact":
+            solver = locoprop.Exact()
+        else:
+            solver = locoprop.GD(
+                steps=resolved["steps"], inner=inner, lr_factor=optim.schedules.released_inner_factor
+            )
+        return optim.LocoProp(net, variant, solver, workers=workers)
+    return optim.BackProp(net, inner)

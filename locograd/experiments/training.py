@@ -36,10 +36,10 @@ from ..data import load as load_dataset
 from ..data.registry import canonical_name
 from ..errors import NonFiniteError, RunFolderError, StateMismatchError
 from ..network import MLP, Params
-from ..optim import official, schedules
+from ..optim import NetOptimizer, official, official_backprop, official_schedule, schedules
 from ..validators import canonical_choice, existing_path, integer, output_folder, same_tree
 from . import checkpoint, runfolder
-from .models import HIDDEN_TRANSFERS, autoencoder, overridden_autoencoder
+from .models import HIDDEN_TRANSFERS, overridden_autoencoder
 from .optimizers import INNER, SOLVERS, build, check_name, settings
 from .plots import plot_losses
 
@@ -66,7 +66,7 @@ class TrainConfig:
     """Settings of one run (``None`` means the documented default for the optimizer and data set).
 
     ``dataset`` and ``optimizer`` left empty (``""``) are the preset's (``official``:
-    mnist and locoprop-m), else ``"curves"`` and ``"rmsprop"``.  Every name (data
+    mnist and locoprop-m), else ``"curves"`` and ``"rmsprop-tf1"``.  Every name (data
     set, optimizer, preset, device, dtype, solver, inner optimizer, and the study's
     schedule and hidden transfer) is put in its canonical spelling when the config
     is made (:func:`canonical_names`: case, surrounding spaces and ``_`` vs ``-`` do
@@ -114,7 +114,7 @@ DEFAULT_EPOCHS = {"curves": 5, "mnist": 10}
 DEFAULT_BATCH = {"curves": 200, "mnist": 1000}
 PRESET_DEFAULTS: dict[str, dict[str, str]] = {"official": {"dataset": "mnist", "optimizer": "locoprop-m"}}
 """What a preset brings when ``dataset`` / ``optimizer`` are not given."""
-OFFICIAL_OPTIMIZERS = ("locoprop-m", "rmsprop")
+OFFICIAL_OPTIMIZERS = ("locoprop-m", "rmsprop-tf1")
 OFFICIAL_DATASETS = ("mnist", "fashion-mnist")
 """The official preset is the released MNIST-autoencoder configuration: MNIST-format sets only."""
 
@@ -142,7 +142,7 @@ def canonical_names(config: TrainConfig) -> dict[str, Any]:
     """Every name field of ``config`` in its canonical spelling; the ONE normaliser of a run's names.
 
     ``dataset`` and ``optimizer`` empty (or ``None``) become the preset's, else
-    ``"curves"`` and ``"rmsprop"``.  Names are matched by
+    ``"curves"`` and ``"rmsprop-tf1"``.  Names are matched by
     :func:`locograd.validators.canonical_choice` (``" CURVES"`` is ``"curves"``,
     ``"LocoProp_M"`` is ``"locoprop-m"``, ``"GPU"`` is ``"gpu"``).
 
@@ -154,7 +154,9 @@ def canonical_names(config: TrainConfig) -> dict[str, Any]:
         brought = PRESET_DEFAULTS.get(preset or "", {})
         dataset = config.dataset if config.dataset not in ("", None) else brought.get("dataset", "curves")
         optimizer = (
-            config.optimizer if config.optimizer not in ("", None) else brought.get("optimizer", "rmsprop")
+            config.optimizer
+            if config.optimizer not in ("", None)
+            else brought.get("optimizer", "rmsprop-tf1")
         )
         names: dict[str, Any] = {
             "preset": preset,
@@ -171,8 +173,7 @@ def canonical_names(config: TrainConfig) -> dict[str, Any]:
 
 def official_epochs() -> int:
     """The most epochs of the official preset: its schedule's length (the released run's 99)."""
-    schedule = official(autoencoder("mnist")).schedule
-    length = getattr(schedule, "epochs", None)
+    length = official_schedule().epochs
     assert isinstance(length, int)
     return length
 
@@ -186,7 +187,7 @@ def resolve(config: TrainConfig) -> dict[str, Any]:
     integers >= 1, ``seed`` >= 0, ``limit_train`` ``None`` or >= 1, the optimizer's
     numbers (:func:`~.optimizers.settings`), ``data_dir`` an existing path and only
     for a file set, ``out`` a folder or a place one can be made, ``device="gpu"``
-    usable, and the official preset's rules: locoprop-m or rmsprop, an MNIST-format
+    usable, and the official preset's rules: locoprop-m or rmsprop-tf1, an MNIST-format
     set (its model and settings are the MNIST autoencoder's, so curves is refused),
     no optimizer setting, and at most :func:`official_epochs` epochs (its schedule
     reaches 0 there; before, epoch 101 trained with a negative learning rate).
@@ -220,7 +221,7 @@ def resolve(config: TrainConfig) -> dict[str, Any]:
             if optimizer not in OFFICIAL_OPTIMIZERS:
                 raise ValueError(
                     "preset official: the released configuration is locoprop-m (or its BackProp baseline, "
-                    f"rmsprop), got optimizer {optimizer!r}"
+                    f"rmsprop-tf1), got optimizer {optimizer!r}"
                 )
             if dataset not in OFFICIAL_DATASETS:
                 raise ValueError(
@@ -302,36 +303,44 @@ def _study_settings(config: TrainConfig, epochs: int) -> dict[str, Any]:
     return extra
 
 
-def _apply_schedule(opt: Any, resolved: dict[str, Any]) -> None:
-    """Give ``opt`` the per-epoch schedule recorded in ``resolved`` (by :func:`_study_settings`)."""
-    spec = resolved.get("schedule")
-    if spec is not None:
-        opt.schedule = schedules.warmup_linear_decay(resolved["lr"], spec["warmup"], spec["total"])
-
-
-def make_optimizer(net: MLP, resolved: dict[str, Any], workers: int = 1) -> Any:
-    """The optimizer of a resolved run (the official preset or :func:`~.optimizers.build`).
+def make_optimizer(net: MLP, resolved: dict[str, Any], workers: int = 1) -> NetOptimizer:
+    """The network optimizer of a resolved run (the official preset or :func:`~.optimizers.build`).
 
     ``workers``: LocoProp solves this many layers at once on threads (the same results).
-
-    Raises:
-        ConfigError: ``resolved["epochs"]`` is longer than the optimizer's
-            learning-rate schedule (:attr:`~locograd.optim.schedules.EpochSchedule.epochs`).
     """
     if resolved.get("preset") == "official":
-        mode = "locoprop" if resolved["optimizer"] == "locoprop-m" else "backprop"
-        opt = official(net, mode=mode, workers=workers)
-    else:
-        opt = build(net, resolved, workers)
-    schedule = getattr(opt, "schedule", None)
-    length = getattr(schedule, "epochs", None)
+        if resolved["optimizer"] == "locoprop-m":
+            return official(net, workers=workers)
+        return official_backprop(net)
+    return build(net, resolved, workers)
+
+
+def make_schedule(resolved: dict[str, Any]) -> schedules.EpochSchedule | None:
+    """The run's per-epoch learning-rate schedule, ``None`` for a constant rate.
+
+    The schedule belongs to the training configuration, not to the optimizer: the loop passes
+    each epoch's rate to ``opt.step(..., lr=schedule(epoch))``.  The official preset's is the
+    released :func:`~locograd.optim.official_schedule`; a study's ``warmup-linear-decay`` is
+    recorded in ``resolved["schedule"]``.
+
+    Raises:
+        ConfigError: ``resolved["epochs"]`` is longer than the schedule
+            (:attr:`~locograd.optim.schedules.EpochSchedule.epochs`).
+    """
+    spec = resolved.get("schedule")
+    schedule = None
+    if resolved.get("preset") == "official":
+        schedule = official_schedule()
+    elif spec is not None:
+        schedule = schedules.warmup_linear_decay(resolved["lr"], spec["warmup"], spec["total"])
+    length = None if schedule is None else schedule.epochs
     epochs = resolved.get("epochs")
-    if isinstance(length, int) and isinstance(epochs, int) and epochs > length:
+    if schedule is not None and isinstance(length, int) and isinstance(epochs, int) and epochs > length:
         raise ConfigError(
-            f"epochs: the learning-rate schedule ({getattr(schedule, 'text', '')}) ends after {length} epochs; "
+            f"epochs: the learning-rate schedule ({schedule.text}) ends after {length} epochs; "
             f"expected at most {length}, got {epochs}"
         )
-    return opt
+    return schedule
 
 
 def mean_loss(net: MLP, params: Params, x: Any, chunk: int = 2000) -> float:
@@ -644,14 +653,14 @@ def _train(config: TrainConfig, resume: bool, data: Dataset | None) -> list[dict
             )
         net = overridden_autoencoder(config.dataset, config.hidden, config.widths)
         opt = make_optimizer(net, resolved, config.workers)
-        _apply_schedule(opt, resolved)
+        schedule = make_schedule(resolved)
         rng = np.random.default_rng(config.seed)
         meta = {"sizes": net.sizes, "activations": [t.name for t in net.transfers], "settings": resolved}
         if not locked:  # a new folder: made (and locked) only now that the settings and data are good
             stack.enter_context(runfolder.FolderLock(out))
         runfolder.remove_stale_temporaries(out)
         ckpt_path = _check_out(out, resume)  # again, under the lock: this answer holds
-        return _run(config, resume, data, resolved, net, opt, rng, meta, ckpt_path)
+        return _run(config, resume, data, resolved, net, opt, schedule, rng, meta, ckpt_path)
     raise AssertionError("unreachable")  # pragma: no cover (for mypy: the with block returns)
 
 
@@ -685,7 +694,8 @@ def _run(
     data: Dataset,
     resolved: dict[str, Any],
     net: MLP,
-    opt: Any,
+    opt: NetOptimizer,
+    schedule: schedules.EpochSchedule | None,
     rng: np.random.Generator,
     meta: dict[str, Any],
     ckpt_path: str,
@@ -733,7 +743,7 @@ def _run(
     name = resolved["optimizer"]
     for epoch in range(start_epoch, resolved["epochs"]):
         epoch_start = time.perf_counter()
-        lr = opt.schedule(epoch) if opt.schedule is not None else opt.lr
+        lr = schedule(epoch) if schedule is not None else opt.lr
         order = backend.to_device(rng.permutation(n_train), config.device)
         bar = tqdm(
             total=n_batches,
@@ -749,10 +759,8 @@ def _run(
                 xb = x_train[order[b * batch : (b + 1) * batch]]
                 t0 = time.perf_counter()
                 try:
-                    params, state, info = opt.update(params, xb, xb, state, lr=lr)
-                except ValueError as exc:
-                    if not (isinstance(exc, NonFiniteError) or "non-finite" in str(exc)):
-                        raise
+                    params, state, info = opt.step(params, xb, xb, state, lr=lr)
+                except NonFiniteError as exc:
                     raise TrainingDiverged(
                         f"non-finite parameters in epoch {epoch + 1}, batch {b + 1} ({exc}); the last good "
                         f"checkpoint (epoch {saved_epoch}) and metrics are kept in {out}"

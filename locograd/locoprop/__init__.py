@@ -1,13 +1,17 @@
-r"""LocoProp: targets, local objectives, local solvers and the whole-network step.
+r"""LocoProp: settings, targets, local objectives, local solvers and the whole-network step.
 
+* :class:`S`, :class:`M` (the variant: ``gamma``, ``eta``) and :class:`GD`, :class:`Exact` (the
+  local solver): small frozen settings objects, checked when built.
 * :func:`targets`: :math:`A^* = A - \gamma G` (S), :math:`Y^* = f(A) - \gamma G` (M).
 * :class:`LocalProblem`, :func:`objective`, :func:`gradient`: one layer's
   :math:`J_S` / :math:`J_M` with bias and optional proximal term.
 * :func:`solve_gd`, :func:`solve_exact_s`, :func:`solve_exact_m`, :func:`newton_step`.
-* :func:`step`: one LocoProp step for an :class:`~locograd.MLP`.
+* :func:`step`: one LocoProp step for an :class:`~locograd.MLP`:
+  ``step(net, params, x, y, variant=M(gamma=10), solver=GD(steps=10, lr=1e-5)) -> (params, info)``.
 """
 
 from .objectives import LocalProblem, gradient, objective, residual
+from .settings import GD, Exact, M, S
 from .solvers import (
     ExactInfo,
     hessian_vector_product,
@@ -17,7 +21,6 @@ from .solvers import (
     solve_gd,
 )
 from .step import (
-    SOLVERS,
     LayerReport,
     LocoPropWarning,
     StepInfo,
@@ -30,12 +33,15 @@ from .step import (
 from .targets import VARIANTS, targets
 
 __all__ = [
-    "SOLVERS",
+    "GD",
     "VARIANTS",
+    "Exact",
     "ExactInfo",
     "LayerReport",
     "LocalProblem",
     "LocoPropWarning",
+    "M",
+    "S",
     "StepInfo",
     "check_workers",
     "count_out_of_range",

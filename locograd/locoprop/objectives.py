@@ -23,7 +23,6 @@ with :math:`A = X W + b`; the bias row of :math:`\tilde X^\top R` is
 
 from __future__ import annotations
 
-import math
 from typing import Any, NamedTuple
 
 from ..backend import Array, array_namespace, check_float_array
@@ -31,18 +30,13 @@ from ..bregman import matching_loss
 from ..layers import affine
 from ..transfer import Transfer
 from ..transfer import get as get_transfer
-from ..validators import finite, real
+from ..validators import finite, number
 from .targets import VARIANTS, check_variant
 
 
 def check_eta(eta: float | None) -> float | None:
     """Validate the proximal weight (``None``: no proximal term)."""
-    if eta is None:
-        return None
-    e = real("eta", eta, "None or a positive finite number")
-    if not (math.isfinite(e) and e > 0):
-        raise ValueError(f"eta: expected None or a positive finite number, got {eta!r}")
-    return e
+    return number("eta", eta, low=0, low_open=True, allow_none=True)
 
 
 class LocalProblem(NamedTuple):
@@ -55,8 +49,7 @@ class LocalProblem(NamedTuple):
     Attributes:
         inputs: frozen layer input :math:`X` ``(B, d_in)``.
         target: :math:`A^*` (S) or :math:`Y^*` (M), ``(B, d_out)``, the dtype of ``inputs``.
-        transfer: the layer's transfer :math:`f` (used by M; S ignores it, but it must be a
-            :class:`~locograd.transfer.Transfer`).
+        transfer: the layer's transfer :math:`f` (M); ``None`` for S, which does not use it.
         variant: ``"S"`` or ``"M"``.
         anchor: :math:`\tilde W_t` as ``{"W": (d_in, d_out), "b": (d_out,)}``.
         eta: proximal weight, or ``None``.
@@ -64,17 +57,28 @@ class LocalProblem(NamedTuple):
 
     inputs: Array
     target: Array
-    transfer: Transfer
+    transfer: Transfer | None
     variant: str
     anchor: dict[str, Array]
     eta: float | None = None
+
+    @property
+    def matching_transfer(self) -> Transfer:
+        """The transfer :math:`f` of an M problem (whose matching loss it defines).
+
+        Raises:
+            TypeError: the problem has no transfer (an S problem built with ``transfer=None``).
+        """
+        if self.transfer is None:
+            raise TypeError("transfer: this LocalProblem has none (variant 'S'); its matching loss needs one")
+        return self.transfer
 
     @classmethod
     def build(
         cls,
         inputs: Array,
         target: Array,
-        transfer: str | Transfer,
+        transfer: str | Transfer | None,
         variant: str,
         anchor: dict[str, Array],
         eta: float | None = None,
@@ -88,7 +92,9 @@ class LocalProblem(NamedTuple):
                 ``(d_in, d_out)``, anchor keys other than ``W`` and ``b``, a bad variant or eta.
             NonFiniteError: NaN or infinity in the inputs, the target or the anchor.
         """
-        problem = cls(inputs, target, get_transfer(transfer), check_variant(variant), anchor, check_eta(eta))
+        variant = check_variant(variant)
+        resolved = None if transfer is None else get_transfer(transfer)
+        problem = cls(inputs, target, resolved, variant, anchor, check_eta(eta))
         check_problem(problem)
         finite("inputs", inputs)
         finite("target", target)
@@ -104,7 +110,7 @@ def check_problem(problem: Any, name: str = "problem") -> LocalProblem:
     (:meth:`LocalProblem.build` also checks the values are finite): ``inputs`` a 2-D floating
     array ``(B, d_in)``; ``anchor`` a dict with exactly the keys ``W`` ``(d_in, d_out)`` and
     ``b`` ``(d_out,)``; ``target`` ``(B, d_out)``; one dtype and one backend throughout; a
-    :class:`~locograd.transfer.Transfer` (variant S does not use it, it must still be one);
+    :class:`~locograd.transfer.Transfer` for variant M (``None`` or a Transfer for S, which does not use it);
     variant ``"S"`` or ``"M"``; ``eta`` ``None`` or > 0.
 
     Raises:
@@ -143,10 +149,16 @@ def check_problem(problem: Any, name: str = "problem") -> LocalProblem:
     for part, a in (("target", target), ("anchor['W']", W), ("anchor['b']", b)):
         if a.dtype != inputs.dtype:
             raise TypeError(f"{part}: expected dtype {inputs.dtype} like inputs, got {a.dtype}")
-    if not isinstance(problem.transfer, Transfer):
-        raise TypeError(f"transfer: expected a Transfer, got {type(problem.transfer).__name__}")
     if problem.variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {VARIANTS}, got {problem.variant!r}")
+    if problem.variant == "M" and not isinstance(problem.transfer, Transfer):
+        raise TypeError(
+            f"transfer: expected a Transfer for variant 'M', got {type(problem.transfer).__name__}"
+        )
+    if problem.variant == "S" and problem.transfer is not None and not isinstance(problem.transfer, Transfer):
+        raise TypeError(
+            f"transfer: expected None or a Transfer for variant 'S', got {type(problem.transfer).__name__}"
+        )
     if problem.eta is not None:
         check_eta(problem.eta)
     return problem
@@ -192,62 +204,7 @@ def _residual(problem: LocalProblem, params: dict[str, Array]) -> tuple[Array, A
     a = affine(params, problem.inputs)
     if problem.variant == "S":
         return a, a - problem.target
-    return a, problem.transfer.f(a) - problem.target
-
-
-def same_dtype(problem: LocalProblem, params: dict[str, Array]) -> bool:
-    """Whether inputs, target, anchor and ``params`` share one floating dtype.
-
-    The condition of the in-place paths (:func:`residual_into`, :func:`gradient_into`):
-    with mixed dtypes NumPy promotes, and writing into a buffer would round differently.
-    """
-    dt = problem.inputs.dtype
-    arrays = (problem.target, problem.anchor["W"], problem.anchor["b"], params["W"], params["b"])
-    return dt.kind == "f" and all(getattr(a, "dtype", None) == dt for a in arrays)
-
-
-def residual_into(
-    problem: LocalProblem, params: dict[str, Array], out: Array, base: Array | None = None
-) -> Array:
-    r""":math:`R` of :func:`residual`, written into ``out`` ``(B, d_out)`` (the inner loop's buffer).
-
-    Args:
-        problem: the layer's problem (one dtype throughout, see :func:`same_dtype`).
-        params: the current :math:`\tilde W`.
-        out: scratch ``(B, d_out)`` of that dtype; it receives :math:`A`, then :math:`R`.
-        base: when ``params`` is the anchor, the forward pass's value there that the
-            target was built from, :math:`A` (S) or :math:`f(A)` (M): then
-            :math:`R = \text{base} - \text{target}` and the product is skipped.  Not modified.
-
-    Returns:
-        ``out``, holding :math:`R` (bit for bit what :func:`residual` returns).
-    """
-    xp = array_namespace(problem.inputs)
-    if base is not None:
-        return xp.subtract(base, problem.target, out=out)
-    xp.matmul(problem.inputs, params["W"], out=out)
-    out += params["b"]
-    fa = out if problem.variant == "S" else problem.transfer.f(out)
-    return xp.subtract(fa, problem.target, out=out)
-
-
-def gradient_into(
-    problem: LocalProblem, params: dict[str, Array], r: Array, out: Array, scratch: Array | None = None
-) -> dict[str, Array]:
-    r""":func:`gradient` from the residual ``r``, with :math:`X^\top R` written into ``out`` ``(d_in, d_out)``.
-
-    ``scratch`` (shaped like ``W``) holds the proximal term's difference when ``eta`` is set.
-    Bit for bit :func:`gradient`; ``out`` is the returned ``"W"`` entry.
-    """
-    xp = array_namespace(problem.inputs)
-    g = {"W": xp.matmul(problem.inputs.T, r, out=out), "b": r.sum(axis=0)}
-    if problem.eta is not None:
-        inv_eta = 1.0 / problem.eta
-        d = xp.subtract(params["W"], problem.anchor["W"], out=scratch)
-        d *= inv_eta
-        g["W"] += d
-        g["b"] = g["b"] + inv_eta * (params["b"] - problem.anchor["b"])
-    return g
+    return a, problem.matching_transfer.f(a) - problem.target
 
 
 def gradient(problem: LocalProblem, params: dict[str, Array], r: Array | None = None) -> dict[str, Array]:
@@ -293,7 +250,7 @@ def _objective(problem: LocalProblem, params: dict[str, Array]) -> Array:
     if problem.variant == "S":
         value = 0.5 * xp.sum(r * r)
     else:
-        value = xp.sum(matching_loss(problem.transfer, a, problem.target))
+        value = xp.sum(matching_loss(problem.matching_transfer, a, problem.target))
     if problem.eta is not None:
         sq = sum(xp.sum((params[k] - problem.anchor[k]) ** 2) for k in ("W", "b"))
         value = value + sq / (2 * problem.eta)

@@ -2,7 +2,8 @@ r"""Local solvers for one layer.
 
 * :func:`solve_gd`: ``K`` steps of plain gradient descent, or of any first-order
   optimizer (anything with ``init``/``update``, e.g. :mod:`locograd.optim`),
-  with an optional within-batch learning-rate factor ``lr_factor(k, K)``.
+  with an optional within-batch learning-rate factor ``lr_factor(k, K)``
+  (the settings: :class:`~locograd.locoprop.GD`).
 * :func:`solve_exact_s`: the S minimiser in closed form, a preconditioned
   gradient step
 
@@ -22,29 +23,17 @@ r"""Local solvers for one layer.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..backend import Array, array_namespace, tree_leaves
+from ..backend import Array, array_namespace
 from ..linalg import cholesky_solve, psd_pinv_solve
-from ..validators import integer, number, real
-from .objectives import (
-    LocalProblem,
-    _gradient,
-    _objective,
-    _residual,
-    check_params,
-    check_problem,
-    gradient_into,
-    norm,
-    residual_into,
-    same_dtype,
-)
+from ..validators import integer, number
+from .objectives import LocalProblem, _gradient, _objective, _residual, check_params, check_problem, norm
+from .settings import GD, LrFactor
 
 Params = dict[str, Array]
-LrFactor = Callable[[int, int], float]
 
 
 class ExactInfo(NamedTuple):
@@ -77,50 +66,6 @@ def check_solvable(problem: LocalProblem, solver: str, variant: str | None = Non
         )
 
 
-def check_steps(steps: int) -> int:
-    """Validate the number of inner steps ``K >= 1``."""
-    if isinstance(steps, bool) or not isinstance(steps, int | np.integer) or steps < 1:
-        raise ValueError(f"steps: expected an integer >= 1, got {steps!r}")
-    return int(steps)
-
-
-def check_lr(lr: float | None, required: bool, allow_zero: bool = False) -> float | None:
-    """Validate an inner learning rate: > 0, or >= 0 with ``allow_zero``.
-
-    Zero is allowed with an inner optimizer: its state still advances while the
-    parameters stay put, as in the released warm-up epoch 0.
-    """
-    if lr is None:
-        if required:
-            raise ValueError(
-                "lr: expected a positive inner step size for solver='gd' without an inner optimizer"
-            )
-        return None
-    kind = "non-negative" if allow_zero else "positive"
-    v = real("lr", lr, f"a {kind} finite number")
-    if not (math.isfinite(v) and (v > 0 or (allow_zero and v == 0))):
-        raise ValueError(f"lr: expected a {kind} finite number, got {lr!r}")
-    return v
-
-
-def check_inner(inner: Any) -> Any:
-    """``inner`` unchanged if it is ``None`` or a first-order optimizer (callable ``init`` and ``update``, an ``lr``).
-
-    Raises:
-        TypeError: ``"inner: expected a first-order optimizer (with init, update and lr), got object"``.
-    """
-    if inner is None:
-        return None
-    if not (
-        callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))
-    ) or not hasattr(inner, "lr"):
-        raise TypeError(
-            f"inner: expected a first-order optimizer (with init, update and lr, e.g. locograd.optim.adam()), "
-            f"got {type(inner).__name__}"
-        )
-    return inner
-
-
 def lr_factor_at(lr_factor: LrFactor | None, k: int, steps: int) -> float:
     """``lr_factor(k, K)`` as a float, checked: a finite number >= 0 (``None``: 1).
 
@@ -133,130 +78,59 @@ def lr_factor_at(lr_factor: LrFactor | None, k: int, steps: int) -> float:
         return 1.0
     if not callable(lr_factor):
         raise TypeError(f"lr_factor: expected a callable lr_factor(k, K), got {type(lr_factor).__name__}")
-    where = f"lr_factor({k}, {steps})"
-    value = real(where, lr_factor(k, steps), "a finite number >= 0")
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{where}: expected a finite number >= 0, got {value!r}")
-    return value
-
-
-class _Workspace:
-    """Scratch arrays that one local solve reuses across its ``K`` inner steps.
-
-    ``a`` ``(B, d_out)`` receives :math:`A` then :math:`R`; ``gW`` ``(d_in, d_out)``
-    receives :math:`X^\top R`; ``prox`` (with ``eta``) the difference :math:`W - W_t`.
-    One allocation per solve instead of several per step: on a virtual machine
-    every fresh multi-megabyte array costs page faults as well as a pass.
-    """
-
-    def __init__(self, problem: LocalProblem) -> None:
-        xp = array_namespace(problem.inputs)
-        W = problem.anchor["W"]
-        self.problem = problem
-        self.a = xp.empty((problem.inputs.shape[0], W.shape[1]), dtype=W.dtype)
-        self.gW = xp.empty_like(W)
-        self.prox = xp.empty_like(W) if problem.eta is not None else None
-
-    def gradient(self, params: Params, base: Array | None = None) -> Params:
-        """:math:`\nabla J` at ``params``; the ``"W"`` entry is the buffer ``gW`` (valid until the next call)."""
-        r = residual_into(self.problem, params, self.a, base)
-        return gradient_into(self.problem, params, r, self.gW, self.prox)
-
-
-def _inplace_kernel(inner: Any) -> Callable[..., None] | None:
-    """The in-place form of ``inner.update`` if it offers one (``update.inplace``), else ``None``."""
-    return getattr(getattr(inner, "update", None), "inplace", None)
-
-
-def _owned_and_uniform(params: Params, state: Any, dtype: Any, callers: set[int]) -> bool:
-    """Whether the arrays of ``params`` and ``state`` are fresh, distinct, of ``dtype``, none the caller's.
-
-    Checked once, after the first (pure) inner update, before later steps update in place.
-    """
-    arrays = [*tree_leaves(params), *(a for a in tree_leaves(state) if hasattr(a, "dtype"))]
-    ids = {id(a) for a in arrays}
-    return (
-        all(a.dtype == dtype and a.base is None for a in arrays)
-        and len(ids) == len(arrays)
-        and not ids & callers
-    )
+    return number(f"lr_factor({k}, {steps})", lr_factor(k, steps), low=0)
 
 
 def solve_gd(
-    problem: LocalProblem,
-    steps: int,
-    lr: float | None = None,
-    inner: Any = None,
-    inner_state: Any = None,
-    lr_factor: LrFactor | None = None,
-    *,
-    base: Array | None = None,
+    problem: LocalProblem, solver: GD, inner_state: Any = None, *, base: Array | None = None
 ) -> tuple[Params, Any]:
-    r"""``K`` inner steps on :math:`J` from the anchor :math:`\tilde W_t`.
+    r"""``K`` inner steps on :math:`J` from the anchor :math:`\tilde W_t`: the reference loop.
+
+    .. math:: \tilde W_{k+1} = \tilde W_k - \rho\,c_k\,\nabla J(\tilde W_k)
+              \quad\text{(or the inner optimizer's step on } \nabla J(\tilde W_k)\text{)},
+
+    with :math:`c_k` = ``solver.lr_factor(k, K)`` (1 without one).
 
     Args:
         problem: the layer's local problem.
-        steps: ``K >= 1``.
-        lr: step size :math:`\rho` of plain GD; with ``inner``, overrides its learning rate.
-        inner: a first-order optimizer (``init``/``update``); ``None`` is plain GD.
-        inner_state: its state (kept across batches by the caller); ``None``: fresh.
-        lr_factor: ``lr_factor(k, K)`` multiplies the step size at inner step ``k``.
+        solver: the :class:`~locograd.locoprop.GD` settings (steps, lr, inner, lr_factor).
+        inner_state: the inner optimizer's state (kept across batches by the caller); ``None``: fresh.
         base: what the target was built from, at the anchor, if at hand: the forward
             pass's :math:`A` (S, ``trace.pre[m]``) or :math:`f(A)` (M, ``trace.post[m]``).
             The first step's residual is then ``base - target``, without a product.
             Not modified.
 
     Returns:
-        ``(params, inner_state)`` (``inner_state`` is ``None`` for plain GD).
+        ``(params, inner_state)`` (``inner_state`` is ``None`` for plain GD).  Nothing passed in is modified.
 
-    The numbers are those of the plain loop ``g = gradient(problem, params)``,
-    ``params = params - lr * g`` (or ``inner.update``), bit for bit; when every
-    array shares one dtype the loop works in reused buffers: the gradient lands in
-    scratch arrays, and after the first step (which never touches the anchor or
-    the caller's state) the parameters, and the state of an optimizer whose
-    ``update`` has an ``inplace`` form (:mod:`locograd.optim`'s do), are updated
-    in place.
+    The fused form of this loop, in reused buffers and with the inner optimizer's in-place hook,
+    is :func:`locograd._fast.local.solve_gd_inplace` (bit for bit these numbers), which
+    :class:`locograd.optim.LocoProp` passes to :func:`~locograd.locoprop.step`.
     """
     check_solvable(problem, "solve_gd")
-    steps = check_steps(steps)
-    inner = check_inner(inner)
-    lr = check_lr(lr, required=inner is None, allow_zero=inner is not None)
-    params = problem.anchor
+    solver = _check_gd(solver)
+    _check_base(problem, base)
+    params, inner, steps = problem.anchor, solver.inner, solver.steps
     if inner is not None and inner_state is None:
         inner_state = inner.init(params)
-    kernel = _inplace_kernel(inner) if inner is not None else None
-    fast = same_dtype(problem, params) and (inner is None or kernel is not None)
-    _check_base(problem, base)
-    work = _Workspace(problem) if fast else None
-    callers = {id(a) for a in tree_leaves(inner_state)}  # the caller's state arrays: never written
-    in_place = False
     for k in range(steps):
-        factor = lr_factor_at(lr_factor, k, steps)
-        first = base if k == 0 else None
-        if work is not None:
-            g = work.gradient(params, first)
-        else:
-            g = _gradient(problem, params, None if first is None else first - problem.target)
+        factor = lr_factor_at(solver.lr_factor, k, steps)
+        g = _gradient(problem, params, base - problem.target if k == 0 and base is not None else None)
         if inner is None:
-            assert lr is not None
-            step = lr * factor
-            if in_place:
-                for key in params:
-                    g[key] *= step
-                    params[key] -= g[key]
-            else:
-                params = {key: params[key] - step * g[key] for key in params}
-                in_place = work is not None
+            step = solver.base_lr * factor
+            params = {key: params[key] - step * g[key] for key in params}
         else:
-            base = inner.lr if lr is None else lr
-            if in_place and kernel is not None:
-                kernel(g, inner_state, params, lr=base * factor)
-            else:
-                params, inner_state = inner.update(g, inner_state, params, lr=base * factor)
-                in_place = work is not None and _owned_and_uniform(
-                    params, inner_state, problem.inputs.dtype, callers
-                )
+            updates, inner_state = inner.update(g, inner_state, params, lr=solver.base_lr * factor)
+            params = {key: params[key] + updates[key] for key in params}
     return params, inner_state
+
+
+def _check_gd(solver: Any) -> GD:
+    if not isinstance(solver, GD):
+        raise TypeError(
+            f"solver: expected locoprop.GD(steps, lr, inner, lr_factor), got {type(solver).__name__}"
+        )
+    return solver
 
 
 def _check_base(
@@ -316,7 +190,7 @@ def solve_exact_s(problem: LocalProblem, rcond: float | None = None, *, base: Ar
 def _dot(problem: LocalProblem, u: Params, v: Params) -> Array:
     """Per-output-unit inner products (elementwise f: block-diagonal Hessian), or one total (softmax)."""
     per_unit = (u["W"] * v["W"]).sum(axis=0) + u["b"] * v["b"]
-    return per_unit if problem.transfer.elementwise else per_unit.sum()
+    return per_unit if problem.matching_transfer.elementwise else per_unit.sum()
 
 
 def hessian_vector_product(problem: LocalProblem, a: Array, v: Params) -> Params:
@@ -343,7 +217,7 @@ def _hvp(problem: LocalProblem, a: Array, v: Params) -> Params:
     """:func:`hessian_vector_product` without the checks."""
     assert problem.eta is not None
     da = problem.inputs @ v["W"] + v["b"]
-    dy = problem.transfer.vjp(a, da)  # f' is symmetric: the JVP equals the VJP
+    dy = problem.matching_transfer.vjp(a, da)  # f' is symmetric: the JVP equals the VJP
     inv_eta = 1.0 / problem.eta
     return {"W": problem.inputs.T @ dy + inv_eta * v["W"], "b": dy.sum(axis=0) + inv_eta * v["b"]}
 
@@ -420,7 +294,7 @@ def solve_exact_m(
     max_newton = integer("max_newton", max_newton, minimum=0)
     max_cg = integer("max_cg", max_cg, minimum=1, allow_none=True)
     n_block = problem.inputs.shape[1] + 1
-    if not problem.transfer.elementwise:
+    if not problem.matching_transfer.elementwise:
         n_block *= problem.target.shape[1]
     max_cg = 2 * n_block + 20 if max_cg is None else max_cg
     params = problem.anchor

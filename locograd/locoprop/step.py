@@ -12,7 +12,8 @@ r"""One LocoProp step for a whole network.
 >>> net = lg.MLP([3, 4, 3], ["tanh", "sigmoid"], "sigmoid_cross_entropy")
 >>> params = net.init(seed=0)
 >>> x = np.random.default_rng(0).random((8, 3))
->>> new = lg.locoprop.step(net, params, x, x, variant="M", gamma=1.0, steps=1, lr=0.1)
+>>> from locograd.locoprop import GD, M
+>>> new, info = lg.locoprop.step(net, params, x, x, variant=M(gamma=1.0), solver=GD(steps=1, lr=0.1))
 >>> grads = net.backward(params, net.forward(params, x), x)   # K = 1: SGD with lr * gamma
 >>> np.allclose(new[0]["W"], params[0]["W"] - 0.1 * 1.0 * grads.W[0])
 True
@@ -25,27 +26,21 @@ import contextvars
 import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal, NamedTuple, overload
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..backend import Array, array_namespace
 from ..errors import NonFiniteError
 from ..network import MLP, Grads, Params, Trace
-from ..validators import canonical_choice
-from .objectives import LocalProblem, check_eta, check_problem, gradient, norm, objective
-from .solvers import (
-    LrFactor,
-    check_inner,
-    check_lr,
-    check_steps,
-    solve_exact_m,
-    solve_exact_s,
-    solve_gd,
-)
-from .targets import check_gamma, check_variant, targets
+from ..validators import integer
+from .objectives import LocalProblem, check_problem, gradient, norm, objective
+from .settings import GD, Exact, M, S, check_solver, check_variant
+from .solvers import solve_exact_m, solve_exact_s, solve_gd
+from .targets import targets
 
-SOLVERS = ("gd", "exact")
+GDKernel = Callable[..., tuple[dict[str, Array], Any]]
+"""A GD local solve with :func:`~locograd.locoprop.solve_gd`'s arguments and numbers (the fast path's hook)."""
 
 
 class LocoPropWarning(UserWarning):
@@ -75,40 +70,41 @@ class LayerReport(NamedTuple):
 
 
 class StepInfo(NamedTuple):
-    """What :func:`step` saw.
+    """What one step saw: the one record every optimizer returns (:func:`step`, :mod:`locograd.optim`).
 
     Attributes:
-        loss: the loss :math:`L(W_t)` as a 0-d array on the data's device (no host transfer).
-        layers: one :class:`LayerReport` per layer when ``diagnostics=True``, else empty.
-        inner_states: the inner optimizers' new states, one per layer.
+        loss: the loss :math:`L(W_t)` at the parameters before the step, a 0-d array on the
+            data's device (no host transfer).
+        layers: one :class:`LayerReport` per layer when LocoProp ran with ``diagnostics=True``, else empty.
+        inner_states: LocoProp's inner optimizers' new states, one per layer (empty for the others).
     """
 
     loss: Array
-    layers: list[LayerReport]
-    inner_states: list[Any]
+    layers: Sequence[LayerReport] = ()
+    inner_states: Sequence[Any] = ()
 
 
 def local_problems(
-    net: MLP, params: Params, x: Array, y: Array, *, variant: str, gamma: float, eta: float | None = None
+    net: MLP, params: Params, x: Array, y: Array, variant: S | M
 ) -> tuple[list[LocalProblem], Grads]:
     """Build every layer's :class:`LocalProblem` from ONE forward/backward pass (no weight gradients)."""
-    problems, grads, _ = _local_problems_and_trace(net, params, x, y, variant, gamma, eta)
+    problems, grads, _ = _local_problems_and_trace(net, params, x, y, check_variant(variant))
     return problems, grads
 
 
 def _local_problems_and_trace(
-    net: MLP, params: Params, x: Array, y: Array, variant: str, gamma: float, eta: float | None
+    net: MLP, params: Params, x: Array, y: Array, variant: S | M
 ) -> tuple[list[LocalProblem], Grads, Trace]:
     """:func:`local_problems`, also returning the forward :class:`~locograd.network.Trace`.
 
     The solvers reuse ``trace.pre[m]``, the pre-activation at the anchor, for their first step.
     """
-    variant, gamma, eta = check_variant(variant), check_gamma(gamma), check_eta(eta)
     trace = net.forward(params, x)
     grads = net.backward(params, trace, y, weight_grads=False)
-    tgts = targets(trace, grads, gamma, variant)
+    tgts = targets(trace, grads, variant.gamma, variant.name)
+    transfers = net.transfers if variant.name == "M" else [None] * net.num_layers
     problems = [
-        LocalProblem(trace.inputs[m], tgts[m], net.transfers[m], variant, params[m], eta)
+        LocalProblem(trace.inputs[m], tgts[m], transfers[m], variant.name, params[m], variant.eta)
         for m in range(net.num_layers)
     ]
     return problems, grads, trace
@@ -120,7 +116,7 @@ def count_out_of_range(problem: LocalProblem) -> Array:
     xp = array_namespace(problem.target)
     if problem.variant == "S":
         return xp.zeros((), dtype=xp.int64)
-    return (~problem.transfer.in_range(problem.target)).sum()
+    return (~problem.matching_transfer.in_range(problem.target)).sum()
 
 
 def _maybe_out_of_range(problem: LocalProblem) -> bool:
@@ -131,47 +127,48 @@ def _maybe_out_of_range(problem: LocalProblem) -> bool:
     """
     if problem.variant == "S":
         return False
-    if not problem.transfer.elementwise:
+    if not problem.matching_transfer.elementwise:
         return True
     t = problem.target
     if t.size == 0:
         return False
     xp = array_namespace(t)
-    low, high = problem.transfer.range
+    low, high = problem.matching_transfer.range
     lo, hi = xp.stack([xp.min(t), xp.max(t)]).tolist()
     return not (lo >= low and hi <= high)  # a NaN fails both comparisons: counted, as in_range does
 
 
 def solve_layer(
     problem: LocalProblem,
+    solver: GD | Exact,
     *,
-    solver: str = "gd",
-    steps: int = 1,
-    lr: float | None = None,
-    inner: Any = None,
     inner_state: Any = None,
-    lr_factor: LrFactor | None = None,
-    tol: float | None = None,
     report: bool = False,
     base: Array | None = None,
+    gd_kernel: GDKernel | None = None,
 ) -> tuple[dict[str, Array], Any, LayerReport | None]:
     """Solve one layer's problem; returns ``(params, inner_state, report or None)``.
 
-    ``base``: what the target was built from, at the anchor (``trace.pre[m]`` for S,
-    ``trace.post[m]`` for M), if at hand: saves the first product of gd and exact S.
+    Args:
+        problem: the layer's :class:`LocalProblem`.
+        solver: :class:`~locograd.locoprop.GD` or :class:`~locograd.locoprop.Exact`.
+        inner_state: the GD inner optimizer's state for this layer (``None``: fresh).
+        report: also return a :class:`LayerReport` (extra passes, a host transfer per number).
+        base: what the target was built from, at the anchor (``trace.pre[m]`` for S,
+            ``trace.post[m]`` for M), if at hand: saves the first product of GD and exact S.
+        gd_kernel: the GD solve to run in place of the reference :func:`~locograd.locoprop.solve_gd`
+            (the fast path's hook, the same numbers), or ``None``.
     """
+    solver = check_solver(solver)
     cg_iterations = iterations = 0
-    if solver == "gd":
-        new, inner_state = solve_gd(problem, steps, lr, inner, inner_state, lr_factor, base=base)
-        iterations = steps
-    elif solver == "exact":
-        if problem.variant == "S":
-            new = solve_exact_s(problem, base=base)
-        else:
-            new, info = solve_exact_m(problem, tol=tol)
-            iterations, cg_iterations = info.newton_iterations, info.cg_iterations
+    if isinstance(solver, GD):
+        new, inner_state = (gd_kernel or solve_gd)(problem, solver, inner_state, base=base)
+        iterations = solver.steps
+    elif problem.variant == "S":
+        new = solve_exact_s(problem, base=base)
     else:
-        raise ValueError(f"solver: expected one of {SOLVERS}, got {solver!r}")
+        new, info = solve_exact_m(problem, tol=solver.tol)
+        iterations, cg_iterations = info.newton_iterations, info.cg_iterations
     if not report:
         return new, inner_state, None
     layer_report = LayerReport(
@@ -195,9 +192,7 @@ def _check_finite(name: str, arrays: Sequence[Array]) -> None:
 
 def check_workers(workers: int) -> int:
     """Validate the number of layer solves run at once (an integer >= 1)."""
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers: expected an integer >= 1, got {workers!r}")
-    return workers
+    return integer("workers", workers, minimum=1)
 
 
 def _solve_layers(
@@ -222,75 +217,20 @@ def _solve_layers(
         return [futures[m].result() for m in range(len(problems))]
 
 
-@overload
 def step(
     net: MLP,
     params: Params,
     x: Array,
     y: Array,
     *,
-    variant: str,
-    gamma: float,
-    eta: float | None = None,
-    solver: str = "gd",
-    steps: int = 1,
-    lr: float | None = None,
-    inner: Any = None,
+    variant: S | M,
+    solver: GD | Exact,
     inner_states: Sequence[Any] | None = None,
-    lr_factor: LrFactor | None = None,
-    tol: float | None = None,
-    return_info: Literal[False] = False,
     diagnostics: bool = False,
     check_finite: bool = True,
     workers: int = 1,
-) -> Params: ...
-
-
-@overload
-def step(
-    net: MLP,
-    params: Params,
-    x: Array,
-    y: Array,
-    *,
-    variant: str,
-    gamma: float,
-    eta: float | None = None,
-    solver: str = "gd",
-    steps: int = 1,
-    lr: float | None = None,
-    inner: Any = None,
-    inner_states: Sequence[Any] | None = None,
-    lr_factor: LrFactor | None = None,
-    tol: float | None = None,
-    return_info: Literal[True],
-    diagnostics: bool = False,
-    check_finite: bool = True,
-    workers: int = 1,
-) -> tuple[Params, StepInfo]: ...
-
-
-def step(
-    net: MLP,
-    params: Params,
-    x: Array,
-    y: Array,
-    *,
-    variant: str,
-    gamma: float,
-    eta: float | None = None,
-    solver: str = "gd",
-    steps: int = 1,
-    lr: float | None = None,
-    inner: Any = None,
-    inner_states: Sequence[Any] | None = None,
-    lr_factor: LrFactor | None = None,
-    tol: float | None = None,
-    return_info: bool = False,
-    diagnostics: bool = False,
-    check_finite: bool = True,
-    workers: int = 1,
-) -> Params | tuple[Params, StepInfo]:
+    gd_kernel: GDKernel | None = None,
+) -> tuple[Params, StepInfo]:
     r"""One LocoProp step: targets from one forward/backward pass, then every layer's local solve.
 
     Args:
@@ -298,18 +238,11 @@ def step(
         params: parameters :math:`W_t` (never modified).
         x: inputs ``(B, d_0)``.
         y: targets of the network loss.
-        variant: ``"S"`` (squared loss on pre-activations) or ``"M"`` (matching loss).
-        gamma: target step :math:`\gamma > 0`.
-        eta: proximal weight :math:`\eta > 0`, or ``None`` for no proximal term.
-        solver: ``"gd"`` (``steps`` inner steps) or ``"exact"`` (closed form for S,
-            Newton-CG for M, which needs ``eta``).
-        steps: inner steps ``K >= 1`` (solver ``"gd"``).
-        lr: inner step size :math:`\rho`; required for plain GD, overrides ``inner``'s lr.
-        inner: a first-order optimizer from :mod:`locograd.optim` (``None``: plain GD).
-        inner_states: one state per layer for ``inner`` (kept across batches by the caller).
-        lr_factor: ``lr_factor(k, K)`` scales the inner step size at inner step ``k``.
-        tol: relative gradient tolerance of the exact M solve.
-        return_info: also return a :class:`StepInfo` (loss, inner states, reports).
+        variant: :class:`~locograd.locoprop.S` or :class:`~locograd.locoprop.M` (``gamma``, ``eta``).
+        solver: :class:`~locograd.locoprop.GD` (``steps`` inner steps of plain GD or of an inner
+            optimizer) or :class:`~locograd.locoprop.Exact` (closed form for S, Newton-CG for M,
+            which needs ``eta``).
+        inner_states: one state per layer for ``solver.inner`` (kept across batches by the caller).
         diagnostics: fill ``StepInfo.layers`` with per-layer :class:`LayerReport` s
             (costs extra passes over each layer and a host transfer per number).
         check_finite: raise if the data or the new parameters hold NaN/Inf
@@ -318,32 +251,31 @@ def step(
             arrays; the problems are independent, so the result is the same bit for
             bit). Pair it with as few BLAS threads (threadpoolctl), e.g. 2 workers with
             1 BLAS thread each on 2 cores.
+        gd_kernel: the fast path's hook: a GD solve with :func:`~locograd.locoprop.solve_gd`'s
+            arguments and numbers (:func:`locograd._fast.local.solve_gd_inplace`, which
+            :class:`locograd.optim.LocoProp` passes), or ``None`` for the reference.
 
     Returns:
-        The new parameters (same structure), and the :class:`StepInfo` if asked.
+        ``(new_params, info)``: the new parameters (same structure) and the :class:`StepInfo`
+        (the loss at :math:`W_t`, the inner states, the reports).
 
     Raises:
-        ValueError: bad ``gamma``/``eta``/``steps``/``lr``/``variant``/``solver``/``workers``, an
-            exact M solve without ``eta``, non-finite data, or a step that
-            produced non-finite parameters.
+        TypeError: a variant or solver that is not a settings object (``"M"`` instead of ``M(...)``).
+        ValueError: bad ``workers``, an exact M solve without ``eta``, ``inner_states`` of another length.
+        NonFiniteError: non-finite data, or a step that produced non-finite parameters.
     """
-    variant, gamma, eta, steps = (
-        check_variant(variant),
-        check_gamma(gamma),
-        check_eta(eta),
-        check_steps(steps),
-    )
+    variant, solver = check_variant(variant), check_solver(solver)
     check_workers(workers)
-    check_inner(inner)
-    solver = canonical_choice("solver", solver, SOLVERS)
-    check_lr(lr, required=solver == "gd" and inner is None, allow_zero=inner is not None)
-    if solver == "exact" and variant == "M" and eta is None:
+    if isinstance(solver, Exact) and variant.name == "M" and variant.eta is None:
         raise ValueError(
-            "eta: solver='exact' with variant 'M' needs a proximal weight eta > 0; without it "
-            "J_M may be unbounded below"
+            "eta: solver Exact() with variant M needs a proximal weight eta > 0 (M(gamma, eta=...)); "
+            "without it J_M may be unbounded below"
         )
     if inner_states is not None and len(inner_states) != net.num_layers:
         raise ValueError(f"inner_states: expected {net.num_layers} per-layer states, got {len(inner_states)}")
+    for flag, value in (("diagnostics", diagnostics), ("check_finite", check_finite)):
+        if not isinstance(value, bool):
+            raise ValueError(f"{flag}: expected True or False, got {value!r}")
     if check_finite:
         _check_finite("x", [x])
         if getattr(y, "dtype", None) is not None and y.dtype.kind == "f":
@@ -353,20 +285,17 @@ def step(
     quiet = np.errstate(over="ignore", invalid="ignore") if check_finite else contextlib.nullcontext()
     with quiet:
         new_params, grads, states, reports = _step(
-            net, params, x, y, variant, gamma, eta, solver, steps, lr, inner, inner_states,
-            lr_factor, tol, diagnostics, workers,
-        )  # fmt: skip
+            net, params, x, y, variant, solver, inner_states, diagnostics, workers, gd_kernel
+        )
     if check_finite:
         for m, layer in enumerate(new_params):
             for key in ("W", "b"):
                 if not bool(array_namespace(layer[key]).isfinite(layer[key]).all()):
                     raise NonFiniteError(
-                        f"step: layer {m} {key} became non-finite (gamma={gamma}, lr={lr}, steps={steps}); "
+                        f"step: layer {m} {key} became non-finite ({variant}, {solver}); "
                         "lower the step sizes or add a proximal term eta"
                     )
-    if return_info:
-        return new_params, StepInfo(grads.loss, reports, states)
-    return new_params
+    return new_params, StepInfo(grads.loss, reports, states)
 
 
 def _step(
@@ -374,32 +303,27 @@ def _step(
     params: Params,
     x: Array,
     y: Array,
-    variant: str,
-    gamma: float,
-    eta: float | None,
-    solver: str,
-    steps: int,
-    lr: float | None,
-    inner: Any,
+    variant: S | M,
+    solver: GD | Exact,
     inner_states: Sequence[Any] | None,
-    lr_factor: LrFactor | None,
-    tol: float | None,
     diagnostics: bool,
     workers: int,
+    gd_kernel: GDKernel | None,
 ) -> tuple[Params, Grads, list[Any], list[LayerReport]]:
     """The work of :func:`step` once its arguments are checked: ``(new params, grads, states, reports)``."""
-    problems, grads, trace = _local_problems_and_trace(net, params, x, y, variant, gamma, eta)
+    problems, grads, trace = _local_problems_and_trace(net, params, x, y, variant)
     # what each target was built from (A for S, f(A) for M): the first inner step's residual is
     # base - target; each is dropped once its layer is solved, and the rest of the trace at once
-    bases: list[Array | None] = list(trace.pre if variant == "S" else trace.post)
+    bases: list[Array | None] = list(trace.pre if variant.name == "S" else trace.post)
     del trace
-    if variant == "M" and eta is None and solver == "gd" and steps > 1:  # one step is BackProp: always safe
+    long_gd = isinstance(solver, GD) and solver.steps > 1
+    if variant.name == "M" and variant.eta is None and long_gd:  # one step is BackProp: safe
         for m, problem in enumerate(problems):
             outside = int(count_out_of_range(problem)) if _maybe_out_of_range(problem) else 0
             if outside:
                 warnings.warn(
                     f"layer {m}: {outside} of {problem.target.size} M targets lie outside the range "
-                    f"{problem.transfer.range} of {problem.transfer.name}; without a proximal term (eta) "
+                    f"{problem.matching_transfer.range} of {problem.matching_transfer.name}; without a proximal term (eta) "
                     "J_M is unbounded below there, so long inner GD diverges: pass eta, or keep steps small",
                     LocoPropWarning,
                     stacklevel=3,
@@ -408,15 +332,11 @@ def _step(
     def solve(m: int) -> tuple[dict[str, Array], Any, LayerReport | None]:
         solved = solve_layer(
             problems[m],
-            solver=solver,
-            steps=steps,
-            lr=lr,
-            inner=inner,
+            solver,
             inner_state=None if inner_states is None else inner_states[m],
-            lr_factor=lr_factor,
-            tol=tol,
             report=diagnostics,
             base=bases[m],
+            gd_kernel=gd_kernel,
         )
         bases[m] = None
         return solved

@@ -22,11 +22,9 @@ True
 
 from __future__ import annotations
 
-import math
-
 from ..backend import Array
 from ..network import Grads, Trace
-from ..validators import canonical_choice, real
+from ..validators import canonical_choice, number
 
 VARIANTS = ("S", "M")
 
@@ -42,10 +40,7 @@ def check_variant(variant: str) -> str:
 
 def check_gamma(gamma: float) -> float:
     """Validate the target step :math:`\\gamma > 0`."""
-    g = real("gamma", gamma, "a positive finite number")
-    if not (math.isfinite(g) and g > 0):
-        raise ValueError(f"gamma: expected a positive finite number, got {gamma!r}")
-    return g
+    return number("gamma", gamma, low=0, low_open=True)
 
 
 def targets(trace: Trace, grads: Grads, gamma: float, variant: str) -> list[Array]:

@@ -1,10 +1,35 @@
-"""Optimizers: first-order ``(init, update)`` pairs, schedules, LocoProp as a stateful optimizer,
-and the second-order baselines K-FAC, Shampoo and FOOF."""
+"""Optimizers, in two protocols (:mod:`locograd.optim.base`).
+
+* Gradient transformations (optax's design): the first-order optimizers ``sgd``, ``momentum``,
+  ``nesterov``, ``adam``, ``adagrad``, ``rmsprop`` (PyTorch's) and ``rmsprop_tf1`` (the released
+  LocoProp code's), ``scale``, composed by :func:`chain` and applied by :func:`apply_updates`.
+* Network optimizers (:class:`NetOptimizer`: ``init``, ``step(params, x, y, state, lr=None)``):
+  :class:`BackProp`, :class:`LocoProp`, and the second-order baselines :class:`KFAC`,
+  :class:`Shampoo` and :class:`FOOF`.
+* :mod:`locograd.optim.schedules`: per-epoch learning rates, applied by the training loop.
+"""
 
 from . import schedules
+from .base import (
+    ChainState,
+    EmptyState,
+    GradientTransformation,
+    NetOptimizer,
+    StepInfo,
+    apply_updates,
+    chain,
+    scale,
+)
 from .first_order import (
     FIRST_ORDER,
-    Optimizer,
+    STATES,
+    AdagradState,
+    AdamState,
+    MomentumState,
+    NesterovState,
+    RMSPropState,
+    RMSPropTF1State,
+    SgdState,
     adagrad,
     adam,
     check_state,
@@ -15,25 +40,53 @@ from .first_order import (
     rmsprop_tf1,
     sgd,
 )
-from .locoprop import LocoProp, official
+from .locoprop import (
+    BackProp,
+    BackPropState,
+    LocoProp,
+    LocoPropState,
+    official,
+    official_backprop,
+    official_schedule,
+)
 from .second_order import FOOF, KFAC, Shampoo
 
 __all__ = [
     "FIRST_ORDER",
     "FOOF",
     "KFAC",
+    "STATES",
+    "AdagradState",
+    "AdamState",
+    "BackProp",
+    "BackPropState",
+    "ChainState",
+    "EmptyState",
+    "GradientTransformation",
     "LocoProp",
-    "Optimizer",
+    "LocoPropState",
+    "MomentumState",
+    "NesterovState",
+    "NetOptimizer",
+    "RMSPropState",
+    "RMSPropTF1State",
+    "SgdState",
     "Shampoo",
+    "StepInfo",
     "adagrad",
     "adam",
+    "apply_updates",
+    "chain",
     "check_state",
     "get",
     "momentum",
     "nesterov",
     "official",
+    "official_backprop",
+    "official_schedule",
     "rmsprop",
     "rmsprop_tf1",
+    "scale",
     "schedules",
     "sgd",
 ]

@@ -1,208 +1,257 @@
-r"""LocoProp as a stateful optimizer for training loops, and the released ("official") preset.
+r"""LocoProp and BackProp as network optimizers (:class:`~locograd.optim.base.NetOptimizer`), and the released preset.
 
-:class:`LocoProp` keeps one inner-optimizer state per layer across batches, as
-the released code does; ``mode="backprop"`` runs the same loop as a BackProp
-baseline that applies the same optimizer type to the gradient of the global loss.
-The state is ``{"name": "locoprop", "inner": [one inner state per layer]}``
-(``{"name": "backprop", "inner": <one state for all params>}`` in backprop mode);
-``update`` first checks (:meth:`LocoProp.check`) the params against the network and
-every inner state against what the inner optimizer's ``init`` builds for its layer.
+* :class:`BackProp` ``(net, inner)``: one step of a first-order optimizer on the gradient of the
+  network loss :math:`\partial L/\partial W` per batch.
+* :class:`LocoProp` ``(net, variant, solver)``: :func:`locograd.locoprop.step` with one inner
+  optimizer state per layer kept across batches, as the released code does.
+* :func:`official`: the released configuration; :func:`official_schedule`: its per-epoch
+  learning-rate schedule, which the training loop (not the optimizer) applies by passing each
+  epoch's rate as ``step(..., lr=schedule(epoch))``.
+
+Both take the fast paths through their explicit hooks: BackProp's lean pass
+(:func:`locograd._fast.passes.backprop_loss_and_grads`, bit for bit ``MLP.forward`` +
+``MLP.backward``) and LocoProp's fused local solve (:func:`locograd._fast.local.solve_gd_inplace`,
+bit for bit :func:`locograd.locoprop.solve_gd`).
 
 >>> import numpy as np
 >>> import locograd as lg
+>>> from locograd.locoprop import GD, M
 >>> net = lg.MLP([4, 3, 4], ["tanh", "sigmoid"], "sigmoid_cross_entropy")
->>> opt = lg.optim.LocoProp(net, variant="M", gamma=1.0, steps=3, inner=lg.optim.adam(1e-3))
+>>> opt = lg.optim.LocoProp(net, M(gamma=1.0), GD(steps=3, inner=lg.optim.adam(1e-3)))
 >>> params = net.init(seed=0)
 >>> state = opt.init(params)
 >>> x = np.random.default_rng(0).random((8, 4))
->>> params, state, info = opt.update(params, x, x, state)
->>> state["inner"][0]["step"]
+>>> params, state, info = opt.step(params, x, x, state)
+>>> state.inner[0].step
 3
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 from .. import locoprop
+from .._fast.local import solve_gd_inplace
+from .._fast.passes import backprop_loss_and_grads
 from ..backend import Array, array_namespace
 from ..errors import NonFiniteError, StateMismatchError
-from ..locoprop.objectives import check_eta
-from ..locoprop.solvers import LrFactor, check_inner, check_lr, check_steps
-from ..locoprop.targets import check_gamma, check_variant
+from ..locoprop import GD, Exact, M, S, StepInfo
+from ..locoprop.settings import check_inner, check_solver, check_variant
 from ..network import MLP, Params
-from ..validators import canonical_choice, number
-from .first_order import Optimizer, check_kind, check_state, register_layout, rmsprop_tf1, sgd
-from .schedules import Schedule, released_inner_factor, warmup_linear_decay
-
-MODES = ("locoprop", "backprop")
-KEYS = register_layout("locoprop", {"inner"})
-register_layout("backprop", KEYS)
+from ..validators import number
+from .base import GradientTransformation, apply_updates, check_state_type
+from .first_order import check_state, rmsprop_tf1
+from .schedules import EpochSchedule, released_inner_factor, warmup_linear_decay
 
 
-class LocoProp:
-    """A LocoProp (or BackProp-baseline) optimizer with per-layer inner states.
+class BackPropState(NamedTuple):
+    """:class:`BackProp`'s state: the inner optimizer's state for all parameters."""
+
+    inner: Any
+
+
+class LocoPropState(NamedTuple):
+    """:class:`LocoProp`'s state: one inner optimizer state per layer (``None`` entries without one)."""
+
+    inner: tuple[Any, ...]
+
+
+def _finite(name: str, new: Params, lr: float) -> Params:
+    """``new`` unchanged if every parameter is finite (one reduction per array, once per batch).
+
+    Raises:
+        NonFiniteError: ``"backprop: layer 0 W became non-finite (lr=...); lower the learning rate ..."``.
+    """
+    for m, layer in enumerate(new):
+        for key in ("W", "b"):
+            if not bool(array_namespace(layer[key]).isfinite(layer[key]).all()):
+                raise NonFiniteError(
+                    f"{name}: layer {m} {key} became non-finite (lr={lr}); "
+                    "lower the learning rate (or check the data for NaN)"
+                )
+    return new
+
+
+class BackProp:
+    r"""BackProp: one step of ``inner`` on :math:`\partial L/\partial W` per batch.
 
     Args:
         net: the network.
-        variant: ``"S"`` or ``"M"``.
-        gamma: target step.
-        eta: proximal weight or ``None``.
-        solver: ``"gd"`` or ``"exact"``.
-        steps: inner steps ``K`` per batch.
-        inner: the inner first-order optimizer (default plain SGD with ``lr``).
-        lr: base inner learning rate (overrides ``inner``'s); a schedule passes its own per call.
-        lr_factor: within-batch factor ``lr_factor(k, K)``.
-        mode: ``"locoprop"``, or ``"backprop"``: one step of ``inner`` on :math:`\\partial L/\\partial W`.
-        schedule: optional per-epoch learning-rate schedule (used by training loops).
+        inner: a first-order optimizer (:mod:`locograd.optim`: ``sgd``, ``adam``, ...).
+
+    ``step(params, x, y, state, lr=None)``: ``lr`` replaces ``inner``'s learning rate for this
+    batch (the training loop's schedule).
+    """
+
+    name = "backprop"
+
+    def __init__(self, net: MLP, inner: GradientTransformation) -> None:
+        if not isinstance(net, MLP):
+            raise TypeError(f"net: expected an MLP, got {type(net).__name__}")
+        if not isinstance(check_inner(inner), GradientTransformation):
+            raise TypeError(
+                f"inner: expected a GradientTransformation from locograd.optim, got {type(inner).__name__}"
+            )
+        if inner.lr is None:
+            raise TypeError(
+                f"inner: expected a transformation with a learning rate, got {inner.name} (lr None)"
+            )
+        self.net, self.inner = net, inner
+        self.lr: float = inner.lr
+
+    def __repr__(self) -> str:
+        return f"BackProp({self.inner.name}, lr={self.lr:g})"
+
+    def init(self, params: Params) -> BackPropState:
+        """``BackPropState(inner=inner.init(params))``."""
+        return BackPropState(self.inner.init(self.net.check_params(params)))
+
+    def check(self, params: Params, state: Any) -> Params:
+        """Check ``params`` against the network and ``state`` against what :meth:`init` builds (no array read).
+
+        Raises:
+            StateMismatchError: naming the first path that differs, e.g. ``"state.inner.m[1]['W']: ..."``.
+        """
+        params = self.net.check_params(params)
+        check_state_type("state", state, BackPropState, "BackProp")
+        check_state(self.inner, state.inner, params, "state.inner")
+        return params
+
+    def step(
+        self, params: Params, x: Array, y: Array, state: BackPropState, *, lr: float | None = None
+    ) -> tuple[Params, BackPropState, StepInfo]:
+        """One batch: ``(new_params, new_state, StepInfo(loss))``, the loss at the parameters before the step."""
+        eta = self.lr if lr is None else number("lr", lr, low=0)
+        params = self.check(params, state)
+        loss, grads = backprop_loss_and_grads(self.net, params, x, y)
+        updates, inner = self.inner.update(grads, state.inner, params, lr=eta)
+        new = _finite(self.name, apply_updates(params, updates), eta)
+        return new, BackPropState(inner), StepInfo(loss)
+
+
+class LocoProp:
+    r"""LocoProp with per-layer inner states kept across batches.
+
+    Args:
+        net: the network.
+        variant: :class:`~locograd.locoprop.S` or :class:`~locograd.locoprop.M` (``gamma``, ``eta``).
+        solver: :class:`~locograd.locoprop.GD` (steps, lr, inner, lr_factor) or :class:`~locograd.locoprop.Exact`.
         diagnostics: fill the per-layer reports of the returned :class:`~locograd.locoprop.StepInfo`
             (extra work each batch).
         workers: layers solved at once on threads (see :func:`locograd.locoprop.step`).
+
+    ``step(params, x, y, state, lr=None)``: ``lr`` replaces the GD solver's base learning rate
+    for this batch (the schedule); zero (the released warm-up epoch 0) keeps the parameters but
+    advances the inner states.
     """
 
+    name = "locoprop"
+
     def __init__(
-        self,
-        net: MLP,
-        *,
-        variant: str = "M",
-        gamma: float = 1.0,
-        eta: float | None = None,
-        solver: str = "gd",
-        steps: int = 1,
-        inner: Optimizer | None = None,
-        lr: float | None = None,
-        lr_factor: LrFactor | None = None,
-        mode: str = "locoprop",
-        schedule: Schedule | None = None,
-        diagnostics: bool = False,
-        workers: int = 1,
+        self, net: MLP, variant: S | M, solver: GD | Exact, *, diagnostics: bool = False, workers: int = 1
     ) -> None:
-        mode = canonical_choice("mode", mode, MODES)
+        if not isinstance(net, MLP):
+            raise TypeError(f"net: expected an MLP, got {type(net).__name__}")
         self.net = net
-        self.variant = check_variant(variant)
-        self.gamma = check_gamma(gamma)
-        self.eta = check_eta(eta)
-        self.solver = canonical_choice("solver", solver, locoprop.SOLVERS)
-        self.steps = check_steps(steps)
-        lr = check_lr(lr, required=False, allow_zero=inner is not None)
-        self.inner = check_inner(inner) if inner is not None else sgd(lr if lr is not None else 0.01)
-        self.lr = self.inner.lr if lr is None else lr
+        self.variant, self.solver = check_variant(variant), check_solver(solver)
+        if isinstance(solver, Exact) and variant.name == "M" and variant.eta is None:
+            raise ValueError("eta: LocoProp-M with Exact() needs a proximal weight, M(gamma, eta=...)")
         if not isinstance(diagnostics, bool):
             raise ValueError(f"diagnostics: expected True or False, got {diagnostics!r}")
-        self.lr_factor = lr_factor
-        self.mode = mode
-        self.schedule = schedule
         self.diagnostics = diagnostics
         self.workers = locoprop.check_workers(workers)
+        self.lr: float = solver.base_lr if isinstance(solver, GD) else 0.0
 
-    def init(self, params: Params) -> dict[str, Any]:
-        """State: ``{"name": "locoprop", "inner": [one inner state per layer]}``.
+    def __repr__(self) -> str:
+        return f"LocoProp({self.variant}, {self.solver})"
 
-        Backprop mode: ``{"name": "backprop", "inner": <one inner state for all params>}``.
-        """
+    @property
+    def inner(self) -> GradientTransformation | None:
+        """The GD solver's inner optimizer (``None`` for plain GD or the exact solver)."""
+        return self.solver.inner if isinstance(self.solver, GD) else None
+
+    def init(self, params: Params) -> LocoPropState:
+        """``LocoPropState(inner=(one inner state per layer,))`` (``None`` entries without an inner optimizer)."""
         params = self.net.check_params(params)
-        if self.mode == "backprop":
-            return {"name": "backprop", "inner": self.inner.init(params)}
-        return {"name": "locoprop", "inner": [self.inner.init(layer) for layer in params]}
+        inner = self.inner
+        return LocoPropState(tuple(None if inner is None else inner.init(layer) for layer in params))
 
     def check(self, params: Params, state: Any) -> Params:
-        """Check ``params`` against the network and ``state`` against what :meth:`init` builds for them.
-
-        The state's name (``"locoprop"`` or ``"backprop"``, the mode) and keys, then each
-        inner state by :func:`~locograd.optim.check_state` (its optimizer's name, keys, step,
-        shapes and dtypes; no array is read).
-
-        Returns:
-            ``params`` as a list.
+        """Check ``params`` against the network and every inner state against what its ``init`` builds.
 
         Raises:
-            ValueError, TypeError: params that do not fit the network (see :meth:`~locograd.MLP.check_params`).
-            StateMismatchError: naming the first path of the state that differs, e.g.
-                ``"state['inner'][1]['m']['W']: expected shape (3, 4), got (1, 4)"``.
+            StateMismatchError: naming the first path that differs, e.g.
+                ``"state.inner[1].m['W']: expected shape (3, 4), got (1, 4)"``.
         """
         params = self.net.check_params(params)
-        check_kind("state", state, self.mode, KEYS)
-        inner = state["inner"]
-        if self.mode == "backprop":
-            check_state(self.inner, inner, params, "state['inner']")
-            return params
-        if not isinstance(inner, list | tuple) or len(inner) != len(params):
-            got = f"{len(inner)} entries" if isinstance(inner, list | tuple) else type(inner).__name__
-            kind = getattr(self.inner, "name", "inner")
+        check_state_type("state", state, LocoPropState, "LocoProp")
+        inner = state.inner
+        if not isinstance(inner, tuple) or len(inner) != len(params):
+            got = f"{len(inner)} entries" if isinstance(inner, tuple) else type(inner).__name__
+            kind = self.inner.name if self.inner is not None else "None"
             raise StateMismatchError(
-                f"state['inner']: expected a list of {len(params)} per-layer {kind} states, got {got}"
+                f"state.inner: expected a tuple of {len(params)} per-layer {kind} states, got {got}"
             )
         for m, layer in enumerate(params):
-            check_state(self.inner, inner[m], layer, f"state['inner'][{m}]", f"params[{m}]")
+            if self.inner is None:
+                if inner[m] is not None:
+                    raise StateMismatchError(
+                        f"state.inner[{m}]: expected None (no inner optimizer), got {type(inner[m]).__name__}"
+                    )
+            else:
+                check_state(self.inner, inner[m], layer, f"state.inner[{m}]", f"params[{m}]")
         return params
 
-    def update(
-        self, params: Params, x: Array, y: Array, state: dict[str, Any], lr: float | None = None
-    ) -> tuple[Params, dict[str, Any], locoprop.StepInfo]:
-        """One batch: returns ``(new_params, new_state, info)``.
-
-        ``info.loss`` is the batch loss at the parameters before the update (a 0-d
-        array); in backprop mode ``info.layers`` and ``info.inner_states`` are empty.
-
-        ``lr`` (e.g. from the schedule) replaces the base learning rate for this batch; zero
-        (the released warm-up epoch 0) keeps the parameters but advances the inner state.
-        """
-        base = self.lr if lr is None else number("lr", lr, low=0)
+    def step(
+        self, params: Params, x: Array, y: Array, state: LocoPropState, *, lr: float | None = None
+    ) -> tuple[Params, LocoPropState, StepInfo]:
+        """One batch: ``(new_params, new_state, info)``; ``info.loss`` is the loss before the step."""
+        solver = self.solver
         params = self.check(params, state)
-        if self.mode == "backprop":
-            loss, g = self.net.loss_and_weight_grads(params, x, y)
-            new, inner_state = self.inner.update(g, state["inner"], params, lr=base)
-            for m, layer in enumerate(new):  # as locoprop.step checks its own result: once per batch
-                for key in ("W", "b"):
-                    if not bool(array_namespace(layer[key]).isfinite(layer[key]).all()):
-                        raise NonFiniteError(
-                            f"backprop: layer {m} {key} became non-finite (lr={base}); "
-                            "lower the learning rate (or check the data for NaN)"
-                        )
-            return new, {"name": "backprop", "inner": inner_state}, locoprop.StepInfo(loss, [], [])
+        if lr is not None:
+            lr = number("lr", lr, low=0)
+            if isinstance(solver, GD) and solver.inner is None and lr == 0:  # plain GD at rate 0: no step
+                loss = self.net.loss_fn.per_example(self.net.forward(params, x).pre[-1], y).mean()
+                return list(params), state, StepInfo(loss, (), state.inner)
+            if isinstance(solver, GD):
+                solver = solver.with_lr(lr)
         new, info = locoprop.step(
             self.net,
             params,
             x,
             y,
             variant=self.variant,
-            gamma=self.gamma,
-            eta=self.eta,
-            solver=self.solver,
-            steps=self.steps,
-            lr=base,
-            inner=self.inner,
-            inner_states=state["inner"],
-            lr_factor=self.lr_factor,
-            return_info=True,
+            solver=solver,
+            inner_states=None if self.inner is None else state.inner,
             diagnostics=self.diagnostics,
             workers=self.workers,
+            gd_kernel=solve_gd_inplace,
         )
-        return new, {"name": "locoprop", "inner": info.inner_states}, info
+        return new, LocoPropState(tuple(info.inner_states)), info
 
 
-def official(net: MLP, mode: str = "locoprop", workers: int = 1) -> LocoProp:
+RELEASED_LR = 1e-5
+"""The released base learning rate of the inner TF1-RMSProp."""
+
+
+def official(net: MLP, workers: int = 1) -> LocoProp:
     r"""The released configuration (LocoProp-M on the deep autoencoder).
 
     gamma = 10, K = 10 inner steps of TF1-RMSProp (``lr=1e-5``, decay 0.9,
     momentum 0.999, epsilon 1e-5 inside the root, mean-square slot starting at
     ones) with the within-batch factor :math:`\max(1 - k/K, 0.25)`, no proximal
-    term; per-epoch schedule :math:`10^{-5}\,e/5` for :math:`e < 5`, then
-    :math:`10^{-5}(1 - (e + 1 - 5)/95)`; the released run trains 99 epochs
-    with batch 1000.  ``mode="backprop"`` is the same loop's BackProp baseline;
+    term; trained with :func:`official_schedule` for 99 epochs of batch 1000.
     ``workers`` solves layers at once on threads (the same results).
     """
-    base_lr = 1e-5
-    return LocoProp(
-        net,
-        variant="M",
-        gamma=10.0,
-        eta=None,
-        solver="gd",
-        steps=10,
-        inner=rmsprop_tf1(lr=base_lr),
-        lr_factor=released_inner_factor,
-        mode=mode,
-        schedule=warmup_linear_decay(base_lr, warmup=5, total=100),
-        workers=workers,
-    )
+    solver = GD(steps=10, inner=rmsprop_tf1(lr=RELEASED_LR), lr_factor=released_inner_factor)
+    return LocoProp(net, M(gamma=10.0), solver, workers=workers)
+
+
+def official_backprop(net: MLP) -> BackProp:
+    """The released notebook's BackProp baseline: the same TF1-RMSProp on :math:`\\partial L/\\partial W` (with :func:`official_schedule`)."""
+    return BackProp(net, rmsprop_tf1(lr=RELEASED_LR))
+
+
+def official_schedule() -> EpochSchedule:
+    r"""The released per-epoch schedule: :math:`10^{-5}\,e/5` for :math:`e < 5`, then :math:`10^{-5}(1 - (e + 1 - 5)/95)`."""
+    return warmup_linear_decay(RELEASED_LR, warmup=5, total=100)

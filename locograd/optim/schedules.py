@@ -61,8 +61,7 @@ class EpochSchedule:
 
 
 def _check(lr: float, total: int | None = None) -> tuple[float, int | None]:
-    if isinstance(lr, bool) or not isinstance(lr, int | float) or not (math.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr: expected a positive finite number, got {lr!r}")
+    lr = number("lr", lr, low=0, low_open=True)
     if total is not None:
         total = integer("total", total, minimum=1)
     return float(lr), total
@@ -84,8 +83,7 @@ def warmup_linear_decay(lr: float, warmup: int = 5, total: int = 100) -> EpochSc
     """
     lr, total_ = _check(lr, total)
     assert total_ is not None
-    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup < total_:
-        raise ValueError(f"warmup: expected an integer in [0, total), got {warmup!r}")
+    warmup = integer("warmup", warmup, minimum=0, maximum=total_ - 1)
 
     def rate(epoch: int) -> float:
         if epoch < warmup:

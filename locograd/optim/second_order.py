@@ -1,18 +1,35 @@
 r"""Second-order baselines: K-FAC, Shampoo and FOOF, with the interface of :class:`~locograd.optim.LocoProp`.
 
-Each is built for a network (``opt = KFAC(net, ...)``) and used as
-``state = opt.init(params)``; ``params, state, info = opt.update(params, x, y, state, lr=None)``.
-The state is tagged with the optimizer's name (``state["name"]``, e.g. ``"kfac"``),
-and ``update`` first checks (:meth:`KFAC.check`) the params against the network and
-the state against what ``init(params)`` builds, its name, keys, step count and
-every statistic's shape and dtype (a :class:`~locograd.errors.StateMismatchError`
-naming the path otherwise, e.g. ``"state['A'][1]: expected shape (4, 4), got (2, 2)"``).
+Each is a :class:`~locograd.optim.base.NetOptimizer` built for a network
+(``opt = KFAC(net, ...)``): ``state = opt.init(params)``;
+``params, state, info = opt.step(params, x, y, state, lr=None)``.  The state is a NamedTuple
+(:class:`KFACState`, :class:`ShampooState`, :class:`FOOFState`) whose per-layer statistics are
+lists, one array per layer, and ``step`` first checks (:meth:`KFAC.check`) the params against
+the network and the state against what ``init(params)`` builds: its type, step count and every
+statistic's shape and dtype (a :class:`~locograd.errors.StateMismatchError` naming the path
+otherwise, e.g. ``"state.A[1]: expected shape (4, 4), got (2, 2)"``).
+
 Every preconditioner acts on one dense layer's augmented weights
-:math:`\tilde W = [W; b]` ``(d_in + 1, d_out)`` (Shampoo: on ``W``, with a
-diagonal AdaGrad preconditioner for ``b``) and can be turned into a dense
-matrix (``to_dense``) so that tests compare the structured update with the
-exact formula on tiny layers.  Factors are applied by Cholesky or
-eigendecomposition, never by an explicit inverse of a Kronecker product.
+:math:`\tilde W = [W; b]` ``(d_in + 1, d_out)`` (:func:`locograd.layers.stack`; Shampoo: on
+``W``, with a diagonal AdaGrad preconditioner for ``b``).  The preconditioned per-layer steps
+are the gradients of the first-order :func:`~locograd.optim.momentum` transformation
+(heavy ball, :math:`m \leftarrow \mu m + s`, update :math:`-\eta m`), whose
+:class:`~locograd.optim.MomentumState` over the augmented matrices is the state's ``momentum``
+field; its updates are unstacked (:func:`locograd.layers.unstack`) and added by
+:func:`~locograd.optim.apply_updates`.  ``to_dense(state, layer)`` builds one layer's dense
+preconditioner from the optimizer's own state, so that tests compare the structured update with
+the exact formula on tiny layers.  Factors are applied by Cholesky or eigendecomposition, never
+by an explicit inverse of a Kronecker product.
+
+>>> import numpy as np
+>>> import locograd as lg
+>>> net = lg.MLP([3, 2], ["identity"], "squared_error")
+>>> opt = lg.optim.FOOF(net, lr=0.1)
+>>> params = net.init(seed=0)
+>>> x = np.ones((4, 3))
+>>> params, state, info = opt.step(params, x, np.zeros((4, 2)), opt.init(params))
+>>> type(state).__name__, state.step, state.A[0].shape, opt.to_dense(state, 0).shape
+('FOOFState', 1, (4, 4), (8, 8))
 
 * K-FAC (Martens & Grosse, "Optimizing Neural Networks with Kronecker-factored
   Approximate Curvature", ICML 2015): the Fisher of the batch-mean loss per
@@ -56,49 +73,107 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 
 from ..backend import Array, array_namespace
 from ..errors import NonFiniteError, StateMismatchError
+from ..layers import augment, stack, unstack
 from ..linalg import cholesky_apply, cholesky_factor
-from ..locoprop import StepInfo
 from ..network import MLP, Params
-from ..validators import canonical_choice, integer, number, real, same_layout, template_array
-from .first_order import _unit, check_kind, check_state, check_step, register_layout
+from ..validators import canonical_choice, integer, number, same_layout, template_array
+from .base import GradientTransformation, StepInfo, apply_updates, check_state_type, check_step
+from .first_order import AdamState, MomentumState, check_state
 from .first_order import adam as adam_optimizer
+from .first_order import momentum as momentum_transformation
+
+__all__ = [
+    "FOOF",
+    "KFAC",
+    "FOOFState",
+    "KFACState",
+    "Shampoo",
+    "ShampooState",
+    "inverse_root",
+    "spd_factor",
+]
 
 FISHER = ("sampled", "empirical")
 DAMPING_RANGE = (1e-8, 1e8)  # the Levenberg-Marquardt rule keeps lambda inside this range
 GRAFTING = (None, "sgd", "adam")
 
 
-def _positive(value: float, name: str) -> float:
-    v = real(name, value, "a positive finite number")
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"{name}: expected a positive finite number, got {value!r}")
-    return v
+class KFACState(NamedTuple):
+    r""":class:`KFAC`'s state; every per-layer field is a list of one array per layer.
+
+    Attributes:
+        step: the number of batches seen.
+        A: moving averages of :math:`E[\tilde x\tilde x^\top]`, ``(d_in + 1, d_in + 1)``.
+        G: moving averages of :math:`E[g g^\top]`, ``(d_out, d_out)``.
+        chol_A, chol_G: Cholesky factors of the damped factors of the last refresh.
+        damping: :math:`\lambda` (adapted with ``adaptive=True``, else the constructor's).
+        momentum: the heavy-ball :class:`~locograd.optim.MomentumState` over the augmented
+            ``(d_in + 1, d_out)`` steps; ``None`` with ``adaptive=True``.
+        previous: with ``adaptive=True``, the previous update :math:`\delta_0` per layer
+            (augmented, the change of :math:`\tilde W`); ``None`` otherwise.
+    """
+
+    step: int
+    A: list[Array]
+    G: list[Array]
+    chol_A: list[Array]
+    chol_G: list[Array]
+    damping: float
+    momentum: MomentumState | None
+    previous: list[Array] | None
 
 
-def _period(value: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise ValueError(f"update_every: expected an integer >= 1, got {value!r}")
-    return int(value)
+class ShampooState(NamedTuple):
+    """:class:`Shampoo`'s state; every per-layer field is a list of one array per layer.
+
+    Attributes:
+        step: the number of batches seen.
+        L, R: the statistics :math:`\\epsilon I + \\sum G G^\\top` ``(d_in, d_in)`` and
+            :math:`\\epsilon I + \\sum G^\\top G` ``(d_out, d_out)``.
+        L_root, R_root: their inverse fourth roots of the last refresh.
+        bias_sum: :math:`\\epsilon + \\sum g_b^2` ``(d_out,)``, the bias's AdaGrad statistic.
+        momentum: the heavy-ball :class:`~locograd.optim.MomentumState` over the augmented steps.
+        adam: with ``grafting="adam"``, the grafted Adam's :class:`~locograd.optim.AdamState`; else ``None``.
+    """
+
+    step: int
+    L: list[Array]
+    R: list[Array]
+    L_root: list[Array]
+    R_root: list[Array]
+    bias_sum: list[Array]
+    momentum: MomentumState
+    adam: AdamState | None
 
 
-def _augment(x: Array) -> Array:
-    xp = array_namespace(x)
-    return xp.concatenate([x, xp.ones((x.shape[0], 1), dtype=x.dtype)], axis=1)
+class FOOFState(NamedTuple):
+    r""":class:`FOOF`'s state; every per-layer field is a list of one array per layer.
+
+    Attributes:
+        step: the number of batches seen.
+        A: moving averages of :math:`E[\tilde x\tilde x^\top]`, ``(d_in + 1, d_in + 1)``.
+        chol_A: Cholesky factors of :math:`A + \lambda I` of the last refresh.
+        momentum: the heavy-ball :class:`~locograd.optim.MomentumState` over the augmented steps.
+    """
+
+    step: int
+    A: list[Array]
+    chol_A: list[Array]
+    momentum: MomentumState
 
 
-def _stack(layer: dict[str, Array]) -> Array:
-    xp = array_namespace(layer["W"])
-    return xp.concatenate([layer["W"], layer["b"][None, :]], axis=0)
+def _positive(name: str, value: float) -> float:
+    return number(name, value, low=0, low_open=True)
 
 
-def _unstack(w: Array) -> dict[str, Array]:
-    return {"W": w[:-1], "b": w[-1]}
+def _unit(name: str, value: float) -> float:
+    return number(name, value, low=0, high=1, high_open=True)
 
 
 def _check_finite(matrix: Array, name: str) -> None:
@@ -116,38 +191,36 @@ def spd_factor(matrix: Array, name: str) -> Array:
         ) from None
 
 
-def _check_lr(lr: float | None) -> float | None:
-    """A per-call learning rate: ``None`` (the constructor's) or a finite number >= 0."""
-    return number("lr", lr, low=0, allow_none=True)
-
-
 class _NetOptimizer:
-    """Shared plumbing: learning rate, momentum on the preconditioned step, schedule slot, state checks."""
+    """Shared plumbing: learning rate, the momentum transformation on the preconditioned steps, state checks."""
 
-    schedule = None
-    name: ClassVar[str]  # the state's tag
-    keys: ClassVar[frozenset[str]]  # the state's keys
+    name: ClassVar[str]  # names the messages
+    state_type: ClassVar[type]  # what init builds
 
     def __init__(self, net: MLP, lr: float, momentum: float, update_every: int) -> None:
         self.net = net
-        self.lr = _positive(lr, "lr")
-        self.momentum = _unit(momentum, "momentum")
-        self.update_every = _period(update_every)
+        self.lr = _positive("lr", lr)
+        self.momentum = _unit("momentum", momentum)
+        self.update_every = integer("update_every", update_every, minimum=1)
+        self.heavy_ball: GradientTransformation = momentum_transformation(lr=self.lr, beta=self.momentum)
         self._templates: dict[Any, dict[str, list[np.ndarray]]] = {}
 
     def _slot_shapes(self, d_in: int, d_out: int) -> dict[str, tuple[int, ...]]:
-        """The shape of each per-layer array of the state, for a ``(d_in, d_out)`` layer."""
+        """The shape of each per-layer statistic of the state (its list fields), for a ``(d_in, d_out)`` layer."""
         raise NotImplementedError
 
-    def _state_keys(self) -> frozenset[str]:
-        return self.keys
-
     def _template(self, dtype: Any) -> dict[str, list[np.ndarray]]:
-        """Per-layer arrays of the state as zero-memory templates (shapes and dtype), cached per dtype."""
+        """Per-layer arrays of the state as zero-memory templates (shapes and dtype), cached per dtype.
+
+        The key ``"augmented"`` holds the ``(d_in + 1, d_out)`` templates of the steps (the momentum buffer).
+        """
         template = self._templates.get(dtype)
         if template is None:
             sizes = self.net.sizes
-            shapes = [self._slot_shapes(sizes[m], sizes[m + 1]) for m in range(self.net.num_layers)]
+            shapes = [
+                {**self._slot_shapes(sizes[m], sizes[m + 1]), "augmented": (sizes[m] + 1, sizes[m + 1])}
+                for m in range(self.net.num_layers)
+            ]
             template = {key: [template_array(s[key], dtype) for s in shapes] for key in shapes[0]}
             self._templates[dtype] = template
         return template
@@ -155,31 +228,38 @@ class _NetOptimizer:
     def check(self, params: Params, state: Any) -> Params:
         """Check ``params`` against the network and ``state`` against what :meth:`init` builds for them.
 
-        Compares the state's name, keys, step count (an ``int >= 0``) and every
-        array's shape and dtype (the parameters'); reads no array.
+        Compares the state's type, step count (an ``int >= 0``) and every array's shape and dtype
+        (the parameters'); reads no array.
 
         Returns:
             ``params`` as a list.
 
         Raises:
             ValueError, TypeError: params that do not fit the network (see :meth:`~locograd.MLP.check_params`).
-            StateMismatchError: naming the first path of the state that differs.
+            StateMismatchError: naming the first path of the state that differs
+                (``"state.A[1]: expected shape (4, 4), got (2, 2)"``); a dict (an earlier
+                locograd's layout) in one line.
         """
         params = self.net.check_params(params)
-        check_kind("state", state, self.name, self._state_keys())
-        check_step("state['step']", state["step"])
-        for key, layers in self._template(params[0]["W"].dtype).items():
-            same_layout(f"state[{key!r}]", state[key], layers)
+        check_state_type("state", state, self.state_type, self.name)
+        check_step("state.step", state.step)
+        template = self._template(params[0]["W"].dtype)
+        for key, layers in template.items():
+            if key != "augmented":
+                same_layout(f"state.{key}", getattr(state, key), layers)
         return params
 
-    def _apply(self, params: Params, steps: list[Array], state: dict[str, Any], lr: float | None) -> Params:
-        eta = self.lr if lr is None else float(lr)
-        velocity = [self.momentum * v + s for v, s in zip(state["velocity"], steps, strict=True)]
-        state["velocity"] = velocity
-        return [
-            {k: layer[k] - eta * d[k] for k in ("W", "b")}
-            for layer, d in zip(params, (_unstack(v) for v in velocity), strict=True)
-        ]
+    def _check_momentum(self, state: Any, dtype: Any) -> None:
+        check_state(
+            self.heavy_ball, state.momentum, self._template(dtype)["augmented"], "state.momentum", "steps"
+        )
+
+    def _apply(
+        self, params: Params, steps: list[Array], momentum: MomentumState, lr: float | None
+    ) -> tuple[Params, MomentumState]:
+        """Heavy ball on the preconditioned steps: :math:`m \\leftarrow \\mu m + s`, :math:`\\tilde W \\leftarrow \\tilde W - \\eta m`."""
+        updates, momentum = self.heavy_ball.update(steps, momentum, None, lr=lr)
+        return apply_updates(params, [unstack(u) for u in updates]), momentum
 
     def _finite(self, new: Params, lr: float | None) -> Params:
         """``new`` unchanged if every parameter is finite (one reduction per array, once per batch).
@@ -196,14 +276,13 @@ class _NetOptimizer:
                     )
         return new
 
-    def _zero_velocity(self, params: Params) -> list[Array]:
-        return [array_namespace(p["W"]).zeros_like(_stack(p)) for p in params]
+    def _layer(self, state: Any, layer: int) -> int:
+        """Check ``to_dense``'s arguments: ``state`` of this optimizer, ``layer`` an index of the network."""
+        check_state_type("state", state, self.state_type, self.name)
+        return integer("layer", layer, minimum=0, maximum=self.net.num_layers - 1)
 
-
-KFAC_KEYS = register_layout("kfac", {"step", "A", "G", "chol_A", "chol_G", "velocity", "damping"})
-SHAMPOO_KEYS = register_layout("shampoo", {"step", "L", "R", "L_root", "R_root", "bias_sum", "velocity"})
-register_layout("shampoo", SHAMPOO_KEYS | {"adam"})
-FOOF_KEYS = register_layout("foof", {"step", "A", "chol_A", "velocity"})
+    def _zeros(self, params: Params) -> list[Array]:
+        return [array_namespace(p["W"]).zeros_like(stack(p)) for p in params]
 
 
 class KFAC(_NetOptimizer):
@@ -224,11 +303,12 @@ class KFAC(_NetOptimizer):
             ``lr * (alpha Delta + mu delta_0)`` with ``alpha, mu`` the model's minimiser, so
             ``lr = 1`` takes the model's step; ``momentum > 0`` enables the ``mu`` term (its
             value is then not used) and ``momentum = 0`` leaves it out; ``damping`` is
-            the initial :math:`\\lambda`.
+            the initial :math:`\\lambda`.  The state keeps :math:`\\delta_0` in ``previous``
+            (and no momentum buffer).
     """
 
     name = "kfac"
-    keys = KFAC_KEYS
+    state_type = KFACState
 
     def __init__(
         self,
@@ -246,41 +326,46 @@ class KFAC(_NetOptimizer):
         if not isinstance(adaptive, bool):
             raise ValueError(f"adaptive: expected True or False, got {adaptive!r}")
         self.adaptive = adaptive
-        self.damping = _positive(damping, "damping")
-        self.decay = _unit(decay, "decay")
+        self.damping = _positive("damping", damping)
+        self.decay = _unit("decay", decay)
         self.fisher = canonical_choice("fisher", fisher, FISHER)
         self.seed = integer("seed", seed, minimum=0)
 
-    def init(self, params: Params) -> dict[str, Any]:
+    def init(self, params: Params) -> KFACState:
         params = self.net.check_params(params)
         xp = array_namespace(params[0]["W"])
         dt = params[0]["W"].dtype
-        return {
-            "name": self.name,
-            "step": 0,
-            "A": [xp.zeros((p["W"].shape[0] + 1,) * 2, dtype=dt) for p in params],
-            "G": [xp.zeros((p["W"].shape[1],) * 2, dtype=dt) for p in params],
-            "chol_A": [xp.eye(p["W"].shape[0] + 1, dtype=dt) for p in params],
-            "chol_G": [xp.eye(p["W"].shape[1], dtype=dt) for p in params],
-            "velocity": self._zero_velocity(params),
-            "damping": self.damping,
-        }
+        return KFACState(
+            step=0,
+            A=[xp.zeros((p["W"].shape[0] + 1,) * 2, dtype=dt) for p in params],
+            G=[xp.zeros((p["W"].shape[1],) * 2, dtype=dt) for p in params],
+            chol_A=[xp.eye(p["W"].shape[0] + 1, dtype=dt) for p in params],
+            chol_G=[xp.eye(p["W"].shape[1], dtype=dt) for p in params],
+            damping=self.damping,
+            momentum=None if self.adaptive else self.heavy_ball.init(self._zeros(params)),
+            previous=self._zeros(params) if self.adaptive else None,
+        )
 
     def _slot_shapes(self, d_in: int, d_out: int) -> dict[str, tuple[int, ...]]:
         a, g = (d_in + 1,) * 2, (d_out,) * 2
-        return {"A": a, "G": g, "chol_A": a, "chol_G": g, "velocity": (d_in + 1, d_out)}
+        return {"A": a, "G": g, "chol_A": a, "chol_G": g}
 
     def check(self, params: Params, state: Any) -> Params:
-        """As :meth:`_NetOptimizer.check`, and ``state["damping"]`` a finite number > 0."""
+        """As :meth:`_NetOptimizer.check`, and ``state.damping`` a finite number > 0; with
+        ``adaptive=True`` ``state.previous`` shaped like the augmented weights and ``state.momentum``
+        ``None``, else the reverse."""
         params = super().check(params, state)
-        lam = state["damping"]
-        if (
-            isinstance(lam, bool)
-            or not isinstance(lam, int | float | np.integer | np.floating)
-            or not (math.isfinite(lam) and lam > 0)
-        ):
-            shown = repr(lam) if isinstance(lam, int | float | str | np.generic) else type(lam).__name__
-            raise StateMismatchError(f"state['damping']: expected a finite number > 0, got {shown}")
+        try:
+            number("state.damping", state.damping, low=0, low_open=True)
+        except ValueError as exc:
+            raise StateMismatchError(str(exc)) from None
+        dtype = params[0]["W"].dtype
+        if self.adaptive:
+            same_layout("state.momentum", state.momentum, None)
+            same_layout("state.previous", state.previous, self._template(dtype)["augmented"])
+        else:
+            same_layout("state.previous", state.previous, None)
+            self._check_momentum(state, dtype)
         return params
 
     def _sample_targets(self, output: Array, step: int) -> Array:
@@ -311,54 +396,66 @@ class KFAC(_NetOptimizer):
         )
 
     def precondition(self, chol_A: Array, chol_G: Array, grad: Array) -> Array:
-        r""":math:`(A_\lambda)^{-1} \nabla (G_\lambda)^{-1}` from the damped factors' Cholesky factors."""
+        r""":math:`A_\lambda^{-1} \nabla G_\lambda^{-1}` given Cholesky factors of the damped factors."""
         return cholesky_apply(chol_G, cholesky_apply(chol_A, grad).T).T
 
-    def to_dense(self, damped_A: Array, damped_G: Array) -> Array:
-        r"""The dense preconditioner :math:`A_\lambda \otimes G_\lambda` for row-major ``vec`` of :math:`\tilde W`."""
+    def to_dense(self, state: KFACState, layer: int) -> Array:
+        r"""Layer ``layer``'s dense damped preconditioner :math:`A_\lambda \otimes G_\lambda`, for row-major ``vec`` of :math:`\tilde W`.
+
+        Built from the state alone: ``state.A[layer]``, ``state.G[layer]`` and ``state.damping``,
+        damped as :meth:`damped_factors` splits it; after a step that refreshed the factors with an
+        unchanged damping (``adaptive=False``), the step was :math:`-\eta` times its inverse
+        applied to the gradient (without momentum).
+        """
+        m = self._layer(state, layer)
+        damped_A, damped_G = self.damped_factors(state.A[m], state.G[m], state.damping)
         return array_namespace(damped_A).kron(damped_A, damped_G)
 
-    def update(
-        self, params: Params, x: Array, y: Array, state: dict[str, Any], lr: float | None = None
-    ) -> tuple[Params, dict[str, Any], StepInfo]:
-        lr = _check_lr(lr)
+    def step(
+        self, params: Params, x: Array, y: Array, state: KFACState, *, lr: float | None = None
+    ) -> tuple[Params, KFACState, StepInfo]:
+        """One batch: ``(new_params, new_state, StepInfo(loss))``; ``params`` and ``state`` are not modified."""
+        lr = number("lr", lr, low=0, allow_none=True)
         params = self.check(params, state)
         trace = self.net.forward(params, x)
         grads = self.net.backward(params, trace, y)
         B = x.shape[0]
+        step = int(state.step)
         if self.fisher == "sampled":
             sampled = self.net.backward(
-                params, trace, self._sample_targets(trace.output, state["step"]), weight_grads=False
+                params, trace, self._sample_targets(trace.output, step), weight_grads=False
             )
             per_example = [B * g for g in sampled.pre]
         else:
             per_example = [B * g for g in grads.pre]
-        state = dict(state, A=list(state["A"]), G=list(state["G"]))
-        first = state["step"] == 0
-        refresh = state["step"] % self.update_every == 0
+        A, G = list(state.A), list(state.G)
+        chol_A, chol_G = list(state.chol_A), list(state.chol_G)
+        first = step == 0
+        refresh = step % self.update_every == 0
         steps = []
         for m, layer_grad in enumerate(grads.as_params()):
-            xa = _augment(trace.inputs[m])
+            xa = augment(trace.inputs[m])
             a_batch = xa.T @ xa / B
             g_batch = per_example[m].T @ per_example[m] / B
             rho = 0.0 if first else self.decay
-            state["A"][m] = rho * state["A"][m] + (1 - rho) * a_batch
-            state["G"][m] = rho * state["G"][m] + (1 - rho) * g_batch
+            A[m] = rho * A[m] + (1 - rho) * a_batch
+            G[m] = rho * G[m] + (1 - rho) * g_batch
             if refresh:
-                _check_finite(state["A"][m], f"A[{m}]")
-                _check_finite(state["G"][m], f"G[{m}]")
-                state["chol_A"] = list(state["chol_A"])
-                state["chol_G"] = list(state["chol_G"])
-                damped_A, damped_G = self.damped_factors(state["A"][m], state["G"][m], state["damping"])
-                state["chol_A"][m] = spd_factor(damped_A, f"A[{m}]")  # factorised once per refresh
-                state["chol_G"][m] = spd_factor(damped_G, f"G[{m}]")
-            steps.append(self.precondition(state["chol_A"][m], state["chol_G"][m], _stack(layer_grad)))
+                _check_finite(A[m], f"A[{m}]")
+                _check_finite(G[m], f"G[{m}]")
+                damped_A, damped_G = self.damped_factors(A[m], G[m], state.damping)
+                chol_A[m] = spd_factor(damped_A, f"A[{m}]")  # factorised once per refresh
+                chol_G[m] = spd_factor(damped_G, f"G[{m}]")
+            steps.append(self.precondition(chol_A[m], chol_G[m], stack(layer_grad)))
+        new_state = state._replace(step=step + 1, A=A, G=G, chol_A=chol_A, chol_G=chol_G)
         if self.adaptive:
-            new = self._model_step(params, trace, grads, steps, state, x, y, lr, refresh)
+            new, previous, damping = self._model_step(params, trace, grads, steps, state, x, y, lr, refresh)
+            new_state = new_state._replace(previous=previous, damping=damping)
         else:
-            new = self._apply(params, steps, state, lr)
-        state["step"] += 1
-        return self._finite(new, lr), state, StepInfo(grads.loss, [], [])
+            assert state.momentum is not None  # check() made sure
+            new, momentum = self._apply(params, steps, state.momentum, lr)
+            new_state = new_state._replace(momentum=momentum)
+        return self._finite(new, lr), new_state, StepInfo(grads.loss)
 
     def _model_step(
         self,
@@ -366,30 +463,35 @@ class KFAC(_NetOptimizer):
         trace: Any,
         grads: Any,
         steps: list[Array],
-        state: dict[str, Any],
+        state: KFACState,
         x: Array,
         y: Array,
         lr: float | None,
         adapt: bool,
-    ) -> Params:
-        r"""Martens & Grosse's step rule: :math:`(\alpha, \mu)` from the quadratic model, then the LM rule."""
+    ) -> tuple[Params, list[Array], float]:
+        r"""Martens & Grosse's step rule: :math:`(\alpha, \mu)` from the quadratic model, then the LM rule.
+
+        Returns:
+            The new parameters, the update :math:`\delta` (augmented, per layer) and the new damping.
+        """
         scale = self.lr if lr is None else float(lr)
-        lam = state["damping"]
-        grad = [_stack(g) for g in grads.as_params()]
+        lam = state.damping
+        grad = [stack(g) for g in grads.as_params()]
         direction = [-s for s in steps]  # Delta = -F~^-1 grad
-        previous = state["velocity"]
-        use_previous = self.momentum > 0 and state["step"] > 0
+        previous = state.previous
+        assert previous is not None  # check() made sure
+        use_previous = self.momentum > 0 and state.step > 0
         candidates = [direction, previous] if use_previous else [direction]
-        as_params = [[_unstack(w) for w in c] for c in candidates]
+        as_params = [[unstack(w) for w in c] for c in candidates]
 
         def dot(u: list[Array], v: list[Array]) -> float:
             return sum(float((a * b).sum()) for a, b in zip(u, v, strict=True))
 
-        Q = self.net.fisher_gram(params, trace, as_params)
+        Q: np.ndarray = self.net.fisher_gram(params, trace, as_params)
         Q += lam * np.array([[dot(a, b) for b in candidates] for a in candidates])
         lin = np.array([dot(grad, c) for c in candidates])
         if not (np.isfinite(Q).all() and np.isfinite(lin).all()):
-            raise ValueError(
+            raise NonFiniteError(
                 "kfac: the quadratic model is not finite (NaN or Inf); lower the learning rate or raise the damping"
             )
         coef = _minimise_quadratic(Q, lin)
@@ -399,11 +501,7 @@ class KFAC(_NetOptimizer):
             for m in range(len(steps))
         ]
         predicted = 0.5 * float(coef @ Q @ coef) + float(lin @ coef)  # M(delta) - M(0)
-        new = [
-            {k: layer[k] + d[k] for k in ("W", "b")}
-            for layer, d in zip(params, map(_unstack, update), strict=True)
-        ]
-        state["velocity"] = update
+        new = apply_updates(params, [unstack(u) for u in update])
         if adapt and predicted < 0:
             rho = (self.net.loss(new, x, y) - float(grads.loss)) / predicted
             omega = (19 / 20) ** self.update_every
@@ -411,8 +509,8 @@ class KFAC(_NetOptimizer):
                 lam *= omega
             elif rho < 0.25:
                 lam /= omega
-            state["damping"] = min(max(lam, DAMPING_RANGE[0]), DAMPING_RANGE[1])
-        return new
+            lam = min(max(lam, DAMPING_RANGE[0]), DAMPING_RANGE[1])
+        return new, update, lam
 
 
 def _minimise_quadratic(Q: np.ndarray, lin: np.ndarray) -> np.ndarray:
@@ -475,7 +573,7 @@ class Shampoo(_NetOptimizer):
     """
 
     name = "shampoo"
-    keys = SHAMPOO_KEYS
+    state_type = ShampooState
 
     def __init__(
         self,
@@ -487,94 +585,95 @@ class Shampoo(_NetOptimizer):
         grafting: str | None = None,
     ) -> None:
         super().__init__(net, lr, momentum, update_every)
-        self.eps = _positive(eps, "eps")
+        self.eps = _positive("eps", eps)
         self.grafting = None if grafting is None else canonical_choice("grafting", grafting, GRAFTING[1:])
         self._adam = adam_optimizer(lr=1.0)
 
-    def init(self, params: Params) -> dict[str, Any]:
+    def init(self, params: Params) -> ShampooState:
         params = self.net.check_params(params)
         xp = array_namespace(params[0]["W"])
         dt = params[0]["W"].dtype
-        state: dict[str, Any] = {
-            "name": self.name,
-            "step": 0,
-            "L": [self.eps * xp.eye(p["W"].shape[0], dtype=dt) for p in params],
-            "R": [self.eps * xp.eye(p["W"].shape[1], dtype=dt) for p in params],
-            "L_root": [xp.eye(p["W"].shape[0], dtype=dt) for p in params],
-            "R_root": [xp.eye(p["W"].shape[1], dtype=dt) for p in params],
-            "bias_sum": [xp.full_like(p["b"], self.eps) for p in params],
-            "velocity": self._zero_velocity(params),
-        }
-        if self.grafting == "adam":
-            state["adam"] = self._adam.init(params)
-        return state
+        return ShampooState(
+            step=0,
+            L=[self.eps * xp.eye(p["W"].shape[0], dtype=dt) for p in params],
+            R=[self.eps * xp.eye(p["W"].shape[1], dtype=dt) for p in params],
+            L_root=[xp.eye(p["W"].shape[0], dtype=dt) for p in params],
+            R_root=[xp.eye(p["W"].shape[1], dtype=dt) for p in params],
+            bias_sum=[xp.full_like(p["b"], self.eps) for p in params],
+            momentum=self.heavy_ball.init(self._zeros(params)),
+            adam=self._adam.init(params) if self.grafting == "adam" else None,
+        )
 
     def _slot_shapes(self, d_in: int, d_out: int) -> dict[str, tuple[int, ...]]:
         left, right = (d_in,) * 2, (d_out,) * 2
-        return {
-            "L": left,
-            "R": right,
-            "L_root": left,
-            "R_root": right,
-            "bias_sum": (d_out,),
-            "velocity": (d_in + 1, d_out),
-        }
-
-    def _state_keys(self) -> frozenset[str]:
-        return self.keys | {"adam"} if self.grafting == "adam" else self.keys
+        return {"L": left, "R": right, "L_root": left, "R_root": right, "bias_sum": (d_out,)}
 
     def check(self, params: Params, state: Any) -> Params:
-        """As :meth:`_NetOptimizer.check`, and with ``grafting="adam"`` the Adam state ``state["adam"]``."""
+        """As :meth:`_NetOptimizer.check`, with the momentum state, and with ``grafting="adam"`` the
+        Adam state ``state.adam`` (``None`` otherwise)."""
         params = super().check(params, state)
+        self._check_momentum(state, params[0]["W"].dtype)
         if self.grafting == "adam":
-            check_state(self._adam, state["adam"], params, "state['adam']")
+            check_state(self._adam, state.adam, params, "state.adam")
+        else:
+            same_layout("state.adam", state.adam, None)
         return params
 
     def precondition(self, L_root: Array, R_root: Array, grad: Array) -> Array:
         r""":math:`L^{-1/4} G R^{-1/4}` given the stored roots."""
         return L_root @ grad @ R_root
 
-    def to_dense(self, L: Array, R: Array) -> Array:
-        r"""The dense :math:`(L \otimes R)^{-1/4}` for row-major ``vec`` of ``W``."""
-        xp = array_namespace(L)
-        return inverse_root(xp.kron(L, R), 4.0)
+    def to_dense(self, state: ShampooState, layer: int) -> Array:
+        r"""Layer ``layer``'s dense :math:`(L \otimes R)^{-1/4}`, for row-major ``vec`` of ``W``.
 
-    def update(
-        self, params: Params, x: Array, y: Array, state: dict[str, Any], lr: float | None = None
-    ) -> tuple[Params, dict[str, Any], StepInfo]:
-        lr = _check_lr(lr)
+        Built from the state alone (``state.L[layer]``, ``state.R[layer]``, one ``eigh`` of the
+        Kronecker product); after a step that refreshed the roots, the step of ``W`` was
+        :math:`-\eta` times it applied to the gradient (without momentum or grafting).
+        """
+        m = self._layer(state, layer)
+        L, R = state.L[m], state.R[m]
+        return inverse_root(array_namespace(L).kron(L, R), 4.0)
+
+    def step(
+        self, params: Params, x: Array, y: Array, state: ShampooState, *, lr: float | None = None
+    ) -> tuple[Params, ShampooState, StepInfo]:
+        """One batch: ``(new_params, new_state, StepInfo(loss))``; ``params`` and ``state`` are not modified."""
+        lr = number("lr", lr, low=0, allow_none=True)
         params = self.check(params, state)
         grads = self.net.backward(params, self.net.forward(params, x), y)
         layer_grads = grads.as_params()
-        state = dict(state, L=list(state["L"]), R=list(state["R"]), bias_sum=list(state["bias_sum"]))
-        refresh = state["step"] % self.update_every == 0
-        if refresh:
-            state["L_root"], state["R_root"] = list(state["L_root"]), list(state["R_root"])
+        L, R, bias_sum = list(state.L), list(state.R), list(state.bias_sum)
+        L_root, R_root = list(state.L_root), list(state.R_root)
+        step = int(state.step)
+        refresh = step % self.update_every == 0
+        adam = state.adam
         if self.grafting == "adam":
-            adam_new, state["adam"] = self._adam.update(layer_grads, state["adam"], params)
-            adam_steps = [_stack(p) - _stack(a) for p, a in zip(params, adam_new, strict=True)]
+            adam_updates, adam = self._adam.update(layer_grads, adam, params)
+            # the Adam step as it lands on the parameters, p - (p + u), as before the port (bit for bit)
+            adam_steps = [
+                stack(p) - stack(a) for p, a in zip(params, apply_updates(params, adam_updates), strict=True)
+            ]
         steps = []
         for m, g in enumerate(layer_grads):
             xp = array_namespace(g["W"])
-            state["L"][m] = state["L"][m] + g["W"] @ g["W"].T
-            state["R"][m] = state["R"][m] + g["W"].T @ g["W"]
-            state["bias_sum"][m] = state["bias_sum"][m] + g["b"] ** 2
+            L[m] = L[m] + g["W"] @ g["W"].T
+            R[m] = R[m] + g["W"].T @ g["W"]
+            bias_sum[m] = bias_sum[m] + g["b"] ** 2
             if refresh:
-                _check_finite(state["L"][m], f"L[{m}]")
-                _check_finite(state["R"][m], f"R[{m}]")
-                state["L_root"][m] = inverse_root(state["L"][m], 4.0, state["L_root"][m], f"L[{m}]")
-                state["R_root"][m] = inverse_root(state["R"][m], 4.0, state["R_root"][m], f"R[{m}]")
-            step_w = self.precondition(state["L_root"][m], state["R_root"][m], g["W"])
-            step_b = g["b"] / xp.sqrt(state["bias_sum"][m])
+                _check_finite(L[m], f"L[{m}]")
+                _check_finite(R[m], f"R[{m}]")
+                L_root[m] = inverse_root(L[m], 4.0, L_root[m], f"L[{m}]")
+                R_root[m] = inverse_root(R[m], 4.0, R_root[m], f"R[{m}]")
+            step_w = self.precondition(L_root[m], R_root[m], g["W"])
+            step_b = g["b"] / xp.sqrt(bias_sum[m])
             if self.grafting is not None:  # per tensor: W and b each get the norm of the graft's step
-                target = _stack(g) if self.grafting == "sgd" else adam_steps[m]
+                target = stack(g) if self.grafting == "sgd" else adam_steps[m]
                 step_w = _graft(step_w, target[:-1])
                 step_b = _graft(step_b, target[-1])
-            step = xp.concatenate([step_w, step_b[None, :]], axis=0)
-            steps.append(step)
-        new = self._apply(params, steps, state, lr)
-        state["step"] += 1
-        return self._finite(new, lr), state, StepInfo(grads.loss, [], [])
+            steps.append(xp.concatenate([step_w, step_b[None, :]], axis=0))
+        new, momentum = self._apply(params, steps, state.momentum, lr)
+        new_state = ShampooState(step + 1, L, R, L_root, R_root, bias_sum, momentum, adam)
+        return self._finite(new, lr), new_state, StepInfo(grads.loss)
 
 
 class FOOF(_NetOptimizer):
@@ -590,7 +689,7 @@ class FOOF(_NetOptimizer):
     """
 
     name = "foof"
-    keys = FOOF_KEYS
+    state_type = FOOFState
 
     def __init__(
         self,
@@ -602,49 +701,63 @@ class FOOF(_NetOptimizer):
         update_every: int = 1,
     ) -> None:
         super().__init__(net, lr, momentum, update_every)
-        self.damping = _positive(damping, "damping")
-        self.decay = _unit(decay, "decay")
+        self.damping = _positive("damping", damping)
+        self.decay = _unit("decay", decay)
 
-    def init(self, params: Params) -> dict[str, Any]:
+    def init(self, params: Params) -> FOOFState:
         params = self.net.check_params(params)
         xp = array_namespace(params[0]["W"])
         dt = params[0]["W"].dtype
-        return {
-            "name": self.name,
-            "step": 0,
-            "A": [xp.zeros((p["W"].shape[0] + 1,) * 2, dtype=dt) for p in params],
-            "chol_A": [xp.eye(p["W"].shape[0] + 1, dtype=dt) for p in params],
-            "velocity": self._zero_velocity(params),
-        }
+        return FOOFState(
+            step=0,
+            A=[xp.zeros((p["W"].shape[0] + 1,) * 2, dtype=dt) for p in params],
+            chol_A=[xp.eye(p["W"].shape[0] + 1, dtype=dt) for p in params],
+            momentum=self.heavy_ball.init(self._zeros(params)),
+        )
 
     def _slot_shapes(self, d_in: int, d_out: int) -> dict[str, tuple[int, ...]]:
-        return {"A": (d_in + 1,) * 2, "chol_A": (d_in + 1,) * 2, "velocity": (d_in + 1, d_out)}
+        return {"A": (d_in + 1,) * 2, "chol_A": (d_in + 1,) * 2}
 
-    def to_dense(self, damped_A: Array, d_out: int) -> Array:
-        r"""The dense :math:`(\bar A + \lambda I) \otimes I` for row-major ``vec`` of :math:`\tilde W`."""
-        xp = array_namespace(damped_A)
-        return xp.kron(damped_A, xp.eye(d_out, dtype=damped_A.dtype))
+    def check(self, params: Params, state: Any) -> Params:
+        """As :meth:`_NetOptimizer.check`, with the momentum state."""
+        params = super().check(params, state)
+        self._check_momentum(state, params[0]["W"].dtype)
+        return params
 
-    def update(
-        self, params: Params, x: Array, y: Array, state: dict[str, Any], lr: float | None = None
-    ) -> tuple[Params, dict[str, Any], StepInfo]:
-        lr = _check_lr(lr)
+    def to_dense(self, state: FOOFState, layer: int) -> Array:
+        r"""Layer ``layer``'s dense :math:`(\bar A + \lambda I) \otimes I`, for row-major ``vec`` of :math:`\tilde W`.
+
+        Built from the state alone (``state.A[layer]``) and the constructor's damping; after a step
+        that refreshed the factor, the step was :math:`-\eta` times its inverse applied to the
+        gradient (without momentum).
+        """
+        m = self._layer(state, layer)
+        A = state.A[m]
+        xp = array_namespace(A)
+        damped = A + self.damping * xp.eye(A.shape[0], dtype=A.dtype)
+        return xp.kron(damped, xp.eye(self.net.sizes[m + 1], dtype=A.dtype))
+
+    def step(
+        self, params: Params, x: Array, y: Array, state: FOOFState, *, lr: float | None = None
+    ) -> tuple[Params, FOOFState, StepInfo]:
+        """One batch: ``(new_params, new_state, StepInfo(loss))``; ``params`` and ``state`` are not modified."""
+        lr = number("lr", lr, low=0, allow_none=True)
         params = self.check(params, state)
         trace = self.net.forward(params, x)
         grads = self.net.backward(params, trace, y)
-        state = dict(state, A=list(state["A"]), chol_A=list(state["chol_A"]))
-        refresh = state["step"] % self.update_every == 0
-        rho = 0.0 if state["step"] == 0 else self.decay
+        A, chol_A = list(state.A), list(state.chol_A)
+        step = int(state.step)
+        refresh = step % self.update_every == 0
+        rho = 0.0 if step == 0 else self.decay
         steps = []
         for m, layer_grad in enumerate(grads.as_params()):
-            xa = _augment(trace.inputs[m])
-            state["A"][m] = rho * state["A"][m] + (1 - rho) * (xa.T @ xa / x.shape[0])
+            xa = augment(trace.inputs[m])
+            A[m] = rho * A[m] + (1 - rho) * (xa.T @ xa / x.shape[0])
             if refresh:
-                _check_finite(state["A"][m], f"A[{m}]")
+                _check_finite(A[m], f"A[{m}]")
                 xp = array_namespace(xa)
-                damped = state["A"][m] + self.damping * xp.eye(xa.shape[1], dtype=xa.dtype)
-                state["chol_A"][m] = spd_factor(damped, f"A[{m}]")
-            steps.append(cholesky_apply(state["chol_A"][m], _stack(layer_grad)))
-        new = self._apply(params, steps, state, lr)
-        state["step"] += 1
-        return self._finite(new, lr), state, StepInfo(grads.loss, [], [])
+                damped = A[m] + self.damping * xp.eye(xa.shape[1], dtype=xa.dtype)
+                chol_A[m] = spd_factor(damped, f"A[{m}]")
+            steps.append(cholesky_apply(chol_A[m], stack(layer_grad)))
+        new, momentum = self._apply(params, steps, state.momentum, lr)
+        return self._finite(new, lr), FOOFState(step + 1, A, chol_A, momentum), StepInfo(grads.loss)

@@ -8,7 +8,7 @@ Per data set and optimizer:
   below the target) and seconds-to-target (the training seconds interpolated
   linearly within that epoch), as the median over the seeds that reached it,
   with how many did; ``auto`` is the mean final train loss of the best
-  first-order baseline (sgd, momentum, adam, rmsprop) of the study;
+  first-order baseline (sgd, momentum, adam, rmsprop-tf1) of the study;
 * the rank by mean final train loss;
 * which optimizer leads (lowest mean train loss over seeds) at each epoch, and
   at each point of a time grid of 20 log-spaced points up to the shortest final

@@ -77,7 +77,7 @@ class SpecError(ValueError):
     """A study spec that cannot be used; the message is one line naming the key path."""
 
 
-FIRST_ORDER = ("sgd", "momentum", "adam", "rmsprop")
+FIRST_ORDER = ("sgd", "momentum", "adam", "rmsprop-tf1")
 """The first-order baselines whose best final loss is the ``auto`` target."""
 
 NUMERIC = {

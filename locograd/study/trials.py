@@ -38,6 +38,11 @@ from ..errors import RunFolderError
 from ..experiments.runfolder import append_jsonl, read_json, read_jsonl, write_json_atomic, write_text_atomic
 
 PHASES = ("tuning", "final")
+RECORD_FORMAT = 1
+"""The layout of a ``trials.jsonl`` record, stamped on each as ``"format"``; bumped when it changes.
+
+A record without the field (version 0) comes from a locograd before records were versioned.
+A study folder holding records of another version is refused in one line, never rewritten."""
 
 
 def canonical(value: Any) -> Any:
@@ -133,6 +138,7 @@ class Store:
         except (OSError, UnicodeDecodeError) as exc:
             raise RunFolderError(f"{self.path}: cannot read the file ({exc})") from None
         lines = text.split("\n")
+        _check_formats(self.path, lines)
         kept: list[str] = []
         dropped = 0
         for number, line in enumerate(lines, start=1):
@@ -217,6 +223,7 @@ class Store:
         ``metrics`` and ``config`` (from a worker without the shared folder) are written
         into the trial folder first (atomically, through the run-folder module).
         """
+        record = {"format": RECORD_FORMAT, **record}
         key = record["key"]
         if metrics is not None:
             folder = self.folder(key)
@@ -235,6 +242,29 @@ class Store:
     def config(self, key: str) -> Any:
         """The trial's ``config.json``."""
         return read_json(os.path.join(self.folder(key), "config.json"), "trial config")
+
+
+def _check_formats(path: str, lines: list[str]) -> None:
+    """Refuse records of another format version (before anything is dropped or rewritten).
+
+    Raises:
+        RunFolderError: ``"OUT/trials.jsonl: line 1 is a trial record of format version 0 (no
+            'format' field: an earlier locograd); this locograd reads version 1 only: ..."``.
+    """
+    for number, line in enumerate(lines, start=1):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a torn or foreign line: _bad_record's business
+        if not isinstance(row, dict) or not isinstance(row.get("key"), str):
+            continue
+        version = row.get("format", 0)
+        if version != RECORD_FORMAT or isinstance(version, bool):
+            origin = " (no 'format' field: an earlier locograd)" if "format" not in row else ""
+            raise RunFolderError(
+                f"{path}: line {number} is a trial record of format version {version!r}{origin}; "
+                f"this locograd reads version {RECORD_FORMAT} only: run the study into a new --out folder"
+            )
 
 
 def _bad_record(line: str) -> str | None:
@@ -270,4 +300,4 @@ def clear_folder(folder: str) -> None:
             os.unlink(path)
 
 
-__all__ = ["PHASES", "Store", "Trial", "canonical", "clear_folder", "trial_key"]
+__all__ = ["PHASES", "RECORD_FORMAT", "Store", "Trial", "canonical", "clear_folder", "trial_key"]

@@ -1,0 +1,186 @@
+r"""LocoProp's settings as small frozen objects: the variant and the local solver.
+
+A step reads as its maths does::
+
+    locoprop.step(net, params, x, y, variant=M(gamma=10), solver=GD(steps=10, lr=1e-5))
+
+* :class:`S` and :class:`M` are the variants: the target step :math:`\gamma` and the optional
+  proximal weight :math:`\eta` of the local objective
+  (:math:`J_S`: squared loss to :math:`A^* = A - \gamma G`; :math:`J_M`: the matching loss to
+  :math:`Y^* = f(A) - \gamma G`; both plus :math:`\|\tilde W - \tilde W_t\|^2/(2\eta)`).
+* :class:`GD` runs ``steps`` inner steps of plain gradient descent with step size ``lr``, or of a
+  first-order optimizer ``inner`` (its learning rate replaced by ``lr`` when given), the step size
+  of inner step ``k`` scaled by ``lr_factor(k, K)``.
+* :class:`Exact` solves the local problem: in closed form for S, by Newton-CG for M (which needs
+  ``eta``), to the relative gradient tolerance ``tol``.
+
+Every field is checked when the object is built (one-line ``ValueError``/``TypeError`` naming the
+field), so a step never starts with a bad setting.
+
+>>> M(gamma=10).gamma, GD(steps=3, lr=0.1).steps
+(10.0, 3)
+>>> S(gamma=-1)
+Traceback (most recent call last):
+...
+ValueError: gamma: expected a finite number > 0, got -1
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any, ClassVar
+
+from ..validators import integer, number
+
+LrFactor = Callable[[int, int], float]
+"""``lr_factor(k, K) -> float``: the factor of inner step ``k`` of ``K`` (e.g. the released ``max(1 - k/K, 0.25)``)."""
+
+
+def check_inner(inner: Any) -> Any:
+    """``inner`` unchanged if it is ``None`` or a first-order optimizer (callable ``init`` and ``update``, an ``lr``).
+
+    Raises:
+        TypeError: ``"inner: expected a first-order optimizer (with init, update and lr), got object"``.
+    """
+    if inner is None:
+        return None
+    if not (
+        callable(getattr(inner, "init", None)) and callable(getattr(inner, "update", None))
+    ) or not hasattr(inner, "lr"):
+        raise TypeError(
+            f"inner: expected a first-order optimizer (with init, update and lr, e.g. locograd.optim.adam()), "
+            f"got {type(inner).__name__}"
+        )
+    return inner
+
+
+@dataclasses.dataclass(frozen=True)
+class _Variant:
+    """What S and M share: the target step and the proximal weight."""
+
+    name: ClassVar[str]
+    gamma: float = 1.0
+    eta: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gamma", number("gamma", self.gamma, low=0, low_open=True))
+        object.__setattr__(self, "eta", number("eta", self.eta, low=0, low_open=True, allow_none=True))
+
+
+@dataclasses.dataclass(frozen=True)
+class S(_Variant):
+    r"""LocoProp-S: the squared loss to the pre-activation target :math:`A^* = A - \gamma G`.
+
+    Attributes:
+        gamma: the target step :math:`\gamma > 0`.
+        eta: the proximal weight :math:`\eta > 0`, or ``None`` for no proximal term.
+    """
+
+    name: ClassVar[str] = "S"
+
+
+@dataclasses.dataclass(frozen=True)
+class M(_Variant):
+    r"""LocoProp-M: the matching loss to the post-activation target :math:`Y^* = f(A) - \gamma G`.
+
+    Attributes:
+        gamma: the target step :math:`\gamma > 0`.
+        eta: the proximal weight :math:`\eta > 0`, or ``None`` (then the exact solve is refused:
+            :math:`J_M` may be unbounded below).
+    """
+
+    name: ClassVar[str] = "M"
+
+
+Variant = S | M
+
+
+@dataclasses.dataclass(frozen=True)
+class GD:
+    r"""``steps`` inner steps from the anchor :math:`\tilde W_t`.
+
+    Attributes:
+        steps: ``K >= 1``.
+        lr: the step size :math:`\rho` of plain GD (required, > 0, without ``inner``); with
+            ``inner``, replaces its learning rate (``None``: ``inner.lr``; 0 keeps the
+            parameters while the inner state advances, as in the released warm-up epoch 0).
+        inner: a first-order optimizer from :mod:`locograd.optim`, or ``None`` for plain GD.
+        lr_factor: ``lr_factor(k, K)`` multiplies the step size of inner step ``k``, or ``None``.
+    """
+
+    steps: int = 1
+    lr: float | None = None
+    inner: Any = None
+    lr_factor: LrFactor | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "steps", integer("steps", self.steps, minimum=1))
+        inner = check_inner(self.inner)
+        if inner is None and self.lr is None:
+            raise ValueError("lr: expected a step size > 0 for GD without an inner optimizer, got None")
+        if inner is None:
+            lr = number("lr", self.lr, low=0, low_open=True)
+        else:
+            lr = number("lr", self.lr, low=0, allow_none=True)
+        object.__setattr__(self, "lr", lr)
+        if self.lr_factor is not None and not callable(self.lr_factor):
+            raise TypeError(
+                f"lr_factor: expected a callable lr_factor(k, K), got {type(self.lr_factor).__name__}"
+            )
+
+    @property
+    def base_lr(self) -> float:
+        """The step size before ``lr_factor``: ``lr``, or the inner optimizer's own."""
+        return self.inner.lr if self.lr is None else self.lr
+
+    def with_lr(self, lr: float) -> GD:
+        """The same solver with the step size ``lr`` (the training loop's per-epoch rate)."""
+        return dataclasses.replace(self, lr=lr)
+
+
+@dataclasses.dataclass(frozen=True)
+class Exact:
+    r"""The exact local minimiser: closed form (S) or Newton-CG with a line search (M, needs ``eta``).
+
+    Attributes:
+        tol: relative gradient tolerance of the M solve, ``None`` for the dtype's default
+            (1e-10 in float64, 1e-4 in float32).
+    """
+
+    tol: float | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "tol", number("tol", self.tol, low=0, allow_none=True))
+
+
+Solver = GD | Exact
+
+
+def check_variant(variant: Any) -> S | M:
+    """``variant`` unchanged if it is an :class:`S` or :class:`M`.
+
+    Raises:
+        TypeError: ``"variant: expected locoprop.S(gamma, eta) or locoprop.M(gamma, eta), got str 'M'"``.
+    """
+    if not isinstance(variant, S | M):
+        shown = f" {variant!r}" if isinstance(variant, str | int | float) else ""
+        raise TypeError(
+            f"variant: expected locoprop.S(gamma, eta) or locoprop.M(gamma, eta), got {type(variant).__name__}{shown}"
+        )
+    return variant
+
+
+def check_solver(solver: Any) -> GD | Exact:
+    """``solver`` unchanged if it is a :class:`GD` or :class:`Exact`.
+
+    Raises:
+        TypeError: ``"solver: expected locoprop.GD(steps, lr, inner, lr_factor) or locoprop.Exact(tol), got str 'gd'"``.
+    """
+    if not isinstance(solver, GD | Exact):
+        shown = f" {solver!r}" if isinstance(solver, str | int | float) else ""
+        raise TypeError(
+            "solver: expected locoprop.GD(steps, lr, inner, lr_factor) or locoprop.Exact(tol), "
+            f"got {type(solver).__name__}{shown}"
+        )
+    return solver
