@@ -321,3 +321,62 @@ def blas_info() -> str:
     config = np.show_config(mode="dicts")
     blas = config.get("Build Dependencies", {}).get("blas", {})
     return f"{blas.get('name', 'unknown')} {blas.get('version', '')}".strip()
+
+
+_THREADS: contextvars.ContextVar[int] = contextvars.ContextVar("locograd_elementwise_threads", default=1)
+
+
+def compute_threads() -> int:
+    """The threads locograd's own elementwise work may use (1 unless set by :func:`threads`)."""
+    return _THREADS.get()
+
+
+def _count(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise ValueError(f"{name}: expected an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def set_threads(n: int, elementwise: int = 1) -> None:
+    """:func:`threads` without an end: ``n >= 1`` BLAS threads and ``elementwise`` threads from now on.
+
+    For worker processes that run one job with one setting (the benchmark's, the study's).
+    """
+    from threadpoolctl import threadpool_limits
+
+    n, elementwise = _count("threads", n, 1), _count("elementwise", elementwise, 1)
+    threadpool_limits(limits=n, user_api="blas")
+    _THREADS.set(elementwise)
+
+
+@contextlib.contextmanager
+def threads(n: int, elementwise: int = 1) -> Iterator[int]:
+    """Use ``n`` threads for the BLAS (threadpoolctl) and ``elementwise`` for locograd's elementwise work.
+
+    NumPy's ufuncs run on one thread.  With ``elementwise > 1`` the fast paths of the optimizers
+    (:mod:`locograd._fast`) split their elementwise work (bias and transfer, the loss, the
+    updates) into row blocks on that many Python threads, as PyTorch's kernels use every
+    thread; the results are bit for bit those of one thread (each element is computed alone,
+    and each reduction keeps its order).  It is 1 by default because it measured slower where
+    the BLAS uses the same cores: on the 2-core AMD EPYC virtual machine of
+    ``benchmarks/RESULTS.md``, with 2 BLAS threads, a BackProp step took 96.8 ms with 2
+    elementwise threads against 92.9 ms with 1, LocoProp-M 813 ms against 760 ms (OpenBLAS's
+    threads spin-wait on the cores after each product, and waking a pool thread costs about
+    60 us per block against a few hundred us of work).  ``n = 0`` leaves the BLAS as it is.
+
+    >>> with threads(1) as n:
+    ...     n, compute_threads()
+    (1, 1)
+    """
+    from threadpoolctl import threadpool_limits
+
+    n, elementwise = _count("threads", n, 0), _count("elementwise", elementwise, 1)
+    limits: contextlib.AbstractContextManager[Any] = (
+        threadpool_limits(limits=n, user_api="blas") if n > 0 else contextlib.nullcontext()
+    )
+    with limits:
+        token = _THREADS.set(elementwise)
+        try:
+            yield n
+        finally:
+            _THREADS.reset(token)

@@ -175,3 +175,125 @@ def test_layer_workers_share_the_threads(tmp_path: Path) -> None:
     assert report["settings"]["layer_workers"] == 2
     assert model.blas_threads("locoprop_m", 2, 2) == 1 and model.blas_threads("backprop", 2, 2) == 2
     assert main(["--quick", "--layer-workers", "0"]) == 2
+
+
+@pytest.mark.parametrize("bad", ["0", "1.5", "two"])
+def test_elementwise_threads_must_be_an_integer_of_at_least_one(
+    bad: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from locograd.bench import main
+
+    try:
+        code = main(["--quick", "--no-torch", "--elementwise-threads", bad], prog="locograd bench")
+    except SystemExit as exc:  # argparse refuses a non-integer
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert (
+        err.count("\n") == 1 and err.startswith("locograd bench: error: ") and "elementwise-threads" in err
+    ), err
+
+
+def test_quick_run_with_elementwise_threads_reports_the_time_outside_the_products(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    path = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locograd",
+            "bench",
+            "--quick",
+            "--elementwise-threads",
+            "2",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": path},
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr + done.stdout
+    report = json.loads(out.read_text())
+    assert report["settings"]["elementwise_threads"] == 2
+    assert "2 elementwise thread(s)" in done.stdout
+    rows = {(r["kind"], r["lib"]): r for r in report["steps"]}
+    bp = rows["backprop", "locograd"]
+    assert -1 < bp["outside_products"] < 1
+    assert bp["products_ms_median"] > 0 and len(bp["products_ms"]) == bp["samples"]
+    for r in report["steps"]:
+        if r["lib"] == "locograd":
+            assert r["threads_seen"]["elementwise_threads"] == 2, r["kind"]
+    assert all("outside_products" not in r for (kind, _), r in rows.items() if kind != "backprop")
+    table_row = next(
+        line for line in done.stdout.splitlines() if line.startswith("| BackProp (SGD) | locograd |")
+    )
+    assert table_row.rstrip(" |").endswith("%")
+    assert "| outside products |" in done.stdout
+    machine = report["machine"]
+    assert machine["cpu"] and machine["cores"] and machine["blas_pools"] and "gpu" in machine
+    if machine["torch"] is not None:
+        assert machine["torch"].get("version") and "blas" in machine["torch"], machine["torch"]
+
+
+def test_layer_workers_divide_the_elementwise_threads() -> None:
+    """--layer-workers 2 --elementwise-threads 4: LocoProp's layer threads get 2 each, BackProp 4."""
+    from locograd.bench import run
+
+    spec = {
+        "lib": "locograd",
+        "sizes": model.quick_sizes(),
+        "quick": True,
+        "batch": 4,
+        "threads": 1,
+        "layer_workers": 2,
+        "elementwise_threads": 4,
+        "device": "cpu",
+        "repeats": 1,
+        "warmup": 0,
+        "memory": False,
+        "products": True,
+    }
+    # in a worker process: set_threads lasts, and must not change this one's
+    result = run.run_worker({**spec, "kinds": ["backprop", "locoprop_m"]}, run.worker_env(1, False), 120)
+    got = result["kinds"]
+    assert got["backprop"]["threads"]["elementwise_threads"] == 4, result
+    assert got["locoprop_m"]["threads"]["elementwise_threads"] == 2
+    assert "products_ms" in got["backprop"] and "products_ms" not in got["locoprop_m"]
+
+
+@pytest.mark.parametrize("quick", [True, False])
+def test_the_replay_runs_exactly_the_products_of_the_fused_pass(quick: bool) -> None:
+    """The FLOPs of the recorded products are the BackProp count of model.flops; layouts as in the pass."""
+    net = model.network(quick=quick)
+    batch = 8
+    params, x = steps.host_data(net, batch, seed=0)
+    found = steps.record_products(net, params, x, x)
+    sizes, M = list(net.sizes), len(net.sizes) - 1
+    assert len(found) == 3 * M - 1  # forward and weight gradient per layer, input gradient but the first
+    flop = sum(2.0 * p.left.shape[0] * p.left.shape[1] * p.right.shape[1] for p in found)
+    assert flop == model.flops("backprop", sizes, batch)
+    forward, backward = found[:M], found[M:]
+    for m, p in enumerate(forward):  # h_m @ W_m
+        assert p.left.shape == (batch, sizes[m]) and np.array_equal(p.right, params[m]["W"])
+        assert p.out.shape == (batch, sizes[m + 1]) and p.out.flags.c_contiguous
+    assert np.array_equal(forward[0].left, x)
+    m = M - 1
+    for p in backward:  # from the last layer down: h_m.T @ g_m, then g_m @ W_m.T (m > 0)
+        if p.left.shape == (sizes[m], batch):
+            assert p.left.flags.f_contiguous and p.right.shape == (batch, sizes[m + 1])
+            assert np.array_equal(p.left.T, forward[m].left)  # the layer's input, as the forward used it
+            g = p.right
+        else:
+            assert p.left.shape == (batch, sizes[m + 1]) and np.array_equal(p.left, g)
+            assert p.right.flags.f_contiguous and np.array_equal(p.right.T, params[m]["W"])
+            m -= 1
+    assert m == 0
+    # the replay writes only scratch outputs: no operand shares memory with any output
+    outs = [p.out for p in found]
+    assert not any(np.shares_memory(o, a) for o in outs for p in found for a in (p.left, p.right))
+    stepper = steps.products_stepper(net, batch, "cpu", seed=0, params=params)
+    stepper.step()
+    stepper.sync()

@@ -17,12 +17,15 @@ hook; the modules the tutorials teach from never reach it.
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from typing import Any, ClassVar
 
 from ..backend import Array, array_namespace, tree_leaves
 from ..locoprop.objectives import LocalProblem, _gradient, check_problem
 from ..locoprop.settings import GD
 from ..locoprop.solvers import _check_base, _check_gd, check_solvable, lr_factor_at
+from ..transfer import sigmoid
+from .kernels import bias_transfer
 
 Params = dict[str, Array]
 
@@ -38,16 +41,21 @@ def same_dtype(problem: LocalProblem, params: Params) -> bool:
     return dt.kind == "f" and all(getattr(a, "dtype", None) == dt for a in arrays)
 
 
-def residual_into(problem: LocalProblem, params: Params, out: Array, base: Array | None = None) -> Array:
+def residual_into(
+    problem: LocalProblem, params: Params, out: Array, base: Array | None = None, scratch: Array | None = None
+) -> Array:
     r""":math:`R` of :func:`~locograd.locoprop.residual`, written into ``out`` ``(B, d_out)``.
 
     Args:
         problem: the layer's problem (one dtype throughout, see :func:`same_dtype`).
         params: the current :math:`\tilde W`.
-        out: scratch ``(B, d_out)`` of that dtype; it receives :math:`A`, then :math:`R`.
+        out: scratch ``(B, d_out)`` of that dtype; it receives :math:`A`, then :math:`f(A)`,
+            then :math:`R` (the bias, the transfer and the target in one pass per row block,
+            :func:`locograd._fast.kernels.bias_transfer`).
         base: when ``params`` is the anchor, the forward pass's value there that the
             target was built from, :math:`A` (S) or :math:`f(A)` (M): then
             :math:`R = \text{base} - \text{target}` and the product is skipped.  Not modified.
+        scratch: a ``(B, d_out)`` buffer for the sigmoid (``None``: fresh ones).
 
     Returns:
         ``out``, holding :math:`R` (bit for bit what the reference returns).
@@ -57,8 +65,10 @@ def residual_into(problem: LocalProblem, params: Params, out: Array, base: Array
     if base is not None:
         return xp.subtract(base, problem.target, out=out)
     xp.matmul(problem.inputs, params["W"], out=out)
-    out += params["b"]
-    fa = out if problem.variant == "S" else problem.matching_transfer.f(out)
+    if problem.variant == "S":
+        out += params["b"]
+        return xp.subtract(out, problem.target, out=out)
+    fa = bias_transfer(out, params["b"], problem.matching_transfer, scratch=scratch)
     return xp.subtract(fa, problem.target, out=out)
 
 
@@ -82,23 +92,61 @@ def gradient_into(
 
 
 class Workspace:
-    r"""Scratch arrays that one local solve reuses across its ``K`` inner steps.
+    r"""Scratch arrays that local solves of one shape reuse across their ``K`` inner steps, and across steps.
 
-    ``a`` ``(B, d_out)`` receives :math:`A` then :math:`R`; ``gW`` ``(d_in, d_out)``
-    receives :math:`X^\top R`; ``prox`` (with ``eta``) the difference :math:`W - W_t`.
+    ``a`` ``(B, d_out)`` receives :math:`A`, :math:`f(A)`, then :math:`R`; ``gW`` ``(d_in, d_out)``
+    receives :math:`X^\top R`; ``prox`` (with ``eta``) the difference :math:`W - W_t`; ``scratch``
+    ``(B, d_out)`` the sigmoid's temporary.  :meth:`acquire` takes one from a pool kept per shape
+    (a steady-state step then allocates no large array: no page faults on fresh memory), and
+    :meth:`release` gives it back; solves running at once on threads get distinct ones.
     """
+
+    _free: ClassVar[dict[tuple[Any, ...], list[Workspace]]] = {}
+    _lock: ClassVar[threading.Lock] = threading.Lock()
 
     def __init__(self, problem: LocalProblem) -> None:
         xp = array_namespace(problem.inputs)
         W = problem.anchor["W"]
+        self.key = self._key(problem)
         self.problem = problem
         self.a = xp.empty((problem.inputs.shape[0], W.shape[1]), dtype=W.dtype)
         self.gW = xp.empty_like(W)
         self.prox = xp.empty_like(W) if problem.eta is not None else None
+        sigmoid_m = problem.variant == "M" and problem.transfer is sigmoid
+        self.scratch = xp.empty_like(self.a) if sigmoid_m else None
+
+    @staticmethod
+    def _key(problem: LocalProblem) -> tuple[Any, ...]:
+        W = problem.anchor["W"]
+        return (
+            problem.inputs.shape[0],
+            tuple(W.shape),
+            W.dtype,
+            type(W),
+            problem.eta is not None,
+            problem.variant == "M" and problem.transfer is sigmoid,
+        )
+
+    @classmethod
+    def acquire(cls, problem: LocalProblem) -> Workspace:
+        """A workspace for ``problem``'s shapes: a free one of the pool, or a new one."""
+        with cls._lock:
+            free = cls._free.get(cls._key(problem))
+            work = free.pop() if free else None
+        if work is None:
+            return cls(problem)
+        work.problem = problem
+        return work
+
+    def release(self) -> None:
+        """Give the workspace back to the pool (its arrays must no longer be in use)."""
+        self.problem = None  # type: ignore[assignment]  # keeps no layer's data alive
+        with self._lock:
+            self._free.setdefault(self.key, []).append(self)
 
     def gradient(self, params: Params, base: Array | None = None) -> Params:
         r""":math:`\nabla J` at ``params``; the ``"W"`` entry is the buffer ``gW`` (valid until the next call)."""
-        r = residual_into(self.problem, params, self.a, base)
+        r = residual_into(self.problem, params, self.a, base, self.scratch)
         return gradient_into(self.problem, params, r, self.gW, self.prox)
 
 
@@ -127,13 +175,33 @@ def solve_gd_inplace(
     check_solvable(problem, "solve_gd")
     solver = _check_gd(solver)
     _check_base(problem, base)
-    params, inner, steps = problem.anchor, solver.inner, solver.steps
+    params, inner = problem.anchor, solver.inner
     callers = {id(a) for a in tree_leaves(inner_state)}  # the caller's state arrays: never written
     if inner is not None and inner_state is None:
         inner_state = inner.init(params)
     kernel = getattr(inner, "update_inplace", None) if inner is not None else None
     fast = same_dtype(problem, params) and (inner is None or kernel is not None)
-    work = Workspace(problem) if fast else None
+    work = Workspace.acquire(problem) if fast else None
+    try:
+        return _solve(problem, solver, params, inner, inner_state, kernel, work, callers, base)
+    finally:
+        if work is not None:
+            work.release()
+
+
+def _solve(
+    problem: LocalProblem,
+    solver: GD,
+    params: Params,
+    inner: Any,
+    inner_state: Any,
+    kernel: Any,
+    work: Workspace | None,
+    callers: set[int],
+    base: Array | None,
+) -> tuple[Params, Any]:
+    """The loop of :func:`solve_gd_inplace`, its arguments checked."""
+    steps = solver.steps
     in_place = False
     for k in range(steps):
         factor = lr_factor_at(solver.lr_factor, k, steps)

@@ -90,6 +90,8 @@ LAYER_PARALLEL: tuple[str, ...] = ("locoprop_s", "locoprop_s_exact", "locoprop_m
 def blas_threads(kind: str, threads: int, layer_workers: int) -> int:
     """BLAS threads of a locograd step: ``threads`` shared by the layer workers of a LocoProp kind.
 
+    The elementwise threads of ``--elementwise-threads`` are divided the same way.
+
     >>> blas_threads("locoprop_m", 2, 2), blas_threads("backprop", 2, 2)
     (1, 2)
     """

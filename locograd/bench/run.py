@@ -14,6 +14,15 @@ without it they inherit this process's environment as set.  The output says
 which, with the values.  ``--layer-workers W`` has the LocoProp steps solve W
 layers at once on threads (their problems are independent), each BLAS call then
 getting ``threads // W`` threads, so that the process still uses ``--threads``.
+``--elementwise-threads K`` gives locograd's own elementwise work K threads in its
+workers (:func:`locograd.backend.set_threads`; LocoProp with ``--layer-workers W``:
+``K // W`` per layer thread, at least 1).
+
+For locograd's BackProp step the table also gives the share of the step spent outside
+its matrix products, measured by timing the same step's products alone (those of one real
+fused pass, replayed on copies of their operands: :func:`locograd.bench.steps.products_stepper`).
+The machine (CPU, cores, NumPy's BLAS and its kernel, PyTorch's version and BLAS, the GPU)
+is printed and stored (:func:`machine_info`).
 
 >>> sizes_for(1, quick=False)
 [784, 1000, 500, 250, 30, 250, 500, 1000, 784]
@@ -29,6 +38,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -63,6 +73,13 @@ def build_parser(prog: str = "python -m benchmarks") -> argparse.ArgumentParser:
         default=1,
         help="LocoProp steps solve this many layers at once on threads, sharing --threads "
         "(BLAS threads each: threads // layer-workers); default 1",
+    )
+    p.add_argument(
+        "--elementwise-threads",
+        type=int,
+        default=1,
+        help="threads of locograd's own elementwise work in its workers (locograd.backend.set_threads; "
+        "LocoProp with --layer-workers: divided as --threads); default 1",
     )
     p.add_argument("--repeats", type=int, default=None, help="timed steps per worker (default 10; quick 2)")
     p.add_argument(
@@ -125,8 +142,89 @@ def run_worker(spec: dict[str, Any], env: dict[str, str], timeout: float) -> dic
     return {"lib": spec["lib"], "error": f"worker exited {done.returncode}: " + " | ".join(tail)}
 
 
+TORCH_PROBE = """
+import json, re, torch
+config = torch.__config__.show()
+settings = dict(re.findall(r"(\\w+)=([^,\\n]*)", config))
+mkl = re.search(r"Math Kernel Library Version ([\\w.]+)", config)
+capability = re.search(r"CPU capability usage: (\\w+)", config)
+info = {
+    "version": torch.__version__,
+    "blas": settings.get("BLAS_INFO"),
+    "lapack": settings.get("LAPACK_INFO"),
+    "mkl": mkl.group(1).strip() if mkl else None,
+    "mkl_available": torch.backends.mkl.is_available(),
+    "mkldnn_available": torch.backends.mkldnn.is_available(),
+    "openmp_available": torch.backends.openmp.is_available(),
+    "cpu_capability": capability.group(1) if capability else None,
+    "cuda": torch.version.cuda,
+}
+print("TORCH " + json.dumps(info))
+"""
+"""Run by :func:`torch_info` in one subprocess: PyTorch's version and BLAS from ``torch.__config__.show()``."""
+
+
+def torch_info(timeout: float = 60.0) -> dict[str, Any] | None:
+    """PyTorch's version, BLAS and LAPACK (``BLAS_INFO``, the MKL version), CPU kernels; ``None`` if absent.
+
+    One subprocess imports torch (this process does not: its libraries would change this
+    process's, and importing it takes seconds): a failure there is recorded as ``{"error": ...}``.
+    """
+    if importlib.util.find_spec("torch") is None:
+        return None
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", TORCH_PROBE], capture_output=True, text=True, timeout=timeout
+        )
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"error": f"{type(exc).__name__}: {exc}"}
+    for line in done.stdout.splitlines():
+        if line.startswith("TORCH "):
+            return dict(json.loads(line[len("TORCH ") :]))
+    tail = (done.stderr or done.stdout).strip().splitlines()[-1:]
+    return {"error": f"torch probe exited {done.returncode}: " + " | ".join(tail)}
+
+
+def gpu_info(gpu: bool) -> dict[str, Any] | None:
+    """The GPU: on ``--device gpu`` CuPy's device 0 (name, memory, compute capability, CUDA
+    runtime and driver); otherwise ``nvidia-smi``'s first GPU name if there is one (else ``None``)."""
+    if gpu:
+        from locograd import backend
+
+        cp = backend.cupy_module()
+        props = cp.cuda.runtime.getDeviceProperties(0)
+        name = props["name"]
+        return {
+            "name": name.decode() if isinstance(name, bytes) else str(name),
+            "memory_gb": round(props["totalGlobalMem"] / 2**30, 1),
+            "compute_capability": f"{props['major']}.{props['minor']}",
+            "cuda_runtime": cp.cuda.runtime.runtimeGetVersion(),
+            "cuda_driver": cp.cuda.runtime.driverGetVersion(),
+            "cupy": cp.__version__,
+        }
+    if shutil.which("nvidia-smi") is None:
+        return None
+    try:
+        done = subprocess.run(
+            ["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    names = [line.strip() for line in done.stdout.splitlines() if line.strip()]
+    return {"name": names[0], "used": False} if done.returncode == 0 and names else None
+
+
 def machine_info(gpu: bool = False) -> dict[str, Any]:
-    """CPU model and cores (``lscpu``), Python, NumPy and (if present) PyTorch versions, BLAS; the GPU's name."""
+    """What the benchmark ran on.
+
+    The CPU model (``lscpu``) and cores; Python and NumPy; NumPy's BLAS as threadpoolctl sees
+    it in this process (library, version and the kernel it chose, ``architecture``, e.g.
+    ``Haswell``; the workers' own, which ``--unset-openblas`` may change, are in their
+    results); PyTorch's version and BLAS (:func:`torch_info`); the GPU (:func:`gpu_info`).
+    """
     import numpy as np
     from threadpoolctl import threadpool_info
 
@@ -138,26 +236,44 @@ def machine_info(gpu: bool = False) -> dict[str, Any]:
                 cpu = line.split(":", 1)[1].strip()
     except (OSError, subprocess.SubprocessError):
         pass
+    pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
     info: dict[str, Any] = {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
-        "blas": [
-            f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')})"
-            for p in threadpool_info()
-            if p.get("user_api") == "blas"
+        "blas": [f"{p.get('internal_api')} {p.get('version')} ({p.get('architecture')})" for p in pools],
+        "blas_pools": [
+            {k: p.get(k) for k in ("internal_api", "version", "architecture", "threading_layer", "filepath")}
+            for p in pools
         ],
         "openblas_env_as_set": {v: os.environ.get(v) for v in OPENBLAS_VARIABLES},
     }
-    spec = importlib.util.find_spec("torch")
-    info["torch"] = None if spec is None else "installed"
-    if gpu:
-        from locograd import backend
-
-        name = backend.cupy_module().cuda.runtime.getDeviceProperties(0)["name"]
-        info["gpu"] = name.decode() if isinstance(name, bytes) else str(name)
+    info["torch"] = torch_info()
+    info["gpu"] = gpu_info(gpu)
     return info
+
+
+def torch_line(info: dict[str, Any] | None) -> str:
+    """:func:`torch_info` in words, for the ``machine:`` lines.
+
+    >>> torch_line({"version": "2.3.0", "blas": "mkl", "lapack": "mkl", "mkl": "2024.2", "mkldnn_available": True,
+    ...             "cpu_capability": "AVX512"})
+    'PyTorch 2.3.0, BLAS mkl (MKL 2024.2), LAPACK mkl, oneDNN yes, CPU kernels AVX512'
+    >>> torch_line(None)
+    'PyTorch not installed'
+    """
+    if info is None:
+        return "PyTorch not installed"
+    if "error" in info:
+        return f"PyTorch unknown ({info['error']})"
+    mkl = f" (MKL {info['mkl']})" if info.get("mkl") else ""
+    return (
+        f"PyTorch {info.get('version')}, BLAS {info.get('blas') or 'unknown'}{mkl}, "
+        f"LAPACK {info.get('lapack') or 'unknown'}, oneDNN {'yes' if info.get('mkldnn_available') else 'no'}, "
+        f"CPU kernels {info.get('cpu_capability') or 'unknown'}"
+        + (f", CUDA {info['cuda']}" if info.get("cuda") else "")
+    )
 
 
 def _median(values: Sequence[float]) -> float:
@@ -174,8 +290,12 @@ def measure(
     rounds: int,
     memory: bool = True,
     width: int | None = None,
+    products: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """Run the alternating rounds for ``kinds``; per ``lib`` and kind: all times, memory, errors.
+
+    ``products``: the locograd BackProp workers also time the step's matrix products alone
+    (``products_ms``, :func:`locograd.bench.steps.products_stepper`).
 
     ``sizes`` are :func:`sizes_for` ``(width, args.quick)`` (``width``: ``args.width`` if ``None``);
     the workers build the network from ``width`` and ``quick`` (:func:`locograd.bench.model.network`).
@@ -192,22 +312,29 @@ def measure(
         "batch": batch,
         "threads": args.threads,
         "layer_workers": args.layer_workers,
+        "elementwise_threads": args.elementwise_threads,
         "device": args.device,
         "repeats": repeats,
         "warmup": 1 if quick or not memory else 2,
         "memory": memory,
+        "products": products,
     }
     found: dict[str, dict[str, Any]] = {"locograd": {}, "torch": {}}
 
     def record(lib: str, result: dict[str, Any], group: Sequence[str]) -> None:
         for kind in group:
-            entry = found[lib].setdefault(kind, {"times_ms": [], "memory": [], "workers": []})
+            entry = found[lib].setdefault(kind, {"times_ms": [], "memory": [], "workers": [], "threads": []})
             if "error" in result or "skipped" in result:
                 entry.setdefault("error", result.get("error") or result.get("skipped"))
                 continue
             got = result["kinds"][kind]
             entry["times_ms"].extend(got["times_ms"])
-            entry["memory"].append({k: v for k, v in got.items() if k != "times_ms"})
+            if "products_ms" in got:
+                entry.setdefault("products_ms", []).extend(got["products_ms"])
+            entry["memory"].append(
+                {k: v for k, v in got.items() if k not in ("times_ms", "products_ms", "threads")}
+            )
+            entry["threads"].append(got.get("threads"))
             entry["workers"].append({k: result.get(k) for k in ("pid", "openblas_env", "threads")})
 
     for _ in range(rounds):
@@ -247,7 +374,11 @@ def matmul_rate(args: argparse.Namespace, sizes: list[int], batch: int, lib: str
 def summarise(
     found: dict[str, dict[str, Any]], sizes: list[int], batch: int, rate: float | None
 ) -> list[dict[str, Any]]:
-    """One row per (kind, lib): median/mean ms, FLOPs, GFLOP/s, fraction of the matmul rate, ratio to PyTorch, memory."""
+    """One row per (kind, lib): median/mean ms, FLOPs, GFLOP/s, fraction of the matmul rate, ratio to PyTorch, memory.
+
+    Rows with ``products_ms`` (locograd's BackProp) also get ``products_ms_median`` and
+    ``outside_products`` = 1 - products median / step median.
+    """
     rows = []
     for kind in model.KINDS:
         for lib in ("locograd", "torch"):
@@ -280,6 +411,14 @@ def summarise(
             row["memory_window_steps"] = (
                 entry["memory"][0].get("memory_window_steps") if entry["memory"] else None
             )
+            products = entry.get("products_ms")
+            if products:
+                # the share of the step spent outside its matrix products (elementwise work, overheads)
+                row["products_ms_median"] = _median(products)
+                row["outside_products"] = 1.0 - row["products_ms_median"] / row["ms_median"]
+                row["products_ms"] = products
+            # the threads the kind ran with (BLAS pools, PyTorch's, locograd's elementwise ones)
+            row["threads_seen"] = entry["threads"][0] if entry.get("threads") else None
             row["times_ms"] = times
             rows.append(row)
     by = {(r["kind"], r["lib"]): r for r in rows}
@@ -297,6 +436,11 @@ def _fmt(value: Any, spec: str) -> str:
     return "-" if value is None else format(value, spec)
 
 
+def _pct(value: float | None) -> str:
+    """A fraction as a whole percentage for the table (``9 %``), ``-`` if there is none."""
+    return "-" if value is None else f"{100 * value:.0f} %"
+
+
 def _num(value: float | None) -> str:
     """A measurement for the table: whole numbers from 100, one decimal from 1, else 3 digits."""
     if value is None:
@@ -308,9 +452,9 @@ def table(rows: list[dict[str, Any]]) -> str:
     """The rows as a Markdown table."""
     head = (
         "| step | lib | ms (median) | ms (mean) | GFLOP | GFLOP/s | % matmul rate | vs torch "
-        "| peak MB | peak MB (traced) | mem vs torch |"
+        "| peak MB | peak MB (traced) | mem vs torch | outside products |"
     )
-    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [head, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
         if "error" in r:
             lines.append(f"| {r['label']} | {r['lib']} | {r['error']} |")
@@ -321,14 +465,17 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {r['label']} | {r['lib']} | {_num(r['ms_median'])} | {_num(r['ms_mean'])} | {_num(r['flops'] / 1e9)} "
             f"| {r['gflops']:.1f} | {_fmt(None if frac is None else 100 * frac, '.0f')} "
             f"| {_fmt(r.get('ratio_to_torch'), '.2f')} | {_num(mem)} "
-            f"| {_num(r.get('tracemalloc_peak_mb'))} | {_fmt(r.get('memory_ratio_to_torch'), '.2f')} |"
+            f"| {_num(r.get('tracemalloc_peak_mb'))} | {_fmt(r.get('memory_ratio_to_torch'), '.2f')} "
+            f"| {_pct(r.get('outside_products'))} |"
         )
     lines.append("")
     lines.append(
         "GFLOP/s, % of the matmul rate and the ratios use the median step; K-FAC and Shampoo use the mean "
         f"over whole periods ({', '.join(f'{k} {v}' for k, v in model.UPDATE_EVERY.items())} steps, their refresh included). Peak MB: on the CPU the resident "
         "memory (RSS) above the start of a step, on the GPU the device allocations above the start; traced: the "
-        "NumPy allocations tracemalloc sees; over one step (K-FAC, Shampoo: one period)."
+        "NumPy allocations tracemalloc sees; over one step (K-FAC, Shampoo: one period). Outside products "
+        "(BackProp): 1 - the median time of the step's matrix products alone (replayed on a real pass's "
+        "operands, same shapes, transposes and out= buffers) / the median step."
     )
     return "\n".join(lines)
 
@@ -353,6 +500,7 @@ def scaling(args: argparse.Namespace, with_torch: bool, repeats: int) -> list[di
                 1,
                 memory=False,
                 width=width,
+                products=False,
             )
             for r in summarise(found, sizes, batch, None):
                 r.pop("times_ms", None)
@@ -405,7 +553,7 @@ def check_args(args: argparse.Namespace) -> list[str]:
         )
     if len(set(kinds)) != len(kinds):
         raise ValueError(f"kinds: a step kind is repeated in {args.kinds!r}")
-    for name in ("threads", "layer_workers", "width"):
+    for name in ("threads", "layer_workers", "elementwise_threads", "width"):
         integer(name.replace("_", "-"), getattr(args, name), minimum=1)
     for name in ("repeats", "rounds", "batch"):
         if getattr(args, name) is not None:  # None: the default of --quick or not
@@ -456,6 +604,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks") 
             "device": args.device,
             "threads": args.threads,
             "layer_workers": args.layer_workers,
+            "elementwise_threads": args.elementwise_threads,
             "repeats": repeats,
             "rounds": rounds,
             "quick": args.quick,
@@ -482,20 +631,39 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks") 
     env_line = ", ".join(f"{k}={v if v is not None else '<unset>'}" for k, v in (seen_env or {}).items())
     mode = "removed by --unset-openblas" if args.unset_openblas else "as set by the machine"
     torch_rate = report["matmul"].get("torch", {}).get("gflops")
+    machine = report["machine"]
     print(f"command:  {report['command']}")
-    if "gpu" in report["machine"]:
-        print(f"gpu:      {report['machine']['gpu']}")
     pools = (report["matmul"]["locograd"].get("blas") or {}).get("blas") or []
     blas = ", ".join(f"{p['internal_api']} {p['version']} ({p['architecture']})" for p in pools) or "unknown"
+    report["settings"]["locograd_workers_blas"] = blas
     print(
-        f"machine:  {report['machine']['cpu']}, {report['machine']['cores']} cores; locograd workers' BLAS {blas}"
+        f"machine:  {machine['cpu']}, {machine['cores']} cores; NumPy {machine['numpy']}, "
+        f"locograd workers' BLAS {blas} (kernel in brackets)"
     )
+    print(f"          {torch_line(machine['torch'])}")
+    gpu = machine.get("gpu")
+    if gpu:
+        details = ", ".join(
+            text
+            for key, text in (
+                ("memory_gb", f"{gpu.get('memory_gb')} GiB"),
+                ("compute_capability", f"compute {gpu.get('compute_capability')}"),
+                ("cuda_runtime", f"CUDA runtime {gpu.get('cuda_runtime')}"),
+                ("cupy", f"CuPy {gpu.get('cupy')}"),
+            )
+            if key in gpu
+        )
+        used = "" if gpu.get("used", True) else " (not used)"
+        print(f"gpu:      {gpu['name']}{used}" + (f"; {details}" if details else ""))
     print(
         f"settings: sizes {'-'.join(map(str, sizes))}, batch {batch}, float32, {args.device}, {args.threads} thread(s), "
+        f"{args.elementwise_threads} elementwise thread(s), "
         f"{repeats} timed steps x {rounds} round(s) per kind"
         + (
             f"; LocoProp layers on {args.layer_workers} threads, "
-            f"{model.blas_threads('locoprop_m', args.threads, args.layer_workers)} BLAS thread(s) each"
+            f"{model.blas_threads('locoprop_m', args.threads, args.layer_workers)} BLAS thread(s) and "
+            f"{model.blas_threads('locoprop_m', args.elementwise_threads, args.layer_workers)} "
+            "elementwise thread(s) each"
             if args.layer_workers > 1
             else ""
         )

@@ -60,7 +60,7 @@ def locograd_optimizer(kind: str, net: MLP, layer_workers: int = 1) -> NetOptimi
     """
     from locograd.experiments import optimizers
 
-    opt = optimizers.build(net, model.optimizer_settings(kind), workers=layer_workers)
+    opt = optimizers.build(net, model.optimizer_settings(kind), workers=layer_workers, donate=True)
     if kind in model.PERIODIC and getattr(opt, "update_every", None) != model.UPDATE_EVERY[kind]:
         raise ValueError(
             f"{kind}: refreshes every {getattr(opt, 'update_every', None)} steps, "
@@ -287,3 +287,78 @@ def matmul_rates(
             {"product": product, "d_in": d_in, "d_out": d_out, "seconds": t, "gflops": flop / t / 1e9}
         )
     return rows
+
+
+class Product(NamedTuple):
+    """One matrix product of a pass, ready to replay: ``matmul(left, right, out=out)``.
+
+    ``left`` and ``right`` are copies of the operands as the pass passed them (same shapes,
+    same memory layouts: a transpose stays a transposed view), taken just before the product
+    ran; ``out`` is a scratch buffer of the pass's output's shape, dtype and layout.
+    """
+
+    left: Any
+    right: Any
+    out: Any
+
+
+def record_products(net: MLP, params: Any, x: Any, y: Any) -> list[Product]:
+    """Every matrix product one fused BackProp pass runs, in order, with copies of its operands.
+
+    Runs :func:`locograd._fast.passes.backprop_loss_and_grads` once (fresh workspace) with the
+    array module's ``matmul`` wrapped to copy each call's operands (``copy(order="K")``: the
+    layout is kept) and allocate a scratch output like the pass's ``out=`` buffer.  Products
+    the pass ran some other way (``@``, ``dot``) would be missed; the test suite checks that the
+    recorded FLOPs are :func:`locograd.bench.model.flops` of ``"backprop"``.
+    """
+    from locograd import backend
+    from locograd._fast import passes
+
+    xp = backend.array_namespace(x)
+    real = xp.matmul
+    found: list[Product] = []
+
+    def recording(a: Any, b: Any, *rest: Any, out: Any = None, **kw: Any) -> Any:
+        if rest or kw or out is None:
+            raise ValueError("record_products: expected matmul(a, b, out=buffer) calls only")
+        found.append(Product(a.copy(order="K"), b.copy(order="K"), xp.empty_like(out)))
+        return real(a, b, out=out)
+
+    setattr(xp, "matmul", recording)  # noqa: B010 (a module attribute, for mypy)
+    try:
+        passes.backprop_loss_and_grads(net, params, x, y, None)
+    finally:
+        setattr(xp, "matmul", real)  # noqa: B010
+    return found
+
+
+def products_stepper(net: MLP, batch: int, device: str, seed: int = 0, params: Any = None) -> Stepper:
+    """BackProp's matrix products alone: a :class:`Stepper` replaying :func:`record_products`.
+
+    The operands come from one real fused pass at ``params`` (host arrays, e.g. a stepper's
+    current ones; default: the initial parameters of :func:`host_data`) on the batch
+    :func:`host_data` gives ``seed`` (the one the step trains on).  ``step()`` runs exactly
+    those products, same shapes, transposes and ``out=`` buffers (scratch ones, so that the
+    operands stay as recorded), and no elementwise work; timed as the step is, it says how
+    much of the step the products take.
+    """
+    from locograd import backend
+
+    start, x = host_data(net, batch, seed)
+    host = start if params is None else params
+    layers = [{k: np.asarray(v, dtype=np.float32) for k, v in layer.items()} for layer in host]
+    sync: Callable[[], None] = lambda: None  # noqa: E731
+    if device == "gpu":
+        cp = backend.cupy_module()
+        layers = [{k: backend.to_device(v, "gpu") for k, v in layer.items()} for layer in layers]
+        x = backend.to_device(x, "gpu")
+        sync = cp.cuda.get_current_stream().synchronize
+    found = record_products(net, layers, x, x)
+    mm = backend.array_namespace(x).matmul
+    sync()
+
+    def step() -> None:
+        for p in found:
+            mm(p.left, p.right, out=p.out)
+
+    return Stepper(step, sync, 1, lambda: [])

@@ -7,6 +7,11 @@ NumPy's BLAS, ``torch.set_num_threads`` for PyTorch), warms up, times each step
 on its own (``perf_counter`` around ``step(); sync()``), then measures memory,
 and prints one line ``RESULT <json>``.
 
+For the locograd BackProp step (``"products": true`` in the spec) it then times, in the same
+way, that step's matrix products alone (:func:`locograd.bench.steps.products_stepper`:
+the products of one real fused pass replayed on copies of their operands), as
+``products_ms``; the parent reports the share of the step spent outside them.
+
 Memory, per step kind, over one step (K-FAC and Shampoo: over one refresh period):
 
 * ``rss_peak_mb``: the peak resident set during the step(s) above the resident
@@ -32,7 +37,7 @@ import tracemalloc
 from typing import Any
 
 from . import model
-from .steps import Stepper, locograd_stepper, matmul_rates, torch_stepper
+from .steps import Stepper, locograd_stepper, matmul_rates, products_stepper, torch_stepper
 
 OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -117,11 +122,19 @@ def device_peak_mb(lib: str, stepper: Stepper) -> float:
     return (pool.total_bytes() - start) / 2**20
 
 
-def limit_threads(lib: str, threads: int) -> dict[str, Any]:
-    """Limit this process to ``threads`` threads; returns what the BLAS/PyTorch now report."""
+def limit_threads(lib: str, threads: int, elementwise: int = 1) -> dict[str, Any]:
+    """Limit this process to ``threads`` threads; returns what the BLAS/PyTorch now report.
+
+    locograd's elementwise work gets ``elementwise`` threads (:func:`locograd.backend.set_threads`;
+    reported as ``elementwise_threads``); PyTorch's ``threads`` cover its elementwise work too.
+    """
     from threadpoolctl import threadpool_info, threadpool_limits
 
+    from locograd import backend
+
     threadpool_limits(limits=threads)
+    if lib == "locograd":
+        backend.set_threads(threads, elementwise=elementwise)
     info: dict[str, Any] = {
         "blas": [
             {
@@ -132,6 +145,8 @@ def limit_threads(lib: str, threads: int) -> dict[str, Any]:
             if p.get("user_api") == "blas"
         ]
     }
+    if lib == "locograd":
+        info["elementwise_threads"] = backend.compute_threads()
     if lib == "torch":
         import torch
 
@@ -171,7 +186,8 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             return {**result, "skipped": f"torch not importable ({exc})"}
         if device == "gpu" and not torch.cuda.is_available():
             return {**result, "skipped": "torch has no CUDA device"}
-    result["threads"] = limit_threads(lib, spec["threads"])
+    elementwise = spec.get("elementwise_threads", 1)
+    result["threads"] = limit_threads(lib, spec["threads"], elementwise)
     if spec.get("matmul"):
         rows = matmul_rates(
             "torch" if lib == "torch" else "numpy", spec["sizes"], spec["batch"], device, spec["repeats"]
@@ -185,17 +201,27 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
     for kind in spec["kinds"]:
         if lib == "torch":
             stepper = torch_stepper(kind, net, spec["batch"], device, spec.get("seed", 0))
-        else:
-            result["threads"] = limit_threads(lib, model.blas_threads(kind, spec["threads"], layer_workers))
+        else:  # BLAS and elementwise threads: divided among a LocoProp kind's layer workers
+            result["threads"] = limit_threads(
+                lib,
+                model.blas_threads(kind, spec["threads"], layer_workers),
+                model.blas_threads(kind, elementwise, layer_workers),
+            )
             stepper = locograd_stepper(kind, net, spec["batch"], device, spec.get("seed", 0), layer_workers)
         entry: dict[str, Any] = {"times_ms": time_steps(stepper, spec["warmup"], spec["repeats"])}
         entry["memory_window_steps"] = stepper.memory_window
+        entry["threads"] = result["threads"]  # what this kind ran with
         if spec.get("memory", True) and device == "gpu":
             entry["device_peak_mb"] = device_peak_mb(lib, stepper)
         elif spec.get("memory", True):
             entry["rss_peak_mb"] = rss_peak_mb(stepper)
             if lib == "locograd":
                 entry["tracemalloc_peak_mb"] = tracemalloc_peak_mb(stepper)
+        if lib == "locograd" and kind == "backprop" and spec.get("products", False):
+            # the same step's matrix products alone, on operands of a real pass at the current parameters
+            replay = products_stepper(net, spec["batch"], device, spec.get("seed", 0), stepper.params())
+            entry["products_ms"] = time_steps(replay, spec["warmup"], spec["repeats"])
+            del replay
         kinds[kind] = entry
         del stepper
         gc.collect()

@@ -146,11 +146,14 @@ def settings(
     return resolved
 
 
-def build(net: MLP, resolved: dict[str, Any], workers: int = 1) -> optim.NetOptimizer:
+def build(net: MLP, resolved: dict[str, Any], workers: int = 1, donate: bool = False) -> optim.NetOptimizer:
     """Build the network optimizer from :func:`settings`' output.
 
     ``workers``: LocoProp solves this many layers at once on threads (the same
     results bit for bit; the other optimizers have no per-layer solves and ignore it).
+    ``donate``: BackProp writes each step into the arrays of the parameters and state it is
+    given (:class:`~locograd.optim.BackProp`; the same numbers), for loops that keep only the
+    latest ones.
     """
     name, lr = resolved["optimizer"], resolved["lr"]
     if name == "kfac":
@@ -171,4 +174,4 @@ def build(net: MLP, resolved: dict[str, Any], workers: int = 1) -> optim.NetOpti
                 steps=resolved["steps"], inner=inner, lr_factor=optim.schedules.released_inner_factor
             )
         return optim.LocoProp(net, variant, solver, workers=workers)
-    return optim.BackProp(net, inner)
+    return optim.BackProp(net, inner, donate=donate)

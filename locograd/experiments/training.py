@@ -311,8 +311,8 @@ def make_optimizer(net: MLP, resolved: dict[str, Any], workers: int = 1) -> NetO
     if resolved.get("preset") == "official":
         if resolved["optimizer"] == "locoprop-m":
             return official(net, workers=workers)
-        return official_backprop(net)
-    return build(net, resolved, workers)
+        return official_backprop(net, donate=True)
+    return build(net, resolved, workers, donate=True)  # the loop keeps only the latest parameters
 
 
 def make_schedule(resolved: dict[str, Any]) -> schedules.EpochSchedule | None:

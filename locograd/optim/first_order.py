@@ -36,7 +36,8 @@ and dtypes only (no array is read), so it is cheap enough for every inner step;
 
 The fused in-place forms live apart, in the private :mod:`locograd._fast.updates`, reached
 through each optimizer's one explicit hook ``opt.update_inplace(grads, state, params, lr=None)
--> state`` (same checks; bit for bit the pure result).
+-> state`` (same checks; bit for bit the pure result), which spreads the work over the
+threads of :func:`locograd.backend.threads` in flat chunks.
 
 >>> import numpy as np
 >>> from locograd import optim
@@ -56,8 +57,9 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from .._fast import kernels as fused
 from .._fast import updates as fast
-from ..backend import Array, array_namespace, is_cupy_array, tree_map
+from ..backend import Array, array_namespace, is_cupy_array, tree_leaves, tree_map
 from ..validators import canonical_choice, float_tree, number, same_layout, same_tree
 from .base import GradientTransformation, check_state_type, check_step
 
@@ -256,10 +258,14 @@ def _optimizer(
         check(grads, state, grads if params is None else params)
         return reference(grads, state, eta)
 
+    slots = SLOTS[name]
+
     def update_inplace(grads: Tree, state: Any, params: Tree, lr: float | None = None) -> Any:
         eta = _lr(lr, lr0)
         check(grads, state, params)
-        return kernel(grads, state, params, eta)
+        leaves = state._replace(**{slot: tree_leaves(getattr(state, slot)) for slot in slots})
+        done = fused.chunked_update(kernel, tree_leaves(grads), leaves, tree_leaves(params), eta)
+        return state._replace(step=done.step)
 
     return GradientTransformation(name, init, update, lr0, hyperparams, update_inplace, check)
 

@@ -32,14 +32,14 @@ from typing import Any, NamedTuple
 
 from .. import locoprop
 from .._fast.local import solve_gd_inplace
-from .._fast.passes import backprop_loss_and_grads
-from ..backend import Array, array_namespace
+from .._fast.passes import Workspace, backprop_loss_and_grads
+from ..backend import Array
 from ..errors import NonFiniteError, StateMismatchError
 from ..locoprop import GD, Exact, M, S, StepInfo
 from ..locoprop.settings import check_inner, check_solver, check_variant
 from ..network import MLP, Params
 from ..validators import number
-from .base import GradientTransformation, apply_updates, check_state_type
+from .base import GradientTransformation, all_finite, apply_updates, check_state_type
 from .first_order import check_state, rmsprop_tf1
 from .schedules import EpochSchedule, released_inner_factor, warmup_linear_decay
 
@@ -64,7 +64,7 @@ def _finite(name: str, new: Params, lr: float) -> Params:
     """
     for m, layer in enumerate(new):
         for key in ("W", "b"):
-            if not bool(array_namespace(layer[key]).isfinite(layer[key]).all()):
+            if not all_finite(layer[key]):
                 raise NonFiniteError(
                     f"{name}: layer {m} {key} became non-finite (lr={lr}); "
                     "lower the learning rate (or check the data for NaN)"
@@ -78,14 +78,21 @@ class BackProp:
     Args:
         net: the network.
         inner: a first-order optimizer (:mod:`locograd.optim`: ``sgd``, ``adam``, ...).
+        donate: the caller gives up ``params`` and ``state`` to each step (as JAX's buffer
+            donation, or PyTorch's in-place optimizers): the step writes the new parameters and
+            state into their arrays through ``inner.update_inplace`` and returns them, instead of
+            allocating new ones.  The same numbers bit for bit; the arrays passed in must not be
+            used afterwards.  For training loops, which keep only the latest parameters.
 
     ``step(params, x, y, state, lr=None)``: ``lr`` replaces ``inner``'s learning rate for this
-    batch (the training loop's schedule).
+    batch (the training loop's schedule).  The pass is the fused one
+    (:func:`locograd._fast.passes.backprop_loss_and_grads`, bit for bit ``MLP.forward`` +
+    ``MLP.backward``), in buffers kept from step to step.
     """
 
     name = "backprop"
 
-    def __init__(self, net: MLP, inner: GradientTransformation) -> None:
+    def __init__(self, net: MLP, inner: GradientTransformation, *, donate: bool = False) -> None:
         if not isinstance(net, MLP):
             raise TypeError(f"net: expected an MLP, got {type(net).__name__}")
         if not isinstance(check_inner(inner), GradientTransformation):
@@ -96,8 +103,11 @@ class BackProp:
             raise TypeError(
                 f"inner: expected a transformation with a learning rate, got {inner.name} (lr None)"
             )
-        self.net, self.inner = net, inner
+        if not isinstance(donate, bool):
+            raise ValueError(f"donate: expected True or False, got {donate!r}")
+        self.net, self.inner, self.donate = net, inner, donate
         self.lr: float = inner.lr
+        self._workspace: Workspace | None = None
 
     def __repr__(self) -> str:
         return f"BackProp({self.inner.name}, lr={self.lr:g})"
@@ -123,10 +133,17 @@ class BackProp:
         """One batch: ``(new_params, new_state, StepInfo(loss))``, the loss at the parameters before the step."""
         eta = self.lr if lr is None else number("lr", lr, low=0)
         params = self.check(params, state)
-        loss, grads = backprop_loss_and_grads(self.net, params, x, y)
-        updates, inner = self.inner.update(grads, state.inner, params, lr=eta)
-        new = _finite(self.name, apply_updates(params, updates), eta)
-        return new, BackPropState(inner), StepInfo(loss)
+        work = Workspace.for_batch(self.net, x, params[0]["W"].dtype, self._workspace)
+        self._workspace = work
+        loss, grads = backprop_loss_and_grads(self.net, params, x, y, work)
+        hook = self.inner.update_inplace
+        if self.donate and hook is not None:
+            inner = hook(grads, state.inner, params, lr=eta)  # grads are the workspace's: scratch
+            new = [dict(layer) for layer in params]
+        else:
+            updates, inner = self.inner.update(grads, state.inner, params, lr=eta)
+            new = apply_updates(params, updates)
+        return _finite(self.name, new, eta), BackPropState(inner), StepInfo(loss)
 
 
 class LocoProp:
@@ -247,9 +264,9 @@ def official(net: MLP, workers: int = 1) -> LocoProp:
     return LocoProp(net, M(gamma=10.0), solver, workers=workers)
 
 
-def official_backprop(net: MLP) -> BackProp:
+def official_backprop(net: MLP, donate: bool = False) -> BackProp:
     """The released notebook's BackProp baseline: the same TF1-RMSProp on :math:`\\partial L/\\partial W` (with :func:`official_schedule`)."""
-    return BackProp(net, rmsprop_tf1(lr=RELEASED_LR))
+    return BackProp(net, rmsprop_tf1(lr=RELEASED_LR), donate=donate)
 
 
 def official_schedule() -> EpochSchedule:
