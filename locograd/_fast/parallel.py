@@ -35,7 +35,10 @@ def _pool(workers: int) -> ThreadPoolExecutor:
     with _LOCK:
         if _POOL is None or _POOL_SIZE < workers:
             old = _POOL
-            _POOL, _POOL_SIZE = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="locograd"), workers
+            _POOL, _POOL_SIZE = (
+                ThreadPoolExecutor(max_workers=workers, thread_name_prefix="locograd"),
+                workers,
+            )
             if old is not None:
                 old.shutdown(wait=False)
         return _POOL
