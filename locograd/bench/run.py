@@ -229,16 +229,23 @@ def machine_info(gpu: bool = False) -> dict[str, Any]:
     from threadpoolctl import threadpool_info
 
     cpu = platform.processor() or platform.machine()
+    details: dict[str, str] = {}
     try:
         lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
         for line in lscpu.splitlines():
-            if line.startswith("Model name:"):
-                cpu = line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            if key == "Model name":
+                cpu = value.strip()
+            elif key in ("CPU family", "Model", "Stepping", "Vendor ID", "Hypervisor vendor", "L2 cache", "L3 cache"):
+                details[key.lower().replace(" ", "_")] = value.strip()
     except (OSError, subprocess.SubprocessError):
         pass
+    if "cpu_family" in details and "model" in details:  # "AMD EPYC" alone does not say which generation
+        cpu = f"{cpu} (family {details['cpu_family']}, model {details['model']})"
     pools = [p for p in threadpool_info() if p.get("user_api") == "blas"]
     info: dict[str, Any] = {
         "cpu": cpu,
+        "cpu_details": details,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "numpy": np.__version__,
