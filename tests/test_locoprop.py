@@ -19,7 +19,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import locograd as lg
-from locograd import locoprop, optim, transfer
+from locograd import layers, locoprop, optim, transfer
 from locograd._fast.local import solve_gd_inplace
 from locograd.locoprop import GD, Exact, LocalProblem, M, S
 from locograd.optim.schedules import released_inner_factor
@@ -83,9 +83,9 @@ def delta(new: dict[str, np.ndarray], old: dict[str, np.ndarray]) -> dict[str, n
 
 def augmented(ing: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(X~, C = X~^T X~, vec-free grad as (d_in+1, d_out))."""
-    Xt = np.hstack([ing["X"], np.ones((ing["X"].shape[0], 1))])
+    Xt = layers.augment(ing["X"])
     g = loss_grad(ing)
-    return Xt, Xt.T @ Xt, np.vstack([g["W"], g["b"][None]])
+    return Xt, Xt.T @ Xt, layers.stack(g)
 
 
 def random_targets(loss: str, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -568,7 +568,7 @@ def second_derivative_norms(name: str, dA: np.ndarray) -> np.ndarray:
 
 def hessian_at_anchor(problem: LocalProblem, d: dict[str, np.ndarray]) -> np.ndarray:
     """H0 d for J_M at the anchor, written independently of the library (stacked (d_in+1, d_out))."""
-    Xt = np.hstack([problem.inputs, np.ones((problem.inputs.shape[0], 1))])
+    Xt = layers.augment(problem.inputs)
     A = Xt @ stack(problem.anchor)
     dA = Xt @ stack(d)
     if problem.transfer.elementwise:
@@ -599,7 +599,7 @@ def newton_gap_and_bound(problem: LocalProblem) -> tuple[float, float, float]:
     Since ||d_N|| <= eta ||g0|| = eta gamma ||X~^T G||, the bound is O(gamma^2) while ||W* - W_t|| is
     of order gamma: the relative gap is O(gamma).
     """
-    Xt = np.hstack([problem.inputs, np.ones((problem.inputs.shape[0], 1))])
+    Xt = layers.augment(problem.inputs)
     exact, _ = locoprop.solve_exact_m(problem, tol=1e-13)
     newton = locoprop.newton_step(problem)
     d_n = delta(newton, problem.anchor)

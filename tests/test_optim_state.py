@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import locograd as lg
-from locograd import optim
+from locograd import layers, optim
 from locograd.errors import StateMismatchError
 from locograd.experiments import checkpoint
 from locograd.locoprop import GD, M
@@ -439,7 +439,7 @@ def test_adaptive_kfac_keeps_its_previous_update_not_a_momentum_buffer() -> None
     assert state.momentum is None and [p.shape for p in state.previous] == [(4, 4), (5, 2)]
     new, state, _ = adaptive.step(params, x, y, state)
     for m in range(2):
-        step = np.vstack([new[m]["W"] - params[m]["W"], new[m]["b"] - params[m]["b"]])
+        step = layers.stack(new[m]) - layers.stack(params[m])
         np.testing.assert_allclose(state.previous[m], step, rtol=1e-12, atol=1e-15)
     with pytest.raises(StateMismatchError, match=r"^state\.momentum: expected None, got MomentumState$"):
         adaptive.step(params, x, y, state._replace(momentum=plain.init(params).momentum))

@@ -236,7 +236,15 @@ def machine_info(gpu: bool = False) -> dict[str, Any]:
             key, _, value = line.partition(":")
             if key == "Model name":
                 cpu = value.strip()
-            elif key in ("CPU family", "Model", "Stepping", "Vendor ID", "Hypervisor vendor", "L2 cache", "L3 cache"):
+            elif key in (
+                "CPU family",
+                "Model",
+                "Stepping",
+                "Vendor ID",
+                "Hypervisor vendor",
+                "L2 cache",
+                "L3 cache",
+            ):
                 details[key.lower().replace(" ", "_")] = value.strip()
     except (OSError, subprocess.SubprocessError):
         pass

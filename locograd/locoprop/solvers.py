@@ -28,6 +28,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..backend import Array, array_namespace
+from ..layers import stack
 from ..linalg import cholesky_solve, psd_pinv_solve
 from ..validators import integer, number
 from .objectives import LocalProblem, _gradient, _objective, _residual, check_params, check_problem, norm
@@ -177,7 +178,7 @@ def solve_exact_s(problem: LocalProblem, rcond: float | None = None, *, base: Ar
     _check_base(problem, base)
     xp = array_namespace(problem.inputs)
     g = _gradient(problem, problem.anchor, None if base is None else base - problem.target)
-    rhs = xp.concatenate([g["W"], g["b"][None, :]], axis=0)
+    rhs = stack(g)
     C = _augmented_gram(problem.inputs)
     if problem.eta is None:
         delta = psd_pinv_solve(C, rhs, rcond)

@@ -670,7 +670,7 @@ class Shampoo(_NetOptimizer):
                 target = stack(g) if self.grafting == "sgd" else adam_steps[m]
                 step_w = _graft(step_w, target[:-1])
                 step_b = _graft(step_b, target[-1])
-            steps.append(xp.concatenate([step_w, step_b[None, :]], axis=0))
+            steps.append(stack({"W": step_w, "b": step_b}))
         new, momentum = self._apply(params, steps, state.momentum, lr)
         new_state = ShampooState(step + 1, L, R, L_root, R_root, bias_sum, momentum, adam)
         return self._finite(new, lr), new_state, StepInfo(grads.loss)
