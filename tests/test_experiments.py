@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from locograd import cli, data
+from locograd.errors import NotPositiveDefiniteError
 from locograd.experiments import (
     OPTIMIZERS,
     TrainConfig,
@@ -161,6 +162,29 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny
     assert checkpoint.load(str(tmp_path / "run" / "checkpoint.npz"))["epoch"] == 1
     rows = (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()
     assert [json.loads(r)["epoch"] for r in rows] == [0, 1]
+
+
+def test_a_damped_factor_breakdown_stops_as_a_divergence(tmp_path, tiny, monkeypatch) -> None:
+    """Before: K-FAC's or FOOF's "not symmetric positive definite" escaped as a plain ValueError, so a study
+    called the trial FAILED and ran it again at every re-run, to fail the same way; now it is a divergence
+    of the method at that damping (exit status 3, the last good checkpoint kept)."""
+    breakdown = "A[1]: the damped factor is not symmetric positive definite; raise the damping"
+    _poison(monkeypatch, after=4, exc=lambda: NotPositiveDefiniteError(breakdown))
+    with pytest.raises(
+        TrainingDiverged,
+        match=r"^a damped factor without a Cholesky factor in epoch 2, batch 2 \(A\[1\]: the damped factor "
+        r"is not symmetric positive definite; raise the damping\); the last good checkpoint \(epoch 1\)",
+    ):
+        train(config(tmp_path, epochs=3), data=tiny)
+    assert checkpoint.load(str(tmp_path / "run" / "checkpoint.npz"))["epoch"] == 1
+
+
+def test_other_value_errors_are_not_divergences(tmp_path, tiny, monkeypatch) -> None:
+    """The negative control of the test above: only the two numerical breakdowns become divergences."""
+    _poison(monkeypatch, after=4, exc=lambda: ValueError("x: something else"))
+    with pytest.raises(ValueError, match="^x: something else$") as caught:
+        train(config(tmp_path, epochs=3), data=tiny)
+    assert not isinstance(caught.value, TrainingDiverged)
 
 
 def test_non_finite_stop_from_the_command_line(tmp_path, monkeypatch, capsys) -> None:

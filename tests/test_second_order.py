@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 import locograd as lg
 from locograd import layers, locoprop, optim
-from locograd.errors import NonFiniteError, StateMismatchError
+from locograd.errors import NonFiniteError, NotPositiveDefiniteError, StateMismatchError
 from locograd.optim import second_order
 from locograd.testing import relative_error
 
@@ -349,7 +349,7 @@ def test_bad_hyperparameters(build, message: str) -> None:
 
 def test_non_spd_factor_is_a_clear_error() -> None:
     with pytest.raises(
-        ValueError, match="A: the damped factor is not symmetric positive definite; raise the damping"
+        NotPositiveDefiniteError, match="^A: the damped factor is not symmetric positive definite; raise the damping$"
     ):
         second_order.spd_factor(-np.eye(3), "A")
 

@@ -155,7 +155,7 @@ def _with(path: str, value: Any) -> dict[str, Any]:
         (
             "datasets.curves.targets",
             ["best"],
-            'datasets.curves.targets[0]: expected "auto" or a number > 0, got "best"',
+            'datasets.curves.targets[0]: expected "auto", "first-order", "second-order" or a number > 0, got "best"',
         ),
         ("datasets.curves.batch_size", 0, "datasets.curves.batch_size: expected an integer >= 1, got 0"),
         ("datasets.curves.hidden", "swish", 'datasets.curves.hidden: unknown name "swish"'),
@@ -643,3 +643,26 @@ def test_bad_execution_options_get_one_line_before_anything_runs(
     err = capsys.readouterr().err
     assert err.startswith(f"locograd: error: {message}") and err.count("\n") == 1, err
     assert not out.exists()
+
+
+def test_the_second_order_target_is_the_best_second_order_final_loss(tmp_path: Path) -> None:
+    """The report's targets: the best first-order final mean train loss and the best second-order one,
+    each labelled with the optimizer it comes from, and every optimizer's epochs to each."""
+    spec = _write(
+        tmp_path,
+        TINY.replace('targets = ["auto", 300]', 'targets = ["first-order", "second-order"]')
+        .replace("seeds = 2", "seeds = 1")
+        .replace("[optimizers.rmsprop-tf1]\nlr = [3e-4, 1e-3]", "[optimizers.kfac]\nlr = 1.0\ndamping = 1.0"),
+    )
+    summary = _run(spec, tmp_path / "out")
+    curves = summary["datasets"]["curves"]
+    finals = {k: o["final_train"]["mean"] for k, o in curves["optimizers"].items()}
+    first, second = curves["targets"]
+    assert (first["target"], first["from"], first["value"]) == ("auto", "adam", finals["adam"])
+    assert (second["target"], second["from"], second["value"]) == ("second-order", "kfac", finals["kfac"])
+    for name, o in curves["optimizers"].items():  # each reaches its own final loss, at the last epoch at latest
+        own = o["targets"][0 if name == "adam" else 1]
+        assert own["reached"] == 1 and own["epochs"] <= 2, name
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert f"best first-order {finals['adam']:.3f} (adam)" in report
+    assert f"best second-order {finals['kfac']:.3f} (kfac)" in report

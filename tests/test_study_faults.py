@@ -147,6 +147,20 @@ def test_auto_without_a_first_order_baseline_is_a_spec_error_and_not_a_default()
     assert with_variant.datasets[0].targets == ("auto",)  # a variant of a first-order method is a baseline
 
 
+def test_the_second_order_target_needs_a_second_order_baseline() -> None:
+    """The second named target, the best second-order final loss: accepted with K-FAC, Shampoo or FOOF (or a
+    variant) in the spec, an error naming the list without; "first-order" is "auto" spelled out."""
+    raw = {**BASE, "datasets": {"curves": {"targets": ["First_Order", "second-order"]}}}
+    with pytest.raises(
+        SpecError,
+        match=r'^datasets.curves.targets\[1\]: "second-order" is the final train loss of the best second-order '
+        r"baseline \(kfac, shampoo, foof, or a variant of one\)",
+    ):
+        parse({**raw, "optimizers": {"adam": {}, "locoprop-m": {}}}, name="t")
+    spec = parse({**raw, "optimizers": {"adam": {}, "kfac-2": {"base": "kfac"}}}, name="t")
+    assert spec.datasets[0].targets == ("auto", "second-order")
+
+
 def test_a_log_range_is_bounded_and_holds_no_duplicate_points() -> None:
     """Before: n = 100000 was accepted (a 100,000-point grid), and a dense range repeated values after
     rounding to 6 significant digits (the same trial planned twice)."""

@@ -34,7 +34,7 @@ from .. import backend
 from ..data import Dataset
 from ..data import load as load_dataset
 from ..data.registry import canonical_name
-from ..errors import NonFiniteError, RunFolderError, StateMismatchError
+from ..errors import NonFiniteError, NotPositiveDefiniteError, RunFolderError, StateMismatchError
 from ..network import MLP, Params
 from ..optim import NetOptimizer, official, official_backprop, official_schedule, schedules
 from ..validators import canonical_choice, existing_path, integer, output_folder, same_tree
@@ -56,7 +56,9 @@ class ConfigError(TrainingError, ValueError):
 
 
 class TrainingDiverged(TrainingError):
-    """The loss became non-finite; the last good checkpoint and metrics are kept (exit status 3)."""
+    """The loss or the parameters became non-finite, or a damped curvature factor lost its Cholesky
+    factor (:class:`~locograd.errors.NotPositiveDefiniteError`); the last good checkpoint and metrics
+    are kept (exit status 3)."""
 
     exit_code = 3
 
@@ -760,9 +762,14 @@ def _run(
                 t0 = time.perf_counter()
                 try:
                     params, state, info = opt.step(params, xb, xb, state, lr=lr)
-                except NonFiniteError as exc:
+                except (NonFiniteError, NotPositiveDefiniteError) as exc:
+                    what = (
+                        "non-finite parameters"
+                        if isinstance(exc, NonFiniteError)
+                        else "a damped factor without a Cholesky factor"
+                    )
                     raise TrainingDiverged(
-                        f"non-finite parameters in epoch {epoch + 1}, batch {b + 1} ({exc}); the last good "
+                        f"{what} in epoch {epoch + 1}, batch {b + 1} ({exc}); the last good "
                         f"checkpoint (epoch {saved_epoch}) and metrics are kept in {out}"
                     ) from None
                 loss = float(info.loss)

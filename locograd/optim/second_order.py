@@ -78,7 +78,7 @@ from typing import Any, ClassVar, NamedTuple
 import numpy as np
 
 from ..backend import Array, array_namespace
-from ..errors import NonFiniteError, StateMismatchError
+from ..errors import NonFiniteError, NotPositiveDefiniteError, StateMismatchError
 from ..layers import augment, stack, unstack
 from ..linalg import cholesky_apply, cholesky_factor
 from ..network import MLP, Params
@@ -186,7 +186,7 @@ def spd_factor(matrix: Array, name: str) -> Array:
     try:
         return cholesky_factor(matrix)
     except ValueError:
-        raise ValueError(
+        raise NotPositiveDefiniteError(
             f"{name}: the damped factor is not symmetric positive definite; raise the damping"
         ) from None
 

@@ -38,7 +38,7 @@ import numpy as np
 from .. import __version__, backend
 from ..experiments.runfolder import write_json_atomic, write_text_atomic
 from . import NUMERICS_VERSION
-from .spec import FIRST_ORDER, StudySpec
+from .spec import BASELINE_TARGETS, StudySpec
 
 TIME_KEYS = frozenset(
     {
@@ -231,19 +231,19 @@ def summarise(
                 ),
             }
         # targets
-        baselines = [
-            (v["final_train"]["mean"], k)
-            for k, v in opts.items()
-            if v["base"] in FIRST_ORDER and v["final_train"]["mean"] is not None
-        ]
         targets: list[dict[str, Any]] = []
         for t in d.targets:
-            if t == "auto":
+            if t in BASELINE_TARGETS:
+                baselines = [
+                    (v["final_train"]["mean"], k)
+                    for k, v in opts.items()
+                    if v["base"] in BASELINE_TARGETS[t] and v["final_train"]["mean"] is not None
+                ]
                 if baselines:
                     loss, who = min(baselines)
-                    targets.append({"target": "auto", "value": loss, "from": who})
+                    targets.append({"target": t, "value": loss, "from": who})
                 else:
-                    targets.append({"target": "auto", "value": None, "from": None})
+                    targets.append({"target": t, "value": None, "from": None})
             else:
                 targets.append({"target": t, "value": t, "from": None})
         for name, v in opts.items():
@@ -475,9 +475,10 @@ def render(summary: dict[str, Any]) -> str:
         lines += [f"## {dname}", ""]
         tnames = []
         for tg in targets:
-            if tg["target"] == "auto":
-                label = f"auto = {_fmt(tg['value'])}" + (
-                    f" ({tg['from']})" if tg["from"] else " (no first-order baseline finished)"
+            if tg["target"] in BASELINE_TARGETS:
+                order = "first-order" if tg["target"] == "auto" else "second-order"
+                label = f"best {order} {_fmt(tg['value'])}" + (
+                    f" ({tg['from']})" if tg["from"] else f" (no {order} baseline finished)"
                 )
             else:
                 label = f"{tg['value']:g}"

@@ -20,8 +20,10 @@ A spec (see ``studies/smoke.toml`` for a commented one)::
     limit_train = 1000        # the study's training set: the first N images (default all)
     limit_test = 1000         # the first N test images (default all)
     batch_size = 100          # default 200 on curves, 1000 on MNIST-format sets
-    targets = ["auto", 150]   # time-to-target losses; auto: the best first-order baseline's final loss
-                              # (default ["auto"]; none without a baseline; "auto" without one is an error)
+    targets = ["auto", "second-order", 150]   # time-to-target losses; auto: the best first-order
+                              # baseline's final loss (also spelled "first-order"); "second-order": the
+                              # best of kfac, shampoo and foof (default ["auto"]; none without a
+                              # baseline; a named target without its baseline is an error)
     data_dir = "/data"        # MNIST-format sets: where the files are
     data_seed = 0             # CURVES: the generation seed (the same data for every trial)
     hidden = "sigmoid"        # model override: the hidden transfer
@@ -79,6 +81,14 @@ class SpecError(ValueError):
 
 FIRST_ORDER = ("sgd", "momentum", "adam", "rmsprop-tf1")
 """The first-order baselines whose best final loss is the ``auto`` target."""
+
+SECOND_ORDER = ("kfac", "shampoo", "foof")
+"""The second-order baselines whose best final loss is the ``second-order`` target."""
+
+BASELINE_TARGETS = {"auto": FIRST_ORDER, "second-order": SECOND_ORDER}
+"""The named targets (the best final mean train loss of these bases, variants included)."""
+
+_TARGET_NAMES = {"auto": "auto", "first-order": "auto", "second-order": "second-order"}
 
 NUMERIC = {
     # name: (integer?, low, low_open, high, high_open)
@@ -369,15 +379,16 @@ def _optimizer(path: str, name: str, body: Any, raw: dict[str, Any], depth: int 
 
 def _targets(path: str, value: Any) -> tuple[Any, ...]:
     if not isinstance(value, list):
-        raise _fail(path, 'a list of "auto" and numbers > 0', value)
+        raise _fail(path, 'a list of "auto", "second-order" and numbers > 0', value)
     out: list[Any] = []
     for i, t in enumerate(value):
-        if isinstance(t, str) and t.strip().lower() == "auto":
-            out.append("auto")
+        named = _TARGET_NAMES.get(t.strip().lower().replace("_", "-")) if isinstance(t, str) else None
+        if named is not None:
+            out.append(named)
         elif not isinstance(t, bool) and isinstance(t, int | float) and math.isfinite(t) and t > 0:
             out.append(float(t))
         else:
-            raise _fail(f"{path}[{i}]", '"auto" or a number > 0', t)
+            raise _fail(f"{path}[{i}]", '"auto", "first-order", "second-order" or a number > 0', t)
     return tuple(out)
 
 
@@ -470,20 +481,23 @@ def parse(raw: Any, name: str) -> StudySpec:
                 raise SpecError(
                     f"datasets.{d.name}.batch_size: {d.batch_size} is larger than tuning.subset ({spec.tuning_subset})"
                 )
-    if not any(o.base in FIRST_ORDER for o in optimizers):
+    for named, bases in BASELINE_TARGETS.items():
+        if any(o.base in bases for o in optimizers):
+            continue
         for d, (key, body) in zip(datasets, datasets_raw.items(), strict=True):
-            if "targets" not in body:  # the default "auto" needs a baseline: without one, no default
+            if named == "auto" and "targets" not in body:  # the default needs a baseline: else no default
                 spec = dataclasses.replace(
                     spec,
                     datasets=tuple(
                         dataclasses.replace(x, targets=()) if x is d else x for x in spec.datasets
                     ),
                 )
-            elif "auto" in d.targets:
-                i = d.targets.index("auto")
+            elif named in d.targets:
+                i = d.targets.index(named)
+                order = "first-order" if named == "auto" else "second-order"
                 raise SpecError(
-                    f'datasets.{key}.targets[{i}]: "auto" is the final train loss of the best first-order '
-                    f"baseline ({', '.join(FIRST_ORDER)}, or a variant of one), and the spec has none; "
+                    f'datasets.{key}.targets[{i}]: "{named}" is the final train loss of the best {order} '
+                    f"baseline ({', '.join(bases)}, or a variant of one), and the spec has none; "
                     "give the target as a number or add a baseline"
                 )
     for o in optimizers:
