@@ -182,7 +182,7 @@ def test_a_damped_factor_breakdown_stops_as_a_divergence(tmp_path, tiny, monkeyp
 def test_other_value_errors_are_not_divergences(tmp_path, tiny, monkeypatch) -> None:
     """The negative control of the test above: only the two numerical breakdowns become divergences."""
     _poison(monkeypatch, after=4, exc=lambda: ValueError("x: something else"))
-    with pytest.raises(ValueError, match="^x: something else$") as caught:
+    with pytest.raises(ValueError, match=r"^x: something else$") as caught:
         train(config(tmp_path, epochs=3), data=tiny)
     assert not isinstance(caught.value, TrainingDiverged)
 

@@ -349,7 +349,8 @@ def test_bad_hyperparameters(build, message: str) -> None:
 
 def test_non_spd_factor_is_a_clear_error() -> None:
     with pytest.raises(
-        NotPositiveDefiniteError, match="^A: the damped factor is not symmetric positive definite; raise the damping$"
+        NotPositiveDefiniteError,
+        match=r"^A: the damped factor is not symmetric positive definite; raise the damping$",
     ):
         second_order.spd_factor(-np.eye(3), "A")
 

@@ -660,7 +660,8 @@ def test_the_second_order_target_is_the_best_second_order_final_loss(tmp_path: P
     first, second = curves["targets"]
     assert (first["target"], first["from"], first["value"]) == ("auto", "adam", finals["adam"])
     assert (second["target"], second["from"], second["value"]) == ("second-order", "kfac", finals["kfac"])
-    for name, o in curves["optimizers"].items():  # each reaches its own final loss, at the last epoch at latest
+    # each optimizer reaches its own final loss, at the last epoch at the latest
+    for name, o in curves["optimizers"].items():
         own = o["targets"][0 if name == "adam" else 1]
         assert own["reached"] == 1 and own["epochs"] <= 2, name
     report = (tmp_path / "out" / "report.md").read_text()
