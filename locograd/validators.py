@@ -35,12 +35,12 @@ import argparse
 import math
 import operator
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, NoReturn
 
 import numpy as np
 
-from .backend import Array, is_cupy_array, to_numpy, tree_leaves
+from .backend import Array, array_namespace, is_cupy_array, to_numpy, tree_leaves
 from .errors import NonFiniteError, StateMismatchError
 
 
@@ -292,6 +292,29 @@ def finite(name: str, x: Any) -> Any:
             f"{name}: expected finite values, got {nan} NaN and {inf} infinities among {size} values"
         )
     return x
+
+
+def finite_parameters(
+    who: str,
+    params: Sequence[dict[str, Any]],
+    why: str,
+    advice: str,
+    is_finite: Callable[[Any], bool] | None = None,
+) -> None:
+    """Check the parameters after a step: one error naming the first layer and array that is not finite.
+
+    ``params``: per layer a dict with ``"W"`` (out x in) and ``"b"`` (out,).  ``is_finite`` tests one
+    array (default: every entry finite, on the array's own backend); the fast paths pass their
+    one-sum test (:func:`locograd.optim.all_finite`).
+
+    Raises:
+        NonFiniteError: ``"<who>: layer <m> <W or b> became non-finite (<why>); <advice>"``.
+    """
+    test = is_finite if is_finite is not None else (lambda a: bool(array_namespace(a).isfinite(a).all()))
+    for m, layer in enumerate(params):
+        for key in ("W", "b"):
+            if not test(layer[key]):
+                raise NonFiniteError(f"{who}: layer {m} {key} became non-finite ({why}); {advice}")
 
 
 def float_array(name: str, x: Any, *, shape: Sequence[int] | None = None, dtype: Any = None) -> Array:

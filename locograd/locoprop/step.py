@@ -33,7 +33,7 @@ import numpy as np
 from ..backend import Array, array_namespace
 from ..errors import NonFiniteError
 from ..network import MLP, Grads, Params, Trace
-from ..validators import integer
+from ..validators import finite_parameters, integer
 from .objectives import LocalProblem, check_problem, gradient, norm, objective
 from .settings import GD, Exact, M, S, check_solver, check_variant
 from .solvers import solve_exact_m, solve_exact_s, solve_gd
@@ -288,13 +288,9 @@ def step(
             net, params, x, y, variant, solver, inner_states, diagnostics, workers, gd_kernel
         )
     if check_finite:
-        for m, layer in enumerate(new_params):
-            for key in ("W", "b"):
-                if not bool(array_namespace(layer[key]).isfinite(layer[key]).all()):
-                    raise NonFiniteError(
-                        f"step: layer {m} {key} became non-finite ({variant}, {solver}); "
-                        "lower the step sizes or add a proximal term eta"
-                    )
+        finite_parameters(
+            "step", new_params, f"{variant}, {solver}", "lower the step sizes or add a proximal term eta"
+        )
     return new_params, StepInfo(grads.loss, reports, states)
 
 

@@ -34,11 +34,11 @@ from .. import locoprop
 from .._fast.local import solve_gd_inplace
 from .._fast.passes import Workspace, backprop_loss_and_grads
 from ..backend import Array
-from ..errors import NonFiniteError, StateMismatchError
+from ..errors import StateMismatchError
 from ..locoprop import GD, Exact, M, S, StepInfo
 from ..locoprop.settings import check_inner, check_solver, check_variant
 from ..network import MLP, Params
-from ..validators import number
+from ..validators import finite_parameters, number
 from .base import GradientTransformation, all_finite, apply_updates, check_state_type
 from .first_order import check_state, rmsprop_tf1
 from .schedules import EpochSchedule, released_inner_factor, warmup_linear_decay
@@ -54,22 +54,6 @@ class LocoPropState(NamedTuple):
     """:class:`LocoProp`'s state: one inner optimizer state per layer (``None`` entries without one)."""
 
     inner: tuple[Any, ...]
-
-
-def _finite(name: str, new: Params, lr: float) -> Params:
-    """``new`` unchanged if every parameter is finite (one reduction per array, once per batch).
-
-    Raises:
-        NonFiniteError: ``"backprop: layer 0 W became non-finite (lr=...); lower the learning rate ..."``.
-    """
-    for m, layer in enumerate(new):
-        for key in ("W", "b"):
-            if not all_finite(layer[key]):
-                raise NonFiniteError(
-                    f"{name}: layer {m} {key} became non-finite (lr={lr}); "
-                    "lower the learning rate (or check the data for NaN)"
-                )
-    return new
 
 
 class BackProp:
@@ -143,7 +127,10 @@ class BackProp:
         else:
             updates, inner = self.inner.update(grads, state.inner, params, lr=eta)
             new = apply_updates(params, updates)
-        return _finite(self.name, new, eta), BackPropState(inner), StepInfo(loss)
+        finite_parameters(
+            self.name, new, f"lr={eta}", "lower the learning rate (or check the data for NaN)", all_finite
+        )
+        return new, BackPropState(inner), StepInfo(loss)
 
 
 class LocoProp:

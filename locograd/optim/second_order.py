@@ -82,7 +82,7 @@ from ..errors import NonFiniteError, NotPositiveDefiniteError, StateMismatchErro
 from ..layers import augment, stack, unstack
 from ..linalg import cholesky_apply, cholesky_factor
 from ..network import MLP, Params
-from ..validators import canonical_choice, integer, number, same_layout, template_array
+from ..validators import canonical_choice, finite_parameters, integer, number, same_layout, template_array
 from .base import GradientTransformation, StepInfo, apply_updates, check_state_type, check_step
 from .first_order import AdamState, MomentumState, check_state
 from .first_order import adam as adam_optimizer
@@ -267,13 +267,8 @@ class _NetOptimizer:
         Raises:
             NonFiniteError: ``"kfac: layer 0 W became non-finite (lr=...); lower the learning rate ..."``.
         """
-        for m, layer in enumerate(new):
-            for key in ("W", "b"):
-                if not bool(array_namespace(layer[key]).isfinite(layer[key]).all()):
-                    raise NonFiniteError(
-                        f"{self.name}: layer {m} {key} became non-finite (lr={self.lr if lr is None else lr}); "
-                        "lower the learning rate or raise the damping"
-                    )
+        why = f"lr={self.lr if lr is None else lr}"
+        finite_parameters(self.name, new, why, "lower the learning rate or raise the damping")
         return new
 
     def _layer(self, state: Any, layer: int) -> int:
