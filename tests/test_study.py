@@ -349,6 +349,8 @@ def test_a_study_writes_its_report_summary_figures_and_one_record_per_trial(
     assert set(curves["ranks"]) == {"adam", "rmsprop-tf1"}
     for name, o in curves["optimizers"].items():
         assert o["final_train"]["n"] == 2, name
+        a, b = (f["final_train_loss"] for f in o["final"])  # the sample sd: |a - b| / sqrt(2) for two seeds
+        assert o["final_train"]["std"] == pytest.approx(abs(a - b) / 2**0.5, rel=1e-12), name
         assert (out / "trials" / o["final"][0]["key"] / "checkpoint.npz").is_file()
     report = (out / "report.md").read_text()
     assert "| rank | optimizer |" in report and "1 x 1" in report and "BLAS" in report

@@ -2,7 +2,7 @@ r"""The numbers of a study, ``OUT/report.md``, ``OUT/summary.json`` and ``OUT/fi
 
 Per data set and optimizer:
 
-* the mean and standard deviation (population, over the finished seeds) of the
+* the mean and sample standard deviation (n - 1, over the finished seeds) of the
   final train and test loss of the final runs;
 * for every target: epochs-to-target (the first epoch whose train loss is at or
   below the target) and seconds-to-target (the training seconds interpolated
@@ -94,8 +94,10 @@ def epochs_to_target(rows: Sequence[dict[str, Any]], target: float) -> tuple[int
 def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     if not values:
         return None, None
-    # one seed has no spread: None (shown as "1 seed"), never a standard deviation of 0
-    return float(statistics.fmean(values)), float(statistics.pstdev(values)) if len(values) > 1 else None
+    # the sample standard deviation (n - 1: an unbiased variance from a few seeds; the population
+    # one, n, understates the spread of 2 or 3 seeds by 29% or 18%); one seed has no spread: None
+    # (shown as "1 seed"), never a standard deviation of 0
+    return float(statistics.fmean(values)), float(statistics.stdev(values)) if len(values) > 1 else None
 
 
 def machine() -> dict[str, Any]:
@@ -507,7 +509,7 @@ def render(summary: dict[str, Any]) -> str:
             lines.append(row)
         lines += [
             "",
-            "Final losses: mean ± standard deviation over the seeds that finished; epochs and seconds to a "
+            "Final losses: mean ± sample standard deviation (n - 1) over the seeds that finished; epochs and seconds to a "
             "target: the median over the seeds that reached it (how many of how many), seconds being one "
             "trial's training seconds; wall s: the wall time of all the optimizer's trials (tuning and "
             "final) summed.",
@@ -620,8 +622,14 @@ def figures(summary: dict[str, Any], store: Any, folder: str) -> list[str]:
                     for row in o["tuning"]
                     if row["loss"] is not None
                 ]
-                if len(pts) > 1:
-                    ax.plot(*zip(*sorted((x, y) for x, y, _ in pts), strict=True), "-", color="0.7", lw=1)
+                # the line: the best loss at each value of this axis (over the other axes, if any);
+                # before, it joined every point in value order and zigzagged through the other axes
+                profile: dict[float, float] = {}
+                for x, y, _ in pts:
+                    profile[x] = min(y, profile.get(x, math.inf))
+                if len(profile) > 1:
+                    label = "best over the other axes" if len(axes_names) > 1 else None
+                    ax.plot(*zip(*sorted(profile.items()), strict=True), "-", color="0.6", lw=1, label=label)
                 plain = [(x, y) for x, y, e in pts if not e]
                 ext = [(x, y) for x, y, e in pts if e]
                 if plain:
