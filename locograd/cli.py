@@ -232,7 +232,7 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .experiments import compare, format_summary
+    from .experiments import compare, format_summary, histories, reading
     from .experiments.optimizers import check_name
     from .experiments.training import resolve
 
@@ -247,9 +247,13 @@ def _compare(args: argparse.Namespace) -> int:
     with _blas_threads(args):
         summary = compare(config, names, resume=args.resume)
     print(format_summary(summary))
+    print(reading(histories(args.out, names)))
     print(f"curves: {args.out}/compare.png; numbers: {args.out}/summary.json")
     return 0
 
+
+COMPARE_DEFAULT = ("rmsprop-tf1", "locoprop-m", "adam", "kfac")
+"""What ``locograd compare`` runs without --optimizers (docs/results/curves/report.md ranks them)."""
 
 SWEEP_RETIRED = (
     "sweep was retired: a study with one optimizer does its job under the fair protocol (seeds, "
@@ -330,7 +334,10 @@ def build_parser() -> argparse.ArgumentParser:
     train.set_defaults(func=_train)
     compare = sub.add_parser("compare", help="several optimizers on the same data and initialisation")
     compare.add_argument(
-        "--optimizers", default="rmsprop-tf1,locoprop-s,locoprop-m", help="comma-separated names"
+        "--optimizers",
+        default=",".join(COMPARE_DEFAULT),
+        help="comma-separated names (default: LocoProp-M, the TF1-RMSProp it runs inside, and the best "
+        "first-order and second-order methods of the CURVES study, with its tuned settings)",
     )
     _run_options(compare, "runs/compare")
     compare.set_defaults(func=_compare)

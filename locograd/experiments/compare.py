@@ -205,3 +205,39 @@ def format_summary(summary: dict[str, dict[str, Any]]) -> str:
             f"{s['seconds']:.1f} | {s['seconds_per_epoch']:.2f} |"
         )
     return "\n".join(lines)
+
+
+def histories(out: str, names: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each run's ``metrics.jsonl`` in the comparison folder ``out`` (optimizer name -> rows)."""
+    required = ("epoch", "train_loss", "seconds")
+    return {name: runfolder.read_jsonl(os.path.join(out, name, "metrics.jsonl"), required) for name in names}
+
+
+def _loss_by(rows: Sequence[dict[str, Any]], seconds: float) -> tuple[float, int]:
+    """``(train loss, epoch)`` of the last epoch finished within ``seconds`` of training (epoch 0: the start)."""
+    done = [row for row in rows if row["seconds"] <= seconds]
+    last = done[-1] if done else rows[0]
+    return float(last["train_loss"]), int(last["epoch"])
+
+
+def reading(runs: dict[str, Sequence[dict[str, Any]]]) -> str:
+    """One line saying what a comparison shows, from its numbers: the order by train loss after the
+    last epoch, and the order at the training seconds of the shortest run (per second of training),
+    each run at the last epoch it had finished by then (measured losses, never interpolated).
+
+    >>> rows = lambda *p: [{"epoch": e, "train_loss": l, "seconds": s} for e, (l, s) in enumerate(p)]
+    >>> reading({"a": rows((9, 0), (5, 1), (1, 4)), "b": rows((9, 0), (6, 0.5), (3, 1))})
+    'Per epoch, after 2 epochs: a 1.000 < b 3.000; per second, within 1.0 s of training (the shortest run): b 3.000 (epoch 2) < a 5.000 (epoch 1).'
+    """
+    finals = sorted(runs, key=lambda n: (runs[n][-1]["train_loss"], n))
+    epochs = max(rows[-1]["epoch"] for rows in runs.values())
+    line = f"Per epoch, after {epochs} epochs: " + " < ".join(
+        f"{n} {runs[n][-1]['train_loss']:.3f}" for n in finals
+    )
+    if len(runs) > 1:
+        shortest = min(rows[-1]["seconds"] for rows in runs.values())
+        by = {n: _loss_by(rows, shortest) for n, rows in runs.items()}
+        line += f"; per second, within {shortest:.1f} s of training (the shortest run): " + " < ".join(
+            f"{n} {by[n][0]:.3f} (epoch {by[n][1]})" for n in sorted(by, key=lambda n: (by[n][0], n))
+        )
+    return line + "."

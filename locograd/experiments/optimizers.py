@@ -6,9 +6,9 @@ Every name builds a :class:`~locograd.optim.NetOptimizer`: the BackProp names a
 :class:`~locograd.optim.LocoProp` (``K`` inner steps per batch), the second-order names
 :class:`~locograd.optim.KFAC`, :class:`~locograd.optim.Shampoo` and :class:`~locograd.optim.FOOF`.
 
-| name       | update                                        | default settings                         |
+| name       | update                                        | default settings (per data set but K)   |
 |------------|-----------------------------------------------|------------------------------------------|
-| sgd        | BackProp, plain SGD                           | lr (per data set)                        |
+| sgd        | BackProp, plain SGD                           | lr                                       |
 | momentum   | BackProp, heavy ball (PyTorch), beta 0.9      | lr                                       |
 | adam       | BackProp, Adam (PyTorch)                      | lr                                       |
 | rmsprop-tf1 | BackProp, RMSProp with the released (TF1) semantics: the same optimizer LocoProp runs inside (``optim.rmsprop_tf1``; PyTorch's RMSProp is the inner ``rmsprop``) | lr |
@@ -18,13 +18,14 @@ Every name builds a :class:`~locograd.optim.NetOptimizer`: the BackProp names a
 | locoprop-s | LocoProp-S, K steps of TF1-RMSProp per layer, within-batch factor max(1 - k/K, 0.25) | gamma, K, lr |
 | locoprop-m | LocoProp-M, likewise (the released method)    | gamma, K, lr                             |
 
-Defaults: on CURVES every learning rate (and K-FAC's damping) is the best of one
-``locograd sweep`` (since retired for ``locograd study``) per optimizer under the same protocol (1,000 images, 3 epochs,
-batch 100, a 3-point grid around the usual value), recorded with the commands
-in ``docs/TUNING.md``; gamma 10 and K 10 are the released values.  On MNIST-format
-sets the released values (TF1-RMSProp lr 1e-5) and common ones (Adam 1e-3, ...) are
-kept, untuned.  ``official`` is the released configuration exactly
-(:func:`locograd.optim.official`).
+Defaults: the settings the studies chose under one protocol for every optimizer (5 points
+per axis, edge extension, 3 seeds in the final runs; ``docs/results/*/report.md``).  On
+CURVES: the CURVES study's chosen points, for every name.  On MNIST-format sets: the
+Fashion-MNIST study's for ``adam``, ``rmsprop-tf1``, ``kfac``, ``shampoo`` and ``locoprop-m``;
+``sgd``, ``momentum``, ``foof`` and ``locoprop-s``, which that study did not run, keep common
+untuned values there.  K 10 is the released value.  ``tests/test_defaults.py`` checks these
+values against the studies' ``summary.json``.  ``official`` is the released configuration
+exactly (:func:`locograd.optim.official`), untouched by the studies.
 """
 
 from __future__ import annotations
@@ -51,18 +52,36 @@ SECOND_ORDER = ("kfac", "shampoo", "foof")
 INNER = ("sgd", "momentum", "nesterov", "adam", "adagrad", "rmsprop", "rmsprop_tf1")
 SOLVERS = ("gd", "exact")
 
-# Per optimizer: settings shared by all data sets, then per-data-set learning rates.
+# Per optimizer: each setting either shared by all data sets or given per data-set family
+# ("curves"; "mnist": the MNIST-format sets).  The tuned values are the chosen points of the studies,
+# as their summary.json records them (tests/test_defaults.py checks that they agree).
 DEFAULTS: dict[str, dict[str, Any]] = {
-    "sgd": {"lr": {"curves": 0.1, "mnist": 0.1}},
-    "momentum": {"lr": {"curves": 0.03, "mnist": 0.01}},
-    "adam": {"lr": {"curves": 3e-3, "mnist": 1e-3}},
-    "rmsprop-tf1": {"lr": {"curves": 3e-5, "mnist": 1e-5}},
-    "kfac": {"damping": 1.0, "lr": {"curves": 1.0, "mnist": 1.0}},
-    "shampoo": {"damping": 1.0, "lr": {"curves": 0.01, "mnist": 1e-3}},
-    "foof": {"damping": 1e-2, "lr": {"curves": 0.03, "mnist": 0.01}},
-    "locoprop-s": {"gamma": 10.0, "steps": 10, "inner": "rmsprop_tf1", "lr": {"curves": 3e-6, "mnist": 1e-5}},
-    "locoprop-m": {"gamma": 10.0, "steps": 10, "inner": "rmsprop_tf1", "lr": {"curves": 3e-5, "mnist": 1e-5}},
+    "sgd": {"lr": {"curves": 0.01, "mnist": 0.1}},
+    "momentum": {"lr": {"curves": 0.000948684, "mnist": 0.01}},
+    "adam": {"lr": {"curves": 0.003, "mnist": 1e-3}},
+    "rmsprop-tf1": {"lr": {"curves": 0.0003, "mnist": 1e-5}},
+    "kfac": {"lr": 1.0, "damping": {"curves": 10.0, "mnist": 1.0}},
+    "shampoo": {"lr": {"curves": 0.0316228, "mnist": 1e-3}, "damping": {"curves": 0.001, "mnist": 1.0}},
+    "foof": {"lr": {"curves": 0.3, "mnist": 0.01}, "damping": {"curves": 0.1, "mnist": 1e-2}},
+    "locoprop-s": {
+        "gamma": {"curves": 100.0, "mnist": 10.0},
+        "steps": 10,
+        "inner": "rmsprop_tf1",
+        "lr": {"curves": 3e-07, "mnist": 1e-5},
+    },
+    "locoprop-m": {
+        "gamma": {"curves": 3.16228, "mnist": 10.0},
+        "steps": 10,
+        "inner": "rmsprop_tf1",
+        "lr": {"curves": 3e-06, "mnist": 1e-5},
+    },
 }
+
+
+def default(name: str, key: str, family: str) -> Any:
+    """``DEFAULTS[name][key]`` on the data-set family ``family`` (``"curves"`` or ``"mnist"``)."""
+    value = DEFAULTS[name][key]
+    return value[family] if isinstance(value, dict) else value
 
 
 _BACKPROP_INNER = {"sgd": "sgd", "momentum": "momentum", "adam": "adam", "rmsprop-tf1": "rmsprop_tf1"}
@@ -121,16 +140,15 @@ def settings(
     steps = None if steps is None else integer("steps", steps, minimum=1)
     solver = None if solver is None else check_solver(solver)
     inner = None if inner is None else check_inner(inner)
-    defaults = DEFAULTS[name]
-    resolved: dict[str, Any] = {"optimizer": name, "lr": defaults["lr"][family] if lr is None else lr}
+    resolved: dict[str, Any] = {"optimizer": name, "lr": default(name, "lr", family) if lr is None else lr}
     if name.startswith("locoprop"):
         resolved.update(
             variant=name[-1].upper(),
-            gamma=defaults["gamma"] if gamma is None else gamma,
+            gamma=default(name, "gamma", family) if gamma is None else gamma,
             eta=eta,
-            steps=defaults["steps"] if steps is None else steps,
+            steps=default(name, "steps", family) if steps is None else steps,
             solver=solver or "gd",
-            inner=inner or defaults["inner"],
+            inner=inner or default(name, "inner", family),
         )
     else:
         given = {"gamma": gamma, "eta": eta, "steps": steps, "solver": solver, "inner": inner}
@@ -138,7 +156,7 @@ def settings(
         if extra:
             raise ValueError(f"{extra[0]}: only applies to locoprop-s and locoprop-m, not to {name!r}")
         if name in SECOND_ORDER:
-            resolved["damping"] = defaults["damping"] if damping is None else damping
+            resolved["damping"] = default(name, "damping", family) if damping is None else damping
         else:
             resolved["inner"] = _BACKPROP_INNER[name]
     if damping is not None and name not in SECOND_ORDER:
