@@ -181,12 +181,23 @@ def test_settings_that_do_not_fit_together_are_refused_naming_the_key() -> None:
         SpecError, match=r"^tuning.subset: 500 is larger than datasets.curves.limit_train \(300\)$"
     ):
         parse(subset, name="t")
-    long = _with("optimizers.adam.schedule", {"warmup": 1, "total": 5})
+    long = _with("optimizers.adam.schedule", {"warmup": 0, "total": 5})
     long["final"]["epochs"] = 5
     with pytest.raises(
         SpecError, match=r"^optimizers.adam.schedule: the warm-up and linear decay reaches 0 at epoch 4"
     ):
         parse(long, name="t")
+    warm = _with("optimizers.adam.schedule", "released")  # a warm-up of 5 epochs, tuned on fewer
+    warm["tuning"]["epochs"] = 5
+    with pytest.raises(
+        SpecError,
+        match=r"^optimizers.adam.schedule: its warm-up lasts 5 epochs, as long as or longer than "
+        r"tuning.epochs \(5\), so the tuning would choose a peak rate it never trained at; give "
+        r"tuning.epochs >= 6 or a shorter warm-up$",
+    ):
+        parse(warm, name="t")
+    warm["tuning"]["epochs"] = 6  # the control: one epoch at the peak rate is enough
+    assert parse(warm, name="t").optimizers[0].schedule == {"warmup": 5, "total": 100}
     twice = _with("optimizers.Adam", {"lr": [1e-3]})
     with pytest.raises(SpecError, match="names one optimizer twice"):
         parse(twice, name="t")
@@ -223,7 +234,7 @@ def test_tuning_ranks_points_by_the_mean_over_tuning_seeds_and_diverged_last() -
 def test_a_good_spec_parses_ranges_variants_and_schedules() -> None:
     spec = parse(
         {
-            "tuning": {"epochs": 1, "subset": 200},
+            "tuning": {"epochs": 6, "subset": 200},
             "final": {"epochs": 3, "seeds": 2},
             "datasets": {"Curves": {"limit_train": 400, "widths": [32, 8], "targets": ["auto", 150]}},
             "optimizers": {
@@ -298,10 +309,13 @@ def test_trial_keys_do_not_depend_on_spelling_but_on_every_setting() -> None:
     assert key({"lr": 0.002}) != same
     assert key({"lr": 0.001}, seed=1) != same
     assert key({"lr": 0.001}, name="sgd") != same
-    assert key({"lr": 0.001, "schedule": {"warmup": 1, "total": 10}}) != same
+    assert key({"lr": 0.001, "schedule": {"warmup": 0, "total": 10}}) != same
     locoprop_default = key({"lr": 1e-5}, name="locoprop-m")
+    from locograd.experiments.optimizers import default
+
+    gamma = default("locoprop-m", "gamma", "curves")  # the defaults written out are the same trial
     assert (
-        key({"lr": 1e-5, "steps": 10, "gamma": 10.0, "inner": "RMSPROP_TF1"}, name="locoprop-m")
+        key({"lr": 1e-5, "steps": 10, "gamma": gamma, "inner": "RMSPROP_TF1"}, name="locoprop-m")
         == locoprop_default
     )
     assert trial_key({"numerics": NUMERICS_VERSION}) != trial_key({"numerics": NUMERICS_VERSION + 1})

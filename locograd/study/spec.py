@@ -501,6 +501,14 @@ def parse(raw: Any, name: str) -> StudySpec:
                     "give the target as a number or add a baseline"
                 )
     for o in optimizers:
+        if o.schedule is not None and spec.tuning_epochs <= o.schedule["warmup"]:
+            # Before: accepted; the released warm-up (5 epochs) tuned on 3 epochs trained at most at
+            # 40% of each peak rate, chose a peak too large, and its final runs blew up at full rate.
+            raise SpecError(
+                f"optimizers.{o.name}.schedule: its warm-up lasts {o.schedule['warmup']} epochs, as long as "
+                f"or longer than tuning.epochs ({spec.tuning_epochs}), so the tuning would choose a peak rate "
+                f"it never trained at; give tuning.epochs >= {o.schedule['warmup'] + 1} or a shorter warm-up"
+            )
         if o.schedule is not None:
             longest = max(spec.tuning_epochs, spec.final_epochs)
             if longest > o.schedule["total"] - 1:
