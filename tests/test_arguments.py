@@ -22,6 +22,7 @@ from locograd.data import DataError, read_mnist_npz, write_idx
 from locograd.data.registry import IDX_NAMES
 from locograd.experiments import TrainConfig, TrainingError, autoencoder, settings
 from locograd.experiments.models import CURVES_SIZES, MNIST_SIZES
+from locograd.experiments.optimizers import default
 from locograd.experiments.training import ConfigError, canonical_names, make_schedule, mean_loss, resolve
 from locograd.optim import schedules
 from locograd.validators import canonical_choice, integer_list, output_file, output_folder
@@ -81,19 +82,21 @@ def test_canonical_choice_ignores_case_spaces_and_separators() -> None:
 def test_a_curves_spelling_gets_the_curves_model_defaults_and_data(spelling: str) -> None:
     """Before: ``dataset="CURVES"`` read the data as CURVES but the model and defaults as MNIST's
     (784-1000-...-784 autoencoder, lr 1e-5, 10 epochs of batch 1000): a silent wrong run."""
+    curves_lr, mnist_lr = (default("rmsprop-tf1", "lr", family) for family in ("curves", "mnist"))
+    assert curves_lr != mnist_lr  # else this test could not tell the two apart
     config = TrainConfig(dataset=spelling, optimizer="rmsprop-tf1")
     assert config.dataset == "curves"
     resolved = resolve(config)
     assert (resolved["dataset"], resolved["lr"], resolved["epochs"], resolved["batch_size"]) == (
         "curves",
-        3e-5,
+        curves_lr,
         5,
         200,
     )
     assert autoencoder(spelling).sizes == CURVES_SIZES
-    assert settings("rmsprop-tf1", spelling)["lr"] == 3e-5
+    assert settings("rmsprop-tf1", spelling)["lr"] == curves_lr
     # negative control: an MNIST-format set keeps the MNIST model and defaults
-    assert resolve(TrainConfig(dataset="MNIST", optimizer="rmsprop-tf1"))["lr"] == 1e-5
+    assert resolve(TrainConfig(dataset="MNIST", optimizer="rmsprop-tf1"))["lr"] == mnist_lr
     assert autoencoder(" Fashion_MNIST").sizes == MNIST_SIZES
 
 

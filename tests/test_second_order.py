@@ -511,15 +511,17 @@ def test_kfac_and_shampoo_reduce_curves_loss_faster_per_epoch_than_sgd() -> None
     SGD reaches the CURVES plateau (about 156) within an epoch and stays there; the
     second-order methods leave it.  K-FAC is the adaptive one of ``locograd train`` with an
     initial damping of 1e-3 (the 3-epoch sweep, which rewards a fast start, picked 1; from 1
-    the damping needs about 20 epochs to fall far enough); Shampoo runs with its shipped
-    defaults.  Measured here: SGD >= 156.0, K-FAC 137.3, Shampoo 149.0, momentum 156.0.  Negative control:
-    heavy-ball momentum, a first-order method, stays on the plateau and fails the same check.
+    the damping needs about 20 epochs to fall far enough); Shampoo with lr 0.01 and epsilon 1,
+    momentum with lr 0.03 (every setting written out: the experiments' defaults are the CURVES
+    study's, tuned for 20,000 images, not for this budget).  Measured here: SGD >= 156.0, K-FAC
+    137.3, Shampoo 149.0, momentum 156.0.  Negative control: heavy-ball momentum, a first-order
+    method, stays on the plateau and fails the same check.
     """
     epochs, margin = 12, 2.0
     sgd_best = min(min(curves_losses("sgd", epochs, lr=lr)) for lr in (0.01, 0.03, 0.1, 0.3))
-    kfac = curves_losses("kfac", epochs, damping=1e-3)
-    shampoo = curves_losses("shampoo", epochs)
-    momentum = curves_losses("momentum", epochs)
+    kfac = curves_losses("kfac", epochs, lr=1.0, damping=1e-3)
+    shampoo = curves_losses("shampoo", epochs, lr=0.01, damping=1.0)
+    momentum = curves_losses("momentum", epochs, lr=0.03)
     measured = f"SGD best {sgd_best:.2f}, K-FAC {kfac[-1]:.2f}, Shampoo {shampoo[-1]:.2f}, momentum {momentum[-1]:.2f}"
     assert kfac[-1] < sgd_best - margin, measured
     assert shampoo[-1] < sgd_best - margin, measured
