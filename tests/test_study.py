@@ -683,3 +683,13 @@ def test_the_second_order_target_is_the_best_second_order_final_loss(tmp_path: P
     report = (tmp_path / "out" / "report.md").read_text()
     assert f"best first-order {finals['adam']:.3f} (adam)" in report
     assert f"best second-order {finals['kfac']:.3f} (kfac)" in report
+
+
+def test_a_final_run_that_ends_above_its_start_is_left_off_the_figures_scale() -> None:
+    """Before: one optimizer whose loss rose tenfold set the y-range of final-runs.png and squeezed every
+    other curve into a line at the bottom; now the scale follows the runs that end below their start."""
+    from locograd.study.report import _ends_above_start
+
+    rows = lambda *losses: [{"train_loss": v} for v in losses]  # noqa: E731
+    assert _ends_above_start([rows(548.0, 350.0, 2091.0), rows(548.0, 340.0, 1858.0)])
+    assert not _ends_above_start([rows(548.0, 230.0, 224.0)])  # the control: a run that learned

@@ -560,6 +560,14 @@ def render(summary: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ends_above_start(runs: Sequence[Sequence[dict[str, Any]]]) -> bool:
+    """Whether the mean final train loss over ``runs`` is above their mean starting (epoch 0) loss."""
+    return bool(
+        statistics.fmean(r[-1]["train_loss"] for r in runs)
+        > statistics.fmean(r[0]["train_loss"] for r in runs)
+    )
+
+
 def figures(summary: dict[str, Any], store: Any, folder: str) -> list[str]:
     """The final runs per data set (mean and min-max band), and each optimizer's tuning curve."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -580,10 +588,13 @@ def figures(summary: dict[str, Any], store: Any, folder: str) -> list[str]:
             n = min(len(r) for r in runs)
             epochs = np.arange(n)
             secs = np.mean([[r[e]["seconds"] for e in range(n)] for r in runs], axis=0)
+            risen = _ends_above_start(runs)
+            note = " (ends above its start: off the scale)" if risen else ""
             for kind, style in (("train_loss", "-"), ("test_loss", "--")):
                 ys = np.array([[r[e][kind] for e in range(n)] for r in runs])
                 for ax, xs in ((axes[row, 0], epochs), (axes[row, 1], secs)):
-                    ax.plot(xs, ys.mean(axis=0), style, color=f"C{i}", label=f"{oname} {kind.split('_')[0]}")
+                    label = f"{oname} {kind.split('_')[0]}{note if kind == 'train_loss' else ''}"
+                    ax.plot(xs, ys.mean(axis=0), style, color=f"C{i}", label=label)
                     ax.fill_between(xs, ys.min(axis=0), ys.max(axis=0), color=f"C{i}", alpha=0.15, lw=0)
         axes[row, 0].set_xlabel("epoch")
         axes[row, 1].set_xlabel("training seconds (mean over seeds)")
@@ -591,13 +602,19 @@ def figures(summary: dict[str, Any], store: Any, folder: str) -> list[str]:
             ax.set_ylabel("loss (mean, min-max band over seeds)")
             ax.set_title(dname)
             ax.grid(alpha=0.3)
+        # the scale: the curves after epoch 0 of every optimizer that ends below its start (before, one
+        # whose loss rose tenfold squeezed all the others into a line at the bottom)
+        finished = {
+            oname: [store.metrics(f["key"]) for f in o["final"] if f["status"] == "finished"]
+            for oname, o in ds["optimizers"].items()
+        }
         later = [
             v
-            for o in ds["optimizers"].values()
-            for f in o["final"]
-            if f["status"] == "finished"
-            for r in store.metrics(f["key"])[1:]
-            for v in (r["train_loss"], r["test_loss"])
+            for runs in finished.values()
+            if runs and not _ends_above_start(runs)
+            for r in runs
+            for row_ in r[1:]
+            for v in (row_["train_loss"], row_["test_loss"])
         ]
         if later:
             lo, hi = min(later), max(later)
