@@ -67,7 +67,7 @@ from typing import Any
 
 from ..data import DATASETS
 from ..experiments.models import HIDDEN_TRANSFERS
-from ..experiments.optimizers import INNER, OPTIMIZERS, SOLVERS, settings
+from ..experiments.optimizers import INNER, OPTIMIZERS, SECOND_ORDER, SOLVERS, settings
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -82,11 +82,9 @@ class SpecError(ValueError):
 FIRST_ORDER = ("sgd", "momentum", "adam", "rmsprop-tf1")
 """The first-order baselines whose best final loss is the ``auto`` target."""
 
-SECOND_ORDER = ("kfac", "shampoo", "foof")
-"""The second-order baselines whose best final loss is the ``second-order`` target."""
-
 BASELINE_TARGETS = {"auto": FIRST_ORDER, "second-order": SECOND_ORDER}
-"""The named targets (the best final mean train loss of these bases, variants included)."""
+"""The named targets: the best final mean train loss of these bases, variants included (the
+second-order ones are :data:`locograd.experiments.optimizers.SECOND_ORDER`)."""
 
 _TARGET_NAMES = {"auto": "auto", "first-order": "auto", "second-order": "second-order"}
 
