@@ -115,32 +115,30 @@ def _log_mean_exp_centered(log_s: Array, s: Array, c: Array) -> Array:
     return xp.where(big, big_form, small_form)
 
 
-def _softmax_divergence(p: Array, q: Array) -> Array:
-    """:math:`D_F` of logsumexp over the last axis, through :func:`_log_mean_exp_centered`.
+def _softmax_divergence(q: Array, delta: Array) -> Array:
+    """:math:`D_F(q + \\delta, q)` of logsumexp over the last axis, through :func:`_log_mean_exp_centered`.
 
     ``q - max(q)`` below ``-max`` of the dtype (``|q|`` near the largest value) overflows to
     ``-inf``, the exact limit there: that weight is 0 (it would underflow anyway).
     """
-    xp = array_namespace(p)
+    xp = array_namespace(q)
     mq = xp.max(q, axis=-1, keepdims=True)
     with np.errstate(over="ignore"):
         shifted = q - mq
     log_s = shifted - xp.log(xp.sum(xp.exp(shifted), axis=-1, keepdims=True))
     s = xp.exp(log_s)
-    delta = p - q
     c = delta - xp.sum(s * delta, axis=-1, keepdims=True)
     return _log_mean_exp_centered(log_s, s, c)
 
 
-def _sigmoid_divergence_units(p: Array, q: Array, scale: float = 1.0) -> Array:
-    r"""Per-unit :math:`D_F` of softplus at ``(scale p, scale q)``: the two-class softmax form, weights :math:`\sigma(\pm q)`.
+def _sigmoid_divergence_units(q: Array, delta: Array, scale: float = 1.0) -> Array:
+    r"""Per-unit :math:`D_F` of softplus at ``(scale (q + delta), scale q)``: the two-class softmax form, weights :math:`\sigma(\pm q)`.
 
     ``scale`` 2 gives tanh's (:math:`\log\cosh a = \mathrm{softplus}(2a) - a - \log 2`).  The
-    difference is taken before scaling, ``scale (p - q)``, so ``p == q`` gives exactly 0 even
-    where ``scale q`` overflows to infinity (the weights' exact limits 0 and 1 there).
+    difference enters scaled, ``scale delta``, so ``delta == 0`` gives exactly 0 even where
+    ``scale q`` overflows to infinity (the weights' exact limits 0 and 1 there).
     """
-    xp = array_namespace(p)
-    delta = p - q
+    xp = array_namespace(q)
     if scale != 1.0:
         delta = scale * delta
         with np.errstate(over="ignore"):
@@ -152,12 +150,14 @@ def _sigmoid_divergence_units(p: Array, q: Array, scale: float = 1.0) -> Array:
     return _log_mean_exp_centered(log_s, s, c)
 
 
-def _relu_divergence_units(p: Array, q: Array) -> Array:
-    """Per-unit :math:`D_F` of relu^2/2: (relu(p) - relu(q))^2 / 2 + relu(q) relu(-p), each term >= 0."""
-    xp = array_namespace(p)
-    rp, rq = xp.maximum(p, 0), xp.maximum(q, 0)
-    d = rp - rq
-    return d * d / 2 + rq * xp.maximum(-p, 0)
+def _relu_divergence_units(q: Array, delta: Array) -> Array:
+    """Per-unit :math:`D_F` of relu^2/2 at ``(q + delta, q)``: (relu(p) - relu(q))^2 / 2 + relu(q) relu(-p), each term >= 0.
+
+    The first difference is the transfer's exact increment (``delta`` where both sides are positive).
+    """
+    xp = array_namespace(q)
+    d = relu.increment(q, delta)
+    return d * d / 2 + xp.maximum(q, 0) * xp.maximum(-(q + delta), 0)
 
 
 def _is_row(t: Transfer, row: Elementwise) -> bool:
@@ -165,35 +165,34 @@ def _is_row(t: Transfer, row: Elementwise) -> bool:
     return isinstance(t, Elementwise) and t.name == row.name and t.f_unit is row.f_unit
 
 
-def _stable_divergence(t: Transfer, p: Array, q: Array) -> Array | None:
-    """The table's closed forms through ``p - q`` (see the module docstring); ``None`` off the table."""
-    xp = array_namespace(p)
+def _stable_divergence(t: Transfer, q: Array, delta: Array) -> Array | None:
+    """The table's closed forms of :math:`D_F(q + \\delta, q)` through ``delta`` (see the module docstring); ``None`` off the table."""
+    xp = array_namespace(q)
     if _is_row(t, identity):
-        d = p - q
-        return xp.sum(d * d, axis=-1) / 2
+        return xp.sum(delta * delta, axis=-1) / 2
     if _is_row(t, relu):
-        return xp.sum(_relu_divergence_units(p, q), axis=-1)
+        return xp.sum(_relu_divergence_units(q, delta), axis=-1)
     if isinstance(t, Elementwise) and t.name == "leaky_relu" and t.slope is not None:
-        units = _relu_divergence_units(p, q) + t.slope * _relu_divergence_units(-p, -q)
+        units = _relu_divergence_units(q, delta) + t.slope * _relu_divergence_units(-q, -delta)
         return xp.sum(units, axis=-1)
     if _is_row(t, sigmoid):
-        return xp.sum(_sigmoid_divergence_units(p, q), axis=-1)
+        return xp.sum(_sigmoid_divergence_units(q, delta), axis=-1)
     if _is_row(t, tanh):
-        return _in_wider(lambda p_, q_: xp.sum(_sigmoid_divergence_units(p_, q_, 2.0), axis=-1), p, q)
+        return _in_wider(lambda q_, d_: xp.sum(_sigmoid_divergence_units(q_, d_, 2.0), axis=-1), q, delta)
     if isinstance(t, Softmax):
-        return _in_wider(_softmax_divergence, p, q)
+        return _in_wider(_softmax_divergence, q, delta)
     return None
 
 
-def _in_wider(form: Any, p: Array, q: Array) -> Array:
-    """``form(p, q)``, evaluated in float64 for narrower inputs and rounded back to their dtype.
+def _in_wider(form: Any, q: Array, delta: Array) -> Array:
+    """``form(q, delta)``, evaluated in float64 for narrower inputs and rounded back to their dtype.
 
     For tanh (``2 q``) and softmax (``q - max q``), whose intermediates overflow float32 near its
-    largest value although the divergence is finite (0 at ``p == q``); float64 has room for them.
+    largest value although the divergence is finite (0 at ``delta == 0``); float64 has room for them.
     """
-    if p.dtype.itemsize >= 8:
-        return form(p, q)
-    return form(p.astype(np.float64), q.astype(np.float64)).astype(p.dtype)
+    if q.dtype.itemsize >= 8:
+        return form(q, delta)
+    return form(q.astype(np.float64), delta.astype(np.float64)).astype(q.dtype)
 
 
 def _generalized_kl(a: Array, b: Array) -> Array:
@@ -223,7 +222,7 @@ def _stable_dual_divergence(t: Transfer, u: Array, v: Array) -> Array | None:
         return xp.sum(d * d, axis=-1) / 2
     if isinstance(t, Elementwise) and t.name == "leaky_relu" and t.slope is not None:
         # F* is the leaky relu potential of slope 1/s
-        units = _relu_divergence_units(u, v) + _relu_divergence_units(-u, -v) / t.slope
+        units = _relu_divergence_units(v, u - v) + _relu_divergence_units(-v, v - u) / t.slope
         return xp.sum(units, axis=-1)
     inf = xp.asarray(np.inf, dtype=u.dtype)
     if _is_row(t, sigmoid):
@@ -280,11 +279,49 @@ def divergence(transfer: str | Transfer, p: Array, q: Array) -> Array:
 
 def _divergence(t: Transfer, p: Array, q: Array) -> Array:
     """:func:`divergence` on arguments already checked (``_check_pair``): the stable form, or the definition."""
-    stable = _stable_divergence(t, p, q)
+    stable = _stable_divergence(t, q, p - q)
     if stable is not None:
         return stable
     xp = array_namespace(p)
     return t.potential(p) - t.potential(q) - xp.sum(t.f(q) * (p - q), axis=-1)
+
+
+def divergence_step(transfer: str | Transfer, q: Array, delta: Array) -> Array:
+    r""":math:`D_F(q + \delta, q)` summed over units, from the step :math:`\delta` itself.
+
+    The divergence of a point moved by :math:`\delta` from ``q``, without forming
+    :math:`q + \delta` where it would round :math:`\delta` away: the table's forms take
+    :math:`\delta` as it is (:func:`divergence` takes ``p - q``, which is already rounded when
+    ``p`` was formed as ``q + delta``).  LocoProp's local solvers measure the change of their
+    objective with it.  A transfer outside the table falls back to the definition at
+    ``q + delta``.
+
+    Args:
+        transfer: name or row of the transfer table.
+        q: pre-activations, ``(..., d)``.
+        delta: the step, same shape and dtype as ``q``.
+
+    Returns:
+        ``(...)``: one value per example, dtype of ``q``, every value :math:`\ge 0` on the table.
+
+    >>> import numpy as np
+    >>> q, delta = np.full((1, 1), 0.3, np.float32), np.full((1, 1), 4e-9, np.float32)
+    >>> float(divergence("sigmoid", q + delta, q)[0])  # q + delta rounds to q
+    0.0
+    >>> round(float(divergence_step("sigmoid", q, delta)[0]) / 1.96e-18, 2)  # f'(q) delta^2 / 2 = 1.96e-18
+    1.0
+    """
+    t = get(transfer)
+    _check_pair(q, delta, ("q", "delta"), t)
+    return _divergence_step(t, q, delta)
+
+
+def _divergence_step(t: Transfer, q: Array, delta: Array) -> Array:
+    """:func:`divergence_step` on arguments already checked."""
+    stable = _stable_divergence(t, q, delta)
+    if stable is not None:
+        return stable
+    return _divergence(t, q + delta, q)
 
 
 def divergence_grad(transfer: str | Transfer, p: Array, q: Array) -> Array:

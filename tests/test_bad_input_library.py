@@ -134,7 +134,8 @@ _X, _W, _T = _rng.standard_normal((4, 3)), _rng.standard_normal((3, 2)), _rng.ra
 def _problem(**kw: Any) -> LocalProblem:
     parts: dict[str, Any] = {
         "inputs": _X,
-        "target": _T,
+        "pre": _X @ _W,
+        "offset": _T,
         "transfer": transfer.get("sigmoid"),
         "variant": "M",
         "anchor": {"W": _W, "b": np.zeros(2)},

@@ -67,11 +67,8 @@ def test_a_default_that_differs_from_the_study_is_caught() -> None:
     ]
 
 
-@pytest.mark.parametrize("folder", ["curves", "fashion-mnist", "ablations"])
-def test_the_committed_studies_still_plan_their_recorded_trials(folder: str) -> None:
-    """Each recorded trial's key, planned again from the study's spec by today's code: a change of the
-    defaults (or of anything else a key hashes) that would make ``locograd study`` re-run a committed
-    study from scratch, or resume it with other settings, fails here."""
+def _replanned(folder: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """The study's trial records, and the names of those whose key today's code plans anew."""
     from locograd.study import load
     from locograd.study.protocol import Planner
 
@@ -91,7 +88,51 @@ def test_the_committed_studies_still_plan_their_recorded_trials(folder: str) -> 
         ).key
         != r["key"]
     ]
-    assert changed == [], f"{folder}: {len(changed)} of {len(records)} trials would be planned anew"
+    return records, changed
+
+
+def _locoprop(records: list[dict[str, Any]], folder: str) -> list[str]:
+    from locograd.study import load
+
+    bases = {o.name: o.base for o in load(str(RESULTS / folder / "spec.toml")).optimizers}
+    return [r["name"] for r in records if bases[r["optimizer"]].startswith("locoprop")]
+
+
+@pytest.mark.parametrize("folder", ["curves", "fashion-mnist", "ablations"])
+def test_the_committed_studies_still_plan_their_recorded_trials(folder: str) -> None:
+    """Each recorded trial's key, planned again from the study's spec by today's code: a change of the
+    defaults (or of anything else a key hashes) that would make ``locograd study`` re-run a committed
+    study from scratch, or resume it with other settings, fails here.
+
+    The one deliberate exception: the LocoProp trials, whose numerics version is 2 (the local problems
+    solved in the displacement), are planned anew, all of them and only them; with their family's
+    version set back to 1 their recorded keys come back, so nothing else in their keys moved."""
+    from locograd import study
+
+    records, changed = _replanned(folder)
+    assert changed == _locoprop(records, folder), (
+        f"{folder}: {len(changed)} of {len(records)} trials planned anew"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(study, "NUMERICS_VERSIONS", {})
+        assert _replanned(folder)[1] == []
+
+
+def test_a_numerics_version_replans_only_its_family(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The negative control of the test above: bumping the ``kfac`` family's version re-plans the K-FAC
+    trials too (so the test above would fail), and the common version re-plans every trial."""
+    from locograd import study
+
+    records, _ = _replanned("curves")
+    kfac = [r["name"] for r in records if r["optimizer"] == "kfac"]
+    assert kfac
+    monkeypatch.setattr(study, "NUMERICS_VERSIONS", {**study.NUMERICS_VERSIONS, "kfac": 2})
+    assert _replanned("curves")[1] == sorted(
+        _locoprop(records, "curves") + kfac, key=[r["name"] for r in records].index
+    )
+    monkeypatch.setattr(study, "NUMERICS_VERSIONS", {})
+    monkeypatch.setattr(study, "NUMERICS_VERSION", 2)
+    assert len(_replanned("curves")[1]) == len(records)
 
 
 def test_a_default_the_study_relies_on_changes_its_planned_keys(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,6 +151,6 @@ def test_a_default_the_study_relies_on_changes_its_planned_keys(monkeypatch: pyt
     (d,) = spec.datasets
     (o,) = [o for o in spec.optimizers if o.name == "locoprop-m"]
     args = (d, o, record["point"], record["seed"], record["phase"])
-    assert Planner(spec).trial(*args).key == record["key"]
+    planned = Planner(spec).trial(*args).key
     monkeypatch.setitem(optimizers.DEFAULTS, "locoprop-m", {**optimizers.DEFAULTS["locoprop-m"], "steps": 5})
-    assert Planner(spec).trial(*args).key != record["key"]
+    assert Planner(spec).trial(*args).key != planned

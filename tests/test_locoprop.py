@@ -902,15 +902,19 @@ def test_every_first_order_optimizer_is_covered_and_has_the_fused_hook() -> None
     assert make_inner("chain").update_inplace is None
 
 
-def typed_problem(ing: dict[str, Any], variant: str, dtype: Any) -> tuple[LocalProblem, np.ndarray]:
-    """The drawn layer's problem in ``dtype``, and the base its target was built from (A for S, f(A) for M)."""
+def typed_problem(ing: dict[str, Any], variant: str, dtype: Any, from_target: bool = False) -> LocalProblem:
+    """The drawn layer's problem in ``dtype``: from the offset gamma G (as ``locoprop.step`` builds it),
+    or from the target A - gamma G (S) or f(A) - gamma G (M) (as a user may)."""
     t = transfer.get(ing["transfer"])
     X = ing["X"].astype(dtype)
     anchor = {"W": ing["W"].astype(dtype), "b": ing["b"].astype(dtype)}
     A = X @ anchor["W"] + anchor["b"]
-    base = A if variant == "S" else t.f(A)
-    target = base - dtype(ing["gamma"]) * ing["G"].astype(dtype)
-    return LocalProblem.build(X, target, t if variant == "M" else None, variant, anchor, ing["eta"]), base
+    offset = dtype(ing["gamma"]) * ing["G"].astype(dtype)
+    transfer_ = t if variant == "M" else None
+    if from_target:
+        target = (A if variant == "S" else t.f(A)) - offset
+        return LocalProblem.build(X, target, transfer_, variant, anchor, ing["eta"])
+    return LocalProblem.from_offset(X, A, offset, transfer_, variant, anchor, ing["eta"])
 
 
 @pytest.mark.parametrize("inner", INNER, ids=[str(n) for n in INNER])
@@ -919,7 +923,7 @@ def typed_problem(ing: dict[str, Any], variant: str, dtype: Any) -> tuple[LocalP
     ing=layer_problems(max_batch=16, max_width=8),
     K=st.integers(1, 4),
     warm=st.integers(0, 2),
-    with_base=st.booleans(),
+    from_target=st.booleans(),
     with_factor=st.booleans(),
     override=st.booleans(),
     seed=seeds(),
@@ -931,19 +935,20 @@ def test_fused_solve_equals_the_reference_bit_for_bit(
     ing: dict,
     K: int,
     warm: int,
-    with_base: bool,
+    from_target: bool,
     with_factor: bool,
     override: bool,
     seed: int,
 ) -> None:
     """_fast.local.solve_gd_inplace returns solve_gd's params and inner state bit for bit (its contract),
-    for plain GD and every inner optimizer, with and without eta, base and lr_factor, in float32 and
-    float64, from a fresh (None) or a used state; and it never writes into what it is given (the anchor,
-    the inputs, the target, the base, the caller's inner state).
+    for plain GD and every inner optimizer, with and without eta and lr_factor, for problems built from
+    the offset or from a target, in float32 and float64, from a fresh (None) or a used state; and it
+    never writes into what it is given (the anchor, the inputs, the pre-activations, the offset, the
+    caller's inner state).
 
     Negative control: the same comparison fails for the fused solve with a 1.25 times larger step size.
     """
-    problem, base = typed_problem(ing, variant, dtype)
+    problem = typed_problem(ing, variant, dtype, from_target)
     opt = make_inner(inner)
     solver = GD(
         steps=K,
@@ -958,16 +963,15 @@ def test_fused_solve_equals_the_reference_bit_for_bit(
         for _ in range(warm):
             noise = {k: rng.standard_normal(v.shape).astype(dtype) for k, v in problem.anchor.items()}
             _, state = opt.update(noise, state, problem.anchor)
-    given_base = base if with_base else None
-    before = copy.deepcopy((problem.inputs, problem.target, problem.anchor, state, base))
-    reference = locoprop.solve_gd(problem, solver, copy.deepcopy(state), base=given_base)
-    fused = solve_gd_inplace(problem, solver, state, base=given_base)
+    before = copy.deepcopy((problem.inputs, problem.pre, problem.offset, problem.anchor, state))
+    reference = locoprop.solve_gd(problem, solver, copy.deepcopy(state))
+    fused = solve_gd_inplace(problem, solver, state)
     assert same_bits(fused, reference)
     assert fused[0]["W"].dtype == dtype
-    assert same_bits((problem.inputs, problem.target, problem.anchor, state, base), before)
+    assert same_bits((problem.inputs, problem.pre, problem.offset, problem.anchor, state), before)
     # the caller may keep using what it got: a second fused solve from the same state agrees again
-    assert same_bits(solve_gd_inplace(problem, solver, state, base=given_base), reference)
-    perturbed = solve_gd_inplace(problem, solver.with_lr(1.25 * solver.base_lr), state, base=given_base)
+    assert same_bits(solve_gd_inplace(problem, solver, state), reference)
+    perturbed = solve_gd_inplace(problem, solver.with_lr(1.25 * solver.base_lr), state)
     assert not same_bits(perturbed[0], reference[0])
 
 

@@ -451,11 +451,12 @@ def test_local_problem_build_refuses_parts_that_do_not_fit(
 
 def test_a_directly_constructed_problem_is_checked_by_every_entry() -> None:
     """Old code: LocalProblem(...) with a (6, 3) target reached solve_gd and failed in NumPy's broadcasting;
-    a transfer given as a string reached solve_exact_s (which ignores it) unnoticed."""
+    a transfer given as a string reached solve_exact_s (which ignores it) unnoticed.  The problem now
+    holds the pre-activations and the offset gamma G in the target's place: a (6, 3) offset is refused."""
     X, A, G, anchor = layer()
     tanh = lg.transfer.get("tanh")
-    wide = locoprop.LocalProblem(X, np.zeros((6, 3)), tanh, "M", anchor)
-    by_name = locoprop.LocalProblem(X, A - G, "tanh", "S", anchor, 1.0)  # type: ignore[arg-type]
+    wide = locoprop.LocalProblem(X, A, np.zeros((6, 3)), tanh, "M", anchor)
+    by_name = locoprop.LocalProblem(X, A, G, "tanh", "S", anchor, 1.0)  # type: ignore[arg-type]
     entries = [
         lambda p: locoprop.solve_gd(p, GD(steps=1, lr=0.1)),
         lambda p: solve_gd_inplace(p, GD(steps=1, lr=0.1)),
@@ -467,7 +468,7 @@ def test_a_directly_constructed_problem_is_checked_by_every_entry() -> None:
         lambda p: locoprop.count_out_of_range(p),
     ]
     for entry in entries:
-        with pytest.raises(ValueError, match=r"target: expected shape \(6, 2\)"):
+        with pytest.raises(ValueError, match=r"offset: expected shape \(6, 2\)"):
             entry(wide)
         with pytest.raises(
             TypeError, match=r"transfer: expected None or a Transfer for variant 'S', got str"

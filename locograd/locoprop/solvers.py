@@ -1,5 +1,9 @@
 r"""Local solvers for one layer.
 
+Each ``solve_*`` forms :math:`\tilde W_t + D` from its ``*_displacement`` twin
+(:func:`gd_displacement`, :func:`exact_s_displacement`, :func:`exact_m_displacement`), which
+returns the displacement :math:`D` itself.
+
 * :func:`solve_gd`: ``K`` steps of plain gradient descent, or of any first-order
   optimizer (anything with ``init``/``update``, e.g. :mod:`locograd.optim`),
   with an optional within-batch learning-rate factor ``lr_factor(k, K)``
@@ -18,6 +22,12 @@ r"""Local solvers for one layer.
   The Hessian :math:`\sum_n \tilde x_n\tilde x_n^\top \otimes \mathrm{diag} f'(a_n) + I/\eta`
   is block-diagonal per output unit for elementwise ``f``, so CG runs on all
   columns at once with per-column step sizes (jointly for softmax).
+
+Every solver works on the displacement :math:`D = \tilde W - \tilde W_t` from :math:`D = 0`,
+with the residuals and objective changes of :mod:`locograd.locoprop.objectives` (exactly
+:math:`\gamma G` at the anchor, accurate however small the move), and forms
+:math:`\tilde W_t + D` once, at the end.  The line search of the exact M solve compares
+objective changes, never objective values.
 """
 
 from __future__ import annotations
@@ -31,7 +41,16 @@ from ..backend import Array, array_namespace
 from ..layers import stack
 from ..linalg import cholesky_solve, psd_pinv_solve
 from ..validators import integer, number
-from .objectives import LocalProblem, _gradient, _objective, _residual, check_params, check_problem, norm
+from .objectives import (
+    LocalProblem,
+    _gradient,
+    _objective_change,
+    _step_of,
+    check_params,
+    check_problem,
+    displacement,
+    norm,
+)
 from .settings import GD, LrFactor
 
 Params = dict[str, Array]
@@ -82,24 +101,33 @@ def lr_factor_at(lr_factor: LrFactor | None, k: int, steps: int) -> float:
     return number(f"lr_factor({k}, {steps})", lr_factor(k, steps), low=0)
 
 
-def solve_gd(
-    problem: LocalProblem, solver: GD, inner_state: Any = None, *, base: Array | None = None
-) -> tuple[Params, Any]:
+def zero_displacement(problem: LocalProblem) -> Params:
+    """:math:`D = 0`, shaped like the anchor: where every solve starts (fresh arrays)."""
+    xp = array_namespace(problem.inputs)
+    return {key: xp.zeros_like(problem.anchor[key]) for key in ("W", "b")}
+
+
+def moved_anchor(problem: LocalProblem, D: Params) -> Params:
+    r""":math:`\tilde W_t + D`: the one place a solve forms its new parameters."""
+    return {key: problem.anchor[key] + D[key] for key in ("W", "b")}
+
+
+def solve_gd(problem: LocalProblem, solver: GD, inner_state: Any = None) -> tuple[Params, Any]:
     r"""``K`` inner steps on :math:`J` from the anchor :math:`\tilde W_t`: the reference loop.
 
-    .. math:: \tilde W_{k+1} = \tilde W_k - \rho\,c_k\,\nabla J(\tilde W_k)
-              \quad\text{(or the inner optimizer's step on } \nabla J(\tilde W_k)\text{)},
+    .. math:: D_{k+1} = D_k - \rho\,c_k\,\nabla J(D_k)
+              \quad\text{(or the inner optimizer's step on } \nabla J(D_k)\text{)},
+              \qquad D_0 = 0,
 
-    with :math:`c_k` = ``solver.lr_factor(k, K)`` (1 without one).
+    with :math:`c_k` = ``solver.lr_factor(k, K)`` (1 without one), returning
+    :math:`\tilde W_t + D_K`.  The gradient is that of :math:`J` at :math:`\tilde W_t + D_k`,
+    :math:`\tilde X^\top R + D_k/\eta` (the inner optimizer sees what it always saw); the first is
+    :math:`\tilde X^\top\gamma G` exactly.
 
     Args:
         problem: the layer's local problem.
         solver: the :class:`~locograd.locoprop.GD` settings (steps, lr, inner, lr_factor).
         inner_state: the inner optimizer's state (kept across batches by the caller); ``None``: fresh.
-        base: what the target was built from, at the anchor, if at hand: the forward
-            pass's :math:`A` (S, ``trace.pre[m]``) or :math:`f(A)` (M, ``trace.post[m]``).
-            The first step's residual is then ``base - target``, without a product.
-            Not modified.
 
     Returns:
         ``(params, inner_state)`` (``inner_state`` is ``None`` for plain GD).  Nothing passed in is modified.
@@ -108,22 +136,32 @@ def solve_gd(
     is :func:`locograd._fast.local.solve_gd_inplace` (bit for bit these numbers), which
     :class:`locograd.optim.LocoProp` passes to :func:`~locograd.locoprop.step`.
     """
+    D, inner_state = gd_displacement(problem, solver, inner_state)
+    return moved_anchor(problem, D), inner_state
+
+
+def gd_displacement(problem: LocalProblem, solver: GD, inner_state: Any = None) -> tuple[Params, Any]:
+    r""":func:`solve_gd`'s loop, returning the displacement :math:`D_K` itself: ``(D, inner_state)``.
+
+    :math:`D_K` keeps what :math:`\tilde W_t + D_K` rounds away where the move is below half an
+    ulp of the weights (the first layers of a deep network, in float32).
+    """
     check_solvable(problem, "solve_gd")
     solver = _check_gd(solver)
-    _check_base(problem, base)
-    params, inner, steps = problem.anchor, solver.inner, solver.steps
+    inner, steps = solver.inner, solver.steps
+    D = zero_displacement(problem)
     if inner is not None and inner_state is None:
-        inner_state = inner.init(params)
+        inner_state = inner.init(problem.anchor)
     for k in range(steps):
         factor = lr_factor_at(solver.lr_factor, k, steps)
-        g = _gradient(problem, params, base - problem.target if k == 0 and base is not None else None)
+        g = _gradient(problem, D)
         if inner is None:
             step = solver.base_lr * factor
-            params = {key: params[key] - step * g[key] for key in params}
+            D = {key: D[key] - step * g[key] for key in D}
         else:
-            updates, inner_state = inner.update(g, inner_state, params, lr=solver.base_lr * factor)
-            params = {key: params[key] + updates[key] for key in params}
-    return params, inner_state
+            updates, inner_state = inner.update(g, inner_state, D, lr=solver.base_lr * factor)
+            D = {key: D[key] + updates[key] for key in D}
+    return D, inner_state
 
 
 def _check_gd(solver: Any) -> GD:
@@ -134,18 +172,14 @@ def _check_gd(solver: Any) -> GD:
     return solver
 
 
-def _check_base(
-    problem: LocalProblem, base: Array | None, name: str = "base", required: bool = False
-) -> None:
-    """``base`` is an array shaped and typed like the target, on its backend (or ``None`` if not required)."""
-    if base is None and not required:
-        return
-    expected = tuple(problem.target.shape)
-    shape, dtype = getattr(base, "shape", None), getattr(base, "dtype", None)
-    if shape is None or tuple(shape) != expected or dtype != problem.target.dtype:
-        got = f"{tuple(shape)} {dtype}" if shape is not None else type(base).__name__
-        raise ValueError(f"{name}: expected shape {expected} and dtype {problem.target.dtype}, got {got}")
-    array_namespace(**{name: base, "target": problem.target})
+def _check_rows(problem: LocalProblem, a: Any, name: str) -> None:
+    """``a`` is an array shaped and typed like the problem's pre-activations ``(B, d_out)``, on its backend."""
+    expected = tuple(problem.pre.shape)
+    shape, dtype = getattr(a, "shape", None), getattr(a, "dtype", None)
+    if shape is None or tuple(shape) != expected or dtype != problem.pre.dtype:
+        got = f"{tuple(shape)} {dtype}" if shape is not None else type(a).__name__
+        raise ValueError(f"{name}: expected shape {expected} and dtype {problem.pre.dtype}, got {got}")
+    array_namespace(**{name: a, "pre": problem.pre})
 
 
 def _augmented_gram(X: Array) -> Array:
@@ -161,31 +195,36 @@ def _augmented_gram(X: Array) -> Array:
     return C
 
 
-def solve_exact_s(problem: LocalProblem, rcond: float | None = None, *, base: Array | None = None) -> Params:
-    r"""Closed-form minimiser of :math:`J_S` (see the module docstring).
+def solve_exact_s(problem: LocalProblem, rcond: float | None = None) -> Params:
+    r"""Closed-form minimiser of :math:`J_S` (see the module docstring), formed from :math:`\gamma G` directly.
+
+    .. math:: D^* = -(\tilde X^\top\tilde X + I/\eta)^{-1}\,\tilde X^\top(\gamma G),
+              \qquad \tilde W^* = \tilde W_t + D^*.
 
     ``eta`` set: Cholesky solve with :math:`C + I/\eta`.  ``eta=None``:
-    :math:`\tilde W_t - C^+ \nabla J_S(\tilde W_t)` (eigenvalues below
-    ``rcond * lambda_max`` dropped), the limit :math:`\eta\to\infty`.
-    ``base``: the pre-activation :math:`A` at the anchor if at hand (skips one product).
+    :math:`-C^+ \tilde X^\top(\gamma G)` (eigenvalues below ``rcond * lambda_max`` dropped), the
+    limit :math:`\eta\to\infty`.
 
     Raises:
         ValueError: not a variant ``"S"`` problem (the closed form is that of :math:`J_S`; an M
-            problem's minimiser is :func:`solve_exact_m`'s), or a ``base`` of another shape or dtype.
+            problem's minimiser is :func:`solve_exact_m`'s).
     """
+    return moved_anchor(problem, exact_s_displacement(problem, rcond))
+
+
+def exact_s_displacement(problem: LocalProblem, rcond: float | None = None) -> Params:
+    r""":func:`solve_exact_s`'s minimiser as the displacement :math:`D^*` itself."""
     check_solvable(problem, "solve_exact_s", "S")
     rcond = number("rcond", rcond, low=0, high=1, allow_none=True)  # a fraction of lambda_max
-    _check_base(problem, base)
     xp = array_namespace(problem.inputs)
-    g = _gradient(problem, problem.anchor, None if base is None else base - problem.target)
-    rhs = stack(g)
+    rhs = stack({"W": problem.inputs.T @ problem.offset, "b": problem.offset.sum(axis=0)})
     C = _augmented_gram(problem.inputs)
     if problem.eta is None:
-        delta = psd_pinv_solve(C, rhs, rcond)
+        step = psd_pinv_solve(C, rhs, rcond)
     else:
         C[xp.diag_indices(C.shape[0])] += 1.0 / problem.eta
-        delta = cholesky_solve(C, rhs)
-    return {"W": problem.anchor["W"] - delta[:-1], "b": problem.anchor["b"] - delta[-1]}
+        step = cholesky_solve(C, rhs)
+    return {"W": -step[:-1], "b": -step[-1]}
 
 
 def _dot(problem: LocalProblem, u: Params, v: Params) -> Array:
@@ -209,7 +248,7 @@ def hessian_vector_product(problem: LocalProblem, a: Array, v: Params) -> Params
     check_solvable(problem, "hessian_vector_product", "M")
     if problem.eta is None:
         raise ValueError("eta: a Hessian-vector product of J_M here needs a proximal weight eta > 0")
-    _check_base(problem, a, "a", required=True)
+    _check_rows(problem, a, "a")
     check_params(problem, v, "v")
     return _hvp(problem, a, v)
 
@@ -234,19 +273,18 @@ def newton_direction(
     check_solvable(problem, "newton_direction", "M")
     if problem.eta is None:
         raise ValueError("eta: a Newton direction of J_M needs a proximal weight eta > 0")
-    check_params(problem, params)
+    D = displacement(problem, params)
     check_params(problem, g, "g")
     cg_tol = number("cg_tol", cg_tol, low=0)
     max_cg = integer("max_cg", max_cg, minimum=1)
-    return _newton_direction(problem, params, g, cg_tol, max_cg)
+    return _newton_direction(problem, problem.pre + _step_of(problem, D), g, cg_tol, max_cg)
 
 
 def _newton_direction(
-    problem: LocalProblem, params: Params, g: Params, cg_tol: float, max_cg: int
+    problem: LocalProblem, a: Array, g: Params, cg_tol: float, max_cg: int
 ) -> tuple[Params, int]:
-    """:func:`newton_direction` without the checks."""
+    """:func:`newton_direction` at the pre-activation ``a``, without the checks."""
     xp = array_namespace(problem.inputs)
-    a, _ = _residual(problem, params)
     d = {k: xp.zeros_like(v) for k, v in g.items()}
     r = {k: -v for k, v in g.items()}
     p = dict(r)
@@ -276,15 +314,25 @@ def default_tolerance(dtype: Any) -> float:
 def solve_exact_m(
     problem: LocalProblem, tol: float | None = None, max_newton: int = 50, max_cg: int | None = None
 ) -> tuple[Params, ExactInfo]:
-    r"""Minimiser of :math:`J_M` with prox by Newton-CG with a backtracking line search.
+    r"""Minimiser of :math:`J_M` with prox by Newton-CG on the displacement, with a backtracking line search.
 
     Stops when :math:`\|\nabla J(\tilde W)\| \le \mathrm{tol}\,\|\nabla J(\tilde W_t)\|`
-    (default :func:`default_tolerance`).
+    (default :func:`default_tolerance`).  The line search compares objective changes
+    :math:`J(D) - J(0)` (:func:`~locograd.locoprop.objectives.objective_change`), which keep
+    their precision where the objective's own values would differ by less than their rounding.
 
     Raises:
         ValueError: ``eta`` is None (without the proximal term :math:`J_M`
             may be unbounded below and has no unique minimiser).
     """
+    D, info = exact_m_displacement(problem, tol, max_newton, max_cg)
+    return moved_anchor(problem, D), info
+
+
+def exact_m_displacement(
+    problem: LocalProblem, tol: float | None = None, max_newton: int = 50, max_cg: int | None = None
+) -> tuple[Params, ExactInfo]:
+    r""":func:`solve_exact_m`'s Newton-CG solve, returning the displacement :math:`D^*` itself: ``(D, info)``."""
     check_solvable(problem, "solve_exact_m", "M")
     if problem.eta is None:
         raise ValueError(
@@ -296,40 +344,43 @@ def solve_exact_m(
     max_cg = integer("max_cg", max_cg, minimum=1, allow_none=True)
     n_block = problem.inputs.shape[1] + 1
     if not problem.matching_transfer.elementwise:
-        n_block *= problem.target.shape[1]
+        n_block *= problem.offset.shape[1]
     max_cg = 2 * n_block + 20 if max_cg is None else max_cg
-    params = problem.anchor
-    g = _gradient(problem, params)
+    rounding = 16 * float(np.finfo(problem.inputs.dtype).eps)
+    D = zero_displacement(problem)
+    a = problem.pre
+    g = _gradient(problem, D)
     g0 = float(norm(g))
-    value = _objective(problem, params)
+    change = 0.0  # J(D) - J(0)
     iterations, cg_total, rel = 0, 0, 0.0
     while g0 > 0:
         rel = float(norm(g)) / g0
         if rel <= tol or iterations >= max_newton:
             break
         iterations += 1
-        d, cg_it = _newton_direction(problem, params, g, min(0.5, math.sqrt(rel)), max_cg)
+        d, cg_it = _newton_direction(problem, a, g, min(0.5, math.sqrt(rel)), max_cg)
         cg_total += cg_it
         slope = float(sum((g[k] * d[k]).sum() for k in g))
         g_norm = float(norm(g))
         t = 1.0
-        while True:  # backtracking (Armijo); near the minimiser J's change is below rounding,
-            # so there a step that lowers the gradient norm is accepted instead
-            trial = {k: params[k] + t * d[k] for k in params}
-            trial_value = _objective(problem, trial)
+        while True:  # backtracking (Armijo) on J's change; near the minimiser that change is below
+            # its own rounding, so there a step that lowers the gradient norm is accepted instead
+            trial = {k: D[k] + t * d[k] for k in D}
+            trial_change = float(_objective_change(problem, trial))
             trial_g = _gradient(problem, trial)
-            change = float(trial_value) - float(value)
-            if change <= 1e-4 * t * slope:
+            decrease = trial_change - change
+            if decrease <= 1e-4 * t * slope:
                 break
-            if abs(change) <= 1e-12 * abs(float(value)) and float(norm(trial_g)) < g_norm:
+            if abs(decrease) <= rounding * abs(change) and float(norm(trial_g)) < g_norm:
                 break
             t *= 0.5
             if t < 1e-10:
                 break
         if t < 1e-10:  # no decrease left at this precision
             break
-        params, value, g = trial, trial_value, trial_g
-    return params, ExactInfo(iterations, cg_total, rel, rel <= tol)
+        D, change, g = trial, trial_change, trial_g
+        a = problem.pre + _step_of(problem, D)
+    return D, ExactInfo(iterations, cg_total, rel, rel <= tol)
 
 
 def newton_step(problem: LocalProblem, cg_tol: float = 1e-12) -> Params:
@@ -345,7 +396,7 @@ def newton_step(problem: LocalProblem, cg_tol: float = 1e-12) -> Params:
     if problem.eta is None:
         raise ValueError("eta: a Newton step of J_M needs a proximal weight eta > 0")
     cg_tol = number("cg_tol", cg_tol, low=0)
-    n = (problem.inputs.shape[1] + 1) * problem.target.shape[1]
-    g = _gradient(problem, problem.anchor)
-    d, _ = _newton_direction(problem, problem.anchor, g, cg_tol, 2 * n + 20)
-    return {k: problem.anchor[k] + d[k] for k in problem.anchor}
+    n = (problem.inputs.shape[1] + 1) * problem.offset.shape[1]
+    g = _gradient(problem, zero_displacement(problem))
+    d, _ = _newton_direction(problem, problem.pre, g, cg_tol, 2 * n + 20)
+    return moved_anchor(problem, d)

@@ -2,7 +2,9 @@ r"""One LocoProp step for a whole network.
 
 1. One forward and one backward pass at :math:`W_t` give every layer's input
    :math:`X_m`, pre-activation :math:`A_m` and :math:`G_m = \partial L/\partial A_m`.
-2. Targets :math:`A^*_m = A_m - \gamma G_m` (S) or :math:`Y^*_m = f(A_m) - \gamma G_m` (M).
+2. Targets :math:`A^*_m = A_m - \gamma G_m` (S) or :math:`Y^*_m = f(A_m) - \gamma G_m` (M),
+   held as :math:`A_m` and the offset :math:`\gamma G_m` (never subtracted into a target:
+   in float32 its rounding would wipe :math:`\gamma G_m` out in the first layers).
 3. Each layer's local problem is solved with its input frozen, so the ``M``
    problems are independent and the order in which they are solved does not
    matter.
@@ -34,10 +36,10 @@ from ..backend import Array, array_namespace
 from ..errors import NonFiniteError
 from ..network import MLP, Grads, Params, Trace
 from ..validators import finite_parameters, integer
-from .objectives import LocalProblem, check_problem, gradient, norm, objective
+from .objectives import LocalProblem, check_problem, gradient, norm, objective, objective_change
 from .settings import GD, Exact, M, S, check_solver, check_variant
 from .solvers import solve_exact_m, solve_exact_s, solve_gd
-from .targets import targets
+from .targets import check_gamma
 
 GDKernel = Callable[..., tuple[dict[str, Array], Any]]
 """A GD local solve with :func:`~locograd.locoprop.solve_gd`'s arguments and numbers (the fast path's hook)."""
@@ -51,8 +53,10 @@ class LayerReport(NamedTuple):
     """Per-layer diagnostics of one step.
 
     Attributes:
-        objective_before: local objective :math:`J` at :math:`W_t`.
-        objective_after: at the solution.
+        objective_before: local objective :math:`J` at :math:`W_t` (its defining value, for teaching).
+        objective_after: at the solution (in float32 the two may differ by less than their rounding).
+        objective_change: :math:`J(W) - J(W_t)` at the solution, from the displacement
+            (:func:`~locograd.locoprop.objective_change`): accurate however small the move.
         grad_norm_before: :math:`\\|\\nabla J(W_t)\\|` (equals :math:`\\gamma\\|\\partial L/\\partial\\tilde W\\|`).
         grad_norm_after: :math:`\\|\\nabla J\\|` at the solution (the stationarity residual).
         iterations: inner steps (gd) or Newton iterations (exact M; 0 for the closed form).
@@ -62,6 +66,7 @@ class LayerReport(NamedTuple):
 
     objective_before: float
     objective_after: float
+    objective_change: float
     grad_norm_before: float
     grad_norm_after: float
     iterations: int
@@ -95,16 +100,25 @@ def local_problems(
 def _local_problems_and_trace(
     net: MLP, params: Params, x: Array, y: Array, variant: S | M
 ) -> tuple[list[LocalProblem], Grads, Trace]:
-    """:func:`local_problems`, also returning the forward :class:`~locograd.network.Trace`.
+    r""":func:`local_problems`, also returning the forward :class:`~locograd.network.Trace`.
 
-    The solvers reuse ``trace.pre[m]``, the pre-activation at the anchor, for their first step.
+    Each problem holds the layer's pre-activation ``trace.pre[m]`` and the offset
+    :math:`\gamma G_m`: the residual at the anchor, exactly.
     """
     trace = net.forward(params, x)
     grads = net.backward(params, trace, y, weight_grads=False)
-    tgts = targets(trace, grads, variant.gamma, variant.name)
+    gamma = check_gamma(variant.gamma)
     transfers = net.transfers if variant.name == "M" else [None] * net.num_layers
     problems = [
-        LocalProblem(trace.inputs[m], tgts[m], transfers[m], variant.name, params[m], variant.eta)
+        LocalProblem(
+            trace.inputs[m],
+            trace.pre[m],
+            gamma * grads.pre[m],
+            transfers[m],
+            variant.name,
+            params[m],
+            variant.eta,
+        )
         for m in range(net.num_layers)
     ]
     return problems, grads, trace
@@ -129,7 +143,7 @@ def _maybe_out_of_range(problem: LocalProblem) -> bool:
         return False
     if not problem.matching_transfer.elementwise:
         return True
-    t = problem.target
+    t = problem.target  # the targets' range: a teaching view, formed once per step for this check
     if t.size == 0:
         return False
     xp = array_namespace(t)
@@ -144,7 +158,6 @@ def solve_layer(
     *,
     inner_state: Any = None,
     report: bool = False,
-    base: Array | None = None,
     gd_kernel: GDKernel | None = None,
 ) -> tuple[dict[str, Array], Any, LayerReport | None]:
     """Solve one layer's problem; returns ``(params, inner_state, report or None)``.
@@ -154,18 +167,16 @@ def solve_layer(
         solver: :class:`~locograd.locoprop.GD` or :class:`~locograd.locoprop.Exact`.
         inner_state: the GD inner optimizer's state for this layer (``None``: fresh).
         report: also return a :class:`LayerReport` (extra passes, a host transfer per number).
-        base: what the target was built from, at the anchor (``trace.pre[m]`` for S,
-            ``trace.post[m]`` for M), if at hand: saves the first product of GD and exact S.
         gd_kernel: the GD solve to run in place of the reference :func:`~locograd.locoprop.solve_gd`
             (the fast path's hook, the same numbers), or ``None``.
     """
     solver = check_solver(solver)
     cg_iterations = iterations = 0
     if isinstance(solver, GD):
-        new, inner_state = (gd_kernel or solve_gd)(problem, solver, inner_state, base=base)
+        new, inner_state = (gd_kernel or solve_gd)(problem, solver, inner_state)
         iterations = solver.steps
     elif problem.variant == "S":
-        new = solve_exact_s(problem, base=base)
+        new = solve_exact_s(problem)
     else:
         new, info = solve_exact_m(problem, tol=solver.tol)
         iterations, cg_iterations = info.newton_iterations, info.cg_iterations
@@ -174,6 +185,7 @@ def solve_layer(
     layer_report = LayerReport(
         float(objective(problem, problem.anchor)),
         float(objective(problem, new)),
+        float(objective_change(problem, new)),
         float(norm(gradient(problem, problem.anchor))),
         float(norm(gradient(problem, new))),
         iterations,
@@ -308,10 +320,7 @@ def _step(
 ) -> tuple[Params, Grads, list[Any], list[LayerReport]]:
     """The work of :func:`step` once its arguments are checked: ``(new params, grads, states, reports)``."""
     problems, grads, trace = _local_problems_and_trace(net, params, x, y, variant)
-    # what each target was built from (A for S, f(A) for M): the first inner step's residual is
-    # base - target; each is dropped once its layer is solved, and the rest of the trace at once
-    bases: list[Array | None] = list(trace.pre if variant.name == "S" else trace.post)
-    del trace
+    del trace  # each problem holds what it needs of it
     long_gd = isinstance(solver, GD) and solver.steps > 1
     if variant.name == "M" and variant.eta is None and long_gd:  # one step is BackProp: safe
         for m, problem in enumerate(problems):
@@ -331,10 +340,8 @@ def _step(
             solver,
             inner_state=None if inner_states is None else inner_states[m],
             report=diagnostics,
-            base=bases[m],
             gd_kernel=gd_kernel,
         )
-        bases[m] = None
         return solved
 
     results = _solve_layers(solve, problems, workers)

@@ -47,7 +47,7 @@ from ..experiments.runfolder import (
     remove_stale_temporaries,
     write_text_atomic,
 )
-from . import NUMERICS_VERSION
+from . import numerics_version
 from .execute import TOKEN_NAME, DaskRunner, LocalRunner, StudyError, cores, gpu_count, parse_cluster
 from .spec import NUMERIC, DatasetSpec, OptimizerSpec, StudySpec, load, round_sig
 from .trials import Store, Trial, trial_key
@@ -131,7 +131,7 @@ class Planner:
             "data_seed": d.data_seed,
         }
         identity = {
-            "numerics": NUMERICS_VERSION,
+            "numerics": numerics_version(o.base),
             "settings": resolved,
             "schedule": o.schedule,
             "model": {"sizes": net.sizes, "activations": [t.name for t in net.transfers]},

@@ -37,7 +37,7 @@ import numpy as np
 
 from .. import __version__, backend
 from ..experiments.runfolder import write_json_atomic, write_text_atomic
-from . import NUMERICS_VERSION
+from . import NUMERICS_VERSION, NUMERICS_VERSIONS
 from .spec import BASELINE_TARGETS, StudySpec
 
 TIME_KEYS = frozenset(
@@ -287,6 +287,7 @@ def summarise(
     return {
         "study": spec.name,
         "numerics_version": NUMERICS_VERSION,
+        "numerics_versions": NUMERICS_VERSIONS,
         "locograd": __version__,
         "budget": {
             "tuning": {
