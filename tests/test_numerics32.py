@@ -293,17 +293,19 @@ def increment_tolerance(
     signs=st.lists(st.sampled_from([-1.0, 1.0]), min_size=3, max_size=3),
 )
 def test_increment_is_accurate_however_small_the_step(
-    name: str, dtype: Any, a: list[float], exponents: list[float], signs: list[float]
+    name: str, bk: Any, dtype: Any, a: list[float], exponents: list[float], signs: list[float]
 ) -> None:
     """``Transfer.increment(a, delta)`` = f(a + delta) - f(a) to 4 eps (1 + |a| + |delta|) relative (see
     ``increment_tolerance``), for |delta| in [1e-12, 1] and |a| <= 20: including where a + delta rounds
-    to a.  Negative control: the plain difference fails at sigma(0.3 + 4e-9) - sigma(0.3) (0 in float32,
-    9.78e-10 exactly) and at tanh(2 + 1e-12) - tanh(2) in float64."""
+    to a; on NumPy, and on CuPy under the gpu marker.  Negative control: the plain difference fails at
+    sigma(0.3 + 4e-9) - sigma(0.3) (0 in float32, 9.78e-10 exactly) and at tanh(2 + 1e-12) - tanh(2) in
+    float64."""
     t = transfer.get(name)
     av = np.array([a], dtype=dtype)
     dv = np.array([[s * 10.0**e for s, e in zip(signs, exponents, strict=True)]], dtype=dtype)
-    got = t.increment(av, dv)
-    assert got.dtype == av.dtype and got.shape == av.shape
+    on_backend = t.increment(bk.asarray(av), bk.asarray(dv))
+    assert on_backend.dtype == av.dtype and on_backend.shape == av.shape
+    got = bk.numpy(on_backend)
     exact = exact_increment(name, t, av, dv)
     err = np.abs(got.astype(np.float64) - exact)
     assert np.all(err <= increment_tolerance(av, dv, exact, name, dtype)), (err, exact)
