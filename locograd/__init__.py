@@ -1,7 +1,7 @@
 """locograd: a from-scratch NumPy/CuPy autodiff mini-framework for LocoProp.
 
 Modules, in the order data flows (each imports only modules to its left):
-``backend -> transfer -> bregman -> layers / losses -> network -> locoprop -> optim``;
+``backend -> transfer -> bregman -> losses -> nn -> locoprop -> optim``;
 ``autodiff`` and ``testing`` are the independent reference paths.
 
 >>> import locograd as lg
@@ -10,8 +10,8 @@ Modules, in the order data flows (each imports only modules to its left):
 2
 """
 
-from . import autodiff, backend, bregman, layers, linalg, locoprop, losses, optim, testing, transfer
-from .network import MLP, Grads, Params, Trace
+from . import autodiff, backend, bregman, linalg, locoprop, losses, nn, optim, testing, transfer
+from .nn import MLP, Grads, Params, Sequential, Trace
 
 __version__ = "0.1.0"
 
@@ -19,15 +19,16 @@ __all__ = [
     "MLP",
     "Grads",
     "Params",
+    "Sequential",
     "Trace",
     "__version__",
     "autodiff",
     "backend",
     "bregman",
-    "layers",
     "linalg",
     "locoprop",
     "losses",
+    "nn",
     "optim",
     "testing",
     "transfer",

@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import os
 import platform
 import sys
 import time
@@ -28,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from . import __version__, autodiff, backend
-from .network import MLP
+from .nn import MLP
 from .testing import check_vjp, relative_error
 from .validators import OneLineParser, canonical_choice, integer
 
@@ -255,12 +256,6 @@ def _compare(args: argparse.Namespace) -> int:
 COMPARE_DEFAULT = ("rmsprop-tf1", "locoprop-m", "adam", "kfac")
 """What ``locograd compare`` runs without --optimizers (docs/results/curves/report.md ranks them)."""
 
-SWEEP_RETIRED = (
-    "sweep was retired: a study with one optimizer does its job under the fair protocol (seeds, "
-    "edge extension, a report); write a spec with one [optimizers.NAME] table, e.g. from "
-    "studies/smoke.toml, and run locograd study SPEC"
-)
-
 
 def _study(args: argparse.Namespace) -> int:
     from .study import run_study
@@ -341,7 +336,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _run_options(compare, "runs/compare")
     compare.set_defaults(func=_compare)
-    sub.add_parser("sweep", help="retired: use locograd study with a one-optimizer spec", add_help=False)
     _study_parser(sub)
     sub.add_parser(
         "bench",
@@ -351,6 +345,77 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def on_disk(folder: str, runs: Sequence[str] | None = None) -> str:
+    """What checkpoint is on disk in a run folder (or in each of its ``runs`` subfolders), in words.
+
+    Used by the command line after an interruption, so that it says only what is true.
+
+    >>> import tempfile
+    >>> on_disk(tempfile.mkdtemp() + "/none")  # doctest: +ELLIPSIS
+    'no checkpoint was written in .../none'
+    """
+    from .experiments.checkpoint import CheckpointError, read_epoch
+
+    def epoch_of(path: str) -> str:
+        if not os.path.exists(path):
+            return "no checkpoint"
+        try:
+            return f"checkpoint at epoch {read_epoch(path)}"
+        except CheckpointError as exc:
+            return f"unreadable checkpoint ({exc})"
+
+    if runs is None:
+        path = os.path.join(folder, "checkpoint.npz")
+        if not os.path.exists(path):
+            return f"no checkpoint was written in {folder}"
+        return f"the {epoch_of(path)} is in {folder}"
+    parts = [f"{name}: {epoch_of(os.path.join(folder, name, 'checkpoint.npz'))}" for name in runs]
+    return f"in {folder}, " + "; ".join(parts)
+
+
+def _readable(path: str) -> bool:
+    """Whether ``path`` is a checkpoint whose epoch can be read (so that ``--resume`` can start from it)."""
+    from .experiments.checkpoint import CheckpointError, read_epoch
+
+    if not os.path.isfile(path):
+        return False
+    try:
+        read_epoch(path)
+    except CheckpointError:
+        return False
+    return True
+
+
+def interrupted_note(command: str, out: str | None, optimizers: str | None = None) -> str:
+    """The end of the command line's ``locograd: interrupted`` line: what is on disk, read from ``out``.
+
+    Args:
+        command: the subcommand (``train``, ``compare``, ...).
+        out: its ``--out`` (``None``: the command has none).
+        optimizers: ``compare``'s ``--optimizers`` (comma-separated).
+    """
+    from .experiments.compare import RECORD
+    from .experiments.optimizers import check_name
+
+    if not isinstance(out, str):
+        return ""
+    if command == "train":
+        note = on_disk(out)
+        resumable = _readable(os.path.join(out, "checkpoint.npz"))
+    elif command == "compare":
+        names = []
+        for name in str(optimizers or "").split(","):
+            try:
+                names.append(check_name(name.strip()))
+            except (ValueError, RuntimeError):
+                continue
+        note = on_disk(out, names)
+        resumable = os.path.isfile(os.path.join(out, RECORD))
+    else:
+        return f"; {command} in {out} did not finish"
+    return f"; {note}" + (" (continue with --resume)" if resumable else "")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -358,15 +423,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .bench import main as bench_main
 
         return bench_main(argv[1:], prog="locograd bench")
-    if argv[:1] == ["sweep"]:
-        print(f"locograd: error: {SWEEP_RETIRED}", file=sys.stderr)
-        return 2
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        from .experiments.checkpoint import interrupted_note
-
         note = interrupted_note(args.command, getattr(args, "out", None), getattr(args, "optimizers", None))
         print(f"locograd: interrupted{note}", file=sys.stderr)
         return 130

@@ -29,69 +29,37 @@ batch MEAN of the per-example losses, so :math:`\partial L/\partial A =
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
+import numpy as np
 
 from .backend import Array, array_namespace, check_float_array
 from .bregman import _divergence, _matching_loss
 from .transfer import Transfer, identity, sigmoid, softmax
-from .transfer import get as get_transfer
 from .validators import canonical_choice
 
-# The per-example losses ``(a, y) -> (B,)`` on arrays already checked by Loss (one shape
-# (B, d), one dtype and backend), so they call bregman's unchecked forms.
 
-
-def _squared_error(a: Array, y: Array) -> Array:
-    r""":math:`\tfrac12\|a - y\|^2 = D_F(a, y)` of the identity, summed over the last axis."""
-    return _divergence(identity, a, y)
-
-
-def _sigmoid_ce(a: Array, y: Array) -> Array:
-    r""":math:`\sum_j \mathrm{softplus}(a_j) - y\cdot a`, the sigmoid's matching loss."""
-    return _matching_loss(sigmoid, a, y)
-
-
-def _softmax_ce(a: Array, y: Array) -> Array:
-    r""":math:`\mathrm{logsumexp}(a) - y\cdot a`, the softmax's matching loss."""
-    return _matching_loss(softmax, a, y)
-
-
-@dataclasses.dataclass(frozen=True)
 class Loss:
-    """An output loss and the transfer it matches.
+    """An output loss: the matching loss of its output transfer, computed from the last pre-activation.
 
-    Attributes:
-        name: ``"squared_error"``, ``"sigmoid_cross_entropy"`` or ``"softmax_cross_entropy"``.
-        transfer_name: the output activation it requires.
-        per_example_fn: ``(a, y) -> (B,)``.
+    Subclasses set :attr:`name` and :attr:`transfer` and implement :meth:`_per_example` and
+    :meth:`_sample`; classification losses also :meth:`metrics`.  Instances hold no state.
     """
 
-    name: str
-    transfer_name: str
-    per_example_fn: Callable[[Array, Array], Array]
+    name: str = ""
+    """The loss's name, e.g. ``"softmax_cross_entropy"``."""
 
-    @property
-    def transfer(self) -> Transfer:
-        """The output transfer :math:`f` whose matching loss this is."""
-        return get_transfer(self.transfer_name)
+    transfer: Transfer = identity
+    """The output transfer :math:`f` whose matching loss this is (the last layer's activation)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+    def _per_example(self, a: Array, y: Array) -> Array:
+        """The per-example loss ``(B,)`` of checked ``a`` and prepared targets ``y`` ``(B, d)``."""
+        raise NotImplementedError
 
     def prepare_targets(self, a: Array, y: Array, name: str = "y") -> Array:
-        """Validate ``y`` against ``a`` ``(B, d)``; integer labels become one-hot (softmax only).
-
-        Floating targets are cast to the dtype of ``a``.
-        """
-        xp = array_namespace(a=a, **{name: y})
-        labels: Array = y
-        if self.name == "softmax_cross_entropy" and labels.dtype.kind in "iu":
-            if labels.shape != a.shape[:1]:
-                raise ValueError(
-                    f"{name}: integer labels must have shape ({a.shape[0]},), got {tuple(labels.shape)}"
-                )
-            d = a.shape[1]
-            if bool(xp.any((labels < 0) | (labels >= d))):
-                raise ValueError(f"{name}: integer labels must lie in [0, {d})")
-            return (labels[:, None] == xp.arange(d)[None, :]).astype(a.dtype)
+        """Validate ``y`` against ``a`` ``(B, d)``: floating targets of its shape, cast to its dtype."""
+        array_namespace(a=a, **{name: y})
         y = check_float_array(y, name, ndim=2)
         if y.shape != a.shape:
             raise ValueError(f"{name}: expected shape {tuple(a.shape)}, got {tuple(y.shape)}")
@@ -100,7 +68,7 @@ class Loss:
     def per_example(self, a: Array, y: Array) -> Array:
         """Per-example loss, shape ``(B,)``."""
         a = check_float_array(a, "a", ndim=2)
-        return self.per_example_fn(a, self.prepare_targets(a, y))
+        return self._per_example(a, self.prepare_targets(a, y))
 
     def mean_value_and_grad(self, a: Array, y: Array) -> tuple[Array, Array]:
         r"""Batch-mean loss :math:`L` and :math:`\partial L/\partial A = (f(A) - Y)/B`.
@@ -111,13 +79,109 @@ class Loss:
         if a.shape[0] == 0:  # the mean of no rows: NaN, with NumPy's "Mean of empty slice" warning
             raise ValueError(f"a: expected a batch of at least one row (B >= 1), got shape {tuple(a.shape)}")
         y = self.prepare_targets(a, y)
-        return self.per_example_fn(a, y).mean(), (self.transfer.f(a) - y) / a.shape[0]
+        return self._per_example(a, y).mean(), (self.transfer.f(a) - y) / a.shape[0]
+
+    def metrics(self, a: Array, y: Array) -> dict[str, Array]:
+        """Batch metrics beyond the loss, as 0-d arrays on the device of ``a``: none for a regression loss."""
+        return {}
+
+    def sample(self, rng: np.random.Generator, output: Array) -> Array:
+        r"""Targets drawn from the model's predictive distribution at ``output`` :math:`= f(A)` ``(B, d)``.
+
+        What K-FAC's sampled Fisher backpropagates: for a matching loss
+        :math:`E_{y \sim p(y|a)}[g g^\top]` is the Fisher.  Draws ``rng.random(output.shape)`` first
+        for every loss, then whatever the distribution needs, on the host; the result is on the
+        device of ``output``.
+        """
+        xp = array_namespace(output)
+        u = xp.asarray(rng.random(output.shape), dtype=output.dtype)
+        return self._sample(rng, output, u)
+
+    def _sample(self, rng: np.random.Generator, output: Array, u: Array) -> Array:
+        raise NotImplementedError
+
+
+class SquaredError(Loss):
+    r"""``squared_error``: :math:`\tfrac12\|a - y\|^2`, the identity's matching loss; targets ``(B, d)``."""
+
+    name = "squared_error"
+    transfer = identity
+
+    def _per_example(self, a: Array, y: Array) -> Array:
+        return _divergence(identity, a, y)
+
+    def _sample(self, rng: np.random.Generator, output: Array, u: Array) -> Array:
+        """A Gaussian of unit variance around the output."""
+        xp = array_namespace(output)
+        return output + xp.asarray(rng.standard_normal(output.shape), dtype=output.dtype)
+
+
+class SigmoidCrossEntropy(Loss):
+    r"""``sigmoid_cross_entropy``: :math:`\sum_j \mathrm{softplus}(a_j) - y_j a_j`; targets in ``[0, 1]`` ``(B, d)``.
+
+    Its metric is the ``accuracy`` of every unit's decision :math:`a_j > 0` against :math:`y_j > 1/2`.
+    """
+
+    name = "sigmoid_cross_entropy"
+    transfer = sigmoid
+
+    def _per_example(self, a: Array, y: Array) -> Array:
+        return _matching_loss(sigmoid, a, y)
+
+    def metrics(self, a: Array, y: Array) -> dict[str, Array]:
+        """``{"accuracy": mean over units and rows of [a > 0] == [y > 1/2]}``."""
+        a = check_float_array(a, "a", ndim=2)
+        y = self.prepare_targets(a, y)
+        return {"accuracy": ((a > 0) == (y > 0.5)).mean()}
+
+    def _sample(self, rng: np.random.Generator, output: Array, u: Array) -> Array:
+        """Independent Bernoulli units of probability ``output``."""
+        return (u < output).astype(output.dtype)
+
+
+class SoftmaxCrossEntropy(Loss):
+    r"""``softmax_cross_entropy``: :math:`\mathrm{logsumexp}(a) - y\cdot a`; targets one-hot or probabilities
+    ``(B, d)``, or integer labels ``(B,)`` in ``[0, d)``.
+
+    Its metric is the ``accuracy`` of :math:`\arg\max_j a_j` against the label (the target's argmax).
+    """
+
+    name = "softmax_cross_entropy"
+    transfer = softmax
+
+    def _per_example(self, a: Array, y: Array) -> Array:
+        return _matching_loss(softmax, a, y)
+
+    def prepare_targets(self, a: Array, y: Array, name: str = "y") -> Array:
+        """Integer labels ``(B,)`` in ``[0, d)`` become one-hot; floating targets as :meth:`Loss.prepare_targets`."""
+        xp = array_namespace(a=a, **{name: y})
+        if y.dtype.kind in "iu":
+            if y.shape != a.shape[:1]:
+                raise ValueError(
+                    f"{name}: integer labels must have shape ({a.shape[0]},), got {tuple(y.shape)}"
+                )
+            d = a.shape[1]
+            if bool(xp.any((y < 0) | (y >= d))):
+                raise ValueError(f"{name}: integer labels must lie in [0, {d})")
+            return (y[:, None] == xp.arange(d)[None, :]).astype(a.dtype)
+        return super().prepare_targets(a, y, name)
+
+    def metrics(self, a: Array, y: Array) -> dict[str, Array]:
+        """``{"accuracy": mean over rows of [argmax a == label]}``."""
+        a = check_float_array(a, "a", ndim=2)
+        labels = self.prepare_targets(a, y).argmax(axis=1)
+        return {"accuracy": (a.argmax(axis=1) == labels).mean()}
+
+    def _sample(self, rng: np.random.Generator, output: Array, u: Array) -> Array:
+        """One integer label per row from the categorical ``output``, by inverting its CDF at ``u[:, 0]``."""
+        xp = array_namespace(output)
+        cdf = xp.cumsum(output, axis=1)
+        labels = (u[:, :1] > cdf).sum(axis=1)
+        return xp.minimum(labels, output.shape[1] - 1)
 
 
 LOSSES: dict[str, Loss] = {
-    "squared_error": Loss("squared_error", "identity", _squared_error),
-    "sigmoid_cross_entropy": Loss("sigmoid_cross_entropy", "sigmoid", _sigmoid_ce),
-    "softmax_cross_entropy": Loss("softmax_cross_entropy", "softmax", _softmax_ce),
+    loss.name: loss for loss in (SquaredError(), SigmoidCrossEntropy(), SoftmaxCrossEntropy())
 }
 NAMES: tuple[str, ...] = tuple(LOSSES)
 

@@ -19,10 +19,10 @@ from typing import NamedTuple
 import numpy as np
 
 from . import locoprop, optim
-from .layers import augment
-from .layers import stack as _stack
 from .locoprop import GD, LocalProblem, M, S
-from .network import MLP
+from .nn import MLP
+from .nn.dense import augment
+from .nn.dense import stack as _stack
 from .testing import relative_error
 from .transfer import NAMES as TRANSFER_NAMES
 from .transfer import get as get_transfer

@@ -20,8 +20,8 @@ import numpy as np
 import locograd as lg
 from locograd.data.curves import curves
 from locograd.experiments.models import curves_autoencoder
-from locograd.layers import stack
 from locograd.locoprop import GD, M, S
+from locograd.nn import stack
 
 
 def relative(a: np.ndarray, ref: np.ndarray) -> float:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from locograd import layers
+from locograd import nn
 from locograd.backend import to_numpy
 from locograd.locoprop import LocalProblem
 
@@ -28,19 +28,19 @@ def gradient_rounding(X: np.ndarray, base: np.ndarray, gamma_G: np.ndarray) -> f
     + |gamma G|); the factor 4 is margin.  This is the absolute floor below which a gradient that
     is ~0 cannot be compared relatively (M targets lose ~eps |f(A)| when built).
     """
-    Xt = layers.augment(X)
+    Xt = nn.augment(X)
     bound = 4 * (X.shape[0] + 2) * EPS * float((np.abs(Xt).T @ (np.abs(base) + np.abs(gamma_G))).max())
     return max(bound, 1e-300)
 
 
 def stack(p: dict[str, np.ndarray]) -> np.ndarray:
-    """W~ = [W; b] as one (d_in + 1, d_out) array (:func:`locograd.layers.stack`)."""
-    return layers.stack(p)
+    """W~ = [W; b] as one (d_in + 1, d_out) array (:func:`locograd.nn.stack`)."""
+    return nn.stack(p)
 
 
 def _abs_parts(problem: LocalProblem, params: dict[str, np.ndarray]) -> tuple[np.ndarray, ...]:
     """|X~|, |P~|, |X~||P~| and (A, f(A)) at params, for the rounding bounds below."""
-    Xt = layers.augment(problem.inputs)
+    Xt = nn.augment(problem.inputs)
     P = stack(params)
     A = Xt @ P
     fA = A if problem.variant == "S" else problem.transfer.f(A)

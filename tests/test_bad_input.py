@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import locograd as lg
-from locograd import layers, losses
+from locograd import losses, nn
 from locograd._fast.passes import backprop_loss_and_grads
 
 
@@ -16,7 +16,10 @@ def net() -> lg.MLP:
 
 
 def test_x_width_mismatch(net: lg.MLP) -> None:
-    with pytest.raises(ValueError, match=r"x: expected shape \(B, 3\), got \(5, 4\)"):
+    """The message names the layer that refuses the input: its index and kind."""
+    with pytest.raises(
+        ValueError, match=r"^x: expected shape \(B, 3\) for layer 0 \(Dense\(3, 4, 'tanh'\)\), got \(5, 4\)$"
+    ):
         net.forward(net.init(), np.zeros((5, 4)))
 
 
@@ -36,7 +39,10 @@ def test_integer_object_bool_inputs(net: lg.MLP, bad: np.ndarray) -> None:
 
 
 def test_x_dtype_must_match_params(net: lg.MLP) -> None:
-    with pytest.raises(TypeError, match="x: expected dtype float32 like the parameters, got float64"):
+    with pytest.raises(
+        TypeError,
+        match=r"x: expected dtype float32 like the parameters for layer 0 \(Dense\(3, 4, 'tanh'\)\), got float64",
+    ):
         net.forward(net.init(dtype=np.float32), np.zeros((2, 3)))
 
 
@@ -147,9 +153,12 @@ def test_trace_from_another_net(net: lg.MLP) -> None:
 
 def test_dense_layer_bad_gradient_shape() -> None:
     params = {"W": np.zeros((2, 3)), "b": np.zeros(3)}
-    cache = layers.dense_forward(params, np.zeros((4, 2)), "tanh")
-    with pytest.raises(ValueError, match=r"g_pre: expected shape \(4, 3\), got \(4, 2\)"):
-        layers.dense_backward(params, cache, np.zeros((4, 2)))
+    layer = nn.Dense(2, 3, "tanh")
+    _, cache = layer.forward(params, np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"g_pre: expected shape \(4, 3\) like cache.pre, got \(4, 2\)"):
+        layer.backward_from_pre(params, cache, np.zeros((4, 2)))
+    with pytest.raises(ValueError, match=r"g_y: expected shape \(4, 3\) like cache.post, got \(4, 2\)"):
+        layer.backward(params, cache, np.zeros((4, 2)))
 
 
 @pytest.mark.parametrize(

@@ -93,13 +93,13 @@ def test_interrupted_note_claims_resume_only_for_a_readable_checkpoint(tmp_path:
     from locograd.experiments import checkpoint
 
     (tmp_path / "checkpoint.npz").write_bytes(b"")
-    note = checkpoint.interrupted_note("train", str(tmp_path))
+    note = cli.interrupted_note("train", str(tmp_path))
     assert "unreadable checkpoint" in note and "--resume" not in note
     # negative control: a readable checkpoint is announced as resumable
     good = tmp_path / "good"
     good.mkdir()
     checkpoint.save(str(good / "checkpoint.npz"), {"epoch": 2})
-    note = checkpoint.interrupted_note("train", str(good))
+    note = cli.interrupted_note("train", str(good))
     assert "checkpoint at epoch 2" in note and note.endswith("(continue with --resume)")
 
 

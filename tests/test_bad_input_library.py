@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import locograd as lg
-from locograd import bregman, layers, losses, optim, transfer
+from locograd import bregman, losses, nn, optim, transfer
 from locograd._fast.local import solve_gd_inplace
 from locograd.backend import tree_map
 from locograd.errors import NonFiniteError
@@ -413,16 +413,15 @@ def test_layers_and_losses_refuse_gradients_of_another_shape_or_dtype_and_empty_
     (5, 1) gradient over 4 units; a loss's mean over 0 rows was NaN with "Mean of empty slice"."""
     params = _NET.init()
     x = _rng.random((5, 3))
-    cache = layers.dense_forward(params[0], x, "tanh")
-    grads, _ = layers.dense_backward(params[0], cache, np.ones((5, 4)))  # negative control
-    assert grads is not None and grads.W.shape == (3, 4)
+    layer = nn.Dense(3, 4, "tanh")
+    _, cache = layer.forward(params[0], x)
+    _, grads = layer.backward_from_pre(params[0], cache, np.ones((5, 4)))  # negative control
+    assert grads is not None and grads["W"].shape == (3, 4)
     with pytest.raises(TypeError, match=r"g_pre: expected dtype float64 like the cache, got float32"):
-        layers.dense_backward(params[0], cache, np.ones((5, 4), np.float32))
+        layer.backward_from_pre(params[0], cache, np.ones((5, 4), np.float32))
     with pytest.raises(TypeError, match=r"g_pre: expected a floating dtype"):
-        layers.dense_backward(params[0], cache, np.ones((5, 4), int))
-    with pytest.raises(
-        ValueError, match=r"g_post: expected shape \(5, 4\) and dtype float64 .*, got \(5, 1\)"
-    ):
-        layers.pre_activation_grad("tanh", cache, np.ones((5, 1)))
+        layer.backward_from_pre(params[0], cache, np.ones((5, 4), int))
+    with pytest.raises(ValueError, match=r"g_y: expected shape \(5, 4\) like cache.post, got \(5, 1\)"):
+        layer.pre_activation_grad(cache, np.ones((5, 1)))
     with pytest.raises(ValueError, match=r"a: expected a batch of at least one row \(B >= 1\)"):
         losses.get("squared_error").mean_value_and_grad(np.ones((0, 2)), np.ones((0, 2)))

@@ -89,11 +89,15 @@ def test_argparse_errors_are_one_line(capsys: pytest.CaptureFixture[str], argv: 
     assert exc.value.code == 2 and err.count("\n") == 1 and "invalid" in err and "--help)" in err
 
 
-def test_sweep_is_retired_with_a_pointer_to_study(capsys: pytest.CaptureFixture[str]) -> None:
-    """``locograd sweep`` gave way to ``locograd study`` (one mechanism for one job): it says so in one line."""
-    assert cli.main(["sweep", "--optimizer", "sgd", "--grid", "lr=0.1"]) == 2
+def test_sweep_is_not_a_command(capsys: pytest.CaptureFixture[str]) -> None:
+    """``sweep`` is gone (``locograd study`` does its job): an unknown command, refused in one line."""
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["sweep", "--optimizer", "sgd", "--grid", "lr=0.1"])
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "sweep was retired" in err and "locograd study SPEC" in err
+    assert exc.value.code == 2 and err.count("\n") == 1 and "invalid choice: 'sweep'" in err
+    with pytest.raises(SystemExit) as exc:  # negative control: a known command parses past its name
+        cli.main(["study", "--no-such-option"])
+    assert "invalid choice" not in capsys.readouterr().err
 
 
 def test_verify_refuses_zero_trials(capsys: pytest.CaptureFixture[str]) -> None:

@@ -107,7 +107,7 @@ def test_the_committed_studies_still_plan_their_recorded_trials(folder: str) -> 
     The one deliberate exception: the LocoProp trials, whose numerics version is 2 (the local problems
     solved in the displacement), are planned anew, all of them and only them; with their family's
     version set back to 1 their recorded keys come back, so nothing else in their keys moved."""
-    from locograd import study
+    from locograd.study import numerics as study
 
     records, changed = _replanned(folder)
     assert changed == _locoprop(records, folder), (
@@ -121,7 +121,7 @@ def test_the_committed_studies_still_plan_their_recorded_trials(folder: str) -> 
 def test_a_numerics_version_replans_only_its_family(monkeypatch: pytest.MonkeyPatch) -> None:
     """The negative control of the test above: bumping the ``kfac`` family's version re-plans the K-FAC
     trials too (so the test above would fail), and the common version re-plans every trial."""
-    from locograd import study
+    from locograd.study import numerics as study
 
     records, _ = _replanned("curves")
     kfac = [r["name"] for r in records if r["optimizer"] == "kfac"]

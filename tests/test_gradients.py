@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 import locograd as lg
 from locograd import autodiff as ad
-from locograd import layers, losses, transfer
+from locograd import losses, nn, transfer
 from locograd._fast.passes import backprop_loss_and_grads
 from locograd.testing import check_vjp, numerical_grad, relative_error
 
@@ -66,7 +66,7 @@ def random_targets(loss: str, shape: tuple[int, int], rng: np.random.Generator) 
 @pytest.mark.parametrize("name", HIDDEN)
 @given(B=st.integers(1, 6), d_in=st.integers(1, 5), d_out=st.integers(1, 5), seed=seeds())
 def test_dense_layer_backward(bk, name: str, B: int, d_in: int, d_out: int, seed: int) -> None:
-    """dense_forward/dense_backward + the transfer VJP vs numerical vs tape, on sum(u * Y)."""
+    """Dense.forward, pre_activation_grad and backward_from_pre vs numerical vs tape, on sum(u * Y)."""
     rng = np.random.default_rng(seed)
     params = {"W": rng.standard_normal((d_in, d_out)), "b": rng.standard_normal(d_out)}
     x = rng.standard_normal((B, d_in))
@@ -78,13 +78,17 @@ def test_dense_layer_backward(bk, name: str, B: int, d_in: int, d_out: int, seed
     P = {k: bk.asarray(v) for k, v in params.items()}
     X, U = bk.asarray(x), bk.asarray(u)
 
-    cache = layers.dense_forward(P, X, t)
-    g_pre = layers.pre_activation_grad(t, cache, U)
-    grads, g_x = layers.dense_backward(P, cache, g_pre)
-    hand = {"W": grads.W, "b": grads.b, "x": g_x}
+    layer = nn.Dense(d_in, d_out, t)
+    _, cache = layer.forward(P, X)
+    g_pre = layer.pre_activation_grad(cache, U)
+    g_x, grads = layer.backward_from_pre(P, cache, g_pre)
+    assert grads is not None
+    hand = {"W": grads["W"], "b": grads["b"], "x": g_x}
+    g_x_y, grads_y = layer.backward(P, cache, U)  # from dL/dY: the same operations, bit for bit
+    assert bool((g_x_y == g_x).all()) and all(bool((grads_y[k] == grads[k]).all()) for k in grads)
 
     def objective(p: dict[str, np.ndarray]) -> float:
-        c = layers.dense_forward({"W": p["W"], "b": p["b"]}, p["x"], t)
+        _, c = layer.forward({"W": p["W"], "b": p["b"]}, p["x"])
         return float((c.post * U).sum())
 
     point = {"W": P["W"], "b": P["b"], "x": X}

@@ -4,14 +4,14 @@ The layers, bottom to top (a module may import its own layer's siblings only whe
 the list below says so, and anything below):
 
     errors -> backend -> validators -> data, transfer, linalg, testing, autodiff
-      -> bregman, layers, losses -> network -> locoprop -> _fast -> optim
+      -> bregman, losses -> nn -> locoprop -> _fast -> optim
       -> experiments, verify, study -> bench -> cli -> __main__
 
 ``errors``, ``validators`` and ``_fast`` are the private helper modules, placed where their
 imports put them.  ``_fast`` is the private package of fused fast paths (the in-place
 first-order kernels, the lean BackProp pass, the fused local solve): the fused solve builds on
 ``locoprop``'s problems, and only ``optim`` reaches ``_fast``, through its explicit hooks, so the
-modules the tutorials teach from (network, locoprop, layers, ...) never import it.  The test reads
+modules the tutorials teach from (nn, locoprop, bregman, ...) never import it.  The test reads
 every module's ``import`` statements with ``ast`` (nothing is imported), so it also catches imports
 inside functions.
 """
@@ -28,8 +28,8 @@ LAYERS: list[set[str]] = [
     {"backend"},
     {"validators"},
     {"data", "transfer", "linalg", "testing", "autodiff"},
-    {"bregman", "layers", "losses"},
-    {"network"},
+    {"bregman", "losses"},
+    {"nn"},
     {"locoprop"},
     {"_fast"},
     {"optim"},
@@ -42,12 +42,11 @@ LAYERS: list[set[str]] = [
 
 SIBLING_IMPORTS = {
     ("bregman", "transfer"),
-    ("layers", "transfer"),
     ("losses", "bregman"),
     ("losses", "transfer"),
     ("study", "experiments"),
 }
-"""Imports within one layer that the data flow allows (transfer sits below the three that use it;
+"""Imports within one layer that the data flow allows (transfer sits below the two that use it;
 the study runs experiments). Everything else within a layer is refused."""
 
 
@@ -125,16 +124,146 @@ def test_every_module_is_in_a_layer() -> None:
 
 
 def test_the_check_fails_on_an_upward_import(tmp_path: pathlib.Path) -> None:
-    """Negative control: a network module importing the optimizers, a data module importing the
-    experiments and the command line, and layers importing its sibling losses are all reported."""
+    """Negative control: a layer module importing the optimizers, a data module importing the
+    experiments and the command line, and bregman importing its sibling losses are all reported."""
     fake = tmp_path / "locograd"
     (fake / "data").mkdir(parents=True)
-    (fake / "network.py").write_text("from .optim import sgd\n")
-    (fake / "layers.py").write_text("from . import losses\n")
+    (fake / "nn").mkdir()
+    (fake / "nn" / "dense.py").write_text("from ..optim import sgd\n")
+    (fake / "bregman.py").write_text("from . import losses\n")
     (fake / "data" / "extra.py").write_text("from ..experiments import train\nimport locograd.cli\n")
     assert _violations(fake) == [
+        "locograd/bregman.py:1: bregman imports losses",
         "locograd/data/extra.py:1: data imports experiments",
         "locograd/data/extra.py:2: data imports cli",
-        "locograd/layers.py:1: layers imports losses",
-        "locograd/network.py:1: network imports optim",
+        "locograd/nn/dense.py:1: nn imports optim",
     ]
+
+
+def _module_name(path: pathlib.Path, package: pathlib.Path) -> str:
+    """``locograd/experiments/compare.py`` -> ``experiments.compare``; a package's ``__init__`` is the package."""
+    parts = list(path.relative_to(package).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _resolve(parts: list[str], package: pathlib.Path) -> str | None:
+    """The module a dotted path inside the package names (a file or a package), or ``None``."""
+    if not parts:
+        return None
+    folder = package.joinpath(*parts)
+    if folder.with_suffix(".py").is_file() or (folder / "__init__.py").is_file():
+        return ".".join(parts)
+    return None
+
+
+def _module_imports(path: pathlib.Path, package: pathlib.Path) -> list[tuple[str, int]]:
+    """``(module imported, line)`` for every import of a module of the package, at module granularity.
+
+    ``from .compare import x`` names ``compare``; ``from . import runfolder`` names ``runfolder``;
+    ``from ..nn import MLP`` names the ``nn`` package (its ``__init__``).  Imports inside functions count.
+    """
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    rel = path.relative_to(package)
+    folder = list(
+        rel.parts[:-1]
+    )  # a package's __init__ and a plain module both import relative to their folder
+    found = []
+    for node in ast.walk(tree):
+        names: list[tuple[list[str], list[str]]] = []
+        if isinstance(node, ast.ImportFrom):
+            module = node.module.split(".") if node.module else []
+            if node.level:
+                if node.level - 1 > len(folder):
+                    raise AssertionError(f"{path}: relative import above the package")
+                names.append(
+                    ([*folder[: len(folder) - (node.level - 1)], *module], [a.name for a in node.names])
+                )
+            elif module[:1] == ["locograd"]:
+                names.append((module[1:], [a.name for a in node.names]))
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("locograd."):
+                    names.append((alias.name.split(".")[1:], []))
+        for target, aliases in names:
+            resolved = [_resolve([*target, a], package) for a in aliases]
+            if aliases and all(resolved):
+                found.extend((str(r), node.lineno) for r in resolved)
+            else:
+                module = _resolve(target, package)
+                if module:
+                    found.append((module, node.lineno))
+    return found
+
+
+def _circles(package: pathlib.Path) -> list[str]:
+    """Every import circle among the package's modules, as ``"a -> b -> c -> a"`` (one per strongly
+    connected group, from its alphabetically first module).  The top-level ``__init__``, which
+    re-exports the public names, is left out, as in the layering."""
+    graph: dict[str, set[str]] = {}
+    for path in sorted(package.rglob("*.py")):
+        if path == package / "__init__.py":
+            continue
+        name = _module_name(path, package)
+        graph.setdefault(name, set()).update(t for t, _ in _module_imports(path, package) if t and t != name)
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    groups: list[list[str]] = []
+
+    def connect(v: str) -> None:  # Tarjan's strongly connected components
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                connect(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            connect(v)
+    circles = []
+    for group in sorted(groups):
+        members = set(group)
+        path = [group[0]]
+        while True:  # walk inside the group until the path closes
+            nxt = min(w for w in graph[path[-1]] if w in members)
+            if nxt in path:
+                circles.append(" -> ".join([*path[path.index(nxt) :], nxt]))
+                break
+            path.append(nxt)
+    return circles
+
+
+def test_no_import_circle_inside_the_package() -> None:
+    assert _circles(PACKAGE) == []
+
+
+def test_the_circle_check_finds_a_circle_inside_one_package(tmp_path: pathlib.Path) -> None:
+    """Negative control: checkpoint -> compare -> training -> checkpoint inside ``experiments``
+    (the layering test allows all three, one unit) is reported; a one-way chain is not."""
+    fake = tmp_path / "locograd"
+    (fake / "experiments").mkdir(parents=True)
+    (fake / "experiments" / "__init__.py").write_text("from .training import train\n")
+    (fake / "experiments" / "checkpoint.py").write_text("def save():\n    from .compare import table\n")
+    (fake / "experiments" / "compare.py").write_text("from . import training\n")
+    (fake / "experiments" / "training.py").write_text("from locograd.experiments.checkpoint import save\n")
+    (fake / "experiments" / "loop.py").write_text("from .training import train\n")
+    assert _violations(fake) == []
+    assert _circles(fake) == [
+        "experiments.checkpoint -> experiments.compare -> experiments.training -> experiments.checkpoint"
+    ]
+    (fake / "experiments" / "training.py").write_text("import numpy\n")
+    assert _circles(fake) == []

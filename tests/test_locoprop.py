@@ -19,7 +19,7 @@ from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import locograd as lg
-from locograd import layers, locoprop, optim, transfer
+from locograd import locoprop, nn, optim, transfer
 from locograd._fast.local import solve_gd_inplace
 from locograd.locoprop import GD, Exact, LocalProblem, M, S
 from locograd.optim.schedules import released_inner_factor
@@ -83,9 +83,9 @@ def delta(new: dict[str, np.ndarray], old: dict[str, np.ndarray]) -> dict[str, n
 
 def augmented(ing: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(X~, C = X~^T X~, vec-free grad as (d_in+1, d_out))."""
-    Xt = layers.augment(ing["X"])
+    Xt = nn.augment(ing["X"])
     g = loss_grad(ing)
-    return Xt, Xt.T @ Xt, layers.stack(g)
+    return Xt, Xt.T @ Xt, nn.stack(g)
 
 
 def random_targets(loss: str, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
@@ -568,7 +568,7 @@ def second_derivative_norms(name: str, dA: np.ndarray) -> np.ndarray:
 
 def hessian_at_anchor(problem: LocalProblem, d: dict[str, np.ndarray]) -> np.ndarray:
     """H0 d for J_M at the anchor, written independently of the library (stacked (d_in+1, d_out))."""
-    Xt = layers.augment(problem.inputs)
+    Xt = nn.augment(problem.inputs)
     A = Xt @ stack(problem.anchor)
     dA = Xt @ stack(d)
     if problem.transfer.elementwise:
@@ -599,7 +599,7 @@ def newton_gap_and_bound(problem: LocalProblem) -> tuple[float, float, float]:
     Since ||d_N|| <= eta ||g0|| = eta gamma ||X~^T G||, the bound is O(gamma^2) while ||W* - W_t|| is
     of order gamma: the relative gap is O(gamma).
     """
-    Xt = layers.augment(problem.inputs)
+    Xt = nn.augment(problem.inputs)
     exact, _ = locoprop.solve_exact_m(problem, tol=1e-13)
     newton = locoprop.newton_step(problem)
     d_n = delta(newton, problem.anchor)
@@ -773,7 +773,7 @@ def test_step_info_reports_objective_decrease() -> None:
 
 
 def test_step_always_returns_the_pair_and_reports_only_when_asked() -> None:
-    """``return_info`` is gone: every step returns ``(params, StepInfo)``; without ``diagnostics`` the
+    """``return_info`` is gone: every step returns ``(params, StepReport)``; without ``diagnostics`` the
     reports are empty, the loss is there, and the inner states are one per layer (None for plain GD)."""
     net = lg.MLP([5, 4, 5], ["tanh", "sigmoid"], "sigmoid_cross_entropy")
     params = net.init(seed=1)
@@ -781,7 +781,7 @@ def test_step_always_returns_the_pair_and_reports_only_when_asked() -> None:
     out = locoprop.step(net, params, x, x, variant=M(gamma=1.0), solver=GD(steps=2, lr=0.05))
     assert isinstance(out, tuple) and len(out) == 2
     new, info = out
-    assert isinstance(info, locoprop.StepInfo) and list(info.layers) == []
+    assert isinstance(info, locoprop.StepReport) and list(info.layers) == []
     assert float(info.loss) == pytest.approx(net.loss(params, x, x))
     assert list(info.inner_states) == [None, None]
     assert [set(layer) for layer in new] == [{"W", "b"}] * 2

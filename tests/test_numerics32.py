@@ -31,8 +31,8 @@ import locograd as lg
 from locograd import locoprop, transfer
 from locograd.data.curves import curves
 from locograd.experiments.models import curves_autoencoder
-from locograd.layers import stack
 from locograd.locoprop import GD, LocalProblem, M, S
+from locograd.nn import stack
 
 from .strategies import floats
 

@@ -4,7 +4,7 @@ Every optimizer's ``update`` (a first-order one's ``update_inplace`` too) and ev
 optimizer's ``step`` refuses, before any work and with one
 :class:`~locograd.errors.StateMismatchError` naming the path, a state from another network,
 another optimizer or another dtype (states are NamedTuples: ``state.m[0]['W']``), a dict state of
-an earlier locograd, and gradients that do not have the structure, shapes and dtypes of the
+a dict, and gradients that do not have the structure, shapes and dtypes of the
 parameters.  Before these checks such states were broadcast, dropped or failed deep inside NumPy.
 """
 
@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 import locograd as lg
-from locograd import layers, optim
+from locograd import nn, optim
 from locograd.errors import StateMismatchError
 from locograd.experiments import checkpoint
 from locograd.locoprop import GD, M
@@ -129,7 +129,7 @@ def test_float32_params_with_float64_grads_are_refused(name: str, path: str) -> 
 
 
 def dict_state(state: Any, name: str | None) -> dict[str, Any]:
-    """``state`` in the dict layout of an earlier locograd (tagged with ``name`` unless ``None``)."""
+    """``state`` as a dict (tagged with ``name`` unless ``None``), as a hand-made state would be."""
     return {**({"name": name} if name is not None else {}), **state._asdict()}
 
 
@@ -145,12 +145,12 @@ def _first_order_case(name: str, kind: str) -> tuple[Any, Any, Any, str] | None:
         if slot is None:
             return None
         return grads, opt.init(params[:1]), params, rf"^state\.{slot}: expected 2 entries, got 1$"
-    if kind == "a dict state of an earlier locograd":
+    if kind == "a dict state":
         return (
             grads,
             dict_state(state, name),
             params,
-            expected + rf"a dict state tagged '{name}' \(an earlier locograd's layout\)$",
+            expected + rf"a dict state tagged '{name}'$",
         )
     if kind == "state shape (a width-1 layer)":
         if slot is None:
@@ -190,7 +190,7 @@ def _first_order_case(name: str, kind: str) -> tuple[Any, Any, Any, str] | None:
 
 FIRST_ORDER_KINDS = [
     "state structure (a network with one layer fewer)",
-    "a dict state of an earlier locograd",
+    "a dict state",
     "state shape (a width-1 layer)",
     "state dtype (float32 state, float64 params)",
     "foreign optimizer",
@@ -237,13 +237,13 @@ def test_inplace_refuses_the_same_and_writes_nothing(name: str, kind: str) -> No
 
 @pytest.mark.parametrize("name", FIRST_ORDER)
 def test_an_untagged_dict_state_is_refused_in_one_line(name: str) -> None:
-    """A hand-made or older dict state without ``"name"``: refused as a dict state, in one line."""
+    """A hand-made dict state without ``"name"``: refused as a dict state, in one line."""
     opt = optim.get(name)
     params = make_params()
     state = dict_state(opt.init(params), None)
     message = (
         rf"^state: expected {state_name(name)} \(what {name}'s init builds\), "
-        r"got a dict state \(an earlier locograd's layout\)$"
+        r"got a dict state$"
     )
     with pytest.raises(StateMismatchError, match=message):
         opt.update(ones_like(params), state, params)
@@ -334,7 +334,7 @@ def _net_case(name: str, kind: str) -> tuple[Any, Any, Any, str]:
         state = dict_state(opt.init(params), opt.name)
         message = (
             r"^state: expected an? \w+ \(what \w+'s init builds\), "
-            rf"got a dict state tagged '{opt.name}' \(an earlier locograd's layout\)$"
+            rf"got a dict state tagged '{opt.name}'$"
         )
     elif kind == "shape":
         state = NET_OPTIMIZERS[name](make_net(NARROW)).init(make_params(NARROW))
@@ -439,7 +439,7 @@ def test_adaptive_kfac_keeps_its_previous_update_not_a_momentum_buffer() -> None
     assert state.momentum is None and [p.shape for p in state.previous] == [(4, 4), (5, 2)]
     new, state, _ = adaptive.step(params, x, y, state)
     for m in range(2):
-        step = layers.stack(new[m]) - layers.stack(params[m])
+        step = nn.stack(new[m]) - nn.stack(params[m])
         np.testing.assert_allclose(state.previous[m], step, rtol=1e-12, atol=1e-15)
     with pytest.raises(StateMismatchError, match=r"^state\.momentum: expected None, got MomentumState$"):
         adaptive.step(params, x, y, state._replace(momentum=plain.init(params).momentum))
@@ -482,7 +482,10 @@ def test_network_optimizer_input_dtypes_are_never_upcast(name: str) -> None:
     opt = NET_OPTIMIZERS[name](make_net(SIZES))
     params = make_params(dtype=np.float32)
     x, y = batch()
-    with pytest.raises(TypeError, match=r"^x: expected dtype float32 like the parameters, got float64$"):
+    with pytest.raises(
+        TypeError,
+        match=r"^x: expected dtype float32 like the parameters for layer 0 \(Dense\(3, \d+, '\w+'\)\), got float64$",
+    ):
         opt.step(params, x, y, opt.init(params))
     new, state, _ = opt.step(params, x.astype(np.float32), y, opt.init(params))
     assert all(layer[k].dtype == np.float32 for layer in new for k in layer)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import locograd as lg
-from locograd import layers, locoprop, optim
+from locograd import locoprop, nn, optim
 from locograd.errors import NonFiniteError, NotPositiveDefiniteError, StateMismatchError
 from locograd.optim import second_order
 from locograd.testing import relative_error
@@ -21,7 +21,7 @@ from .strategies import architectures, net_and_batch, seeds
 
 
 def stacked(layer):
-    return layers.stack(layer)
+    return nn.stack(layer)
 
 
 def kfac_factors(net, params, x, y):
@@ -31,7 +31,7 @@ def kfac_factors(net, params, x, y):
     B = x.shape[0]
     out = []
     for m in range(net.num_layers):
-        xa = layers.augment(trace.inputs[m])
+        xa = nn.augment(trace.inputs[m])
         out.append((xa.T @ xa / B, (B * grads.pre[m]).T @ (B * grads.pre[m]) / B))
     return out, grads.as_params()
 
@@ -182,7 +182,7 @@ def test_foof_with_decay_zero_is_the_locoprop_s_closed_form(
         ) / 1e-8
         step = stacked(new[m]) - stacked(params[m])
         assert relative_error(step, stacked(exact) - stacked(params[m]), floor=max(floor, 1e-300)) <= 1e-8
-        xa = layers.augment(problem.inputs)
+        xa = nn.augment(problem.inputs)
         want_dense = np.kron(xa.T @ xa / B + np.eye(xa.shape[1]) / (eta * B), np.eye(problem.target.shape[1]))
         dense = opt.to_dense(state, m)
         np.testing.assert_allclose(dense, want_dense, rtol=1e-12, atol=1e-13 * np.abs(want_dense).max())

@@ -89,5 +89,5 @@ def test_tutorial_structure(name: str) -> None:
     assert "sys.path" not in text, f"{name}: tutorials import locograd normally, without sys.path changes"
     for rebuilt in ("np.hstack(", "np.vstack(", "np.ones(("):
         assert rebuilt not in text, (
-            f"{name}: builds [X, 1] or [W; b] with {rebuilt!r}; use locograd.layers.augment / stack / unstack"
+            f"{name}: builds [X, 1] or [W; b] with {rebuilt!r}; use locograd.nn.augment / stack / unstack"
         )

@@ -13,7 +13,8 @@
 #
 # - the dense layer's forward pass $A = XW + b$, $Y = f(A)$ and its backward
 #   pass from $G = \partial L/\partial A$, written out with
-#   `layers.dense_forward` / `layers.dense_backward`;
+#   the layer object `nn.Dense(d_in, d_out, f)`, its `forward` and
+#   `backward_from_pre`;
 # - the MLP **trace** (every layer's input $X_m$, pre-activation $A_m$ and
 #   output $Y_m$) and why `grads.pre[m]` $= G_m = \partial L/\partial A_m$ is
 #   the quantity LocoProp builds its targets from;
@@ -37,7 +38,7 @@ from tutorial_setup import FAST, Checks, save
 
 import locograd as lg
 from locograd import autodiff as ad
-from locograd import layers
+from locograd import nn
 from locograd.testing import check_vjp, numerical_grad, relative_error
 
 rng = np.random.default_rng(0)
@@ -48,15 +49,17 @@ FD = 1e-6  # a central difference is accurate to ~1e-9 here (section 4 shows why
 # %% [markdown]
 # ## 1. One dense layer, forward
 #
-# A layer holds `{"W": (d_in, d_out), "b": (d_out,)}`. The forward pass
-# returns a `DenseCache(inputs, pre, post)`: exactly the three arrays
+# A layer object holds its sizes and its transfer $f$; its parameters are a
+# dict `{"W": (d_in, d_out), "b": (d_out,)}` that we keep. `forward` returns
+# the output and a `LayerCache(inputs, pre, post)`: exactly the three arrays
 # $X$, $A = XW + b$ and $Y = f(A)$.
 
 # %%
 B, d_in, d_out = 4, 3, 2
 params = {"W": rng.standard_normal((d_in, d_out)), "b": rng.standard_normal(d_out)}
 X = rng.standard_normal((B, d_in))
-cache = layers.dense_forward(params, X, "tanh")
+layer = nn.Dense(d_in, d_out, "tanh")
+Y, cache = layer.forward(params, X)
 
 A_by_hand = X @ params["W"] + params["b"]
 checks("A = X W + b", relative_error(cache.pre, A_by_hand), EXACT)
@@ -82,14 +85,14 @@ U = rng.standard_normal((B, d_out))
 
 
 def layer_loss(p, x):
-    return float((layers.dense_forward(p, x, "tanh").post * U).sum() / B)
+    return float((layer.forward(p, x)[0] * U).sum() / B)
 
 
-G = layers.pre_activation_grad("tanh", cache, U / B)  # f'(A) * dL/dY
+G = layer.pre_activation_grad(cache, U / B)  # f'(A) * dL/dY
 checks("G = f'(A) U / B", relative_error(G, (1 - np.tanh(cache.pre) ** 2) * U / B), EXACT)
-grads, dX = layers.dense_backward(params, cache, G)
-checks("dL/dW = X^T G", relative_error(grads.W, X.T @ G), EXACT)
-checks("dL/db = sum_n G_n", relative_error(grads.b, G.sum(0)), EXACT)
+dX, grads = layer.backward_from_pre(params, cache, G)
+checks("dL/dW = X^T G", relative_error(grads["W"], X.T @ G), EXACT)
+checks("dL/db = sum_n G_n", relative_error(grads["b"], G.sum(0)), EXACT)
 checks("dL/dX = G W^T", relative_error(dX, G @ params["W"].T), EXACT)
 
 # %% [markdown]
@@ -102,7 +105,7 @@ checks("dL/dX = G W^T", relative_error(dX, G @ params["W"].T), EXACT)
 # %%
 num_p = numerical_grad(lambda p: layer_loss(p, X), params)
 num_x = numerical_grad(lambda x: layer_loss(params, x), X)
-checks("layer dL/dW, dL/db vs finite differences", relative_error(num_p, dict(grads._asdict())), FD)
+checks("layer dL/dW, dL/db vs finite differences", relative_error(num_p, grads), FD)
 checks("layer dL/dX vs finite differences", relative_error(num_x, dX), FD)
 
 # %% [markdown]
@@ -120,14 +123,15 @@ checks("layer dL/dX vs finite differences", relative_error(num_x, dX), FD)
 # $W \mapsto A$ ($G \mapsto X^\top G$), and every transfer's `vjp`.
 
 # %%
+linear = nn.Dense(d_in, d_out)  # f = identity: Y = A
 err_x = check_vjp(
-    lambda x: layers.dense_forward(params, x, "identity").pre,
-    lambda x, u: layers.dense_backward(params, layers.dense_forward(params, x, "identity"), u)[1],
+    lambda x: linear.forward(params, x)[0],
+    lambda x, u: linear.backward_from_pre(params, linear.forward(params, x)[1], u)[0],
     X,
 )
 err_w = check_vjp(
-    lambda p: layers.dense_forward(p, X, "identity").pre,
-    lambda p, u: dict(layers.dense_backward(p, layers.dense_forward(p, X, "identity"), u)[0]._asdict()),
+    lambda p: linear.forward(p, X)[0],
+    lambda p, u: linear.backward_from_pre(p, linear.forward(p, X)[1], u)[1],
     params,
 )
 checks("dot-product test X -> A", err_x, FD)

@@ -25,9 +25,9 @@
 #
 # Notation (`docs/math.md`, section 1): layer input $X$ $(B, d_{in})$, weights
 # $W$ $(d_{in}, d_{out})$, bias $b$; the bias is folded in by augmentation,
-# $\tilde X = [X, 1]$, $\tilde W = [W; b]$ (`layers.augment(X)` and
-# `layers.stack(layer)` build them, `layers.unstack` splits $\tilde W$ back
-# into `{"W", "b"}`). The local objective of layer $m$ sums
+# $\tilde X = [X, 1]$, $\tilde W = [W; b]$ (the linear view of a dense
+# layer: `nn.augment(X)` and `nn.stack(layer)` build them, `nn.unstack`
+# splits $\tilde W$ back into `{"W", "b"}`). The local objective of layer $m$ sums
 # over the batch:
 #
 # $$J_S(\tilde W) = \sum_n \tfrac12\|\tilde x_n\tilde W - a^*_n\|^2
@@ -41,8 +41,8 @@ from tutorial_setup import FAST, Checks, save
 
 import locograd as lg
 from locograd import locoprop
-from locograd.layers import augment, stack  # X~ = [X, 1] (B, d_in+1) and W~ = [W; b] (d_in+1, d_out)
 from locograd.locoprop import GD, S
+from locograd.nn import augment, stack  # X~ = [X, 1] (B, d_in+1) and W~ = [W; b] (d_in+1, d_out)
 from locograd.testing import relative_error
 
 rng = np.random.default_rng(0)

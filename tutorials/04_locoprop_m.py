@@ -22,7 +22,7 @@
 # - out-of-range targets: when $Y^*$ leaves the range of $f$, what the
 #   `LocoPropWarning` says, and how the proximal term keeps the local problem
 #   solvable (figure);
-# - one whole LocoProp-M step written from the primitives (`layers`,
+# - one whole LocoProp-M step written from the primitives (`nn`,
 #   `transfer`, `bregman`) and checked against `locoprop.step`.
 #
 # The local objective of layer $m$ (input $X$ frozen, bias by augmentation,
@@ -42,9 +42,9 @@ import numpy as np
 from tutorial_setup import FAST, Checks, save
 
 import locograd as lg
-from locograd import bregman, layers, locoprop
-from locograd.layers import augment, stack  # X~ = [X, 1] (B, d_in+1) and W~ = [W; b] (d_in+1, d_out)
+from locograd import bregman, locoprop
 from locograd.locoprop import GD, M
+from locograd.nn import augment, stack, unstack  # X~ = [X, 1] (B, d_in+1) and W~ = [W; b] (d_in+1, d_out)
 from locograd.testing import relative_error
 
 
@@ -378,7 +378,7 @@ save(fig, "04_out_of_range_gd.png")
 # does, written with the building blocks only (no `locoprop` call until the
 # comparison):
 #
-# 1. **Forward** (`layers.dense_forward`): each layer's input $X_m$,
+# 1. **Forward** (each `net.layers[m].forward`): each layer's input $X_m$,
 #    pre-activation $A_m$ and output $f_m(A_m)$.
 # 2. **Backward** for $G_m = \partial L/\partial A_m$: the network loss is the
 #    matching loss of the output transfer (lesson 02), so
@@ -388,12 +388,12 @@ save(fig, "04_out_of_range_gd.png")
 # 3. **Targets** $Y^*_m = f_m(A_m) - \gamma G_m$ (section 1).
 # 4. **$K$ plain GD steps** on each layer's
 #    $J_M(\tilde W) = \sum_n \big[F(\tilde x_n\tilde W) - y^*_n\cdot\tilde x_n\tilde W\big]$
-#    (no prox), from $\tilde W_t$ = `layers.stack(params[m])`, with
-#    $\tilde X$ = `layers.augment(X_m)` frozen:
+#    (no prox), from $\tilde W_t$ = `nn.stack(params[m])`, with
+#    $\tilde X$ = `nn.augment(X_m)` frozen:
 #    $\tilde W \leftarrow \tilde W - \rho\,\tilde X^\top\big(f(\tilde X\tilde W) - Y^*\big)$,
 #    where $f(\tilde X\tilde W) - Y^*$ is `bregman.matching_loss_grad`, the
 #    gradient of the per-example matching loss in $a = \tilde x_n\tilde W$;
-#    `bregman.matching_loss` gives $J_M$ itself, and `layers.unstack` turns
+#    `bregman.matching_loss` gives $J_M$ itself, and `nn.unstack` turns
 #    $\tilde W$ back into `{"W", "b"}`. The layers' problems are independent
 #    (every $X_m$ stays frozen at the forward pass), so their order does not
 #    matter.
@@ -413,9 +413,9 @@ save(fig, "04_out_of_range_gd.png")
 K_steps, rho_gd = 10, 0.02
 # 1. forward
 caches, h = [], x
-for layer, f in zip(params, net.transfers, strict=True):
-    caches.append(layers.dense_forward(layer, h, f))
-    h = caches[-1].post
+for layer, layer_params in zip(net.layers, params, strict=True):
+    h, cache = layer.forward(layer_params, h)
+    caches.append(cache)
 # 2. backward: G_m = dL/dA_m
 G = [None] * net.num_layers
 G[-1] = bregman.matching_loss_grad(net.transfers[-1], caches[-1].pre, y) / B
@@ -431,7 +431,7 @@ for m, (f, cache) in enumerate(zip(net.transfers, caches, strict=True)):
     for _ in range(K_steps):
         Wt = Wt - rho_gd * Xt.T @ bregman.matching_loss_grad(f, Xt @ Wt, Y_star)
     J_after.append(float(bregman.matching_loss(f, Xt @ Wt, Y_star).sum()))
-    by_hand.append(layers.unstack(Wt))
+    by_hand.append(unstack(Wt))
 
 library, _ = locoprop.step(net, params, x, y, variant=M(gamma=gamma), solver=GD(steps=K_steps, lr=rho_gd))
 err_by_hand = checks("one LocoProp-M step by hand = locoprop.step", relative_error(by_hand, library), EXACT)

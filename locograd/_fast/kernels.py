@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..backend import Array, array_namespace
-from ..losses import Loss
+from ..losses import Loss, SigmoidCrossEntropy
 from ..transfer import Transfer, identity, relu, sigmoid, tanh
 from . import parallel
 
@@ -185,7 +185,7 @@ def loss_value_and_grad(loss: Loss, a: Array, y: Array, grad: Array | None = Non
     Returns:
         ``(loss, grad)``: a 0-d array and ``(B, d)``; bit for bit the reference's.
     """
-    if loss.name != "sigmoid_cross_entropy" or not isinstance(a, np.ndarray) or a.shape[0] == 0:
+    if not isinstance(loss, SigmoidCrossEntropy) or not isinstance(a, np.ndarray) or a.shape[0] == 0:
         return loss.mean_value_and_grad(a, y)
     y = loss.prepare_targets(a, y)
     B = a.shape[0]

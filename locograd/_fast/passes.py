@@ -24,7 +24,6 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ..backend import Array, array_namespace
-from ..layers import check_batch
 from ..losses import Loss
 from ..transfer import Transfer, identity, tanh
 from .kernels import bias_transfer, column_sums, fusable, loss_value_and_grad, transfer_vjp
@@ -37,10 +36,14 @@ class Net(Protocol):
     """What the pass uses of :class:`locograd.MLP` (this module never imports the network)."""
 
     sizes: list[int]
-    transfers: list[Transfer]
     loss_fn: Loss
 
+    @property
+    def transfers(self) -> list[Transfer]: ...
+
     def check_params(self, params: object) -> Params: ...
+
+    def check_input(self, x: object, params: Params, name: str = "x") -> Array: ...
 
 
 class Workspace:
@@ -104,8 +107,7 @@ def backprop_loss_and_grads(
     """
     params = net.check_params(params)
     dtype = params[0]["W"].dtype
-    check_batch(x, net.sizes[0], dtype)
-    array_namespace(x=x, params=params[0]["W"])
+    net.check_input(x, params)
     xp = array_namespace(x)
     work = Workspace.for_batch(net, x, dtype, workspace)
     transfers = net.transfers

@@ -68,7 +68,7 @@ import itertools
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from locograd.network import MLP
+    from locograd.nn import MLP
 
 KINDS: tuple[str, ...] = (
     "backprop",
@@ -176,7 +176,7 @@ def network(width: int = 1, quick: bool = False) -> MLP:
     (True, ['tanh', 'identity', 'tanh'], 'sigmoid_cross_entropy')
     """
     from locograd.experiments import models
-    from locograd.network import MLP
+    from locograd.nn import MLP
 
     if not quick:
         return models.mnist_autoencoder(width)

@@ -19,7 +19,7 @@ import numpy as np
 from . import model
 
 if TYPE_CHECKING:
-    from locograd.network import MLP
+    from locograd.nn import MLP
     from locograd.optim import NetOptimizer
 
 

@@ -44,13 +44,9 @@ SKELETON_KEY = "__skeleton__"
 FORMAT_VERSION = 2
 """The layout :func:`save` writes and :func:`load` reads; bumped when the payload's layout changes.
 
-Version 0 is the unversioned skeleton of earlier locograd releases (the bare ``NODE``); version 1
-stored optimizer states as dicts tagged with a ``"name"``; version 2 stores them as the
-NamedTuples of :mod:`locograd.optim` (``record`` nodes)."""
+Version 2 stores optimizer states as the NamedTuples of :mod:`locograd.optim` (``record`` nodes)."""
 
 KINDS = ("dict", "list", "tuple", "record", "array", "value")
-CHANGES = {1: "its optimizer state is in the dict layout that locograd replaced by NamedTuple states"}
-"""Why an older version cannot be read, for the message."""
 
 
 def record_types() -> dict[str, Any]:
@@ -214,17 +210,10 @@ def _tree(path: str, text: str) -> Any:
     if isinstance(doc, dict) and set(doc) == {"format", "tree"}:
         version = doc["format"]
         if version != FORMAT_VERSION or isinstance(version, bool):
-            why = CHANGES.get(version) if isinstance(version, int) and not isinstance(version, bool) else None
             raise CheckpointError(
                 f"{path}: checkpoint format version {version!r}; this locograd reads version {FORMAT_VERSION} only"
-                + (f" ({why}); start the run again" if why else "")
             )
         return doc["tree"]
-    if isinstance(doc, dict) and len(doc) == 1 and next(iter(doc)) in KINDS:
-        raise CheckpointError(
-            f"{path}: checkpoint format version 0 (unversioned, from an earlier locograd); "
-            f"this locograd reads version {FORMAT_VERSION} only"
-        )
     raise CheckpointError(
         f"{path}: malformed skeleton: expected {{'format': {FORMAT_VERSION}, 'tree': ...}}, got {_short(doc)}"
     )
@@ -281,75 +270,4 @@ def read_epoch(path: str) -> int:
     return value
 
 
-def on_disk(folder: str, runs: Sequence[str] | None = None) -> str:
-    """What checkpoint is on disk in a run folder (or in each of its ``runs`` subfolders), in words.
-
-    Used by the command line after an interruption, so that it says only what is true.
-
-    >>> import tempfile
-    >>> on_disk(tempfile.mkdtemp() + "/none")  # doctest: +ELLIPSIS
-    'no checkpoint was written in .../none'
-    """
-
-    def epoch_of(path: str) -> str:
-        if not os.path.exists(path):
-            return "no checkpoint"
-        try:
-            return f"checkpoint at epoch {read_epoch(path)}"
-        except CheckpointError as exc:
-            return f"unreadable checkpoint ({exc})"
-
-    if runs is None:
-        path = os.path.join(folder, "checkpoint.npz")
-        if not os.path.exists(path):
-            return f"no checkpoint was written in {folder}"
-        return f"the {epoch_of(path)} is in {folder}"
-    parts = [f"{name}: {epoch_of(os.path.join(folder, name, 'checkpoint.npz'))}" for name in runs]
-    return f"in {folder}, " + "; ".join(parts)
-
-
-def _readable(path: str) -> bool:
-    """Whether ``path`` is a checkpoint whose epoch can be read (so that ``--resume`` can start from it)."""
-    if not os.path.isfile(path):
-        return False
-    try:
-        read_epoch(path)
-    except CheckpointError:
-        return False
-    return True
-
-
-def interrupted_note(command: str, out: str | None, optimizers: str | None = None) -> str:
-    """The end of the command line's ``locograd: interrupted`` line: what is on disk, read from ``out``.
-
-    Before, it always said "the last checkpoint in OUT is intact (continue with
-    --resume)", also when a run stopped in epoch 1 had written none.
-
-    Args:
-        command: the subcommand (``train``, ``compare``, ...).
-        out: its ``--out`` (``None``: the command has none).
-        optimizers: ``compare``'s ``--optimizers`` (comma-separated).
-    """
-    from .compare import RECORD
-    from .optimizers import check_name
-
-    if not isinstance(out, str):
-        return ""
-    if command == "train":
-        note = on_disk(out)
-        resumable = _readable(os.path.join(out, "checkpoint.npz"))
-    elif command == "compare":
-        names = []
-        for name in str(optimizers or "").split(","):
-            try:
-                names.append(check_name(name.strip()))
-            except (ValueError, RuntimeError):
-                continue
-        note = on_disk(out, names)
-        resumable = os.path.isfile(os.path.join(out, RECORD))
-    else:
-        return f"; {command} in {out} did not finish"
-    return f"; {note}" + (" (continue with --resume)" if resumable else "")
-
-
-__all__ = ["FORMAT_VERSION", "CheckpointError", "interrupted_note", "load", "on_disk", "read_epoch", "save"]
+__all__ = ["FORMAT_VERSION", "CheckpointError", "load", "read_epoch", "save"]

@@ -5,7 +5,7 @@ run's resolved settings, written before the first run starts), one run folder pe
 optimizer, ``summary.json`` and ``compare.png``.  The comparison holds the folder's
 :class:`~.runfolder.FolderLock` while it works (each run also locks its own
 subfolder), so a second command on the same ``--out`` fails at once.  A folder
-that holds anything else (another comparison, a run, a sweep, the runs of other
+that holds anything else (another comparison, a run, a study, the runs of other
 optimizers) is never trained into; the same comparison continues with ``--resume``.
 """
 
@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ..data import Dataset
@@ -24,7 +24,7 @@ from ..errors import RunFolderError
 from . import runfolder
 from .optimizers import check_name
 from .plots import plot_compare
-from .training import RUN_FILES, STUDY_FILES, TrainConfig, TrainingError, resolve, train
+from .training import TrainConfig, TrainingError, resolve, train
 
 RECORD = "compare.json"
 """The file that says what comparison a folder holds."""
@@ -48,16 +48,6 @@ def _record_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     return diff
 
 
-def _runs_in(out: str) -> list[str]:
-    """The subfolders of ``out`` that hold a run."""
-    return sorted(
-        name
-        for name in os.listdir(out)
-        if os.path.isdir(os.path.join(out, name))
-        and any(os.path.exists(os.path.join(out, name, f)) for f in RUN_FILES)
-    )
-
-
 def _check_folder(out: str, record: dict[str, Any], resume: bool) -> bool:
     """Whether ``out`` can take this comparison; returns whether to (re)write ``compare.json``.
 
@@ -76,14 +66,11 @@ def _check_folder(out: str, record: dict[str, Any], resume: bool) -> bool:
         if resume:
             raise TrainingError(f"resume: no comparison in {out} (no {RECORD}); start without --resume")
         return True
-    marks = (
-        *((f, "a run") for f in RUN_FILES),
-        *((f, "a study") for f in STUDY_FILES),
-        ("sweep.json", "a sweep"),
-    )
-    for name, what in marks:
-        if os.path.exists(os.path.join(out, name)):
-            raise TrainingError(f"out: {out} holds {what} ({name}), not a comparison; choose another --out")
+    other = runfolder.held_by(out, ("run", "study"))
+    if other:
+        raise TrainingError(
+            f"out: {out} holds {other[0]} ({other[1]}), not a comparison; choose another --out"
+        )
     path = os.path.join(out, RECORD)
     if not os.path.exists(path):
         summary = os.path.join(out, "summary.json")
@@ -93,7 +80,7 @@ def _check_folder(out: str, record: dict[str, Any], resume: bool) -> bool:
             raise TrainingError(
                 f"out: {out} holds another comparison (summary.json of {names}, no {RECORD}); choose another --out"
             )
-        runs = _runs_in(out)
+        runs = runfolder.runs_in(out)
         if runs:
             raise TrainingError(
                 f"out: {out} holds other runs ({', '.join(runs)}) and no {RECORD}; choose another --out"
@@ -114,7 +101,7 @@ def _check_folder(out: str, record: dict[str, Any], resume: bool) -> bool:
             f"out: {out} holds another comparison ({', '.join(map(str, recorded['optimizers']))}; "
             f"{', '.join(diff)} differ); choose another --out"
         )
-    others = [name for name in _runs_in(out) if name not in record["optimizers"]]
+    others = [name for name in runfolder.runs_in(out) if name not in record["optimizers"]]
     if others:
         raise TrainingError(f"out: {out} also holds runs not in this comparison ({', '.join(others)})")
     if not resume:
@@ -220,7 +207,7 @@ def _loss_by(rows: Sequence[dict[str, Any]], seconds: float) -> tuple[float, int
     return float(last["train_loss"]), int(last["epoch"])
 
 
-def reading(runs: dict[str, Sequence[dict[str, Any]]]) -> str:
+def reading(runs: Mapping[str, Sequence[dict[str, Any]]]) -> str:
     """One line saying what a comparison shows, from its numbers: the order by train loss after the
     last epoch, and the order at the training seconds of the shortest run (per second of training),
     each run at the last epoch it had finished by then (measured losses, never interpolated).

@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 from ..data.registry import canonical_name
-from ..network import MLP
+from ..nn import MLP
 
 MNIST_SIZES = [784, 1000, 500, 250, 30, 250, 500, 1000, 784]
 CURVES_SIZES = [784, 400, 200, 100, 50, 25, 6, 25, 50, 100, 200, 400, 784]

@@ -35,7 +35,7 @@ from typing import Any
 
 from .. import locoprop, optim
 from ..data.registry import canonical_name
-from ..network import MLP
+from ..nn import MLP
 from ..validators import canonical_choice, integer, number
 
 OPTIMIZERS: tuple[str, ...] = (

@@ -11,6 +11,9 @@ r"""Run folders that never hold two runs and never lie: the lock, atomic writes,
 * :func:`read_jsonl`, :func:`read_json`: the ONE reader of a run's files; a
   torn line, a row without a required key or a file that is not JSON gets a
   :class:`~locograd.errors.RunFolderError` naming the file, the line and what is wrong.
+* :data:`FOLDER_KINDS`: the one table of what a folder holds (a run, a comparison, a study) and
+  the files that mark it; :func:`held_by` reads it, and :func:`check_run_folder` and
+  :func:`runs_in` are the checks a run and a comparison make before writing.
 
 >>> import tempfile, os
 >>> folder = tempfile.mkdtemp()
@@ -34,6 +37,14 @@ from types import TracebackType
 from typing import Any
 
 from ..errors import RunFolderError
+
+FOLDER_KINDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "study": ("a study", ("spec.toml", "study.jsonl", "trials.jsonl")),
+    "comparison": ("a comparison", ("compare.json", "summary.json")),
+    "run": ("a run", ("checkpoint.npz", "metrics.jsonl", "config.json")),
+}
+"""What a folder can hold: kind -> (how messages name it, the files that mark it).  Checked in this
+order: a study's folder also holds a ``summary.json``, and is a study's, never a comparison's."""
 
 LOCK_NAME = ".lock"
 TEMP_PREFIX = ".tmp-"
@@ -330,3 +341,60 @@ __all__ = [
     "write_json_atomic",
     "write_text_atomic",
 ]
+
+
+def held_by(folder: str, kinds: Sequence[str] = tuple(FOLDER_KINDS)) -> tuple[str, str] | None:
+    """``(what, file)`` for the first of ``kinds`` whose marking file ``folder`` holds, else ``None``.
+
+    >>> import tempfile, os
+    >>> folder = tempfile.mkdtemp()
+    >>> open(os.path.join(folder, "trials.jsonl"), "w").close()
+    >>> held_by(folder), held_by(folder, ("run",))
+    (('a study', 'trials.jsonl'), None)
+    """
+    for kind in kinds:
+        what, files = FOLDER_KINDS[kind]
+        for name in files:
+            if os.path.exists(os.path.join(folder, name)):
+                return what, name
+    return None
+
+
+def runs_in(folder: str) -> list[str]:
+    """The subfolders of ``folder`` that hold a run, sorted."""
+    return sorted(
+        name
+        for name in os.listdir(folder)
+        if os.path.isdir(os.path.join(folder, name)) and held_by(os.path.join(folder, name), ("run",))
+    )
+
+
+def check_run_folder(out: str, resume: bool) -> str:
+    """The checkpoint path of the run folder ``out``, if ``out`` can take a run (new, or resumed with ``resume``).
+
+    Creates nothing, so it can be called before the folder is locked (a bad folder fails before
+    any data is read) and again under the lock, where the answer holds.
+
+    Raises:
+        RunFolderError: ``out`` is a file or holds a study or a comparison; ``resume`` without a
+            checkpoint; a new run into a folder that holds a run.
+    """
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise RunFolderError(f"out: {out} is a file, expected a folder (new or holding a run to --resume)")
+    other = held_by(out, ("study", "comparison"))
+    if other:
+        raise RunFolderError(f"out: {out} holds {other[0]} ({other[1]}), not one run; choose another --out")
+    ckpt = os.path.join(out, "checkpoint.npz")
+    present = held_by(out, ("run",))
+    if resume and not os.path.isfile(ckpt):
+        if present:  # a run writes its checkpoint first: these files are from a run that never reached it
+            raise RunFolderError(
+                f"resume: no checkpoint at {ckpt}, but {out} holds {present[1]} of a run that stopped before "
+                "writing one; it can be neither resumed nor restarted, choose another --out"
+            )
+        raise RunFolderError(f"resume: no checkpoint at {ckpt}; start without --resume")
+    if not resume and present:
+        raise RunFolderError(
+            f"out: {out} already holds a run; pass --resume to continue it, or choose another --out"
+        )
+    return ckpt

@@ -35,7 +35,7 @@ from ..data import Dataset
 from ..data import load as load_dataset
 from ..data.registry import canonical_name
 from ..errors import NonFiniteError, NotPositiveDefiniteError, RunFolderError, StateMismatchError
-from ..network import MLP, Params
+from ..nn import MLP, Params
 from ..optim import NetOptimizer, official, official_backprop, official_schedule, schedules
 from ..validators import canonical_choice, existing_path, integer, output_folder, same_tree
 from . import checkpoint, runfolder
@@ -363,53 +363,8 @@ def mean_loss(net: MLP, params: Params, x: Any, chunk: int = 2000) -> float:
     return total / x.shape[0]
 
 
-RUN_FILES = ("checkpoint.npz", "metrics.jsonl", "config.json")
-"""The files of one run: a folder holding any of them holds a run."""
-STUDY_FILES = ("spec.toml", "study.jsonl", "trials.jsonl")
-"""Files that mark a folder as a study's (``locograd study``), checked before ``summary.json``."""
-NOT_A_RUN = {
-    **dict.fromkeys(STUDY_FILES, "a study"),
-    "compare.json": "a comparison",
-    "summary.json": "a comparison",
-    "sweep.json": "a sweep",
-}
-"""Files that mark a folder as a study's, a comparison's or a sweep's, which a run never trains into.
-
-Before, a study folder was called "a comparison (summary.json)", or, before its
-``summary.json`` was written, taken by ``compare`` as a new comparison's folder."""
 CHECKPOINT_KEYS = ("params", "state", "rng", "epoch", "steps", "seconds", "wall_seconds", "meta", "row")
 """What a run's checkpoint holds (``row``: the metrics row of its epoch, as in ``metrics.jsonl``)."""
-
-
-def _check_out(out: str, resume: bool) -> str:
-    """The checkpoint path of the run folder ``out``, if ``out`` can take this run.
-
-    Called once before the folder is locked (cheap, creates nothing: a bad ``--out``
-    fails before the data is read) and again under the lock, where the answer holds.
-
-    Raises:
-        TrainingError: ``out`` is a file or a comparison's / sweep's folder; ``--resume``
-            without a checkpoint; a new run into a folder that holds a run.
-    """
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise TrainingError(f"out: {out} is a file, expected a folder (new or holding a run to --resume)")
-    for name, what in NOT_A_RUN.items():
-        if os.path.exists(os.path.join(out, name)):
-            raise TrainingError(f"out: {out} holds {what} ({name}), not one run; choose another --out")
-    ckpt = os.path.join(out, "checkpoint.npz")
-    present = [n for n in RUN_FILES if os.path.exists(os.path.join(out, n))]
-    if resume and not os.path.isfile(ckpt):
-        if present:  # only a folder of an older locograd: a run now writes its checkpoint first
-            raise TrainingError(
-                f"resume: no checkpoint at {ckpt}, but {out} holds {present[0]} of a run that stopped before "
-                "writing one; it can be neither resumed nor restarted, choose another --out"
-            )
-        raise TrainingError(f"resume: no checkpoint at {ckpt}; start without --resume")
-    if not resume and present:
-        raise TrainingError(
-            f"out: {out} already holds a run; pass --resume to continue it, or choose another --out"
-        )
-    return ckpt
 
 
 def _comparable(meta: Any) -> Any:
@@ -643,7 +598,9 @@ def _train(config: TrainConfig, resume: bool, data: Dataset | None) -> list[dict
         locked = os.path.isdir(out)
         if locked:  # a second run on this folder fails here, before anything is read
             stack.enter_context(runfolder.FolderLock(out))
-        _check_out(out, resume)  # creates nothing: a new folder is made only once all is checked
+        runfolder.check_run_folder(
+            out, resume
+        )  # creates nothing: a new folder is made only once all is checked
         if data is None:
             data = load_dataset(
                 config.dataset, data_dir=config.data_dir, limit_train=config.limit_train, seed=config.seed
@@ -661,7 +618,7 @@ def _train(config: TrainConfig, resume: bool, data: Dataset | None) -> list[dict
         if not locked:  # a new folder: made (and locked) only now that the settings and data are good
             stack.enter_context(runfolder.FolderLock(out))
         runfolder.remove_stale_temporaries(out)
-        ckpt_path = _check_out(out, resume)  # again, under the lock: this answer holds
+        ckpt_path = runfolder.check_run_folder(out, resume)  # again, under the lock: this answer holds
         return _run(config, resume, data, resolved, net, opt, schedule, rng, meta, ckpt_path)
     raise AssertionError("unreachable")  # pragma: no cover (for mypy: the with block returns)
 

@@ -28,7 +28,7 @@ from .solvers import (
 from .step import (
     LayerReport,
     LocoPropWarning,
-    StepInfo,
+    StepReport,
     check_workers,
     count_out_of_range,
     local_problems,
@@ -47,7 +47,7 @@ __all__ = [
     "LocoPropWarning",
     "M",
     "S",
-    "StepInfo",
+    "StepReport",
     "check_workers",
     "count_out_of_range",
     "displacement",

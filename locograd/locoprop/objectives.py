@@ -47,7 +47,7 @@ from typing import Any, NamedTuple
 
 from ..backend import Array, array_namespace, check_float_array
 from ..bregman import _divergence_step, matching_loss
-from ..layers import affine
+from ..nn.dense import affine
 from ..transfer import Transfer
 from ..transfer import get as get_transfer
 from ..validators import finite, number

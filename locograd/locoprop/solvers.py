@@ -38,8 +38,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..backend import Array, array_namespace
-from ..layers import stack
 from ..linalg import cholesky_solve, psd_pinv_solve
+from ..nn.dense import stack
 from ..validators import integer, number
 from .objectives import (
     LocalProblem,

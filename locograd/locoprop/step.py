@@ -34,7 +34,7 @@ import numpy as np
 
 from ..backend import Array, array_namespace
 from ..errors import NonFiniteError
-from ..network import MLP, Grads, Params, Trace
+from ..nn import MLP, Grads, Params, Trace
 from ..validators import finite_parameters, integer
 from .objectives import LocalProblem, check_problem, gradient, norm, objective, objective_change
 from .settings import GD, Exact, M, S, check_solver, check_variant
@@ -74,19 +74,26 @@ class LayerReport(NamedTuple):
     out_of_range: int
 
 
-class StepInfo(NamedTuple):
-    """What one step saw: the one record every optimizer returns (:func:`step`, :mod:`locograd.optim`).
+class StepReport(NamedTuple):
+    """What one :func:`step` did: its loss, its per-layer reports and the inner optimizers' new states.
+
+    :class:`locograd.optim.LocoProp` keeps ``inner_states`` in its own state and returns the loss
+    and the reports as its :class:`~locograd.optim.StepInfo`.
 
     Attributes:
         loss: the loss :math:`L(W_t)` at the parameters before the step, a 0-d array on the
             data's device (no host transfer).
-        layers: one :class:`LayerReport` per layer when LocoProp ran with ``diagnostics=True``, else empty.
-        inner_states: LocoProp's inner optimizers' new states, one per layer (empty for the others).
+        layers: one :class:`LayerReport` per layer with ``diagnostics=True``, else empty.
+        inner_states: the inner optimizers' new states, one per layer (``None`` entries without one).
     """
 
     loss: Array
     layers: Sequence[LayerReport] = ()
     inner_states: Sequence[Any] = ()
+
+    def __repr__(self) -> str:
+        states = [type(state).__name__ for state in self.inner_states]
+        return f"StepReport(loss={float(self.loss):.6g}, layers={list(self.layers)}, inner_states={states})"
 
 
 def local_problems(
@@ -242,7 +249,7 @@ def step(
     check_finite: bool = True,
     workers: int = 1,
     gd_kernel: GDKernel | None = None,
-) -> tuple[Params, StepInfo]:
+) -> tuple[Params, StepReport]:
     r"""One LocoProp step: targets from one forward/backward pass, then every layer's local solve.
 
     Args:
@@ -255,7 +262,7 @@ def step(
             optimizer) or :class:`~locograd.locoprop.Exact` (closed form for S, Newton-CG for M,
             which needs ``eta``).
         inner_states: one state per layer for ``solver.inner`` (kept across batches by the caller).
-        diagnostics: fill ``StepInfo.layers`` with per-layer :class:`LayerReport` s
+        diagnostics: fill ``StepReport.layers`` with per-layer :class:`LayerReport` s
             (costs extra passes over each layer and a host transfer per number).
         check_finite: raise if the data or the new parameters hold NaN/Inf
             (one device synchronisation per array).
@@ -268,7 +275,7 @@ def step(
             :class:`locograd.optim.LocoProp` passes), or ``None`` for the reference.
 
     Returns:
-        ``(new_params, info)``: the new parameters (same structure) and the :class:`StepInfo`
+        ``(new_params, info)``: the new parameters (same structure) and the :class:`StepReport`
         (the loss at :math:`W_t`, the inner states, the reports).
 
     Raises:
@@ -303,7 +310,7 @@ def step(
         finite_parameters(
             "step", new_params, f"{variant}, {solver}", "lower the step sizes or add a proximal term eta"
         )
-    return new_params, StepInfo(grads.loss, reports, states)
+    return new_params, StepReport(grads.loss, reports, states)
 
 
 def _step(

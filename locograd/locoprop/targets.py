@@ -29,7 +29,7 @@ True
 from __future__ import annotations
 
 from ..backend import Array
-from ..network import Grads, Trace
+from ..nn import Grads, Trace
 from ..validators import canonical_choice, number
 
 VARIANTS = ("S", "M")

@@ -45,11 +45,31 @@ import numpy as np
 from .._fast import kernels as fused
 from ..backend import Array, tree_leaves, tree_map
 from ..errors import StateMismatchError
-from ..locoprop.step import StepInfo
-from ..network import Params
+from ..locoprop.step import LayerReport
+from ..nn import Params
 from ..validators import number, same_layout
 
 Tree = Any
+
+
+class StepInfo(NamedTuple):
+    """What one step of a network optimizer saw: the one record every :class:`NetOptimizer` returns.
+
+    Prints in one line: ``StepInfo(loss=0.693147, layers=[])``.
+
+    Attributes:
+        loss: the loss :math:`L(W_t)` at the parameters before the step, a 0-d array on the
+            data's device (no host transfer until it is printed or converted).
+        layers: LocoProp's per-layer :class:`~locograd.locoprop.LayerReport` s when it runs with
+            ``diagnostics=True``, else empty.
+    """
+
+    loss: Array
+    layers: tuple[LayerReport, ...] = ()
+
+    def __repr__(self) -> str:
+        return f"StepInfo(loss={float(self.loss):.6g}, layers={list(self.layers)})"
+
 
 __all__ = [
     "ChainState",
@@ -123,16 +143,14 @@ def check_state_type(name: str, state: Any, cls: type, owner: str) -> None:
 
     Raises:
         StateMismatchError: ``"state: expected an AdamState (what adam's init builds), got SgdState"``;
-            a dict (the layout of locograd before states were NamedTuples) is named as such.
+            a dict is named as a dict state (with its ``"name"`` entry if it has one).
     """
     if type(state) is cls:
         return
     article = _article(cls.__name__)
     if isinstance(state, dict):
         tag = state.get("name")
-        what = (
-            f"a dict state{f' tagged {tag!r}' if isinstance(tag, str) else ''} (an earlier locograd's layout)"
-        )
+        what = f"a dict state{f' tagged {tag!r}' if isinstance(tag, str) else ''}"
     else:
         what = type(state).__name__
     raise StateMismatchError(

@@ -35,11 +35,11 @@ from .._fast.local import solve_gd_inplace
 from .._fast.passes import Workspace, backprop_loss_and_grads
 from ..backend import Array
 from ..errors import StateMismatchError
-from ..locoprop import GD, Exact, M, S, StepInfo
+from ..locoprop import GD, Exact, M, S
 from ..locoprop.settings import check_inner, check_solver, check_variant
-from ..network import MLP, Params
+from ..nn import MLP, Params
 from ..validators import finite_parameters, number
-from .base import GradientTransformation, all_finite, apply_updates, check_state_type
+from .base import GradientTransformation, StepInfo, all_finite, apply_updates, check_state_type
 from .first_order import check_state, rmsprop_tf1
 from .schedules import EpochSchedule, released_inner_factor, warmup_linear_decay
 
@@ -140,7 +140,7 @@ class LocoProp:
         net: the network.
         variant: :class:`~locograd.locoprop.S` or :class:`~locograd.locoprop.M` (``gamma``, ``eta``).
         solver: :class:`~locograd.locoprop.GD` (steps, lr, inner, lr_factor) or :class:`~locograd.locoprop.Exact`.
-        diagnostics: fill the per-layer reports of the returned :class:`~locograd.locoprop.StepInfo`
+        diagnostics: fill the per-layer reports of the returned :class:`~locograd.optim.StepInfo`
             (extra work each batch).
         workers: layers solved at once on threads (see :func:`locograd.locoprop.step`).
 
@@ -216,10 +216,10 @@ class LocoProp:
             lr = number("lr", lr, low=0)
             if isinstance(solver, GD) and solver.inner is None and lr == 0:  # plain GD at rate 0: no step
                 loss = self.net.loss_fn.per_example(self.net.forward(params, x).pre[-1], y).mean()
-                return list(params), state, StepInfo(loss, (), state.inner)
+                return list(params), state, StepInfo(loss)
             if isinstance(solver, GD):
                 solver = solver.with_lr(lr)
-        new, info = locoprop.step(
+        new, report = locoprop.step(
             self.net,
             params,
             x,
@@ -231,7 +231,7 @@ class LocoProp:
             workers=self.workers,
             gd_kernel=solve_gd_inplace,
         )
-        return new, LocoPropState(tuple(info.inner_states)), info
+        return new, LocoPropState(tuple(report.inner_states)), StepInfo(report.loss, tuple(report.layers))
 
 
 RELEASED_LR = 1e-5

@@ -79,9 +79,9 @@ import numpy as np
 
 from ..backend import Array, array_namespace
 from ..errors import NonFiniteError, NotPositiveDefiniteError, StateMismatchError
-from ..layers import augment, stack, unstack
 from ..linalg import cholesky_apply, cholesky_factor
-from ..network import MLP, Params
+from ..nn import MLP, Params
+from ..nn.dense import augment, stack, unstack
 from ..validators import canonical_choice, finite_parameters, integer, number, same_layout, template_array
 from .base import GradientTransformation, StepInfo, apply_updates, check_state_type, check_step
 from .first_order import AdamState, MomentumState, check_state
@@ -364,17 +364,8 @@ class KFAC(_NetOptimizer):
         return params
 
     def _sample_targets(self, output: Array, step: int) -> Array:
-        xp = array_namespace(output)
-        rng = np.random.default_rng([self.seed, step])
-        u = xp.asarray(rng.random(output.shape), dtype=output.dtype)
-        name = self.net.loss_fn.name
-        if name == "sigmoid_cross_entropy":
-            return (u < output).astype(output.dtype)
-        if name == "softmax_cross_entropy":
-            cdf = xp.cumsum(output, axis=1)
-            labels = (u[:, :1] > cdf).sum(axis=1)
-            return xp.minimum(labels, output.shape[1] - 1)
-        return output + xp.asarray(rng.standard_normal(output.shape), dtype=output.dtype)
+        """Targets from the model's predictive distribution (the loss's ``sample``), seeded by ``(seed, step)``."""
+        return self.net.loss_fn.sample(np.random.default_rng([self.seed, step]), output)
 
     def damped_factors(self, A: Array, G: Array, damping: float | None = None) -> tuple[Array, Array]:
         r"""The factored Tikhonov damping: :math:`(A + \pi\sqrt\lambda I, G + \sqrt\lambda/\pi I)`.

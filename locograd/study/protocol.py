@@ -47,8 +47,8 @@ from ..experiments.runfolder import (
     remove_stale_temporaries,
     write_text_atomic,
 )
-from . import numerics_version
 from .execute import TOKEN_NAME, DaskRunner, LocalRunner, StudyError, cores, gpu_count, parse_cluster
+from .numerics import numerics_version
 from .spec import NUMERIC, DatasetSpec, OptimizerSpec, StudySpec, load, round_sig
 from .trials import Store, Trial, trial_key
 

@@ -37,7 +37,7 @@ import numpy as np
 
 from .. import __version__, backend
 from ..experiments.runfolder import write_json_atomic, write_text_atomic
-from . import NUMERICS_VERSION, NUMERICS_VERSIONS
+from .numerics import NUMERICS_VERSION, NUMERICS_VERSIONS
 from .spec import BASELINE_TARGETS, StudySpec
 
 TIME_KEYS = frozenset(
@@ -646,8 +646,10 @@ def figures(summary: dict[str, Any], store: Any, folder: str) -> list[str]:
                 for x, y, _ in pts:
                     profile[x] = min(y, profile.get(x, math.inf))
                 if len(profile) > 1:
-                    label = "best over the other axes" if len(axes_names) > 1 else None
-                    ax.plot(*zip(*sorted(profile.items()), strict=True), "-", color="0.6", lw=1, label=label)
+                    line_label = "best over the other axes" if len(axes_names) > 1 else None
+                    ax.plot(
+                        *zip(*sorted(profile.items()), strict=True), "-", color="0.6", lw=1, label=line_label
+                    )
                 plain = [(x, y) for x, y, e in pts if not e]
                 ext = [(x, y) for x, y, e in pts if e]
                 if plain:

@@ -79,10 +79,10 @@ class SpecError(ValueError):
     """A study spec that cannot be used; the message is one line naming the key path."""
 
 
-FIRST_ORDER = ("sgd", "momentum", "adam", "rmsprop-tf1")
+FIRST_ORDER_BASELINES = ("sgd", "momentum", "adam", "rmsprop-tf1")
 """The first-order baselines whose best final loss is the ``auto`` target."""
 
-BASELINE_TARGETS = {"auto": FIRST_ORDER, "second-order": SECOND_ORDER}
+BASELINE_TARGETS = {"auto": FIRST_ORDER_BASELINES, "second-order": SECOND_ORDER}
 """The named targets: the best final mean train loss of these bases, variants included (the
 second-order ones are :data:`locograd.experiments.optimizers.SECOND_ORDER`)."""
 

@@ -249,7 +249,7 @@ def _check_formats(path: str, lines: list[str]) -> None:
 
     Raises:
         RunFolderError: ``"OUT/trials.jsonl: line 1 is a trial record of format version 0 (no
-            'format' field: an earlier locograd); this locograd reads version 1 only: ..."``.
+            'format' field); this locograd reads version 1 only: ..."``.
     """
     for number, line in enumerate(lines, start=1):
         try:
@@ -260,7 +260,7 @@ def _check_formats(path: str, lines: list[str]) -> None:
             continue
         version = row.get("format", 0)
         if version != RECORD_FORMAT or isinstance(version, bool):
-            origin = " (no 'format' field: an earlier locograd)" if "format" not in row else ""
+            origin = " (no 'format' field)" if "format" not in row else ""
             raise RunFolderError(
                 f"{path}: line {number} is a trial record of format version {version!r}{origin}; "
                 f"this locograd reads version {RECORD_FORMAT} only: run the study into a new --out folder"
