@@ -120,10 +120,27 @@ def _run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
     parser.add_argument(
         "--dataset",
         help=f"one of {', '.join(DATASETS)} (default curves; with --preset official, mnist); "
-        "case and _/- do not matter",
+        "case and _/- do not matter; or PATH.npz, your own data: x_train and x_test, plus y_train and "
+        "y_test for a classifier",
     )
-    parser.add_argument("--epochs", type=int, help="total epochs (default per data set; official: 99)")
-    parser.add_argument("--batch-size", type=int, help="default 200 on curves, 1000 on MNIST-format sets")
+    parser.add_argument(
+        "--model",
+        default="autoencoder",
+        help="autoencoder (default: the data set's own, the target is the input) or classifier "
+        "(tanh 1000-500-250 and a softmax over the labels' classes; --widths changes the hidden widths)",
+    )
+    parser.add_argument(
+        "--widths",
+        help="comma-separated hidden widths: the classifier's, or the autoencoder's encoder (code layer last)",
+    )
+    parser.add_argument(
+        "--epochs", type=int, help="total epochs (default 5 on curves, 10 otherwise; official: 99)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        help="default 200 on curves, 1000 on MNIST-format sets and files, 100 for a classifier",
+    )
     parser.add_argument("--seed", type=int, default=0, help="data generation, initialisation and shuffling")
     parser.add_argument("--out", default=out_default, help=f"output folder (default {out_default})")
     parser.add_argument(
@@ -165,6 +182,19 @@ def _run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _widths(text: str | None) -> list[int] | None:
+    """``--widths 500,100`` as ``[500, 100]``; ``None`` when not given."""
+    if text is None:
+        return None
+    try:
+        widths = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise ValueError(f"widths: expected comma-separated integers >= 1, got {text!r}") from None
+    if not widths or any(w < 1 for w in widths):
+        raise ValueError(f"widths: expected comma-separated integers >= 1, got {text!r}")
+    return widths
+
+
 def _config(args: argparse.Namespace, optimizer: str | None) -> TrainConfig:
     """The run's config from the options, checked through (names, numbers, paths) before any work.
 
@@ -187,6 +217,8 @@ def _config(args: argparse.Namespace, optimizer: str | None) -> TrainConfig:
     config = TrainConfig(
         dataset=args.dataset or "",
         optimizer=optimizer or "",
+        model=args.model,
+        widths=_widths(args.widths),
         out=args.out,
         epochs=args.epochs,
         batch_size=args.batch_size,

@@ -23,7 +23,8 @@ from locograd.data.registry import IDX_NAMES
 from locograd.experiments import TrainConfig, TrainingError, autoencoder, settings
 from locograd.experiments.models import CURVES_SIZES, MNIST_SIZES
 from locograd.experiments.optimizers import default
-from locograd.experiments.training import ConfigError, canonical_names, make_schedule, mean_loss, resolve
+from locograd.experiments.tasks import AUTOENCODER, CLASSIFIER
+from locograd.experiments.training import ConfigError, canonical_names, make_schedule, resolve
 from locograd.optim import schedules
 from locograd.validators import canonical_choice, integer_list, output_file, output_folder
 from locograd.verify import run_checks
@@ -545,14 +546,22 @@ def test_verify_and_demo_on_the_command_line(
 # ---- kind 5: empty data and files that are not what they are named -------------------------------
 
 
-def test_mean_loss_refuses_zero_rows() -> None:
-    """Before: ``ZeroDivisionError: float division by zero``."""
-    net = lg.MLP([3, 4, 3], ["tanh", "sigmoid"], "sigmoid_cross_entropy")
+@pytest.mark.parametrize("task", [AUTOENCODER, CLASSIFIER])
+def test_evaluating_a_split_refuses_zero_rows(task) -> None:
+    """Before: ``ZeroDivisionError: float division by zero`` (then in ``mean_loss``, now a task's ``evaluate``)."""
+    net = lg.MLP(
+        [3, 4, 3],
+        ["tanh", "softmax" if task is CLASSIFIER else "sigmoid"],
+        "softmax_cross_entropy" if task is CLASSIFIER else "sigmoid_cross_entropy",
+    )
+    labels = np.zeros(5, dtype=np.int64)
     with pytest.raises(
         ValueError, match=r"x: expected at least one row to average the loss over, got shape \(0, 3\)"
     ):
-        mean_loss(net, net.init(), np.zeros((0, 3)))
-    assert np.isfinite(mean_loss(net, net.init(), np.full((5, 3), 0.5)))  # negative control: 5 rows
+        task.evaluate(net, net.init(), np.zeros((0, 3)), labels[:0])
+    assert np.isfinite(
+        task.evaluate(net, net.init(), np.full((5, 3), 0.5), labels)["loss"]
+    )  # negative control: 5 rows
 
 
 def test_a_data_set_with_an_empty_split_is_refused() -> None:

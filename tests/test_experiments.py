@@ -468,7 +468,7 @@ def test_checkpoint_from_another_architecture_or_settings(tmp_path, tiny, capsys
     with pytest.raises(
         TrainingError, match=r"resume: .* holds a \[784, 400, .*\] network, this run builds \[784, 1000"
     ):
-        train(config(tmp_path, dataset="fashion-mnist", epochs=2), resume=True, data=tiny)
+        train(config(tmp_path, widths=[1000, 500, 250, 30], epochs=2), resume=True, data=tiny)
     with pytest.raises(
         TrainingError, match=r"resume: the checkpoint was made with other settings \(lr differ\)"
     ):

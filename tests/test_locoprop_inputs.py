@@ -259,7 +259,7 @@ def test_locoprop_optimizer_on_every_backend(bk) -> None:
     new, state, info = opt.step(params, x, x, state, lr=1e-3)
     assert new[0]["W"].dtype == np.float32 and lg.backend.array_namespace(new[0]["W"]) is bk.xp
     assert isinstance(state, optim.LocoPropState) and state.inner[1].step == 10
-    assert isinstance(info, locoprop.StepReport) and bool(
+    assert isinstance(info, optim.StepInfo) and bool(
         lg.backend.array_namespace(info.loss).isfinite(info.loss)
     )
     # the fused path on this backend: bit for bit the reference step (the same kernels, run on the device)

@@ -485,7 +485,7 @@ def curves_losses(name: str, epochs: int, **overrides) -> list[float]:
     from locograd.data import load
     from locograd.experiments.models import autoencoder
     from locograd.experiments.optimizers import build, settings
-    from locograd.experiments.training import mean_loss
+    from locograd.experiments.tasks import AUTOENCODER
 
     n, batch = 1000, 100
     x = load("curves", limit_train=n, seed=0).x_train.astype(np.float32)
@@ -500,7 +500,7 @@ def curves_losses(name: str, epochs: int, **overrides) -> list[float]:
         for b in range(n // batch):
             xb = x[order[b * batch : (b + 1) * batch]]
             params, state, _ = opt.step(params, xb, xb, state)
-        losses.append(mean_loss(net, params, x))
+        losses.append(AUTOENCODER.evaluate(net, params, x, None)["loss"])
     return losses
 
 

@@ -7,7 +7,8 @@
   (``data_dir``, then ``$LOCOGRAD_DATA``, then the usual places such as
   Debian's ``/usr/share/datasets/fashion-mnist``);
 * :func:`read_idx` / :func:`write_idx` and :func:`read_mnist_npz` read the
-  file formats;
+  file formats; :func:`read_dataset_npz` reads your own data set from one ``.npz``
+  (``load("path/to/mine.npz")`` does the same);
 * every data problem raises :class:`DataError` (a ``ValueError``) with a
   one-line message that says what to do.
 
@@ -23,8 +24,8 @@ from .curves import curves
 from .dataset import Dataset
 from .errors import DataError
 from .idx import read_idx, write_idx
-from .npz import read_mnist_npz
-from .registry import DATASETS, MnistFiles, find_mnist_files, load
+from .npz import read_dataset_npz, read_mnist_npz
+from .registry import DATASETS, MnistFiles, dataset_key, find_mnist_files, is_file_name, load
 
 __all__ = [
     "DATASETS",
@@ -32,8 +33,11 @@ __all__ = [
     "Dataset",
     "MnistFiles",
     "curves",
+    "dataset_key",
     "find_mnist_files",
+    "is_file_name",
     "load",
+    "read_dataset_npz",
     "read_idx",
     "read_mnist_npz",
     "write_idx",

@@ -28,13 +28,14 @@ class Dataset:
 
     Attributes:
         name: The data set's name, e.g. ``"curves"`` or ``"fashion-mnist"``.
-        x_train: Training images, shape ``(N, H*W)`` (``(N, 784)`` for 28x28), float32 in [0, 1].
+        x_train: Training examples flattened, shape ``(N, prod(image_shape))`` (``(N, 784)`` for
+            28x28), float32 (images in [0, 1]) or, for a user's own float64 data, float64.
         y_train: Training labels, shape ``(N,)``, int64; or ``None``.
-        x_test: Test images, shape ``(M, H*W)``, float32 in [0, 1].
+        x_test: Test examples, shape ``(M, prod(image_shape))``, of the dtype of ``x_train``.
         y_test: Test labels, shape ``(M,)``, int64; or ``None``.
         source: Where the data came from: a folder, a file, or ``"generated (seed 0)"``.
-        image_shape: ``(H, W)`` of one image, ``(28, 28)`` by default;
-            ``x_train[i].reshape(image_shape)`` is the i-th image.
+        image_shape: the shape of one example, ``(28, 28)`` by default (``(H, W)``, ``(H, W, C)``,
+            or ``(D,)`` for flat rows); ``x_train[i].reshape(image_shape)`` is the i-th example.
 
     Raises:
         DataError: When the arrays do not fit together (wrong rank, dtype,
@@ -49,18 +50,25 @@ class Dataset:
     x_test: np.ndarray
     y_test: np.ndarray | None
     source: str
-    image_shape: tuple[int, int] = (28, 28)
+    image_shape: tuple[int, ...] = (28, 28)
 
     def __post_init__(self) -> None:
         width = int(np.prod(self.image_shape))
         for part in ("train", "test"):
             x = getattr(self, f"x_{part}")
             y = getattr(self, f"y_{part}")
-            if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 2 or x.shape[1] != width:
+            if (
+                not isinstance(x, np.ndarray)
+                or x.dtype not in (np.float32, np.float64)
+                or x.ndim != 2
+                or x.shape[1] != width
+                or x.dtype != self.x_train.dtype
+            ):
                 got = f"{x.dtype} array of shape {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
                 raise DataError(
-                    f"{self.name}: x_{part} must be a float32 array of shape (N, {width}) for images of "
-                    f"shape {self.image_shape}, got a {got}; convert with x.reshape(len(x), -1).astype(np.float32)"
+                    f"{self.name}: x_{part} must be a float32 (or float64, like x_train) array of shape "
+                    f"(N, {width}) for examples of shape {self.image_shape}, got a {got}; convert with "
+                    "x.reshape(len(x), -1).astype(np.float32)"
                 )
             if x.shape[0] == 0:
                 raise DataError(
@@ -86,7 +94,7 @@ class Dataset:
 
     @property
     def n_features(self) -> int:
-        """Pixels per image, ``H*W`` (784 for 28x28)."""
+        """Values per example, ``prod(image_shape)`` (784 for 28x28)."""
         return int(self.x_train.shape[1])
 
     @property

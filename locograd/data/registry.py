@@ -40,7 +40,7 @@ from .curves import curves
 from .dataset import Dataset
 from .errors import DataError, check_int
 from .idx import read_idx
-from .npz import NPZ_KEYS, read_mnist_npz
+from .npz import NPZ_KEYS, read_dataset_npz, read_mnist_npz
 
 DATASETS: tuple[str, ...] = ("curves", "mnist", "fashion-mnist")
 """The names :func:`load` knows."""
@@ -129,6 +129,24 @@ def canonical_name(name: Any) -> str:
         return canonical_choice("dataset", name, DATASETS)
     except ValueError as exc:
         raise DataError(str(exc)) from None
+
+
+def is_file_name(name: Any) -> bool:
+    """Whether ``name`` names a data set file (a path ending in ``.npz``) rather than a known set.
+
+    >>> is_file_name("my_data.npz"), is_file_name("fashion-mnist")
+    (True, False)
+    """
+    return isinstance(name, str | os.PathLike) and os.fspath(name).lower().endswith(".npz")
+
+
+def dataset_key(name: Any) -> str:
+    """The name a run records for its data: a known set's canonical name, or a ``.npz`` file's path as given.
+
+    Raises:
+        DataError: neither a known name nor a ``.npz`` path (the message lists the valid names).
+    """
+    return os.fspath(name) if is_file_name(name) else canonical_name(name)
 
 
 def _candidates(name: str, data_dir: str | os.PathLike[str] | None) -> list[str]:
@@ -284,7 +302,8 @@ def load(
     """Load a data set by name.
 
     Args:
-        name: One of :data:`DATASETS` (case and ``_``/``-`` do not matter).
+        name: One of :data:`DATASETS` (case and ``_``/``-`` do not matter), or the path of your
+            own ``.npz`` archive (:func:`~locograd.data.npz.read_dataset_npz`).
         data_dir: For MNIST-format sets, the only folder to look in (see
             :func:`find_mnist_files`); refused for ``"curves"``, which reads no files.
         limit_train: ``None`` or an integer >= 1.  For a file set, keep the
@@ -307,6 +326,12 @@ def load(
             files not found (the message lists where it looked), or files
             that are damaged or of the wrong shape.
     """
+    if limit_train is not None:
+        limit_train = check_int("limit_train", limit_train, 1)
+    if is_file_name(name):
+        if data_dir is not None:
+            raise DataError(f"data_dir: {os.fspath(name)} is read from its own path; drop data_dir")
+        return read_dataset_npz(name, limit_train)
     key = canonical_name(name)
     if limit_train is not None:
         limit_train = check_int("limit_train", limit_train, 1)

@@ -122,7 +122,8 @@ def compare(
     (the comparison stopped before it) starts.
 
     Returns:
-        The summary: optimizer name -> ``{"train_loss", "test_loss", "epochs", "seconds", "seconds_per_epoch", "steps"}``.
+        The summary: optimizer name -> ``{"train_loss", "test_loss", "epochs", "seconds", "seconds_per_epoch", "steps"}``,
+        and for a classifier ``"train_accuracy"`` and ``"test_accuracy"`` after ``"test_loss"``.
 
     Raises:
         TrainingError, RunFolderError: bad settings, or a folder that holds something else or is in use.
@@ -165,6 +166,7 @@ def compare(
             name: {
                 "train_loss": rows[-1]["train_loss"],
                 "test_loss": rows[-1]["test_loss"],
+                **{k: rows[-1][k] for k in ("train_accuracy", "test_accuracy") if k in rows[-1]},
                 "epochs": rows[-1]["epoch"],
                 "seconds": rows[-1]["seconds"],
                 "seconds_per_epoch": rows[-1]["seconds"] / rows[-1]["epoch"],
@@ -181,14 +183,18 @@ def compare(
 
 
 def format_summary(summary: dict[str, dict[str, Any]]) -> str:
-    """The summary as a Markdown table."""
+    """The summary as a Markdown table (with the test accuracy for classifiers)."""
+    accuracy = any("test_accuracy" in s for s in summary.values())
     lines = [
-        "| optimizer | train loss | test loss | epochs | seconds | s/epoch |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| optimizer | train loss | test loss |"
+        + (" test accuracy |" if accuracy else "")
+        + " epochs | seconds | s/epoch |",
+        "|---|---:|---:|" + ("---:|" if accuracy else "") + "---:|---:|---:|",
     ]
     for name, s in summary.items():
+        shown = f" {s['test_accuracy']:.4f} |" if accuracy else ""
         lines.append(
-            f"| {name} | {s['train_loss']:.3f} | {s['test_loss']:.3f} | {s['epochs']} | "
+            f"| {name} | {s['train_loss']:.3f} | {s['test_loss']:.3f} |{shown} {s['epochs']} | "
             f"{s['seconds']:.1f} | {s['seconds_per_epoch']:.2f} |"
         )
     return "\n".join(lines)

@@ -5,6 +5,10 @@
   sigmoid cross-entropy summed over pixels (the released LocoProp notebook's model).
 * CURVES: 784-400-200-100-50-25-6 and its mirror, logistic hidden units, a
   linear code layer, sigmoid output with sigmoid cross-entropy.
+* Your own data (a ``.npz`` file): the MNIST autoencoder's layers on its ``D`` inputs.
+
+And the classifier :func:`classifier`: the MNIST autoencoder's encoder, tanh 1000-500-250, then
+a softmax over the classes, with softmax cross-entropy.
 
 >>> net = autoencoder("curves")
 >>> net.sizes[:7], [t.name for t in net.transfers][5:7]
@@ -13,16 +17,16 @@
 
 from __future__ import annotations
 
-from ..data.registry import canonical_name
+from ..data.registry import canonical_name, is_file_name
 from ..nn import MLP
 
 MNIST_SIZES = [784, 1000, 500, 250, 30, 250, 500, 1000, 784]
 CURVES_SIZES = [784, 400, 200, 100, 50, 25, 6, 25, 50, 100, 200, 400, 784]
 
 
-def mnist_autoencoder(width_multiplier: int = 1) -> MLP:
-    """The released deep autoencoder; ``width_multiplier`` scales the hidden widths (not the code layer)."""
-    sizes = [784] + [d * width_multiplier for d in (1000, 500, 250)] + [30]
+def mnist_autoencoder(width_multiplier: int = 1, n_in: int = 784) -> MLP:
+    """The released deep autoencoder on ``n_in`` inputs; ``width_multiplier`` scales the hidden widths (not the code layer)."""
+    sizes = [n_in] + [d * width_multiplier for d in (1000, 500, 250)] + [30]
     sizes = sizes + sizes[-2::-1]
     return MLP(sizes, ["tanh"] * 3 + ["identity"] + ["tanh"] * 3 + ["sigmoid"], "sigmoid_cross_entropy")
 
@@ -32,8 +36,11 @@ def curves_autoencoder() -> MLP:
     return MLP(CURVES_SIZES, ["sigmoid"] * 5 + ["identity"] + ["sigmoid"] * 6, "sigmoid_cross_entropy")
 
 
-def autoencoder(dataset: str) -> MLP:
-    """The autoencoder used for ``dataset`` (CURVES' own, the MNIST one for any MNIST-format set).
+def autoencoder(dataset: str | None, n_in: int = 784) -> MLP:
+    """The autoencoder used for ``dataset`` (CURVES' own, the MNIST one for any MNIST-format set or file).
+
+    ``dataset`` ``None`` (data of your own, not a named set) or a ``.npz`` path: the MNIST
+    autoencoder's layers on ``n_in`` inputs (the named sets have 784).
 
     ``dataset`` is put in its canonical spelling first
     (:func:`locograd.data.registry.canonical_name`), so ``"CURVES"`` gets the
@@ -43,6 +50,8 @@ def autoencoder(dataset: str) -> MLP:
     Raises:
         DataError: an unknown data set name (a ``ValueError``; the message lists the valid ones).
     """
+    if dataset is None or is_file_name(dataset):
+        return mnist_autoencoder(n_in=n_in)
     return curves_autoencoder() if canonical_name(dataset) == "curves" else mnist_autoencoder()
 
 
@@ -50,11 +59,14 @@ HIDDEN_TRANSFERS = ("sigmoid", "tanh", "relu", "identity")
 """Hidden transfers a model override may choose (the code layer stays linear, the output sigmoid)."""
 
 
-def overridden_autoencoder(dataset: str, hidden: str | None = None, widths: list[int] | None = None) -> MLP:
+def overridden_autoencoder(
+    dataset: str | None, hidden: str | None = None, widths: list[int] | None = None, n_in: int = 784
+) -> MLP:
     """The autoencoder of ``dataset`` with its hidden transfer and/or encoder widths replaced.
 
     Args:
         dataset: the data set (picks the base model: :func:`autoencoder`).
+        n_in: the input width of a ``.npz`` file's examples.
         hidden: the transfer of every hidden layer except the code layer (``None``: the base's).
         widths: the encoder's widths after the input, the last one the linear code layer; the
             decoder mirrors them (``[32, 8]`` builds 784-32-8-32-784).  ``None``: the base's.
@@ -63,7 +75,7 @@ def overridden_autoencoder(dataset: str, hidden: str | None = None, widths: list
     >>> net.sizes, [t.name for t in net.transfers]
     ([784, 32, 8, 32, 784], ['relu', 'identity', 'relu', 'sigmoid'])
     """
-    base = autoencoder(dataset)
+    base = autoencoder(dataset, n_in)
     if hidden is None and widths is None:
         return base
     code = len(base.sizes) // 2  # index of the code layer in sizes
@@ -77,3 +89,28 @@ def overridden_autoencoder(dataset: str, hidden: str | None = None, widths: list
     sizes = [n_in, *enc, *enc[-2::-1], n_in]
     transfers = [act] * (len(enc) - 1) + ["identity"] + [act] * (len(enc) - 1) + ["sigmoid"]
     return MLP(sizes, transfers, "sigmoid_cross_entropy")
+
+
+CLASSIFIER_WIDTHS = (1000, 500, 250)
+"""The classifier's hidden widths: the MNIST autoencoder's encoder."""
+
+
+def classifier(n_in: int, n_classes: int, hidden: str | None = None, widths: list[int] | None = None) -> MLP:
+    """An MLP classifier: ``n_in`` inputs, hidden layers of ``widths`` (default 1000-500-250) with the
+    transfer ``hidden`` (default tanh), and a softmax over ``n_classes`` with softmax cross-entropy.
+
+    >>> net = classifier(784, 10)
+    >>> net.sizes, [t.name for t in net.transfers], net.loss_fn.name
+    ([784, 1000, 500, 250, 10], ['tanh', 'tanh', 'tanh', 'softmax'], 'softmax_cross_entropy')
+    """
+    hidden_widths = list(CLASSIFIER_WIDTHS) if widths is None else [int(w) for w in widths]
+    if any(w < 1 for w in hidden_widths):
+        raise ValueError(f"widths: expected a list of integers >= 1, got {widths!r}")
+    if hidden is not None and hidden not in HIDDEN_TRANSFERS:
+        raise ValueError(f"hidden: unknown name {hidden!r}; valid names are {', '.join(HIDDEN_TRANSFERS)}")
+    if n_classes < 2:
+        raise ValueError(f"n_classes: a classifier needs at least 2 classes, got {n_classes}")
+    act = hidden or "tanh"
+    return MLP(
+        [n_in, *hidden_widths, n_classes], [act] * len(hidden_widths) + ["softmax"], "softmax_cross_entropy"
+    )

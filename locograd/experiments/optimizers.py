@@ -34,7 +34,7 @@ from __future__ import annotations
 from typing import Any
 
 from .. import locoprop, optim
-from ..data.registry import canonical_name
+from ..data.registry import dataset_key
 from ..nn import MLP
 from ..validators import canonical_choice, integer, number
 
@@ -125,7 +125,7 @@ def settings(
 
     Every argument is checked here, before any optimizer is built: the names are
     put in their canonical spelling (:func:`check_name`; ``dataset`` by
-    :func:`locograd.data.registry.canonical_name`, so ``"CURVES"`` gets the CURVES
+    :func:`locograd.data.registry.dataset_key` (a ``.npz`` path is an MNIST-format set here), so ``"CURVES"`` gets the CURVES
     defaults: before, any spelling but ``"curves"`` got the MNIST ones), ``lr``,
     ``gamma``, ``eta`` and ``damping`` must be finite and > 0, ``steps`` an integer
     >= 1, and a setting the optimizer does not have is refused.
@@ -134,7 +134,7 @@ def settings(
         ValueError: one line naming the argument, e.g. ``"lr: expected a finite number > 0, got nan"``.
     """
     name = check_name(name)
-    family = "curves" if canonical_name(dataset) == "curves" else "mnist"
+    family = "curves" if dataset_key(dataset) == "curves" else "mnist"
     lr, gamma, eta, damping = (
         None if v is None else number(k, v, low=0, low_open=True)
         for k, v in (("lr", lr), ("gamma", gamma), ("eta", eta), ("damping", damping))

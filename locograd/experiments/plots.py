@@ -1,5 +1,6 @@
 """Loss curves with matplotlib, drawn on an Agg canvas (no display needed, and the global
-pyplot backend of a notebook is left alone)."""
+pyplot backend of a notebook is left alone).  Runs whose rows carry ``test_accuracy`` (classifiers)
+get a third panel: the train and test accuracy against epoch."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ from matplotlib.figure import Figure
 
 
 def _panels(runs: Mapping[str, Sequence[dict[str, Any]]], title: str, path: str) -> None:
-    fig = Figure(figsize=(11, 4.2), constrained_layout=True)
+    accuracy = any("test_accuracy" in r for rows in runs.values() for r in rows)
+    fig = Figure(figsize=(16 if accuracy else 11, 4.2), constrained_layout=True)
     FigureCanvasAgg(fig)
-    by_epoch, by_time = fig.subplots(1, 2)
+    panels = fig.subplots(1, 3 if accuracy else 2)
+    by_epoch, by_time = panels[0], panels[1]
     for i, (name, rows) in enumerate(runs.items()):
         color = f"C{i}"
         epochs = [r["epoch"] for r in rows]
@@ -21,6 +24,14 @@ def _panels(runs: Mapping[str, Sequence[dict[str, Any]]], title: str, path: str)
         for ax, xs in ((by_epoch, epochs), (by_time, secs)):
             ax.plot(xs, [r["train_loss"] for r in rows], "-o", color=color, ms=3, label=f"{name} train")
             ax.plot(xs, [r["test_loss"] for r in rows], "--", color=color, label=f"{name} test")
+        if accuracy:
+            scored = [r for r in rows if "test_accuracy" in r]
+            panels[2].plot(
+                [r["epoch"] for r in scored], [r["train_accuracy"] for r in scored], "-o", color=color, ms=3
+            )
+            panels[2].plot(
+                [r["epoch"] for r in scored], [r["test_accuracy"] for r in scored], "--", color=color
+            )
     by_epoch.set_xlabel("epoch")
     by_time.set_xlabel("training seconds")
     later = [
@@ -42,8 +53,14 @@ def _panels(runs: Mapping[str, Sequence[dict[str, Any]]], title: str, path: str)
             low, high = min(later), max(later)
             limits = (low - 0.05 * (high - low + 1), high + 0.15 * (high - low + 1))
             notes.append(f"epoch 0 loss {start:.1f} is above the plot")
+    if accuracy:
+        panels[2].set_xlabel("epoch")
+        panels[2].set_ylabel("accuracy (train solid, test dashed)")
+        panels[2].grid(alpha=0.3)
     for ax in (by_epoch, by_time):
-        ax.set_ylabel("loss (sum over pixels, mean over examples)")
+        ax.set_ylabel(
+            "loss (mean over examples)" if accuracy else "loss (sum over pixels, mean over examples)"
+        )
         ax.grid(alpha=0.3)
         if limits is not None:
             ax.set_ylim(*limits)

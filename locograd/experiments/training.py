@@ -33,15 +33,16 @@ from tqdm.auto import tqdm
 from .. import backend
 from ..data import Dataset
 from ..data import load as load_dataset
-from ..data.registry import canonical_name
+from ..data.registry import dataset_key, is_file_name
 from ..errors import NonFiniteError, NotPositiveDefiniteError, RunFolderError, StateMismatchError
 from ..nn import MLP, Params
 from ..optim import NetOptimizer, official, official_backprop, official_schedule, schedules
 from ..validators import canonical_choice, existing_path, integer, output_folder, same_tree
 from . import checkpoint, runfolder
-from .models import HIDDEN_TRANSFERS, overridden_autoencoder
+from .models import HIDDEN_TRANSFERS, classifier, overridden_autoencoder
 from .optimizers import INNER, SOLVERS, build, check_name, settings
 from .plots import plot_losses
+from .tasks import TASKS, Task
 
 PRESETS = ("official",)
 DTYPES = ("float32", "float64")
@@ -81,6 +82,7 @@ class TrainConfig:
 
     dataset: str = ""
     optimizer: str = ""
+    model: str = "autoencoder"
     out: str = "runs/train"
     epochs: int | None = None
     batch_size: int | None = None
@@ -105,15 +107,18 @@ class TrainConfig:
     warmup: int = 5  # warm-up epochs of "warmup-linear-decay"
     schedule_total: int = 100  # epochs over which "warmup-linear-decay" decays to 0
     hidden: str | None = None  # model override: the hidden transfer (see models.overridden_autoencoder)
-    widths: list[int] | None = None  # model override: the encoder widths, code layer last
+    widths: list[int] | None = (
+        None  # model override: the encoder widths (code layer last), or the classifier's
+    )
 
     def __post_init__(self) -> None:
         for key, value in canonical_names(self).items():
             setattr(self, key, value)
 
 
-DEFAULT_EPOCHS = {"curves": 5, "mnist": 10}
-DEFAULT_BATCH = {"curves": 200, "mnist": 1000}
+DEFAULT_EPOCHS = {"curves": 5, "mnist": 10, "classifier": 10}
+DEFAULT_BATCH = {"curves": 200, "mnist": 1000, "classifier": 100}
+"""Per data-set family for an autoencoder; a classifier's for every data set."""
 PRESET_DEFAULTS: dict[str, dict[str, str]] = {"official": {"dataset": "mnist", "optimizer": "locoprop-m"}}
 """What a preset brings when ``dataset`` / ``optimizer`` are not given."""
 OFFICIAL_OPTIMIZERS = ("locoprop-m", "rmsprop-tf1")
@@ -122,7 +127,7 @@ OFFICIAL_DATASETS = ("mnist", "fashion-mnist")
 
 
 def _family(dataset: str) -> str:
-    return "curves" if canonical_name(dataset) == "curves" else "mnist"
+    return "curves" if dataset_key(dataset) == "curves" else "mnist"
 
 
 def _name_fields(config: TrainConfig) -> dict[str, tuple[str, ...]]:
@@ -137,6 +142,7 @@ def _name_fields(config: TrainConfig) -> dict[str, tuple[str, ...]]:
         fields["schedule"] = SCHEDULES
     if hasattr(config, "hidden"):
         fields["hidden"] = HIDDEN_TRANSFERS
+    fields["model"] = tuple(TASKS)
     return fields
 
 
@@ -162,7 +168,7 @@ def canonical_names(config: TrainConfig) -> dict[str, Any]:
         )
         names: dict[str, Any] = {
             "preset": preset,
-            "dataset": canonical_name(dataset),
+            "dataset": dataset_key(dataset),
             "optimizer": check_name(optimizer),
         }
         for key, choices in _name_fields(config).items():
@@ -209,6 +215,8 @@ def resolve(config: TrainConfig) -> dict[str, Any]:
             if not isinstance(getattr(config, flag), bool):
                 raise ValueError(f"{flag}: expected True or False, got {getattr(config, flag)!r}")
         if config.data_dir is not None:
+            if is_file_name(dataset):
+                raise ValueError(f"data-dir: {dataset} is read from its own path; drop --data-dir")
             if dataset == "curves":
                 raise ValueError(
                     "data-dir: curves is generated, not read from files; drop --data-dir or choose "
@@ -219,6 +227,12 @@ def resolve(config: TrainConfig) -> dict[str, Any]:
         if names["device"] == "gpu" and not backend.has_gpu():
             raise ValueError("device: gpu needs CuPy and a usable CUDA device; none was found")
         family = _family(dataset)
+        task = names["model"]
+        if preset == "official" and task != "autoencoder":
+            raise ValueError(
+                "model: the official preset is the released autoencoder configuration; drop --preset "
+                f"to train a {task}"
+            )
         if preset == "official":
             if optimizer not in OFFICIAL_OPTIMIZERS:
                 raise ValueError(
@@ -249,7 +263,8 @@ def resolve(config: TrainConfig) -> dict[str, Any]:
                 inner=names["inner"],
                 damping=config.damping,
             )
-            epochs, batch = DEFAULT_EPOCHS[family], DEFAULT_BATCH[family]
+            defaults = "classifier" if task == "classifier" else family
+            epochs, batch = DEFAULT_EPOCHS[defaults], DEFAULT_BATCH[defaults]
         epochs = integer("epochs", epochs if config.epochs is None else config.epochs, minimum=1)
         batch = integer("batch-size", batch if config.batch_size is None else config.batch_size, minimum=1)
         if preset == "official" and epochs > (most := official_epochs()):
@@ -270,6 +285,8 @@ def resolve(config: TrainConfig) -> dict[str, Any]:
         device=names["device"],
         limit_train=limit_train,
     )
+    if task != "autoencoder":  # an autoencoder's settings (and so its trial keys) name no task
+        resolved["task"] = task
     resolved.update(_study_settings(config, epochs))
     return resolved
 
@@ -298,10 +315,19 @@ def _study_settings(config: TrainConfig, epochs: int) -> dict[str, Any]:
         extra["schedule"] = {"kind": config.schedule, "warmup": warmup, "total": total}
     if config.hidden is not None or config.widths is not None:
         try:
-            net = overridden_autoencoder(config.dataset, config.hidden, config.widths)
+            if config.model == "classifier" or is_file_name(
+                config.dataset
+            ):  # sizes from the data: the overrides recorded
+                if config.model == "classifier":
+                    classifier(1, 2, config.hidden, config.widths)
+                else:
+                    overridden_autoencoder(None, config.hidden, config.widths)
+                extra["model_overrides"] = {"hidden": config.hidden, "widths": config.widths}
+            else:
+                net = overridden_autoencoder(config.dataset, config.hidden, config.widths)
+                extra["model"] = {"sizes": net.sizes, "activations": [t.name for t in net.transfers]}
         except ValueError as exc:
             raise TrainingError(str(exc)) from None
-        extra["model"] = {"sizes": net.sizes, "activations": [t.name for t in net.transfers]}
     return extra
 
 
@@ -343,24 +369,6 @@ def make_schedule(resolved: dict[str, Any]) -> schedules.EpochSchedule | None:
             f"expected at most {length}, got {epochs}"
         )
     return schedule
-
-
-def mean_loss(net: MLP, params: Params, x: Any, chunk: int = 2000) -> float:
-    """The autoencoder's batch-mean loss over all rows of ``x`` ``(N, d_0)``, in chunks of ``chunk`` rows.
-
-    Raises:
-        ValueError: ``x`` has no rows (before: ZeroDivisionError), or ``chunk`` < 1.
-    """
-    chunk = integer("chunk", chunk, minimum=1)
-    if getattr(x, "ndim", 0) < 1 or x.shape[0] == 0:
-        raise ValueError(
-            f"x: expected at least one row to average the loss over, got shape {tuple(getattr(x, 'shape', ()))}"
-        )
-    total = 0.0
-    for start in range(0, x.shape[0], chunk):
-        xb = x[start : start + chunk]
-        total += net.loss(params, xb, xb) * xb.shape[0]
-    return total / x.shape[0]
 
 
 CHECKPOINT_KEYS = ("params", "state", "rng", "epoch", "steps", "seconds", "wall_seconds", "meta", "row")
@@ -529,25 +537,24 @@ def _end_line(path: str) -> None:
 
 
 def _evaluate(
+    task: Task,
     net: MLP,
     params: Params,
-    x_train: Any,
-    x_test: Any,
+    train_split: tuple[Any, Any],
+    test_split: tuple[Any, Any],
     epoch: int,
     seconds: float,
     wall: float,
     steps: int,
     lr: float | None,
 ) -> dict[str, Any]:
-    return {
-        "epoch": epoch,
-        "train_loss": mean_loss(net, params, x_train),
-        "test_loss": mean_loss(net, params, x_test),
-        "seconds": seconds,
-        "wall_seconds": wall,
-        "steps": steps,
-        "lr": lr,
-    }
+    """One metrics row: the losses, then the task's metrics (``train_accuracy``, ``test_accuracy``), then the clock."""
+    train, test = task.evaluate(net, params, *train_split), task.evaluate(net, params, *test_split)
+    row: dict[str, Any] = {"epoch": epoch, "train_loss": train["loss"], "test_loss": test["loss"]}
+    for metric in task.metrics:
+        row[f"train_{metric}"], row[f"test_{metric}"] = train[metric], test[metric]
+    row.update(seconds=seconds, wall_seconds=wall, steps=steps, lr=lr)
+    return row
 
 
 def _append_row(path: str, row: dict[str, Any]) -> None:
@@ -610,7 +617,9 @@ def _train(config: TrainConfig, resume: bool, data: Dataset | None) -> list[dict
             raise TrainingError(
                 f"batch-size: {resolved['batch_size']} is larger than the training set ({n_train} examples)"
             )
-        net = overridden_autoencoder(config.dataset, config.hidden, config.widths)
+        task = TASKS[config.model]
+        net = task.model(data, config.hidden, config.widths)
+        task.check(data, net)
         opt = make_optimizer(net, resolved, config.workers)
         schedule = make_schedule(resolved)
         rng = np.random.default_rng(config.seed)
@@ -619,7 +628,7 @@ def _train(config: TrainConfig, resume: bool, data: Dataset | None) -> list[dict
             stack.enter_context(runfolder.FolderLock(out))
         runfolder.remove_stale_temporaries(out)
         ckpt_path = runfolder.check_run_folder(out, resume)  # again, under the lock: this answer holds
-        return _run(config, resume, data, resolved, net, opt, schedule, rng, meta, ckpt_path)
+        return _run(config, resume, data, resolved, task, net, opt, schedule, rng, meta, ckpt_path)
     raise AssertionError("unreachable")  # pragma: no cover (for mypy: the with block returns)
 
 
@@ -652,6 +661,7 @@ def _run(
     resume: bool,
     data: Dataset,
     resolved: dict[str, Any],
+    task: Task,
     net: MLP,
     opt: NetOptimizer,
     schedule: schedules.EpochSchedule | None,
@@ -666,6 +676,10 @@ def _run(
     config_path = os.path.join(out, "config.json")
     x_train = backend.to_device(data.x_train, config.device, dtype)
     x_test = backend.to_device(data.x_test, config.device, dtype)
+    labelled = task.metrics and data.y_train is not None and data.y_test is not None
+    y_train = backend.to_device(data.y_train, config.device) if labelled else None
+    y_test = backend.to_device(data.y_test, config.device) if labelled else None
+    splits = (x_train, y_train), (x_test, y_test)
     if resume:
         saved = _load_checkpoint(ckpt_path, net, opt, meta, config, rng)
         if resolved["epochs"] < saved["epoch"]:
@@ -691,7 +705,7 @@ def _run(
         params = net.init(seed=config.seed, dtype=dtype, bias="glorot", device=config.device)
         state = opt.init(params)
         start_epoch, steps, seconds, wall = 0, 0, 0.0, 0.0
-        history = [_evaluate(net, params, x_train, x_test, 0, 0.0, 0.0, 0, None)]  # the starting point
+        history = [_evaluate(task, net, params, *splits, 0, 0.0, 0.0, 0, None)]  # the starting point
         _save_checkpoint(ckpt_path, params, state, rng, history[0], meta)  # first: the folder can resume
         runfolder.write_json_atomic(config_path, meta)
         _append_row(metrics_path, history[0])
@@ -715,10 +729,12 @@ def _run(
         train_time = 0.0
         try:
             for b in range(n_batches):
-                xb = x_train[order[b * batch : (b + 1) * batch]]
+                rows = order[b * batch : (b + 1) * batch]
+                xb = x_train[rows]
+                yb = task.targets(xb, None if y_train is None else y_train[rows])
                 t0 = time.perf_counter()
                 try:
-                    params, state, info = opt.step(params, xb, xb, state, lr=lr)
+                    params, state, info = opt.step(params, xb, yb, state, lr=lr)
                 except (NonFiniteError, NotPositiveDefiniteError) as exc:
                     what = (
                         "non-finite parameters"
@@ -742,7 +758,7 @@ def _run(
         finally:
             bar.close()
         seconds += train_time
-        row = _evaluate(net, params, x_train, x_test, epoch + 1, seconds, 0.0, steps, lr)
+        row = _evaluate(task, net, params, *splits, epoch + 1, seconds, 0.0, steps, lr)
         if not (math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])):
             raise TrainingDiverged(
                 f"non-finite loss after epoch {epoch + 1}; the last good checkpoint (epoch {saved_epoch}) "
@@ -755,9 +771,14 @@ def _run(
         _save_checkpoint(ckpt_path, params, state, rng, row, meta)
         saved_epoch = epoch + 1
         if config.summary:
+            accuracy = (
+                f"  accuracy {row['train_accuracy']:.4f} / {row['test_accuracy']:.4f}"
+                if "test_accuracy" in row
+                else ""
+            )
             tqdm.write(
                 f"{name:>11} epoch {epoch + 1:>3}/{resolved['epochs']}  train {row['train_loss']:9.4f}  "
-                f"test {row['test_loss']:9.4f}  {seconds:7.1f} s training ({train_time:.1f} s this epoch)"
+                f"test {row['test_loss']:9.4f}{accuracy}  {seconds:7.1f} s training ({train_time:.1f} s this epoch)"
             )
     plot_losses(history, os.path.join(out, "loss.png"), title=f"{name} on {config.dataset}")
     return history

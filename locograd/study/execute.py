@@ -205,6 +205,7 @@ def run_trial(payload: dict[str, Any], out: str, token: str | None, threads: int
         "epochs": last.get("epoch", 0),
         "final_train_loss": last.get("train_loss"),
         "final_test_loss": last.get("test_loss"),
+        **{f"final_{k}": last[k] for k in ("train_accuracy", "test_accuracy") if k in last},
         "seconds": last.get("seconds", 0.0),
         "wall_seconds": last.get("wall_seconds", 0.0),
         "task_seconds": time.perf_counter() - start,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import hashlib
 import itertools
 import math
 import os
@@ -47,6 +48,7 @@ from ..experiments.runfolder import (
     remove_stale_temporaries,
     write_text_atomic,
 )
+from ..experiments.tasks import TASKS
 from .execute import TOKEN_NAME, DaskRunner, LocalRunner, StudyError, cores, gpu_count, parse_cluster
 from .numerics import numerics_version
 from .spec import NUMERIC, DatasetSpec, OptimizerSpec, StudySpec, load, round_sig
@@ -104,17 +106,54 @@ def _frozen(point: dict[str, Any]) -> tuple[tuple[str, Any], ...]:
     return tuple(sorted(point.items()))
 
 
+def _file_digest(path: str) -> str:
+    """The SHA-256 of a file's bytes (a data set of your own: the trials' identity follows its content).
+
+    Raises:
+        SpecError-like ValueError: the file cannot be read.
+    """
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ValueError(f"file: cannot read {path} ({exc.strerror or exc}); check the path") from None
+    return digest.hexdigest()
+
+
 class Planner:
     """Builds the trials of a study (their keys, configs and data descriptions)."""
 
     def __init__(self, spec: StudySpec) -> None:
         self.spec = spec
+        self._digests: dict[str, str] = {}
+
+    @staticmethod
+    def _model(d: DatasetSpec, hidden: str | None, widths: tuple[int, ...] | None) -> dict[str, Any]:
+        """The model in a trial's identity: a named set's autoencoder by its sizes (as every recorded
+        trial has it); a classifier, or a file's autoencoder, by its task and overrides (its widths
+        at the ends are the data's)."""
+        if d.model == "autoencoder" and d.file is None:
+            net = overridden_autoencoder(d.name, hidden, None if widths is None else list(widths))
+            return {"sizes": net.sizes, "activations": [t.name for t in net.transfers]}
+        return {"task": d.model, "hidden": hidden, "widths": None if widths is None else list(widths)}
+
+    def _data_identity(self, d: DatasetSpec, data: dict[str, Any]) -> dict[str, Any]:
+        """The data in a trial's identity: what the data is, not where it is (no ``data_dir``; a
+        file by its table name and the SHA-256 of its bytes, never its path)."""
+        identity = {k: v for k, v in data.items() if k != "data_dir"}
+        if d.file is not None:
+            if d.file not in self._digests:
+                self._digests[d.file] = _file_digest(d.file)
+            identity.update(name=d.name, sha256=self._digests[d.file])
+        return identity
 
     def trial(self, d: DatasetSpec, o: OptimizerSpec, point: dict[str, Any], seed: int, phase: str) -> Trial:
         """The trial of ``o`` at ``point`` on ``d`` with ``seed`` in ``phase`` (``"tuning"``/``"final"``)."""
         spec = self.spec
         hp = {**o.fixed, **point}
-        resolved = settings(o.base, d.name, **hp)
+        resolved = settings(o.base, d.source, **hp)
         if phase == "tuning":
             epochs = spec.tuning_epochs
             limit = spec.tuning_subset if spec.tuning_subset is not None else d.limit_train
@@ -122,9 +161,8 @@ class Planner:
             epochs, limit = spec.final_epochs, d.limit_train
         hidden = o.hidden if o.hidden is not None else d.hidden
         widths = o.widths if o.widths is not None else d.widths
-        net = overridden_autoencoder(d.name, hidden, None if widths is None else list(widths))
         data = {
-            "name": d.name,
+            "name": d.source,
             "data_dir": d.data_dir,
             "limit_train": limit,
             "limit_test": d.limit_test,
@@ -134,10 +172,8 @@ class Planner:
             "numerics": numerics_version(o.base),
             "settings": resolved,
             "schedule": o.schedule,
-            "model": {"sizes": net.sizes, "activations": [t.name for t in net.transfers]},
-            "data": {
-                k: v for k, v in data.items() if k != "data_dir"
-            },  # where the files are is not what they are
+            "model": self._model(d, hidden, widths),
+            "data": self._data_identity(d, data),
             "batch_size": d.batch_size,
             "dtype": spec.dtype,
             "device": spec.device,
@@ -145,7 +181,7 @@ class Planner:
             "epochs": epochs,
         }
         config: dict[str, Any] = {
-            "dataset": d.name,
+            "dataset": d.source,
             "optimizer": o.base,
             "epochs": epochs,
             "batch_size": d.batch_size,
@@ -165,6 +201,8 @@ class Planner:
             config["hidden"] = hidden
         if widths is not None:
             config["widths"] = list(widths)
+        if d.model != "autoencoder":
+            config["model"] = d.model
         name = f"{d.name}/{o.name} {phase} {_point_text(hp)} seed {seed}"
         return Trial(
             trial_key(identity), name, d.name, o.name, phase, dict(point), seed, identity, config, data
@@ -277,12 +315,18 @@ def _held(lock: FolderLock) -> Any:
 
 
 def _check_data(spec: StudySpec) -> None:
-    """A data set missing on the machine is reported before any trial runs."""
+    """A data set missing on the machine, a file that is not a data set, or data its task cannot
+    train on (a classifier without labels) is reported before any trial runs."""
     from ..data import find_mnist_files
+    from ..data import load as load_dataset
 
     for d in spec.datasets:
-        if d.name != "curves":
+        if d.file is None and d.name != "curves":
             find_mnist_files(d.name, data_dir=d.data_dir)
+        if d.file is not None or d.model != "autoencoder":
+            data = load_dataset(d.source, data_dir=d.data_dir, limit_train=d.limit_train, seed=d.data_seed)
+            task = TASKS[d.model]
+            task.check(data, task.model(data, d.hidden, None if d.widths is None else list(d.widths)))
 
 
 def _check_out(out: str) -> None:

@@ -191,6 +191,7 @@ def summarise(
                     entry.update(
                         final_train_loss=r.get("final_train_loss"),
                         final_test_loss=r.get("final_test_loss"),
+                        **{k: r[k] for k in ("final_train_accuracy", "final_test_accuracy") if k in r},
                         epochs=r.get("epochs"),
                         seconds=r.get("seconds"),
                     )
@@ -202,6 +203,11 @@ def summarise(
             test = [f["final_test_loss"] for f in finals if f["status"] == "finished"]
             tm, ts_ = _mean_std(train)
             em, es = _mean_std(test)
+            accuracy = [
+                f["final_test_accuracy"]
+                for f in finals
+                if f["status"] == "finished" and "final_test_accuracy" in f
+            ]
             on_edge = []
             if tu.chosen is not None:
                 for axis, vals in tu.values.items():
@@ -223,6 +229,15 @@ def summarise(
                 "final": finals,
                 "final_train": {"mean": tm, "std": ts_, "n": len(train)},
                 "final_test": {"mean": em, "std": es, "n": len(test)},
+                **(
+                    {
+                        "final_test_accuracy": dict(
+                            zip(("mean", "std"), _mean_std(accuracy), strict=True), n=len(accuracy)
+                        )
+                    }
+                    if accuracy
+                    else {}
+                ),
                 "diverged": sum(1 for f in finals if f["status"] == "diverged"),
                 "mean_seconds": (
                     statistics.fmean(r[-1]["seconds"] for r in finished_rows) if finished_rows else None
@@ -488,8 +503,13 @@ def render(summary: dict[str, Any]) -> str:
             tnames.append(label)
         lines.append("Targets: " + "; ".join(tnames) + ".")
         lines.append("")
-        head = "| rank | optimizer | chosen setting | final train | final test | seeds |"
-        sep = "|---:|---|---|---:|---:|---:|"
+        scored = any("final_test_accuracy" in o for o in ds["optimizers"].values())
+        head = (
+            "| rank | optimizer | chosen setting | final train | final test |"
+            + (" final test accuracy |" if scored else "")
+            + " seeds |"
+        )
+        sep = "|---:|---|---|---:|---:|" + ("---:|" if scored else "") + "---:|"
         for label in tnames:
             head += f" epochs to {label} | s to {label} |"
             sep += "---:|---:|"
@@ -500,7 +520,12 @@ def render(summary: dict[str, Any]) -> str:
             o = ds["optimizers"][name]
             ft, fe = o["final_train"], o["final_test"]
             seeds = f"{ft['n']}/{len(o['final'])}" + (f" ({o['diverged']} diverged)" if o["diverged"] else "")
-            row = f"| {o['rank']} | {name} | {_setting_text(o)} | {_spread(ft)} | {_spread(fe)} | {seeds} |"
+            shown = (
+                f" {_spread(o['final_test_accuracy'])} |"
+                if "final_test_accuracy" in o
+                else (" — |" if scored else "")
+            )
+            row = f"| {o['rank']} | {name} | {_setting_text(o)} | {_spread(ft)} | {_spread(fe)} |{shown} {seeds} |"
             for tg in o["targets"]:
                 if tg["reached"]:
                     row += f" {tg['epochs']:g} ({tg['reached']}/{tg['of']}) | {_fmt(tg['seconds_to_target'], '.2f')} |"

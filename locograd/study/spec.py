@@ -28,6 +28,10 @@ A spec (see ``studies/smoke.toml`` for a commented one)::
     data_seed = 0             # CURVES: the generation seed (the same data for every trial)
     hidden = "sigmoid"        # model override: the hidden transfer
     widths = [400, 200, 100, 50, 25, 6]   # model override: encoder widths, the code layer last
+    model = "autoencoder"     # autoencoder (default) | classifier (the labels' classes, accuracy reported)
+
+    [datasets.mine]           # your own data: any table name, and the file
+    file = "data/mine.npz"    # x_train, x_test (and y_train, y_test for a classifier)
 
     [optimizers.adam]
     lr = {min = 1e-4, max = 1e-2, n = 5}  # a log range ...
@@ -66,8 +70,10 @@ import sys
 from typing import Any
 
 from ..data import DATASETS
+from ..data.registry import is_file_name
 from ..experiments.models import HIDDEN_TRANSFERS
 from ..experiments.optimizers import INNER, OPTIMIZERS, SECOND_ORDER, SOLVERS, settings
+from ..experiments.tasks import TASKS
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -113,6 +119,7 @@ MAX_RANGE_POINTS = 100
 RELEASED_SCHEDULE = {"warmup": 5, "total": 100}
 DEFAULT_BATCH = {"curves": 200}
 DEFAULT_BATCH_FILES = 1000
+DEFAULT_BATCH_CLASSIFIER = 100
 
 
 @dataclasses.dataclass(frozen=True)
@@ -161,6 +168,13 @@ class DatasetSpec:
     data_seed: int
     hidden: str | None
     widths: tuple[int, ...] | None
+    model: str = "autoencoder"
+    file: str | None = None
+
+    @property
+    def source(self) -> str:
+        """What the trials load: the ``.npz`` file of a set of your own, else the set's name."""
+        return self.file if self.file is not None else self.name
 
 
 @dataclasses.dataclass(frozen=True)
@@ -296,6 +310,8 @@ DATASET_KEYS = (
     "data_seed",
     "hidden",
     "widths",
+    "model",
+    "file",
 )
 TOP_KEYS = ("name", "device", "dtype", "extend_limit", "tuning", "final", "datasets", "optimizers")
 
@@ -391,14 +407,27 @@ def _targets(path: str, value: Any) -> tuple[Any, ...]:
 
 
 def _dataset(path: str, key: str, body: Any) -> DatasetSpec:
-    name = _name(path, key, DATASETS)
     body = _table(path, body, DATASET_KEYS)
+    file = body.get("file")
+    if file is None:
+        name = _name(path, key, DATASETS)
+    else:
+        if not isinstance(file, str) or not is_file_name(file):
+            raise _fail(f"{path}.file", "the path of an .npz file", file)
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", key):
+            raise _fail(path, "a data set name of letters, digits, '.', '_' and '-'", key)
+        if "data_dir" in body:
+            raise SpecError(f"{path}.data_dir: a file is read from its own path; drop data_dir")
+        name = key
+    model = _name(f"{path}.model", body["model"], tuple(TASKS)) if "model" in body else "autoencoder"
     data_dir = body.get("data_dir")
     if data_dir is not None and not isinstance(data_dir, str):
         raise _fail(f"{path}.data_dir", "a folder name", data_dir)
     limit_train = _int(f"{path}.limit_train", body["limit_train"]) if "limit_train" in body else None
     limit_test = _int(f"{path}.limit_test", body["limit_test"]) if "limit_test" in body else None
-    batch = DEFAULT_BATCH.get(name, DEFAULT_BATCH_FILES)
+    batch = (
+        DEFAULT_BATCH_CLASSIFIER if model == "classifier" else DEFAULT_BATCH.get(name, DEFAULT_BATCH_FILES)
+    )
     batch = _int(f"{path}.batch_size", body["batch_size"]) if "batch_size" in body else batch
     if limit_train is not None and batch > limit_train:
         raise SpecError(f"{path}.batch_size: {batch} is larger than limit_train ({limit_train})")
@@ -406,7 +435,9 @@ def _dataset(path: str, key: str, body: Any) -> DatasetSpec:
     data_seed = _int(f"{path}.data_seed", body["data_seed"], 0) if "data_seed" in body else 0
     hidden = _name(f"{path}.hidden", body["hidden"], HIDDEN_TRANSFERS) if "hidden" in body else None
     widths = _widths(f"{path}.widths", body["widths"]) if "widths" in body else None
-    return DatasetSpec(name, data_dir, limit_train, limit_test, batch, targets, data_seed, hidden, widths)
+    return DatasetSpec(
+        name, data_dir, limit_train, limit_test, batch, targets, data_seed, hidden, widths, model, file
+    )
 
 
 def parse(raw: Any, name: str) -> StudySpec:

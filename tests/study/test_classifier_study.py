@@ -1,0 +1,107 @@
+"""A study of classifiers on a data set of your own: spec keys ``file`` and ``model``, accuracy in
+the trial records and the report, the file's content (not its path) in the trial keys, and the
+spec errors, each refused in one line before any trial runs."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from locograd.data import DataError
+from locograd.experiments.runfolder import read_jsonl
+from locograd.study import SpecError, run_study
+
+
+def toy_file(path: Path, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    w = rng.standard_normal((6, 3))
+    x, xt = rng.random((200, 6)), rng.random((50, 6))
+    np.savez(path, x_train=x, y_train=(x @ w).argmax(1), x_test=xt, y_test=(xt @ w).argmax(1))
+    return path
+
+
+def spec(tmp_path: Path, dataset: str) -> str:
+    text = f"""
+name = "toy"
+[tuning]
+epochs = 1
+[final]
+epochs = 1
+seeds = 2
+{dataset}
+[optimizers.adam]
+lr = [1e-3, 1e-2]
+"""
+    path = tmp_path / "toy.toml"
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def run(path: str, out: Path) -> dict:
+    return run_study(path, str(out), jobs=1, threads=1, progress=False, echo=lambda line: None)
+
+
+def test_a_classifier_study_on_a_file_reports_accuracy_and_keys_its_trials_by_content(tmp_path: Path) -> None:
+    data = toy_file(tmp_path / "toy.npz")
+    table = f'[datasets.toy]\nfile = "{data}"\nmodel = "classifier"\nwidths = [8]\nbatch_size = 50'
+    run(spec(tmp_path, table), tmp_path / "a")
+    records = [r for r in read_jsonl(str(tmp_path / "a" / "trials.jsonl")) if r["status"] == "finished"]
+    assert records and all(0 <= r["final_test_accuracy"] <= 1 for r in records)
+    report = (tmp_path / "a" / "report.md").read_text()
+    assert "| final test accuracy |" in report
+    summary = json.loads((tmp_path / "a" / "summary.json").read_text())
+    assert summary["datasets"]["toy"]["optimizers"]["adam"]["final_test_accuracy"]["n"] == 2
+    # the same bytes elsewhere: the same trials (nothing runs again); other bytes: other trials
+    moved = shutil.copy(data, tmp_path / "moved.npz")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    keys = sorted(r["key"] for r in records)
+    run(spec(tmp_path, table.replace(str(data), str(moved))), tmp_path / "b")
+    assert (
+        sorted(
+            r["key"] for r in read_jsonl(str(tmp_path / "b" / "trials.jsonl")) if r["status"] == "finished"
+        )
+        == keys
+    )
+    toy_file(tmp_path / "other.npz", seed=1)
+    (tmp_path / "c").mkdir()
+    run(spec(tmp_path, table.replace(str(data), str(tmp_path / "other.npz"))), tmp_path / "c")
+    other = {r["key"] for r in read_jsonl(str(tmp_path / "c" / "trials.jsonl"))}
+    assert not other & set(keys)  # negative control: another file's trials are other trials
+
+
+@pytest.mark.parametrize(
+    ("table", "error", "message"),
+    [
+        (
+            '[datasets.toy]\nfile = "toy.csv"',
+            SpecError,
+            r"datasets.toy.file: expected the path of an .npz file",
+        ),
+        (
+            '[datasets.toy]\nfile = "{data}"\ndata_dir = "/x"',
+            SpecError,
+            r"datasets.toy.data_dir: a file is read from its own path",
+        ),
+        (
+            '[datasets.curves]\nmodel = "regressor"',
+            SpecError,
+            r"datasets.curves.model: unknown name \"regressor\"; valid names are autoencoder, classifier",
+        ),
+        (
+            '[datasets.curves]\nlimit_train = 300\nmodel = "classifier"',
+            DataError,
+            r"curves: has no labels; a classifier needs y_train and y_test",
+        ),
+    ],
+)
+def test_spec_errors_are_refused_before_any_trial(
+    tmp_path: Path, table: str, error: type, message: str
+) -> None:
+    data = toy_file(tmp_path / "toy.npz")
+    with pytest.raises(error, match=message):
+        run(spec(tmp_path, table.replace("{data}", str(data))), tmp_path / "out")
+    assert not (tmp_path / "out" / "trials.jsonl").exists()
