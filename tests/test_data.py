@@ -541,9 +541,13 @@ def test_wrong_dims_and_label_counts(isolated: Path, broken: str, needle: str) -
 
 def test_dataset_checks_its_arrays() -> None:
     x = np.zeros((2, 784), np.float32)
-    with pytest.raises(DataError, match=r"x_train must be a float32 \(or float64, like x_train\) array of shape"):
+    with pytest.raises(
+        DataError, match=r"x_train must be a float32 \(or float64, like x_train\) array of shape"
+    ):
         Dataset("bad", x.astype(np.float16), None, x, None, source="test")
-    with pytest.raises(DataError, match=r"x_test must be a float32 \(or float64, like x_train\) array .* got a float32"):
+    with pytest.raises(
+        DataError, match=r"x_test must be a float32 \(or float64, like x_train\) array .* got a float32"
+    ):
         Dataset("bad", x.astype(np.float64), None, x, None, source="test")  # one dtype for both splits
     assert Dataset("ok", x.astype(np.float64), None, x.astype(np.float64), None, source="test").n_train == 2
     with pytest.raises(DataError, match=r"y_test must be None or an array of shape \(2,\)"):

@@ -26,6 +26,7 @@ from ..backend import Array, array_namespace, tree_leaves
 from ..locoprop.objectives import LocalProblem, _gradient, check_problem
 from ..locoprop.settings import GD
 from ..locoprop.solvers import _check_gd, check_solvable, lr_factor_at, moved_anchor, zero_displacement
+from ..nn import Dense
 
 Params = dict[str, Array]
 
@@ -158,7 +159,9 @@ def solve_gd_inplace(problem: LocalProblem, solver: GD, inner_state: Any = None)
         inner_state = inner.init(problem.anchor)
     kernel = getattr(inner, "update_inplace", None) if inner is not None else None
     D = zero_displacement(problem)
-    fast = same_dtype(problem, D) and (inner is None or kernel is not None)
+    fast = (
+        isinstance(problem.view, Dense) and same_dtype(problem, D) and (inner is None or kernel is not None)
+    )
     work = Workspace.acquire(problem) if fast else None
     try:
         D, inner_state = _solve(problem, solver, D, inner, inner_state, kernel, work, callers)

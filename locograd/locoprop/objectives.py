@@ -47,7 +47,7 @@ from typing import Any, NamedTuple
 
 from ..backend import Array, array_namespace, check_float_array
 from ..bregman import _divergence_step, matching_loss
-from ..nn.dense import affine
+from ..nn import Dense, WeightLayer
 from ..transfer import Transfer
 from ..transfer import get as get_transfer
 from ..validators import finite, number
@@ -77,6 +77,9 @@ class LocalProblem(NamedTuple):
         variant: ``"S"`` or ``"M"``.
         anchor: :math:`\tilde W_t` as ``{"W": (d_in, d_out), "b": (d_out,)}``.
         eta: proximal weight, or ``None``.
+        layer: the weight layer whose linear view (:class:`~locograd.nn.WeightLayer`:
+            :math:`\tilde X D`, :math:`\tilde X^\top R`, :math:`\tilde X^\top\tilde X`) the solvers use;
+            ``None``: a :class:`~locograd.nn.Dense` of the anchor's shape.
     """
 
     inputs: Array
@@ -86,6 +89,15 @@ class LocalProblem(NamedTuple):
     variant: str
     anchor: dict[str, Array]
     eta: float | None = None
+    layer: WeightLayer | None = None
+
+    @property
+    def view(self) -> WeightLayer:
+        """The layer whose linear view the solvers use (:attr:`layer`, or a Dense of the anchor's shape)."""
+        if self.layer is not None:
+            return self.layer
+        d_in, d_out = self.anchor["W"].shape
+        return Dense(d_in, d_out)
 
     @property
     def matching_transfer(self) -> Transfer:
@@ -118,6 +130,7 @@ class LocalProblem(NamedTuple):
         variant: str,
         anchor: dict[str, Array],
         eta: float | None = None,
+        layer: WeightLayer | None = None,
     ) -> LocalProblem:
         """Validated constructor from a target :math:`A^*` (S) or :math:`Y^*` (M) ``(B, d_out)``.
 
@@ -134,14 +147,14 @@ class LocalProblem(NamedTuple):
         """
         variant = check_variant(variant)
         resolved = None if transfer is None else get_transfer(transfer)
-        shape = cls(inputs, target, target, resolved, variant, anchor, check_eta(eta))
+        shape = cls(inputs, target, target, resolved, variant, anchor, check_eta(eta), layer)
         check_problem(shape, target=True)  # the target stands where pre and offset go: their shape and dtype
         finite("inputs", inputs)
         finite("target", target)
         finite("anchor", anchor)
-        pre = affine(anchor, inputs)
+        pre = shape.view.linear(inputs, anchor)
         base = pre if variant == "S" else shape.matching_transfer.f(pre)
-        return cls(inputs, pre, base - target, resolved, variant, anchor, shape.eta)
+        return cls(inputs, pre, base - target, resolved, variant, anchor, shape.eta, layer)
 
     @classmethod
     def from_offset(
@@ -153,6 +166,7 @@ class LocalProblem(NamedTuple):
         variant: str,
         anchor: dict[str, Array],
         eta: float | None = None,
+        layer: WeightLayer | None = None,
     ) -> LocalProblem:
         r"""Validated constructor from the anchor's pre-activation :math:`A_t` and the offset :math:`\gamma G`.
 
@@ -162,7 +176,7 @@ class LocalProblem(NamedTuple):
         """
         variant = check_variant(variant)
         resolved = None if transfer is None else get_transfer(transfer)
-        problem = cls(inputs, pre, offset, resolved, variant, anchor, check_eta(eta))
+        problem = cls(inputs, pre, offset, resolved, variant, anchor, check_eta(eta), layer)
         check_problem(problem)
         for name in ("inputs", "pre", "offset", "anchor"):
             finite(name, getattr(problem, name))
@@ -234,6 +248,11 @@ def check_problem(problem: Any, name: str = "problem", *, target: bool = False) 
         )
     if problem.eta is not None:
         check_eta(problem.eta)
+    layer = problem.layer
+    if layer is not None and not isinstance(layer, WeightLayer):
+        raise TypeError(f"layer: expected a locograd.nn weight layer or None, got {type(layer).__name__}")
+    if isinstance(layer, Dense) and (layer.d_in, layer.d_out) != (d_in, d_out):
+        raise ValueError(f"layer: {layer!r} does not fit the anchor's shape {(d_in, d_out)}")
     return problem
 
 
@@ -284,12 +303,12 @@ def residual(problem: LocalProblem, params: dict[str, Array]) -> tuple[Array, Ar
     """
     D = displacement(problem, params)
     _, r = _residual(problem, D)
-    return affine(params, problem.inputs), r
+    return problem.view.linear(problem.inputs, params), r
 
 
 def _step_of(problem: LocalProblem, D: dict[str, Array]) -> Array:
     r""":math:`\delta = \tilde X D = X D_W + D_b` ``(B, d_out)``."""
-    return problem.inputs @ D["W"] + D["b"]
+    return problem.view.linear(problem.inputs, D)
 
 
 def _residual(problem: LocalProblem, D: dict[str, Array]) -> tuple[Array, Array]:
@@ -323,7 +342,7 @@ def _gradient(problem: LocalProblem, D: dict[str, Array], r: Array | None = None
     r""":math:`\nabla J` at the displacement ``D`` (residual ``r`` if at hand), without the checks."""
     if r is None:
         _, r = _residual(problem, D)
-    g = {"W": problem.inputs.T @ r, "b": r.sum(axis=0)}
+    g = problem.view.linear_transpose(problem.inputs, r)
     if problem.eta is not None:
         inv_eta = 1.0 / problem.eta
         g = {k: g[k] + inv_eta * D[k] for k in g}
@@ -339,7 +358,7 @@ def objective(problem: LocalProblem, params: dict[str, Array]) -> Array:
     """
     check_params(check_problem(problem), params)
     xp = array_namespace(problem.inputs)
-    a, target = affine(params, problem.inputs), problem.target
+    a, target = problem.view.linear(problem.inputs, params), problem.target
     if problem.variant == "S":
         value = 0.5 * xp.sum((a - target) ** 2)
     else:

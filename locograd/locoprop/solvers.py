@@ -39,7 +39,6 @@ import numpy as np
 
 from ..backend import Array, array_namespace
 from ..linalg import cholesky_solve, psd_pinv_solve
-from ..nn.dense import stack
 from ..validators import integer, number
 from .objectives import (
     LocalProblem,
@@ -182,19 +181,6 @@ def _check_rows(problem: LocalProblem, a: Any, name: str) -> None:
     array_namespace(**{name: a, "pre": problem.pre})
 
 
-def _augmented_gram(X: Array) -> Array:
-    r""":math:`\tilde X^\top\tilde X` for :math:`\tilde X = [X, 1]`, ``(d_in+1, d_in+1)``."""
-    xp = array_namespace(X)
-    B, d = X.shape
-    C = xp.empty((d + 1, d + 1), dtype=X.dtype)
-    C[:d, :d] = X.T @ X
-    s = X.sum(axis=0)
-    C[:d, d] = s
-    C[d, :d] = s
-    C[d, d] = B
-    return C
-
-
 def solve_exact_s(problem: LocalProblem, rcond: float | None = None) -> Params:
     r"""Closed-form minimiser of :math:`J_S` (see the module docstring), formed from :math:`\gamma G` directly.
 
@@ -217,14 +203,15 @@ def exact_s_displacement(problem: LocalProblem, rcond: float | None = None) -> P
     check_solvable(problem, "solve_exact_s", "S")
     rcond = number("rcond", rcond, low=0, high=1, allow_none=True)  # a fraction of lambda_max
     xp = array_namespace(problem.inputs)
-    rhs = stack({"W": problem.inputs.T @ problem.offset, "b": problem.offset.sum(axis=0)})
-    C = _augmented_gram(problem.inputs)
+    view = problem.view
+    rhs = view.stack(view.linear_transpose(problem.inputs, problem.offset))
+    C = view.design_gram(problem.inputs)
     if problem.eta is None:
         step = psd_pinv_solve(C, rhs, rcond)
     else:
         C[xp.diag_indices(C.shape[0])] += 1.0 / problem.eta
         step = cholesky_solve(C, rhs)
-    return {"W": -step[:-1], "b": -step[-1]}
+    return view.unstack(-step)
 
 
 def _dot(problem: LocalProblem, u: Params, v: Params) -> Array:
@@ -256,10 +243,12 @@ def hessian_vector_product(problem: LocalProblem, a: Array, v: Params) -> Params
 def _hvp(problem: LocalProblem, a: Array, v: Params) -> Params:
     """:func:`hessian_vector_product` without the checks."""
     assert problem.eta is not None
-    da = problem.inputs @ v["W"] + v["b"]
+    view = problem.view
+    da = view.linear(problem.inputs, v)
     dy = problem.matching_transfer.vjp(a, da)  # f' is symmetric: the JVP equals the VJP
     inv_eta = 1.0 / problem.eta
-    return {"W": problem.inputs.T @ dy + inv_eta * v["W"], "b": dy.sum(axis=0) + inv_eta * v["b"]}
+    g = view.linear_transpose(problem.inputs, dy)
+    return {k: g[k] + inv_eta * v[k] for k in g}
 
 
 def newton_direction(

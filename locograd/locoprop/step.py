@@ -125,6 +125,7 @@ def _local_problems_and_trace(
             variant.name,
             params[m],
             variant.eta,
+            net.layers[m],  # type: ignore[arg-type]
         )
         for m in range(net.num_layers)
     ]

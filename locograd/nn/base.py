@@ -18,7 +18,10 @@ exposes the **linear view** that LocoProp and K-FAC consume:
           \qquad \tilde W = [W; b]\ ((d_{in}+1) \times d_{out}),
 
 through :meth:`WeightLayer.design`, :meth:`WeightLayer.rows` / :meth:`WeightLayer.unrows` and
-:meth:`WeightLayer.stack` / :meth:`WeightLayer.unstack`.  A dense layer has one row per example;
+:meth:`WeightLayer.stack` / :meth:`WeightLayer.unstack`, and as operations that never form
+:math:`\tilde X`: :meth:`WeightLayer.linear` (:math:`\tilde X \tilde W`), its adjoint
+:meth:`WeightLayer.linear_transpose` (:math:`\tilde X^\top R`) and :meth:`WeightLayer.design_gram`
+(:math:`\tilde X^\top \tilde X`).  A dense layer has one row per example;
 a convolution has one per example and output position.  The local solvers and the Kronecker
 blocks are written once on this view.
 
@@ -169,6 +172,21 @@ class WeightLayer(Layer):
     @abstractmethod
     def unrows(self, r: Array, batch: int) -> Array:
         """The inverse of :meth:`rows`: rows ``(rows, d_out)`` back to ``(batch, *out_shape)``."""
+
+    @abstractmethod
+    def linear(self, inputs: Array, params: LayerParams) -> Array:
+        r"""The pre-activation rows :math:`\tilde X \tilde W` ``(rows, d_out)`` of params-shaped weights on ``inputs``.
+
+        Linear in ``params``: LocoProp applies it to displacements :math:`D`, giving :math:`\tilde X D`.
+        """
+
+    @abstractmethod
+    def linear_transpose(self, inputs: Array, r: Array) -> LayerParams:
+        r""":math:`\tilde X^\top R` in the params structure, for rows ``r`` ``(rows, d_out)``: the adjoint of :meth:`linear`."""
+
+    @abstractmethod
+    def design_gram(self, inputs: Array) -> Array:
+        r""":math:`\tilde X^\top \tilde X` ``(d_in + 1, d_in + 1)``, in the row order of :meth:`stack`."""
 
     @abstractmethod
     def stack(self, params: LayerParams) -> Array:

@@ -238,6 +238,26 @@ class Dense(WeightLayer):
         """``(B, d_out)`` rows are already the pre-activation's shape."""
         return r
 
+    def linear(self, inputs: Array, params: LayerParams) -> Array:
+        r""":math:`X W + b` ``(B, d_out)`` (the bias added to the product, not through a column of ones)."""
+        return inputs @ params["W"] + params["b"]
+
+    def linear_transpose(self, inputs: Array, r: Array) -> LayerParams:
+        r"""``{"W": X^T R, "b": sum_n R_n}``."""
+        return {"W": inputs.T @ r, "b": r.sum(axis=0)}
+
+    def design_gram(self, inputs: Array) -> Array:
+        r""":math:`\tilde X^\top\tilde X = [[X^\top X, X^\top 1], [1^\top X, B]]` by blocks (``[X, 1]`` never formed)."""
+        xp = array_namespace(inputs)
+        B, d = inputs.shape
+        C = xp.empty((d + 1, d + 1), dtype=inputs.dtype)
+        C[:d, :d] = inputs.T @ inputs
+        s = inputs.sum(axis=0)
+        C[:d, d] = s
+        C[d, :d] = s
+        C[d, d] = B
+        return C
+
     def stack(self, params: LayerParams) -> Array:
         r""":math:`\tilde W = [W; b]` ``(d_in + 1, d_out)``."""
         return stack(params)

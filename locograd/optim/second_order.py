@@ -80,8 +80,7 @@ import numpy as np
 from ..backend import Array, array_namespace
 from ..errors import NonFiniteError, NotPositiveDefiniteError, StateMismatchError
 from ..linalg import cholesky_apply, cholesky_factor
-from ..nn import MLP, Params
-from ..nn.dense import augment, stack, unstack
+from ..nn import MLP, Params, WeightLayer
 from ..validators import canonical_choice, finite_parameters, integer, number, same_layout, template_array
 from .base import GradientTransformation, StepInfo, apply_updates, check_state_type, check_step
 from .first_order import AdamState, MomentumState, check_state
@@ -205,6 +204,12 @@ class _NetOptimizer:
         self.heavy_ball: GradientTransformation = momentum_transformation(lr=self.lr, beta=self.momentum)
         self._templates: dict[Any, dict[str, list[np.ndarray]]] = {}
 
+    def _view(self, m: int) -> WeightLayer:
+        r"""Layer ``m``, whose linear view gives its Kronecker block: the design :math:`\tilde X` and :math:`\tilde W`."""
+        layer = self.net.layers[m]
+        assert isinstance(layer, WeightLayer)  # an MLP's layers are Dense
+        return layer
+
     def _slot_shapes(self, d_in: int, d_out: int) -> dict[str, tuple[int, ...]]:
         """The shape of each per-layer statistic of the state (its list fields), for a ``(d_in, d_out)`` layer."""
         raise NotImplementedError
@@ -259,7 +264,7 @@ class _NetOptimizer:
     ) -> tuple[Params, MomentumState]:
         """Heavy ball on the preconditioned steps: :math:`m \\leftarrow \\mu m + s`, :math:`\\tilde W \\leftarrow \\tilde W - \\eta m`."""
         updates, momentum = self.heavy_ball.update(steps, momentum, None, lr=lr)
-        return apply_updates(params, [unstack(u) for u in updates]), momentum
+        return apply_updates(params, [self._view(m).unstack(u) for m, u in enumerate(updates)]), momentum
 
     def _finite(self, new: Params, lr: float | None) -> Params:
         """``new`` unchanged if every parameter is finite (one reduction per array, once per batch).
@@ -277,7 +282,7 @@ class _NetOptimizer:
         return integer("layer", layer, minimum=0, maximum=self.net.num_layers - 1)
 
     def _zeros(self, params: Params) -> list[Array]:
-        return [array_namespace(p["W"]).zeros_like(stack(p)) for p in params]
+        return [array_namespace(p["W"]).zeros_like(self._view(m).stack(p)) for m, p in enumerate(params)]
 
 
 class KFAC(_NetOptimizer):
@@ -420,7 +425,7 @@ class KFAC(_NetOptimizer):
         refresh = step % self.update_every == 0
         steps = []
         for m, layer_grad in enumerate(grads.as_params()):
-            xa = augment(trace.inputs[m])
+            xa = self._view(m).design(trace.inputs[m])
             a_batch = xa.T @ xa / B
             g_batch = per_example[m].T @ per_example[m] / B
             rho = 0.0 if first else self.decay
@@ -432,7 +437,7 @@ class KFAC(_NetOptimizer):
                 damped_A, damped_G = self.damped_factors(A[m], G[m], state.damping)
                 chol_A[m] = spd_factor(damped_A, f"A[{m}]")  # factorised once per refresh
                 chol_G[m] = spd_factor(damped_G, f"G[{m}]")
-            steps.append(self.precondition(chol_A[m], chol_G[m], stack(layer_grad)))
+            steps.append(self.precondition(chol_A[m], chol_G[m], self._view(m).stack(layer_grad)))
         new_state = state._replace(step=step + 1, A=A, G=G, chol_A=chol_A, chol_G=chol_G)
         if self.adaptive:
             new, previous, damping = self._model_step(params, trace, grads, steps, state, x, y, lr, refresh)
@@ -462,13 +467,13 @@ class KFAC(_NetOptimizer):
         """
         scale = self.lr if lr is None else float(lr)
         lam = state.damping
-        grad = [stack(g) for g in grads.as_params()]
+        grad = [self._view(m).stack(g) for m, g in enumerate(grads.as_params())]
         direction = [-s for s in steps]  # Delta = -F~^-1 grad
         previous = state.previous
         assert previous is not None  # check() made sure
         use_previous = self.momentum > 0 and state.step > 0
         candidates = [direction, previous] if use_previous else [direction]
-        as_params = [[unstack(w) for w in c] for c in candidates]
+        as_params = [[self._view(m).unstack(w) for m, w in enumerate(c)] for c in candidates]
 
         def dot(u: list[Array], v: list[Array]) -> float:
             return sum(float((a * b).sum()) for a, b in zip(u, v, strict=True))
@@ -487,7 +492,7 @@ class KFAC(_NetOptimizer):
             for m in range(len(steps))
         ]
         predicted = 0.5 * float(coef @ Q @ coef) + float(lin @ coef)  # M(delta) - M(0)
-        new = apply_updates(params, [unstack(u) for u in update])
+        new = apply_updates(params, [self._view(m).unstack(u) for m, u in enumerate(update)])
         if adapt and predicted < 0:
             rho = (self.net.loss(new, x, y) - float(grads.loss)) / predicted
             omega = (19 / 20) ** self.update_every
@@ -637,7 +642,8 @@ class Shampoo(_NetOptimizer):
             adam_updates, adam = self._adam.update(layer_grads, adam, params)
             # the Adam step as it lands on the parameters, p - (p + u), as before the port (bit for bit)
             adam_steps = [
-                stack(p) - stack(a) for p, a in zip(params, apply_updates(params, adam_updates), strict=True)
+                self._view(m).stack(p) - self._view(m).stack(a)
+                for m, (p, a) in enumerate(zip(params, apply_updates(params, adam_updates), strict=True))
             ]
         steps = []
         for m, g in enumerate(layer_grads):
@@ -653,10 +659,10 @@ class Shampoo(_NetOptimizer):
             step_w = self.precondition(L_root[m], R_root[m], g["W"])
             step_b = g["b"] / xp.sqrt(bias_sum[m])
             if self.grafting is not None:  # per tensor: W and b each get the norm of the graft's step
-                target = stack(g) if self.grafting == "sgd" else adam_steps[m]
+                target = self._view(m).stack(g) if self.grafting == "sgd" else adam_steps[m]
                 step_w = _graft(step_w, target[:-1])
                 step_b = _graft(step_b, target[-1])
-            steps.append(stack({"W": step_w, "b": step_b}))
+            steps.append(self._view(m).stack({"W": step_w, "b": step_b}))
         new, momentum = self._apply(params, steps, state.momentum, lr)
         new_state = ShampooState(step + 1, L, R, L_root, R_root, bias_sum, momentum, adam)
         return self._finite(new, lr), new_state, StepInfo(grads.loss)
@@ -737,13 +743,13 @@ class FOOF(_NetOptimizer):
         rho = 0.0 if step == 0 else self.decay
         steps = []
         for m, layer_grad in enumerate(grads.as_params()):
-            xa = augment(trace.inputs[m])
+            xa = self._view(m).design(trace.inputs[m])
             A[m] = rho * A[m] + (1 - rho) * (xa.T @ xa / x.shape[0])
             if refresh:
                 _check_finite(A[m], f"A[{m}]")
                 xp = array_namespace(xa)
                 damped = A[m] + self.damping * xp.eye(xa.shape[1], dtype=xa.dtype)
                 chol_A[m] = spd_factor(damped, f"A[{m}]")
-            steps.append(cholesky_apply(chol_A[m], stack(layer_grad)))
+            steps.append(cholesky_apply(chol_A[m], self._view(m).stack(layer_grad)))
         new, momentum = self._apply(params, steps, state.momentum, lr)
         return self._finite(new, lr), FOOFState(step + 1, A, chol_A, momentum), StepInfo(grads.loss)
