@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import os
 import platform
 import sys
@@ -115,7 +114,7 @@ def _verify(args: argparse.Namespace) -> int:
 
 def _run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
     from .data import DATASETS
-    from .experiments.training import PRESETS
+    from .experiments.config import PRESETS
 
     parser.add_argument(
         "--dataset",
@@ -196,14 +195,13 @@ def _widths(text: str | None) -> list[int] | None:
 
 
 def _config(args: argparse.Namespace, optimizer: str | None) -> TrainConfig:
-    """The run's config from the options, checked through (names, numbers, paths) before any work.
+    """The run's config from the options (``train`` and ``compare`` resolve it, before any work).
 
     ``optimizer`` ``None``: the preset's (``--preset official``: locoprop-m); without
     a preset it is required.  ``--dataset`` not given: the preset's (mnist), else curves.
     """
     from .experiments import TrainConfig
     from .experiments.optimizers import OPTIMIZERS
-    from .experiments.training import resolve
 
     if optimizer is None and args.preset is None:
         raise ValueError(
@@ -238,7 +236,6 @@ def _config(args: argparse.Namespace, optimizer: str | None) -> TrainConfig:
         workers=args.workers,
         progress=not args.no_progress,
     )
-    resolve(config)
     return config
 
 
@@ -251,14 +248,14 @@ def _blas_threads(args: argparse.Namespace) -> contextlib.AbstractContextManager
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .experiments import train
+    from .experiments import resolve, train
 
-    config = _config(args, args.optimizer)
+    run = resolve(_config(args, args.optimizer))  # once: names, numbers, paths, before any work
     with _blas_threads(args):
-        history = train(config, resume=args.resume)
+        history = train(run, resume=args.resume)
     last = history[-1]
     print(
-        f"{config.optimizer} on {config.dataset}: epoch {last['epoch']}, train loss {last['train_loss']:.4f}, "
+        f"{run.optimizer} on {run.dataset}: epoch {last['epoch']}, train loss {last['train_loss']:.4f}, "
         f"test loss {last['test_loss']:.4f}, {last['seconds']:.1f} s training; results in {args.out}"
     )
     return 0
@@ -267,7 +264,6 @@ def _train(args: argparse.Namespace) -> int:
 def _compare(args: argparse.Namespace) -> int:
     from .experiments import compare, format_summary, histories, reading
     from .experiments.optimizers import check_name
-    from .experiments.training import resolve
 
     names = [check_name(n) for n in args.optimizers.split(",") if n.strip()]
     if not names:
@@ -275,9 +271,7 @@ def _compare(args: argparse.Namespace) -> int:
     if len(set(names)) != len(names):
         raise ValueError(f"optimizers: a name is repeated in {','.join(names)}")
     config = _config(args, names[0])
-    for name in names[1:]:  # every run's settings, before the first one trains
-        resolve(dataclasses.replace(config, optimizer=name))
-    with _blas_threads(args):
+    with _blas_threads(args):  # compare resolves every run's settings once, before the first one trains
         summary = compare(config, names, resume=args.resume)
     print(format_summary(summary))
     print(reading(histories(args.out, names)))

@@ -9,6 +9,7 @@ one canonical spelling.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -21,10 +22,10 @@ from locograd.bench import run as bench_run
 from locograd.data import DataError, read_mnist_npz, write_idx
 from locograd.data.registry import IDX_NAMES
 from locograd.experiments import TrainConfig, TrainingError, autoencoder, settings
+from locograd.experiments.config import ConfigError, canonical_names, resolve
 from locograd.experiments.models import CURVES_SIZES, MNIST_SIZES
 from locograd.experiments.optimizers import default
 from locograd.experiments.tasks import AUTOENCODER, CLASSIFIER
-from locograd.experiments.training import ConfigError, canonical_names, make_schedule, resolve
 from locograd.optim import schedules
 from locograd.validators import canonical_choice, integer_list, output_file, output_folder
 from locograd.verify import run_checks
@@ -87,7 +88,7 @@ def test_a_curves_spelling_gets_the_curves_model_defaults_and_data(spelling: str
     assert curves_lr != mnist_lr  # else this test could not tell the two apart
     config = TrainConfig(dataset=spelling, optimizer="rmsprop-tf1")
     assert config.dataset == "curves"
-    resolved = resolve(config)
+    resolved = resolve(config).settings
     assert (resolved["dataset"], resolved["lr"], resolved["epochs"], resolved["batch_size"]) == (
         "curves",
         curves_lr,
@@ -97,7 +98,7 @@ def test_a_curves_spelling_gets_the_curves_model_defaults_and_data(spelling: str
     assert autoencoder(spelling).sizes == CURVES_SIZES
     assert settings("rmsprop-tf1", spelling)["lr"] == curves_lr
     # negative control: an MNIST-format set keeps the MNIST model and defaults
-    assert resolve(TrainConfig(dataset="MNIST", optimizer="rmsprop-tf1"))["lr"] == mnist_lr
+    assert resolve(TrainConfig(dataset="MNIST", optimizer="rmsprop-tf1")).settings["lr"] == mnist_lr
     assert autoencoder(" Fashion_MNIST").sizes == MNIST_SIZES
 
 
@@ -126,13 +127,13 @@ def test_every_name_of_a_run_is_normalised_when_the_config_is_made(
     extra = {"optimizer": "locoprop-m"} if field in ("inner", "solver") else {}
     config = TrainConfig(**{**extra, field: given})
     assert getattr(config, field) == canonical
-    assert resolve(config)[field] == canonical
+    assert resolve(config).settings[field] == canonical
 
 
 def test_the_preset_name_is_normalised() -> None:
     """Before: ``preset="Official"`` was ``preset: unknown name 'Official'; valid presets are official``."""
     config = TrainConfig(preset="Official")
-    assert config.preset == "official" and resolve(config)["preset"] == "official"
+    assert config.preset == "official" and resolve(config).settings["preset"] == "official"
 
 
 @pytest.mark.parametrize(
@@ -161,7 +162,7 @@ def test_canonical_names_sees_fields_changed_after_construction() -> None:
     config.optimizer = "ADAM"
     names = canonical_names(config)
     assert (names["dataset"], names["optimizer"]) == ("curves", "adam")
-    assert resolve(config)["lr"] == 3e-3
+    assert resolve(config).settings["lr"] == 3e-3
 
 
 def test_the_command_line_takes_any_spelling(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -278,7 +279,7 @@ def test_the_official_preset_refuses_epochs_past_its_schedule(
     rate from epoch 101 on; the refusal names the schedule's length."""
     with pytest.raises(ConfigError, match="reaches 0 after 99 epochs; expected at most 99, got 150"):
         resolve(TrainConfig(preset="official", epochs=150))
-    assert resolve(TrainConfig(preset="official", epochs=99))["epochs"] == 99  # the released run
+    assert resolve(TrainConfig(preset="official", epochs=99)).settings["epochs"] == 99  # the released run
     code, _, err = run_cli(
         ["train", "--preset", "official", "--epochs", "150", "--out", str(tmp_path / "o"), "--no-progress"],
         capsys,
@@ -287,35 +288,43 @@ def test_the_official_preset_refuses_epochs_past_its_schedule(
     assert_one_line(err, "epochs: the official preset's learning-rate schedule", "at most 99, got 150")
 
 
-def test_make_schedule_refuses_a_run_longer_than_the_schedule() -> None:
-    """The same check where the schedule is built (the training configuration owns it, not the
-    optimizer), for a resolved dict made by hand (before: none)."""
-    resolved = resolve(TrainConfig(preset="official"))
-    assert make_schedule(resolved) is not None  # 99 epochs: fine
+def test_a_run_config_refuses_a_run_longer_than_its_schedule() -> None:
+    """The same check where the schedule is built (the run's configuration owns it, not the
+    optimizer), for a RunConfig changed by hand (before: none)."""
+    run = resolve(TrainConfig(preset="official"))
+    assert run.schedule is not None and run.schedule.epochs == 99  # 99 epochs: fine
     with pytest.raises(
         ConfigError, match=r"schedule \(warmup 5, linear decay to 0 at epoch 99\) ends after 99"
     ):
-        make_schedule({**resolved, "epochs": 100})
-    assert make_schedule(resolve(TrainConfig(optimizer="adam"))) is None  # a constant rate: no schedule
+        run.with_epochs(100)
+    with pytest.raises(ConfigError, match=r"epochs: expected 99 like settings\['epochs'\], got 98"):
+        dataclasses.replace(run, epochs=98)  # the two must agree
+    assert resolve(TrainConfig(optimizer="adam")).schedule is None  # a constant rate: no schedule
 
 
 def test_the_official_preset_brings_its_optimizer_and_data_set() -> None:
     """Before: ``TrainConfig(preset="official")`` resolved to rmsprop-tf1 (the BackProp baseline) on
     curves, and the command line required ``--optimizer``."""
-    resolved = resolve(TrainConfig(preset="official"))
+    resolved = resolve(TrainConfig(preset="official")).settings
     assert (resolved["optimizer"], resolved["dataset"], resolved["preset"]) == (
         "locoprop-m",
         "mnist",
         "official",
     )
-    assert resolve(TrainConfig(preset="official", optimizer="rmsprop-tf1"))["optimizer"] == "rmsprop-tf1"
-    assert resolve(TrainConfig(preset="official", dataset="fashion-mnist"))["dataset"] == "fashion-mnist"
+    assert (
+        resolve(TrainConfig(preset="official", optimizer="rmsprop-tf1")).settings["optimizer"]
+        == "rmsprop-tf1"
+    )
+    assert (
+        resolve(TrainConfig(preset="official", dataset="fashion-mnist")).settings["dataset"]
+        == "fashion-mnist"
+    )
     with pytest.raises(
         ConfigError, match=r"dataset: the official preset .* runs on mnist or fashion-mnist, got 'curves'"
     ):
         resolve(TrainConfig(preset="official", dataset="curves"))
     # negative control: without a preset the defaults stay rmsprop-tf1 on curves
-    plain = resolve(TrainConfig())
+    plain = resolve(TrainConfig()).settings
     assert (plain["optimizer"], plain["dataset"]) == ("rmsprop-tf1", "curves")
 
 

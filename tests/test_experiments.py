@@ -134,8 +134,8 @@ def _poison(monkeypatch, after: int, exc: type[BaseException] | None = None) -> 
     real = train_module.make_optimizer
     calls = {"n": 0}
 
-    def make(net, resolved, workers=1):
-        opt = real(net, resolved, workers)
+    def make(net, run):
+        opt = real(net, run)
         update = opt.step
 
         def poisoned(params, x, y, state, *, lr=None):
@@ -298,7 +298,9 @@ def test_compare_uses_the_same_initialisation(tmp_path, tiny) -> None:
 
 
 def test_official_preset_resolves_to_the_released_configuration() -> None:
-    resolved = train_module.resolve(TrainConfig(dataset="mnist", optimizer="locoprop-m", preset="official"))
+    resolved = train_module.resolve(
+        TrainConfig(dataset="mnist", optimizer="locoprop-m", preset="official")
+    ).settings
     assert (resolved["epochs"], resolved["batch_size"], resolved["preset"]) == (99, 1000, "official")
     with pytest.raises(TrainingError, match="preset official: the released configuration is locoprop-m"):
         train_module.resolve(TrainConfig(optimizer="adam", preset="official"))

@@ -74,8 +74,8 @@ BLOCKING_RUN = textwrap.dedent(
     real = training.make_optimizer
     calls = {"n": 0}
 
-    def make(net, resolved, workers=1):
-        opt = real(net, resolved, workers)
+    def make(net, run):
+        opt = real(net, run)
         update = opt.step
 
         def blocking(params, x, y, state, *, lr=None):
@@ -242,8 +242,8 @@ def poison(monkeypatch: pytest.MonkeyPatch, after: int, exc: BaseException | Non
     real = train_module.make_optimizer
     calls = {"n": 0}
 
-    def make(net, resolved, workers=1):
-        opt = real(net, resolved, workers)
+    def make(net, run):
+        opt = real(net, run)
         update = opt.step
 
         def poisoned(params, x, y, state, *, lr=None):
@@ -442,7 +442,7 @@ def test_another_optimizers_state_and_wrong_shaped_params(tmp_path, capsys) -> N
     good = (out / "checkpoint.npz").read_bytes()
     saved = checkpoint.load(str(out / "checkpoint.npz"))
     net = autoencoder("curves")
-    adam = build(net, train_module.resolve(TrainConfig(optimizer="adam")))
+    adam = build(net, dict(train_module.resolve(TrainConfig(optimizer="adam")).settings))
     checkpoint.save(str(out / "checkpoint.npz"), {**saved, "state": adam.init(saved["params"])})
     refused(
         out,

@@ -1,26 +1,36 @@
-"""Experiments: the deep autoencoders, optimizers by name, the training loop, comparisons, plots, checkpoints."""
+"""Experiments: tasks and models, optimizers by name, one resolved run configuration, the training
+loop, comparisons, plots, run folders and checkpoints."""
 
 from . import checkpoint
 from .compare import compare, format_summary, histories, reading
-from .models import autoencoder, curves_autoencoder, mnist_autoencoder
+from .config import ConfigError, RunConfig, TrainConfig, TrainingError, resolve
+from .models import autoencoder, classifier, curves_autoencoder, mnist_autoencoder
 from .optimizers import DEFAULTS, OPTIMIZERS, build, settings
-from .training import TrainConfig, TrainingDiverged, TrainingError, train
+from .tasks import TASKS, Autoencoder, Classifier
+from .training import TrainingDiverged, train
 
 __all__ = [
     "DEFAULTS",
     "OPTIMIZERS",
+    "TASKS",
+    "Autoencoder",
+    "Classifier",
+    "ConfigError",
+    "RunConfig",
     "TrainConfig",
     "TrainingDiverged",
     "TrainingError",
     "autoencoder",
     "build",
     "checkpoint",
+    "classifier",
     "compare",
     "curves_autoencoder",
     "format_summary",
     "histories",
     "mnist_autoencoder",
     "reading",
+    "resolve",
     "settings",
     "train",
 ]

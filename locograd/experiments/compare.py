@@ -22,9 +22,10 @@ from ..data import Dataset
 from ..data import load as load_dataset
 from ..errors import RunFolderError
 from . import runfolder
+from .config import TrainConfig, TrainingError, resolve
 from .optimizers import check_name
 from .plots import plot_compare
-from .training import TrainConfig, TrainingError, resolve, train
+from .training import train
 
 RECORD = "compare.json"
 """The file that says what comparison a folder holds."""
@@ -134,8 +135,11 @@ def compare(
     if len(set(names)) != len(names):
         raise TrainingError(f"optimizers: a name is repeated in {','.join(names)}")
     out = config.out
-    runs = {name: dataclasses.replace(config, optimizer=name, out=os.path.join(out, name)) for name in names}
-    record = {"optimizers": names, "runs": {name: resolve(run) for name, run in runs.items()}}
+    runs = {
+        name: resolve(dataclasses.replace(config, optimizer=name, out=os.path.join(out, name)))
+        for name in names
+    }  # each once, every one before the first trains
+    record = {"optimizers": names, "runs": {name: run.record() for name, run in runs.items()}}
     record = json.loads(json.dumps(record))  # as it reads back from compare.json
     with contextlib.ExitStack() as stack:
         locked = os.path.isdir(out)
@@ -143,8 +147,9 @@ def compare(
             stack.enter_context(runfolder.FolderLock(out))
         _check_folder(out, record, resume)  # creates nothing
         if data is None:
+            first = next(iter(runs.values()))
             data = load_dataset(
-                config.dataset, data_dir=config.data_dir, limit_train=config.limit_train, seed=config.seed
+                first.dataset, data_dir=first.data_dir, limit_train=first.limit_train, seed=first.seed
             )
         n_train = data.x_train.shape[0]
         for name in names:
@@ -176,7 +181,9 @@ def compare(
         }
         runfolder.write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2) + "\n")
         plot_compare(
-            histories, os.path.join(out, "compare.png"), title=f"{config.dataset}: {', '.join(names)}"
+            histories,
+            os.path.join(out, "compare.png"),
+            title=f"{next(iter(runs.values())).dataset}: {', '.join(names)}",
         )
         return summary
     raise AssertionError("unreachable")  # pragma: no cover (for mypy: the with block returns)

@@ -36,6 +36,7 @@ from typing import Any
 from .. import locoprop, optim
 from ..data.registry import dataset_key
 from ..nn import MLP
+from ..optim.presets import RELEASED_STEPS
 from ..validators import canonical_choice, integer, number
 
 OPTIMIZERS: tuple[str, ...] = (
@@ -67,13 +68,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "foof": {"lr": {"curves": 0.3, "mnist": 0.01}, "damping": {"curves": 0.1, "mnist": 1e-2}},
     "locoprop-s": {
         "gamma": {"curves": 100.0, "mnist": 10.0},
-        "steps": 10,
+        "steps": RELEASED_STEPS,
         "inner": "rmsprop_tf1",
         "lr": {"curves": 3e-07, "mnist": 1e-5},
     },
     "locoprop-m": {
         "gamma": {"curves": 3.16228, "mnist": 31.6228},
-        "steps": 10,
+        "steps": RELEASED_STEPS,
         "inner": "rmsprop_tf1",
         "lr": {"curves": 3e-06, "mnist": 1e-05},
     },

@@ -7,9 +7,10 @@
   :class:`BackProp`, :class:`LocoProp`, and the second-order baselines :class:`KFAC`,
   :class:`Shampoo` and :class:`FOOF`.
 * :mod:`locograd.optim.schedules`: per-epoch learning rates, applied by the training loop.
+* :mod:`locograd.optim.presets`: the released configuration, in one place (:func:`official`).
 """
 
-from . import schedules
+from . import presets, schedules
 from .base import (
     ChainState,
     EmptyState,
@@ -40,15 +41,8 @@ from .first_order import (
     rmsprop_tf1,
     sgd,
 )
-from .locoprop import (
-    BackProp,
-    BackPropState,
-    LocoProp,
-    LocoPropState,
-    official,
-    official_backprop,
-    official_schedule,
-)
+from .locoprop import BackProp, BackPropState, LocoProp, LocoPropState
+from .presets import official, official_backprop, official_schedule
 from .second_order import FOOF, KFAC, Shampoo
 
 __all__ = [
@@ -84,6 +78,7 @@ __all__ = [
     "official",
     "official_backprop",
     "official_schedule",
+    "presets",
     "rmsprop",
     "rmsprop_tf1",
     "scale",

@@ -4,9 +4,8 @@ r"""LocoProp and BackProp as network optimizers (:class:`~locograd.optim.base.Ne
   network loss :math:`\partial L/\partial W` per batch.
 * :class:`LocoProp` ``(net, variant, solver)``: :func:`locograd.locoprop.step` with one inner
   optimizer state per layer kept across batches, as the released code does.
-* :func:`official`: the released configuration; :func:`official_schedule`: its per-epoch
-  learning-rate schedule, which the training loop (not the optimizer) applies by passing each
-  epoch's rate as ``step(..., lr=schedule(epoch))``.
+The released configuration (:func:`~locograd.optim.official` and its schedule) is
+:mod:`locograd.optim.presets`'.
 
 Both take the fast paths through their explicit hooks: BackProp's lean pass
 (:func:`locograd._fast.passes.backprop_loss_and_grads`, bit for bit ``MLP.forward`` +
@@ -40,8 +39,7 @@ from ..locoprop.settings import check_inner, check_solver, check_variant
 from ..nn import MLP, Params
 from ..validators import finite_parameters, number
 from .base import GradientTransformation, StepInfo, all_finite, apply_updates, check_state_type
-from .first_order import check_state, rmsprop_tf1
-from .schedules import EpochSchedule, released_inner_factor, warmup_linear_decay
+from .first_order import check_state
 
 
 class BackPropState(NamedTuple):
@@ -232,30 +230,3 @@ class LocoProp:
             gd_kernel=solve_gd_inplace,
         )
         return new, LocoPropState(tuple(report.inner_states)), StepInfo(report.loss, tuple(report.layers))
-
-
-RELEASED_LR = 1e-5
-"""The released base learning rate of the inner TF1-RMSProp."""
-
-
-def official(net: MLP, workers: int = 1) -> LocoProp:
-    r"""The released configuration (LocoProp-M on the deep autoencoder).
-
-    gamma = 10, K = 10 inner steps of TF1-RMSProp (``lr=1e-5``, decay 0.9,
-    momentum 0.999, epsilon 1e-5 inside the root, mean-square slot starting at
-    ones) with the within-batch factor :math:`\max(1 - k/K, 0.25)`, no proximal
-    term; trained with :func:`official_schedule` for 99 epochs of batch 1000.
-    ``workers`` solves layers at once on threads (the same results).
-    """
-    solver = GD(steps=10, inner=rmsprop_tf1(lr=RELEASED_LR), lr_factor=released_inner_factor)
-    return LocoProp(net, M(gamma=10.0), solver, workers=workers)
-
-
-def official_backprop(net: MLP, donate: bool = False) -> BackProp:
-    """The released notebook's BackProp baseline: the same TF1-RMSProp on :math:`\\partial L/\\partial W` (with :func:`official_schedule`)."""
-    return BackProp(net, rmsprop_tf1(lr=RELEASED_LR), donate=donate)
-
-
-def official_schedule() -> EpochSchedule:
-    r"""The released per-epoch schedule: :math:`10^{-5}\,e/5` for :math:`e < 5`, then :math:`10^{-5}(1 - (e + 1 - 5)/95)`."""
-    return warmup_linear_decay(RELEASED_LR, warmup=5, total=100)

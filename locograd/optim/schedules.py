@@ -23,6 +23,7 @@ training loop (``epochs > schedule.epochs``), which names the length.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -67,10 +68,29 @@ def _check(lr: float, total: int | None = None) -> tuple[float, int | None]:
     return float(lr), total
 
 
+# The rates are module-level functions bound with functools.partial (not closures), so that a
+# schedule pickles, as a run's configuration does on its way to a study's worker.
+
+
+def _constant_rate(lr: float, epoch: int) -> float:
+    return lr
+
+
+def _warmup_linear_rate(lr: float, warmup: int, total: int, epoch: int) -> float:
+    if epoch < warmup:
+        return lr * epoch / warmup
+    return lr * max(0.0, 1 - (epoch + 1 - warmup) / (total - warmup))
+
+
+def _cosine_rate(lr: float, final: float, total: int, epoch: int) -> float:
+    t = min(epoch, total) / total
+    return final + 0.5 * (lr - final) * (1 + math.cos(math.pi * t))
+
+
 def constant(lr: float) -> EpochSchedule:
     """``lr`` at every epoch (no end)."""
     lr, _ = _check(lr)
-    return EpochSchedule(lambda epoch: lr, None, None, f"constant {lr:g}")
+    return EpochSchedule(functools.partial(_constant_rate, lr), None, None, f"constant {lr:g}")
 
 
 def warmup_linear_decay(lr: float, warmup: int = 5, total: int = 100) -> EpochSchedule:
@@ -84,12 +104,7 @@ def warmup_linear_decay(lr: float, warmup: int = 5, total: int = 100) -> EpochSc
     lr, total_ = _check(lr, total)
     assert total_ is not None
     warmup = integer("warmup", warmup, minimum=0, maximum=total_ - 1)
-
-    def rate(epoch: int) -> float:
-        if epoch < warmup:
-            return lr * epoch / warmup
-        return lr * max(0.0, 1 - (epoch + 1 - warmup) / (total_ - warmup))
-
+    rate = functools.partial(_warmup_linear_rate, lr, warmup, total_)
     return EpochSchedule(
         rate, total_, total_ - 1, f"warmup {warmup}, linear decay to 0 at epoch {total_ - 1}"
     )
@@ -100,11 +115,7 @@ def cosine(lr: float, total: int, final: float = 0.0) -> EpochSchedule:
     lr, total_ = _check(lr, total)
     assert total_ is not None
     final = number("final", final, low=0)
-
-    def rate(epoch: int) -> float:
-        t = min(epoch, total_) / total_
-        return final + 0.5 * (lr - final) * (1 + math.cos(math.pi * t))
-
+    rate = functools.partial(_cosine_rate, lr, final, total_)
     return EpochSchedule(rate, total_, total_, f"cosine from {lr:g} to {final:g} at epoch {total_}")
 
 

@@ -107,15 +107,16 @@ def _shared(out: str, token: str | None) -> bool:
         return False
 
 
-def _attempt(config: Any, resume: bool, data: Any) -> tuple[str, str]:
-    """Train once; ``(status, message)`` with status ``finished`` or ``diverged``."""
+def _attempt(run: Any, resume: bool, data: Any) -> tuple[str, str, list[dict[str, Any]] | None]:
+    """Train once; ``(status, message, rows)`` with status ``finished`` (and the run's metrics rows,
+    as the loop returns them) or ``diverged`` (rows ``None``: they are on disk, up to the last good epoch)."""
     from ..experiments.training import TrainingDiverged, train
 
     try:
-        train(config, resume=resume, data=data)
+        rows = train(run, resume=resume, data=data)
     except TrainingDiverged as exc:
-        return "diverged", str(exc)
-    return "finished", ""
+        return "diverged", str(exc), None
+    return "finished", "", rows
 
 
 def _test_hook(pattern: str, name: str, key: str, out: str, config: Any, data: Any, shared: bool) -> None:
@@ -129,7 +130,7 @@ def _test_hook(pattern: str, name: str, key: str, out: str, config: Any, data: A
     with open(marker, "w", encoding="utf-8") as handle:
         handle.write("killed once by the test hook\n")
     if config.epochs > 1:
-        _attempt(dataclasses.replace(config, epochs=1), False, data)
+        _attempt(config.with_epochs(1), False, data)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -163,8 +164,6 @@ def run_trial(payload: dict[str, Any], out: str, token: str | None, threads: int
     """
     from threadpoolctl import threadpool_limits
 
-    from ..experiments.training import TrainConfig
-
     key, name = payload["key"], payload["name"]
     if multiprocessing.parent_process() is not None:  # a worker process, never the client itself
         _process_local_tqdm_lock()
@@ -172,7 +171,9 @@ def run_trial(payload: dict[str, Any], out: str, token: str | None, threads: int
     data = _load_data(payload["data"])
     notes: list[str] = []
     folder = os.path.join(out, "trials", key) if shared else tempfile.mkdtemp(prefix=f"locograd-trial-{key}-")
-    cfg = TrainConfig(**payload["config"], out=folder, progress=False, summary=False)
+    cfg = dataclasses.replace(
+        payload["run"], out=folder, progress=False, summary=False
+    )  # resolved when planned
     caught: dict[str, Any] = {}
     start = time.perf_counter()
     try:
@@ -184,14 +185,15 @@ def run_trial(payload: dict[str, Any], out: str, token: str | None, threads: int
                     folder
                 )  # nothing to continue from (a committed folder, a fresh one): start clean
             try:
-                status, message = _attempt(cfg, resume, data)
+                status, message, rows = _attempt(cfg, resume, data)
             except (RunFolderError, ValueError, RuntimeError) as exc:
                 if not resume:
                     raise
                 notes.append(f"{folder} is corrupt ({exc}); re-running the trial from scratch")
                 clear_folder(folder)
-                status, message = _attempt(cfg, False, data)
-        rows = read_jsonl(os.path.join(folder, "metrics.jsonl"), required=("epoch", "train_loss"))
+                status, message, rows = _attempt(cfg, False, data)
+        if rows is None:  # a diverged run's rows up to its last good epoch: on disk only
+            rows = read_jsonl(os.path.join(folder, "metrics.jsonl"), required=("epoch", "train_loss"))
         config = read_json(os.path.join(folder, "config.json"), "trial config")
     finally:
         if not shared:

@@ -39,7 +39,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ..errors import RunFolderError
-from ..experiments.models import overridden_autoencoder
+from ..experiments.config import TrainConfig, resolve
+from ..experiments.models import autoencoder_layout
 from ..experiments.optimizers import settings
 from ..experiments.runfolder import (
     FolderLock,
@@ -135,8 +136,8 @@ class Planner:
         trial has it); a classifier, or a file's autoencoder, by its task and overrides (its widths
         at the ends are the data's)."""
         if d.model == "autoencoder" and d.file is None:
-            net = overridden_autoencoder(d.name, hidden, None if widths is None else list(widths))
-            return {"sizes": net.sizes, "activations": [t.name for t in net.transfers]}
+            layout = autoencoder_layout(d.name, hidden, None if widths is None else list(widths))
+            return {"sizes": layout.sizes, "activations": layout.activations}
         return {"task": d.model, "hidden": hidden, "widths": None if widths is None else list(widths)}
 
     def _data_identity(self, d: DatasetSpec, data: dict[str, Any]) -> dict[str, Any]:
@@ -203,10 +204,11 @@ class Planner:
             config["widths"] = list(widths)
         if d.model != "autoencoder":
             config["model"] = d.model
+        key = trial_key(identity)
+        # resolved once, here; the worker trains it as it is (this machine's checks are the worker's)
+        run = resolve(TrainConfig(**config, out=os.path.join("trials", key)), machine=False)
         name = f"{d.name}/{o.name} {phase} {_point_text(hp)} seed {seed}"
-        return Trial(
-            trial_key(identity), name, d.name, o.name, phase, dict(point), seed, identity, config, data
-        )
+        return Trial(key, name, d.name, o.name, phase, dict(point), seed, identity, run, data)
 
 
 class Tuning:
@@ -503,7 +505,7 @@ def run_study(
             todo, seen = [], set()
             for t in trials:
                 if store.done(t.key):
-                    why = store.matches(t.key, t.config)
+                    why = store.matches(t.key, t.run.settings)
                     if why is not None:
                         store.forget(t.key, why)
                 if not store.done(t.key) and t.key not in seen and t.key not in failed:

@@ -74,6 +74,7 @@ from ..data.registry import is_file_name
 from ..experiments.models import HIDDEN_TRANSFERS
 from ..experiments.optimizers import INNER, OPTIMIZERS, SECOND_ORDER, SOLVERS, settings
 from ..experiments.tasks import TASKS
+from ..optim.presets import RELEASED_TOTAL, RELEASED_WARMUP
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -116,7 +117,7 @@ FILE_SETS = ("mnist", "fashion-mnist")
 MAX_RANGE_POINTS = 100
 """The most points a log range ``{min, max, n}`` may ask for."""
 
-RELEASED_SCHEDULE = {"warmup": 5, "total": 100}
+RELEASED_SCHEDULE = {"warmup": RELEASED_WARMUP, "total": RELEASED_TOTAL}
 DEFAULT_BATCH = {"curves": 200}
 DEFAULT_BATCH_FILES = 1000
 DEFAULT_BATCH_CLASSIFIER = 100

@@ -32,10 +32,12 @@ import json
 import math
 import os
 import shutil
+from collections.abc import Mapping
 from typing import Any
 
 from ..data.registry import is_file_name
 from ..errors import RunFolderError
+from ..experiments.config import RunConfig
 from ..experiments.runfolder import append_jsonl, read_json, read_jsonl, write_json_atomic, write_text_atomic
 
 PHASES = ("tuning", "final")
@@ -80,7 +82,8 @@ class Trial:
         point: the hyperparameters searched (axis name -> value).
         seed: initialisation and shuffling seed (the data are the same for every seed).
         identity: what the key hashes.
-        config: keyword arguments of :class:`~locograd.experiments.training.TrainConfig` (without ``out``).
+        run: the run, resolved once when planned (:class:`~locograd.experiments.config.RunConfig`;
+            the worker sets its folder).
         data: how the worker loads the data: name, data_dir, limit_train, limit_test, data_seed.
     """
 
@@ -92,12 +95,12 @@ class Trial:
     point: dict[str, Any]
     seed: int
     identity: dict[str, Any]
-    config: dict[str, Any]
+    run: RunConfig
     data: dict[str, Any]
 
     def payload(self) -> dict[str, Any]:
-        """The plain-data description sent to a worker."""
-        return {"key": self.key, "name": self.name, "config": self.config, "data": self.data}
+        """What a worker gets: the key, the name, the resolved run and how to load its data."""
+        return {"key": self.key, "name": self.name, "run": self.run, "data": self.data}
 
 
 class Store:
@@ -170,7 +173,7 @@ class Store:
                 del self.records[key]
                 self._metrics.pop(key, None)
 
-    def matches(self, key: str, expected: dict[str, Any]) -> str | None:
+    def matches(self, key: str, expected: Mapping[str, Any]) -> str | None:
         """``None`` if the trial folder's ``config.json`` agrees with ``expected`` (the planned
         trial's config), else why not.  A folder without ``config.json`` (never written) agrees."""
         path = os.path.join(self.folder(key), "config.json")
