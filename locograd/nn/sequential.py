@@ -85,14 +85,15 @@ class Grads(NamedTuple):
     loss: Array
 
     def as_params(self) -> Params:
-        """The weight gradients in the params structure: ``[{"W": dL/dW_m, "b": dL/db_m}, ...]``.
+        """The weight gradients in the params structure: ``[{"W": dL/dW_m, "b": dL/db_m}, ...]`` (``{}`` for a layer without weights).
 
         Raises:
             ValueError: the backward pass ran with ``weight_grads=False``.
         """
-        if any(w is None for w in self.W):
+        weighted = [g is not None for g in self.pre]  # a layer without weights has no G (and no params)
+        if any(w is None for w, has in zip(self.W, weighted, strict=True) if has):
             raise ValueError("grads: computed with weight_grads=False, so it holds no dL/dW")
-        return [{"W": w, "b": b} for w, b in zip(self.W, self.b, strict=True)]
+        return [{"W": w, "b": b} if has else {} for w, b, has in zip(self.W, self.b, weighted, strict=True)]
 
 
 class Sequential:

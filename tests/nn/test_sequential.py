@@ -151,3 +151,58 @@ def test_losses_are_objects_with_metrics_and_sampling() -> None:
     assert labels.shape == (4,) and labels.dtype.kind == "i" and ((labels >= 0) & (labels < 3)).all()
     many = soft.sample(np.random.default_rng(1), np.tile(out[:1], (20000, 1)))
     assert np.allclose(np.bincount(many, minlength=3) / 20000, out[0], atol=0.02)  # the model's distribution
+
+
+class Negate(nn.Layer):
+    """A layer without weights, ``Y = -X``: it passes gradients and has no local problem."""
+
+    kind = "Negate"
+
+    def __repr__(self) -> str:
+        return "Negate()"
+
+    def output_shape(self, in_shape):
+        return tuple(in_shape)
+
+    def init(self, rng, in_shape, dtype, device):
+        return {}, tuple(in_shape)
+
+    def check_params(self, params, name="params"):
+        if params != {}:
+            raise ValueError(f"{name}: expected {{}}, got {params!r}")
+        return params
+
+    def check_input(self, x, dtype, name="x", where=""):
+        return x
+
+    def _forward(self, params, x):
+        y = -x
+        return y, nn.LayerCache(x, None, y)
+
+    def _backward(self, params, cache, g_y, *, input_grad=True, param_grads=True):
+        return (-g_y if input_grad else None), ({} if param_grads else None)
+
+
+@given(seed=seeds())
+def test_a_layer_without_weights_passes_gradients_through_sequential(seed: int) -> None:
+    """``Dense, Negate, Dense`` is the MLP whose second weight matrix is negated: the same pre-activations
+    and ``G_m``, and ``dL/dW`` of the second layer negated, bit for bit (negation is exact)."""
+    rng = np.random.default_rng(seed)
+    net = nn.Sequential(
+        [nn.Dense(4, 3, "tanh"), Negate(), nn.Dense(3, 2, "sigmoid")], "sigmoid_cross_entropy"
+    )
+    assert net.weight_layers == [0, 2] and [t.name for t in net.transfers] == ["tanh", "sigmoid"]
+    params = net.init(seed=seed % 1000)
+    assert params[1] == {}
+    mlp = lg.MLP([4, 3, 2], ["tanh", "sigmoid"], "sigmoid_cross_entropy")
+    mlp_params = [params[0], {"W": -params[2]["W"], "b": params[2]["b"]}]
+    x, y = rng.random((5, 4)), rng.random((5, 2))
+    trace, ref = net.forward(params, x), mlp.forward(mlp_params, x)
+    assert trace.pre[1] is None and same_bits(trace.pre[2], ref.pre[1])
+    grads, ref_grads = net.backward(params, trace, y), mlp.backward(mlp_params, ref, y)
+    assert same_bits(grads.pre[0], ref_grads.pre[0]) and same_bits(grads.pre[2], ref_grads.pre[1])
+    assert same_bits(grads.W[0], ref_grads.W[0]) and same_bits(grads.W[2], -ref_grads.W[1])
+    assert grads.W[1] is None and grads.pre[1] is None
+    loss, as_params = net.value_and_grad(params, x, y)
+    assert as_params[1] == {} and same_bits(as_params[2]["W"], grads.W[2]) and loss == float(grads.loss)
+    assert not same_bits(grads.W[2], ref_grads.W[1])  # negative control: the sign does matter
