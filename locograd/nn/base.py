@@ -170,8 +170,8 @@ class WeightLayer(Layer):
         """A pre-activation-shaped array ``(B, *out_shape)`` as rows ``(rows, d_out)``, matching :meth:`design`."""
 
     @abstractmethod
-    def unrows(self, r: Array, batch: int) -> Array:
-        """The inverse of :meth:`rows`: rows ``(rows, d_out)`` back to ``(batch, *out_shape)``."""
+    def unrows(self, r: Array, inputs: Array) -> Array:
+        """The inverse of :meth:`rows`: rows ``(rows, d_out)`` back to the pre-activation's shape for ``inputs``."""
 
     @abstractmethod
     def linear(self, inputs: Array, params: LayerParams) -> Array:

@@ -234,7 +234,7 @@ class Dense(WeightLayer):
         """``(B, d_out)`` is already one row per example."""
         return a
 
-    def unrows(self, r: Array, batch: int) -> Array:
+    def unrows(self, r: Array, inputs: Array) -> Array:
         """``(B, d_out)`` rows are already the pre-activation's shape."""
         return r
 

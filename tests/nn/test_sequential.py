@@ -90,7 +90,7 @@ def test_the_linear_view_of_a_dense_layer(B: int, d_in: int, d_out: int, seed: i
     assert design.shape == (B, d_in + 1) and w.shape == (d_in + 1, d_out) and out_shape == (d_out,)
     bound = (d_in + 1) * np.finfo(np.float64).eps * (np.abs(x) @ np.abs(params["W"]) + np.abs(params["b"]))
     assert (np.abs(design @ w - cache.pre) <= bound).all()
-    assert same_bits(layer.unrows(layer.rows(cache.pre), B), cache.pre)
+    assert same_bits(layer.unrows(layer.rows(cache.pre), cache.inputs), cache.pre)
     assert same_bits(layer.unstack(w), params)
     without_bias = x @ params["W"]  # negative control: a design without its column of ones misses b
     assert not (np.abs(without_bias - cache.pre) <= bound).all()

@@ -1,0 +1,270 @@
+"""Convolutions as dense layers on patches, and pooling: im2col against explicit loops over output
+positions, col2im as its adjoint, every backward pass by the dot-product test and finite
+differences, "same" padding as TensorFlow and Flax define it, and the bad inputs refused in one line.
+
+Tolerances: im2col and the pooling forward passes copy or compare values, so they are exact; a
+convolution's products are sums of ``kh*kw*c_in + 1`` terms in another order than the loop's, so
+they agree to ``(fan_in + 1) eps`` of ``|P||W| + |b|`` elementwise; the dot-product test's own
+bound (``check_vjp``, rtol 1e-6) is loose next to float64 rounding, since every map here is
+linear in what is perturbed except max pooling, whose inputs are drawn 0.01 apart so that a
+perturbation of 1e-6 never changes a window's maximum.  Each check has a negative control.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import locograd as lg
+from locograd import nn
+from locograd.testing import check_vjp, numerical_grad, relative_error
+
+from ..rounding import same_bits
+from ..strategies import seeds
+
+EPS = np.finfo(np.float64).eps
+
+
+@st.composite
+def convolutions(draw: st.DrawFn) -> tuple[nn.Conv2D, np.ndarray, dict[str, np.ndarray]]:
+    """A Conv2D (strides 1-2, paddings 0-2 or "same", 1x1 and non-square kernels, c_in 1-3), an
+    input batch (B 1-4) it fits, and Glorot parameters with a random bias."""
+    kh, kw = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    stride = (draw(st.integers(1, 2)), draw(st.integers(1, 2)))
+    padding = draw(st.sampled_from([0, 1, 2, (1, 0), "same"]))
+    c_in, c_out = draw(st.integers(1, 3)), draw(st.integers(1, 3))
+    H, W, B = draw(st.integers(3, 6)), draw(st.integers(3, 6)), draw(st.integers(1, 4))
+    conv = nn.Conv2D(
+        c_in,
+        c_out,
+        (kh, kw),
+        stride=stride,
+        padding=padding,
+        transfer=draw(st.sampled_from(["identity", "tanh", "sigmoid"])),
+    )
+    rng = np.random.default_rng(draw(seeds()))
+    params, _ = conv.init(rng, (H, W, c_in), np.float64, None)
+    params["b"] = rng.standard_normal(c_out)
+    return conv, rng.standard_normal((B, H, W, c_in)), params
+
+
+def loop_patches(x: np.ndarray, conv: nn.Conv2D) -> np.ndarray:
+    """im2col by explicit loops over examples, output positions and the kernel: the reference."""
+    B, H, W, C = x.shape
+    top, bottom, left, right = conv.pads(H, W)
+    padded = np.zeros((B, H + top + bottom, W + left + right, C))
+    padded[:, top : top + H, left : left + W, :] = x
+    (kh, kw), (sh, sw) = conv.kernel, conv.stride
+    Ho, Wo, _ = conv.output_shape((H, W, C))
+    rows = []
+    for n in range(B):
+        for u in range(Ho):
+            for v in range(Wo):
+                rows.append(
+                    [
+                        padded[n, sh * u + i, sw * v + j, c]
+                        for i in range(kh)
+                        for j in range(kw)
+                        for c in range(C)
+                    ]
+                )
+    return np.array(rows).reshape(B * Ho * Wo, kh * kw * C)
+
+
+@given(case=convolutions())
+def test_im2col_gathers_every_patch_in_the_kernels_order(case) -> None:
+    conv, x, _ = case
+    patches = conv.patches(x)
+    assert same_bits(patches, loop_patches(x, conv))  # copies of the same values: exact
+    rolled = np.roll(patches, 1, axis=1)  # negative control: the columns in another order
+    assert not same_bits(rolled, patches) or (patches == patches[:, :1]).all()
+
+
+@given(case=convolutions(), seed=seeds())
+def test_col2im_is_the_adjoint_of_im2col(case, seed: int) -> None:
+    conv, x, _ = case
+    rng = np.random.default_rng(seed)
+    P = rng.standard_normal(conv.patches(x).shape)
+    back = nn.col2im(P, x.shape, conv.kernel, conv.stride, conv.pads(*x.shape[1:3]))
+    left, right = float((conv.patches(x) * P).sum()), float((x * back).sum())
+    scale = float((np.abs(conv.patches(x)) * np.abs(P)).sum())
+    assert abs(left - right) <= 4 * P.size * EPS * scale  # two sums of the same products, reordered
+    assert (
+        abs(left - float((x * (2 * back)).sum())) > 4 * P.size * EPS * scale or abs(left) < 1e-12
+    )  # negative control
+
+
+@given(case=convolutions())
+def test_conv_forward_is_the_dense_product_on_patches(case) -> None:
+    conv, x, params = case
+    y, cache = conv.forward(params, x)
+    P = loop_patches(x, conv)
+    Wm = params["W"].reshape(-1, conv.c_out)
+    reference = (P @ Wm + params["b"]).reshape(cache.pre.shape)
+    bound = (conv.fan_in + 1) * EPS * (np.abs(P) @ np.abs(Wm) + np.abs(params["b"])).reshape(cache.pre.shape)
+    assert (np.abs(cache.pre - reference) <= bound).all()
+    assert same_bits(y, conv.transfer.f(cache.pre))
+    flipped = (P @ Wm[::-1] + params["b"]).reshape(cache.pre.shape)  # negative control: a wrong patch order
+    assert conv.fan_in == 1 or not (np.abs(cache.pre - flipped) <= bound).all() or np.allclose(Wm, Wm[::-1])
+    assert conv.linear(x, params).shape == (math.prod(cache.pre.shape[:3]), conv.c_out)
+    assert same_bits(conv.unrows(conv.rows(cache.pre), x), cache.pre)
+    assert same_bits(conv.unstack(conv.stack(params)), params)
+
+
+@given(case=convolutions())
+def test_conv_backward_by_the_dot_product_test_and_finite_differences(case) -> None:
+    conv, x, params = case
+    linear = nn.Conv2D(conv.c_in, conv.c_out, conv.kernel, conv.stride, conv.padding)  # f = identity: Y = A
+    check_vjp(
+        lambda z: linear.forward(params, z)[0],
+        lambda z, u: linear.backward(params, linear.forward(params, z)[1], u)[0],
+        x,
+    )
+    check_vjp(
+        lambda p: linear.forward(p, x)[0],
+        lambda p, u: linear.backward(p, linear.forward(p, x)[1], u)[1],
+        params,
+    )
+    u = np.random.default_rng(1).standard_normal(conv.forward(params, x)[0].shape)
+
+    def objective(tree: dict[str, np.ndarray]) -> float:
+        return float((conv.forward({"W": tree["W"], "b": tree["b"]}, tree["x"])[0] * u).sum())
+
+    point = {"W": params["W"], "b": params["b"], "x": x}
+    g_x, grads = conv.backward(params, conv.forward(params, x)[1], u)
+    hand = {"W": grads["W"], "b": grads["b"], "x": g_x}
+    assert relative_error(hand, numerical_grad(objective, point), floor=1e-6) <= 1e-6
+    wrong = {**hand, "W": grads["W"][::-1]}  # negative control: the kernel's rows in another order
+    assert (
+        conv.kernel[0] == 1 or relative_error(wrong, hand) > 1e-6 or np.allclose(grads["W"], grads["W"][::-1])
+    )
+
+
+@pytest.mark.parametrize(
+    "pool", [nn.MaxPool2D(2), nn.MaxPool2D((2, 3), stride=1), nn.AvgPool2D(2), nn.AvgPool2D(3, stride=2)]
+)
+@given(seed=seeds(), B=st.integers(1, 3), C=st.integers(1, 3))
+def test_pooling_backward_by_the_dot_product_test(pool, seed: int, B: int, C: int) -> None:
+    rng = np.random.default_rng(seed)
+    x = rng.permutation(B * 6 * 7 * C).reshape(B, 6, 7, C) * 0.01  # distinct values 0.01 apart: no ties
+    check_vjp(
+        lambda z: pool.forward({}, z)[0], lambda z, u: pool.backward({}, pool.forward({}, z)[1], u)[0], x
+    )
+    y, cache = pool.forward({}, x)
+    windows = nn.im2col(x, pool.size, pool.stride, (0, 0, 0, 0)).reshape(*y.shape[:3], -1, C)
+    expected = windows.max(axis=3) if isinstance(pool, nn.MaxPool2D) else windows.mean(axis=3)
+    assert same_bits(y, expected)
+    g, _ = pool.backward({}, cache, np.ones_like(y))
+    assert g.sum() == pytest.approx(y.size)  # every output's gradient lands somewhere, once
+    with pytest.raises(AssertionError):  # negative control: the dot-product test catches a wrong VJP
+        check_vjp(
+            lambda z: pool.forward({}, z)[0],
+            lambda z, u: 2 * pool.backward({}, pool.forward({}, z)[1], u)[0],
+            x,
+        )
+
+
+@pytest.mark.parametrize(
+    ("size", "kernel", "stride", "pads"),
+    [(5, 3, 1, (1, 1)), (6, 2, 2, (0, 0)), (5, 2, 2, (0, 1)), (7, 4, 3, (1, 2)), (4, 1, 2, (0, 0))],
+)
+def test_same_padding_follows_tensorflow(size: int, kernel: int, stride: int, pads: tuple[int, int]) -> None:
+    """``ceil(H/s)`` output rows; an odd extra row of zeros at the bottom (and column at the right)."""
+    conv = nn.Conv2D(1, 1, kernel, stride=stride, padding="same")
+    assert conv.output_shape((size, size, 1))[:2] == (math.ceil(size / stride),) * 2
+    assert conv.pads(size, size) == (*pads, *pads)
+
+
+def test_a_cnn_learns_through_sequential_by_finite_differences() -> None:
+    net = nn.Sequential(
+        [
+            nn.Conv2D(1, 2, 3, padding="same", transfer="tanh"),
+            nn.MaxPool2D(2),
+            nn.Conv2D(2, 3, (2, 1), stride=2, transfer="relu"),
+            nn.AvgPool2D((1, 2)),
+            nn.Flatten(),
+            nn.Dense(6, 3, "softmax"),
+        ],
+        "softmax_cross_entropy",
+        in_shape=(8, 8, 1),
+    )
+    assert net.shapes == [(8, 8, 1), (8, 8, 2), (4, 4, 2), (2, 2, 3), (2, 1, 3), (6,), (3,)]
+    rng = np.random.default_rng(0)
+    x, y = rng.random((3, 8, 8, 1)), np.array([0, 2, 1])
+    params = net.init(seed=1)
+    params[2]["b"] = params[2]["b"] + 0.5  # relu units away from their kink
+    loss, grads = net.value_and_grad(params, x, y)
+    assert loss == pytest.approx(net.loss(params, x, y))
+    numeric = numerical_grad(lambda p: net.loss(p, x, y), params)
+    assert relative_error(grads, numeric, floor=1e-7) <= 1e-5
+    assert [set(g) for g in grads] == [{"W", "b"}, set(), {"W", "b"}, set(), set(), {"W", "b"}]
+
+
+BAD = [
+    (
+        lambda: nn.Conv2D(1, 1, 5).output_shape((3, 3, 1)),
+        ValueError,
+        r"kernel \(5, 5\) is larger than the padded input \(3, 3\)",
+    ),
+    (lambda: nn.Conv2D(1, 1, 3, stride=0), ValueError, r"^stride: expected an integer >= 1, got 0$"),
+    (lambda: nn.Conv2D(1, 1, 3, padding=-1), ValueError, r"^padding: expected an integer >= 0, got -1$"),
+    (
+        lambda: nn.Conv2D(1, 1, 3, padding="valid"),
+        ValueError,
+        r"^padding: expected an integer >= 0, a pair of them or 'same', got 'valid'$",
+    ),
+    (
+        lambda: nn.Sequential(
+            [nn.Conv2D(3, 4, 3), nn.Conv2D(5, 2, 1), nn.Flatten(), nn.Dense(8, 2, "softmax")],
+            "softmax_cross_entropy",
+            in_shape=(4, 4, 3),
+        ),
+        ValueError,
+        r"^layers\[1\]: Conv2D\(5, 2, .* does not take the output of shape \(2, 2, 4\) of layer 0",
+    ),
+    (
+        lambda: nn.MaxPool2D(4).output_shape((3, 5, 1)),
+        ValueError,
+        r"window \(4, 4\) does not fit images of \(3, 5\)",
+    ),
+    (
+        lambda: nn.Conv2D(3, 2, 1).forward(
+            nn.Conv2D(3, 2, 1).init(np.random.default_rng(0), (4, 4, 3), np.float64, None)[0],
+            np.zeros((2, 3, 4, 4)),
+        ),
+        ValueError,
+        r"expected 3 channels in the last axis .* got shape \(2, 3, 4, 4\) \(the layout is NHWC: channels last\)",
+    ),
+    (
+        lambda: nn.Conv2D(1, 2, 3).forward(
+            nn.Conv2D(1, 2, 3).init(np.random.default_rng(0), (5, 5, 1), np.float64, None)[0],
+            np.zeros((2, 25)),
+        ),
+        ValueError,
+        r"^x: expected images \(B, H, W, C\) \(NHWC\) for Conv2D\(1, 2, .*got shape \(2, 25\)$",
+    ),
+]
+
+
+@pytest.mark.parametrize(("call", "error", "message"), BAD)
+def test_bad_convolutions_are_refused_in_one_line(call, error, message: str) -> None:
+    with pytest.raises(error, match=message) as info:
+        call()
+    assert "\n" not in str(info.value)
+
+
+def test_a_cnn_refuses_a_flat_batch_naming_its_first_layer() -> None:
+    net = nn.Sequential(
+        [nn.Conv2D(1, 2, 3), nn.Flatten(), nn.Dense(18, 2, "softmax")],
+        "softmax_cross_entropy",
+        in_shape=(5, 5, 1),
+    )
+    params = net.init()
+    with pytest.raises(ValueError, match=r"^x: expected images \(B, H, W, C\) \(NHWC\) for layer 0 \(Conv2D"):
+        net.forward(params, np.zeros((2, 25)))
+    assert net.forward(params, np.zeros((2, 5, 5, 1))).output.shape == (2, 2)  # negative control
+    assert isinstance(lg.nn.Conv2D(1, 1, 1), nn.WeightLayer)
