@@ -303,7 +303,7 @@ def finite_parameters(
 ) -> None:
     """Check the parameters after a step: one error naming the first layer and array that is not finite.
 
-    ``params``: per layer a dict with ``"W"`` (out x in) and ``"b"`` (out,).  ``is_finite`` tests one
+    ``params``: per layer a dict of arrays (``"W"`` and ``"b"``; ``{}`` for a layer without weights).  ``is_finite`` tests one
     array (default: every entry finite, on the array's own backend); the fast paths pass their
     one-sum test (:func:`locograd.optim.all_finite`).
 
@@ -312,7 +312,7 @@ def finite_parameters(
     """
     test = is_finite if is_finite is not None else (lambda a: bool(array_namespace(a).isfinite(a).all()))
     for m, layer in enumerate(params):
-        for key in ("W", "b"):
+        for key in layer:
             if not test(layer[key]):
                 raise NonFiniteError(f"{who}: layer {m} {key} became non-finite ({why}); {advice}")
 

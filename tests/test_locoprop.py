@@ -859,7 +859,10 @@ def test_layer_workers_see_the_callers_errstate() -> None:
     import importlib
 
     step_module = importlib.import_module("locograd.locoprop.step")  # the module, not the function
-    problems = [type("P", (), {"inputs": np.ones((2, d)), "target": np.ones((2, 3))})() for d in (1, 2, 3)]
+    problems = [
+        type("P", (), {"inputs": np.ones((2, d)), "offset": np.ones((2, 3)), "weight_rows": d + 1})()
+        for d in (1, 2, 3)
+    ]
     with np.errstate(over="raise", under="ignore"):
         seen = step_module._solve_layers(lambda m: (np.geterr(), m, None), problems, workers=3)
     assert [m for _, m, _ in seen] == [0, 1, 2]

@@ -194,7 +194,9 @@ def test_locoprop_optimizer_bad_arguments(setup) -> None:
     """Old code: ``LocoProp(net, mode="adam")``, ``gamma=0``, ``solver="newton"`` keywords; now the settings
     objects are refused by type, and BackProp is its own class (``mode`` is gone)."""
     net, _, _ = setup
-    with pytest.raises(TypeError, match=r"^net: expected an MLP, got str$"):
+    with pytest.raises(
+        TypeError, match=r"^net: expected a locograd.nn.Sequential \(an MLP, a CNN\), got str$"
+    ):
         optim.LocoProp("net", M(gamma=1.0), GD(steps=1, lr=0.1))  # type: ignore[arg-type]
     with pytest.raises(TypeError, match=r"^variant: expected locoprop.S\(gamma, eta\) or .*got str 'M'$"):
         optim.LocoProp(net, "M", GD(steps=1, lr=0.1))  # type: ignore[arg-type]

@@ -43,6 +43,7 @@ The targets stay available for teaching (:attr:`LocalProblem.target`).
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 from ..backend import Array, array_namespace, check_float_array
@@ -98,6 +99,11 @@ class LocalProblem(NamedTuple):
             return self.layer
         d_in, d_out = self.anchor["W"].shape
         return Dense(d_in, d_out)
+
+    @property
+    def weight_rows(self) -> int:
+        r"""The rows of :math:`\tilde W`: ``d_in + 1`` (``kh*kw*c_in + 1`` for a convolution)."""
+        return int(math.prod(self.anchor["W"].shape[:-1])) + 1
 
     @property
     def matching_transfer(self) -> Transfer:
@@ -204,6 +210,10 @@ def check_problem(problem: Any, name: str = "problem", *, target: bool = False) 
     """
     if not isinstance(problem, LocalProblem):
         raise TypeError(f"{name}: expected a LocalProblem, got {type(problem).__name__}")
+    # a problem being built from a target holds the target in the place of pre and offset
+    rows = {"target": problem.pre} if target else {"pre": problem.pre, "offset": problem.offset}
+    if problem.layer is not None and not isinstance(problem.layer, Dense):
+        return _check_layer_problem(problem, rows)
     inputs = check_float_array(problem.inputs, "inputs", ndim=2)
     anchor = problem.anchor
     if not isinstance(anchor, dict):
@@ -212,8 +222,6 @@ def check_problem(problem: Any, name: str = "problem", *, target: bool = False) 
         raise ValueError(f"anchor: expected the keys ['W', 'b'], got {sorted(map(str, anchor))}")
     W = check_float_array(anchor["W"], "anchor['W']", ndim=2)
     b = check_float_array(anchor["b"], "anchor['b']", ndim=1)
-    # a problem being built from a target holds the target in the place of pre and offset
-    rows = {"target": problem.pre} if target else {"pre": problem.pre, "offset": problem.offset}
     for part, a in rows.items():
         check_float_array(a, part, ndim=2)
     array_namespace(inputs=inputs, **rows, **{"anchor['W']": W, "anchor['b']": b})
@@ -236,6 +244,17 @@ def check_problem(problem: Any, name: str = "problem", *, target: bool = False) 
     for part, a in (*rows.items(), ("anchor['W']", W), ("anchor['b']", b)):
         if a.dtype != inputs.dtype:
             raise TypeError(f"{part}: expected dtype {inputs.dtype} like inputs, got {a.dtype}")
+    _check_settings(problem)
+    layer = problem.layer
+    if layer is not None and not isinstance(layer, WeightLayer):
+        raise TypeError(f"layer: expected a locograd.nn weight layer or None, got {type(layer).__name__}")
+    if isinstance(layer, Dense) and (layer.d_in, layer.d_out) != (d_in, d_out):
+        raise ValueError(f"layer: {layer!r} does not fit the anchor's shape {(d_in, d_out)}")
+    return problem
+
+
+def _check_settings(problem: LocalProblem) -> None:
+    """The variant, the transfer it needs, and ``eta``."""
     if problem.variant not in VARIANTS:
         raise ValueError(f"variant: expected one of {VARIANTS}, got {problem.variant!r}")
     if problem.variant == "M" and not isinstance(problem.transfer, Transfer):
@@ -248,11 +267,29 @@ def check_problem(problem: Any, name: str = "problem", *, target: bool = False) 
         )
     if problem.eta is not None:
         check_eta(problem.eta)
+
+
+def _check_layer_problem(problem: LocalProblem, rows: dict[str, Array]) -> LocalProblem:
+    """:func:`check_problem` for a weight layer other than a dense one: its own checks of the inputs and
+    the anchor, and ``pre`` and ``offset`` as rows ``(rows, d_out)`` of its linear view."""
     layer = problem.layer
-    if layer is not None and not isinstance(layer, WeightLayer):
+    if not isinstance(layer, WeightLayer):
         raise TypeError(f"layer: expected a locograd.nn weight layer or None, got {type(layer).__name__}")
-    if isinstance(layer, Dense) and (layer.d_in, layer.d_out) != (d_in, d_out):
-        raise ValueError(f"layer: {layer!r} does not fit the anchor's shape {(d_in, d_out)}")
+    anchor = layer.check_params(problem.anchor, "anchor")
+    dtype = anchor["W"].dtype
+    inputs = layer.check_input(problem.inputs, dtype, "inputs")
+    out = layer.output_shape(tuple(inputs.shape[1:]))
+    expected = (inputs.shape[0] * math.prod(out[:-1]), out[-1])
+    for part, a in rows.items():
+        check_float_array(a, part, ndim=2)
+        if tuple(a.shape) != expected:
+            raise ValueError(
+                f"{part}: expected rows {expected} of {layer!r}'s linear view for these inputs, got {tuple(a.shape)}"
+            )
+        if a.dtype != dtype:
+            raise TypeError(f"{part}: expected dtype {dtype} like the anchor, got {a.dtype}")
+    array_namespace(inputs=inputs, **rows, anchor=anchor["W"])
+    _check_settings(problem)
     return problem
 
 

@@ -216,7 +216,7 @@ def exact_s_displacement(problem: LocalProblem, rcond: float | None = None) -> P
 
 def _dot(problem: LocalProblem, u: Params, v: Params) -> Array:
     """Per-output-unit inner products (elementwise f: block-diagonal Hessian), or one total (softmax)."""
-    per_unit = (u["W"] * v["W"]).sum(axis=0) + u["b"] * v["b"]
+    per_unit = (u["W"] * v["W"]).reshape(-1, u["b"].shape[0]).sum(axis=0) + u["b"] * v["b"]
     return per_unit if problem.matching_transfer.elementwise else per_unit.sum()
 
 
@@ -331,7 +331,7 @@ def exact_m_displacement(
     tol = default_tolerance(problem.inputs.dtype) if tol is None else number("tol", tol, low=0)
     max_newton = integer("max_newton", max_newton, minimum=0)
     max_cg = integer("max_cg", max_cg, minimum=1, allow_none=True)
-    n_block = problem.inputs.shape[1] + 1
+    n_block = problem.weight_rows
     if not problem.matching_transfer.elementwise:
         n_block *= problem.offset.shape[1]
     max_cg = 2 * n_block + 20 if max_cg is None else max_cg
@@ -385,7 +385,7 @@ def newton_step(problem: LocalProblem, cg_tol: float = 1e-12) -> Params:
     if problem.eta is None:
         raise ValueError("eta: a Newton step of J_M needs a proximal weight eta > 0")
     cg_tol = number("cg_tol", cg_tol, low=0)
-    n = (problem.inputs.shape[1] + 1) * problem.offset.shape[1]
+    n = problem.weight_rows * problem.offset.shape[1]
     g = _gradient(problem, zero_displacement(problem))
     d, _ = _newton_direction(problem, problem.pre, g, cg_tol, 2 * n + 20)
     return moved_anchor(problem, d)

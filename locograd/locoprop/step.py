@@ -34,7 +34,7 @@ import numpy as np
 
 from ..backend import Array, array_namespace
 from ..errors import NonFiniteError
-from ..nn import MLP, Grads, Params, Trace
+from ..nn import Grads, Params, Sequential, Trace, WeightLayer
 from ..validators import finite_parameters, integer
 from .objectives import LocalProblem, check_problem, gradient, norm, objective, objective_change
 from .settings import GD, Exact, M, S, check_solver, check_variant
@@ -97,38 +97,42 @@ class StepReport(NamedTuple):
 
 
 def local_problems(
-    net: MLP, params: Params, x: Array, y: Array, variant: S | M
+    net: Sequential, params: Params, x: Array, y: Array, variant: S | M
 ) -> tuple[list[LocalProblem], Grads]:
-    """Build every layer's :class:`LocalProblem` from ONE forward/backward pass (no weight gradients)."""
+    """Build every weight layer's :class:`LocalProblem` (in order, layers without weights have none)
+    from ONE forward/backward pass (no weight gradients)."""
     problems, grads, _ = _local_problems_and_trace(net, params, x, y, check_variant(variant))
     return problems, grads
 
 
 def _local_problems_and_trace(
-    net: MLP, params: Params, x: Array, y: Array, variant: S | M
+    net: Sequential, params: Params, x: Array, y: Array, variant: S | M
 ) -> tuple[list[LocalProblem], Grads, Trace]:
     r""":func:`local_problems`, also returning the forward :class:`~locograd.network.Trace`.
 
     Each problem holds the layer's pre-activation ``trace.pre[m]`` and the offset
-    :math:`\gamma G_m`: the residual at the anchor, exactly.
+    :math:`\gamma G_m` as rows of its linear view (``layer.rows``: the arrays themselves for a
+    dense layer; ``B*P`` rows for a convolution): the residual at the anchor, exactly.
     """
     trace = net.forward(params, x)
     grads = net.backward(params, trace, y, weight_grads=False)
     gamma = check_gamma(variant.gamma)
-    transfers = net.transfers if variant.name == "M" else [None] * net.num_layers
-    problems = [
-        LocalProblem(
-            trace.inputs[m],
-            trace.pre[m],
-            gamma * grads.pre[m],
-            transfers[m],
-            variant.name,
-            params[m],
-            variant.eta,
-            net.layers[m],  # type: ignore[arg-type]
+    problems = []
+    for m in net.weight_layers:
+        layer = net.layers[m]
+        assert isinstance(layer, WeightLayer)
+        problems.append(
+            LocalProblem(
+                trace.inputs[m],
+                layer.rows(trace.pre[m]),
+                gamma * layer.rows(grads.pre[m]),
+                layer.transfer if variant.name == "M" else None,
+                variant.name,
+                params[m],
+                variant.eta,
+                layer,
+            )
         )
-        for m in range(net.num_layers)
-    ]
     return problems, grads, trace
 
 
@@ -230,7 +234,7 @@ def _solve_layers(
     if workers == 1 or len(problems) == 1 or array_namespace(problems[0].inputs) is not np:
         return [solve(m) for m in range(len(problems))]
     largest_first = sorted(
-        range(len(problems)), key=lambda m: -problems[m].inputs.shape[1] * problems[m].target.shape[1]
+        range(len(problems)), key=lambda m: -problems[m].weight_rows * problems[m].offset.shape[1]
     )
     with ThreadPoolExecutor(max_workers=min(workers, len(problems))) as pool:
         futures = {m: pool.submit(contextvars.copy_context().run, solve, m) for m in largest_first}
@@ -238,7 +242,7 @@ def _solve_layers(
 
 
 def step(
-    net: MLP,
+    net: Sequential,
     params: Params,
     x: Array,
     y: Array,
@@ -315,7 +319,7 @@ def step(
 
 
 def _step(
-    net: MLP,
+    net: Sequential,
     params: Params,
     x: Array,
     y: Array,
@@ -329,9 +333,10 @@ def _step(
     """The work of :func:`step` once its arguments are checked: ``(new params, grads, states, reports)``."""
     problems, grads, trace = _local_problems_and_trace(net, params, x, y, variant)
     del trace  # each problem holds what it needs of it
+    weighted = net.weight_layers  # problems[k] is layer weighted[k]'s
     long_gd = isinstance(solver, GD) and solver.steps > 1
     if variant.name == "M" and variant.eta is None and long_gd:  # one step is BackProp: safe
-        for m, problem in enumerate(problems):
+        for m, problem in zip(weighted, problems, strict=True):
             outside = int(count_out_of_range(problem)) if _maybe_out_of_range(problem) else 0
             if outside:
                 warnings.warn(
@@ -342,18 +347,18 @@ def _step(
                     stacklevel=3,
                 )
 
-    def solve(m: int) -> tuple[dict[str, Array], Any, LayerReport | None]:
+    def solve(k: int) -> tuple[dict[str, Array], Any, LayerReport | None]:
         solved = solve_layer(
-            problems[m],
+            problems[k],
             solver,
-            inner_state=None if inner_states is None else inner_states[m],
+            inner_state=None if inner_states is None else inner_states[weighted[k]],
             report=diagnostics,
             gd_kernel=gd_kernel,
         )
         return solved
 
-    results = _solve_layers(solve, problems, workers)
-    new_params: Params = [new for new, _, _ in results]
-    states: list[Any] = [state for _, state, _ in results]
-    reports: list[LayerReport] = [rep for _, _, rep in results if rep is not None]
+    results = dict(zip(weighted, _solve_layers(solve, problems, workers), strict=True))
+    new_params: Params = [results[m][0] if m in results else params[m] for m in range(net.num_layers)]
+    states: list[Any] = [results[m][1] if m in results else None for m in range(net.num_layers)]
+    reports: list[LayerReport] = [rep for _, _, rep in results.values() if rep is not None]
     return new_params, grads, states, reports

@@ -36,7 +36,7 @@ from ..backend import Array
 from ..errors import StateMismatchError
 from ..locoprop import GD, Exact, M, S
 from ..locoprop.settings import check_inner, check_solver, check_variant
-from ..nn import MLP, Params
+from ..nn import MLP, Params, Sequential
 from ..validators import finite_parameters, number
 from .base import GradientTransformation, StepInfo, all_finite, apply_updates, check_state_type
 from .first_order import check_state
@@ -74,9 +74,11 @@ class BackProp:
 
     name = "backprop"
 
-    def __init__(self, net: MLP, inner: GradientTransformation, *, donate: bool = False) -> None:
-        if not isinstance(net, MLP):
-            raise TypeError(f"net: expected an MLP, got {type(net).__name__}")
+    def __init__(self, net: Sequential, inner: GradientTransformation, *, donate: bool = False) -> None:
+        if not isinstance(net, Sequential):
+            raise TypeError(
+                f"net: expected a locograd.nn.Sequential (an MLP, a CNN), got {type(net).__name__}"
+            )
         if not isinstance(check_inner(inner), GradientTransformation):
             raise TypeError(
                 f"inner: expected a GradientTransformation from locograd.optim, got {type(inner).__name__}"
@@ -115,9 +117,13 @@ class BackProp:
         """One batch: ``(new_params, new_state, StepInfo(loss))``, the loss at the parameters before the step."""
         eta = self.lr if lr is None else number("lr", lr, low=0)
         params = self.check(params, state)
-        work = Workspace.for_batch(self.net, x, params[0]["W"].dtype, self._workspace)
-        self._workspace = work
-        loss, grads = backprop_loss_and_grads(self.net, params, x, y, work)
+        if isinstance(self.net, MLP):  # the fused pass, for dense networks
+            work = Workspace.for_batch(self.net, x, params[0]["W"].dtype, self._workspace)
+            self._workspace = work
+            loss, grads = backprop_loss_and_grads(self.net, params, x, y, work)
+        else:  # the reference pass
+            full = self.net.backward(params, self.net.forward(params, x), y)
+            loss, grads = full.loss, full.as_params()
         hook = self.inner.update_inplace
         if self.donate and hook is not None:
             inner = hook(grads, state.inner, params, lr=eta)  # grads are the workspace's: scratch
@@ -150,10 +156,18 @@ class LocoProp:
     name = "locoprop"
 
     def __init__(
-        self, net: MLP, variant: S | M, solver: GD | Exact, *, diagnostics: bool = False, workers: int = 1
+        self,
+        net: Sequential,
+        variant: S | M,
+        solver: GD | Exact,
+        *,
+        diagnostics: bool = False,
+        workers: int = 1,
     ) -> None:
-        if not isinstance(net, MLP):
-            raise TypeError(f"net: expected an MLP, got {type(net).__name__}")
+        if not isinstance(net, Sequential):
+            raise TypeError(
+                f"net: expected a locograd.nn.Sequential (an MLP, a CNN), got {type(net).__name__}"
+            )
         self.net = net
         self.variant, self.solver = check_variant(variant), check_solver(solver)
         if isinstance(solver, Exact) and variant.name == "M" and variant.eta is None:
@@ -173,10 +187,11 @@ class LocoProp:
         return self.solver.inner if isinstance(self.solver, GD) else None
 
     def init(self, params: Params) -> LocoPropState:
-        """``LocoPropState(inner=(one inner state per layer,))`` (``None`` entries without an inner optimizer)."""
+        """``LocoPropState(inner=(one inner state per layer,))`` (``None`` entries without an inner
+        optimizer, and for layers without weights)."""
         params = self.net.check_params(params)
         inner = self.inner
-        return LocoPropState(tuple(None if inner is None else inner.init(layer) for layer in params))
+        return LocoPropState(tuple(None if inner is None or not p else inner.init(p) for p in params))
 
     def check(self, params: Params, state: Any) -> Params:
         """Check ``params`` against the network and every inner state against what its ``init`` builds.
@@ -195,10 +210,11 @@ class LocoProp:
                 f"state.inner: expected a tuple of {len(params)} per-layer {kind} states, got {got}"
             )
         for m, layer in enumerate(params):
-            if self.inner is None:
+            if self.inner is None or not layer:
                 if inner[m] is not None:
                     raise StateMismatchError(
-                        f"state.inner[{m}]: expected None (no inner optimizer), got {type(inner[m]).__name__}"
+                        f"state.inner[{m}]: expected None (no inner optimizer, or a layer without weights), "
+                        f"got {type(inner[m]).__name__}"
                     )
             else:
                 check_state(self.inner, inner[m], layer, f"state.inner[{m}]", f"params[{m}]")

@@ -197,6 +197,11 @@ class _NetOptimizer:
     state_type: ClassVar[type]  # what init builds
 
     def __init__(self, net: MLP, lr: float, momentum: float, update_every: int) -> None:
+        if not isinstance(net, MLP):
+            raise TypeError(
+                f"net: {self.name} takes an MLP (dense layers; its blocks for convolutions are not built yet), "
+                f"got {type(net).__name__}"
+            )
         self.net = net
         self.lr = _positive("lr", lr)
         self.momentum = _unit("momentum", momentum)
