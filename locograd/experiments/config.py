@@ -24,7 +24,7 @@ from ..data.registry import dataset_key, is_file_name
 from ..optim.presets import OFFICIAL_RUN, official_schedule
 from ..optim.schedules import EpochSchedule, warmup_linear_decay
 from ..validators import canonical_choice, existing_path, integer, output_folder
-from .models import HIDDEN_TRANSFERS, autoencoder_layout, classifier_layout
+from .models import HIDDEN_TRANSFERS, autoencoder_layout, check_cnn_overrides, classifier_layout
 from .optimizers import INNER, SOLVERS, check_name, settings
 from .tasks import TASKS
 
@@ -265,7 +265,7 @@ def resolve(config: TrainConfig | RunConfig, *, machine: bool = True) -> RunConf
                 inner=names["inner"],
                 damping=config.damping,
             )
-            defaults = "classifier" if task == "classifier" else family
+            defaults = "classifier" if task != "autoencoder" else family
             epochs, batch = DEFAULT_EPOCHS[defaults], DEFAULT_BATCH[defaults]
         epochs = integer("epochs", epochs if config.epochs is None else config.epochs, minimum=1)
         batch = integer("batch-size", batch if config.batch_size is None else config.batch_size, minimum=1)
@@ -337,10 +337,10 @@ def _study_settings(config: TrainConfig, epochs: int) -> dict[str, Any]:
         extra["schedule"] = {"kind": config.schedule, "warmup": warmup, "total": total}
     if config.hidden is not None or config.widths is not None:
         try:
-            if config.model == "classifier" or is_file_name(
-                config.dataset
-            ):  # sizes from the data: the overrides recorded
-                if config.model == "classifier":
+            if config.model != "autoencoder" or is_file_name(config.dataset):  # sizes from the data
+                if config.model == "cnn":
+                    check_cnn_overrides(config.hidden, config.widths)
+                elif config.model == "classifier":
                     classifier_layout(1, 2, config.hidden, config.widths)
                 else:
                     autoencoder_layout(None, config.hidden, config.widths)

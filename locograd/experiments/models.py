@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..data.registry import canonical_name, is_file_name
-from ..nn import MLP
+from ..nn import MLP, Conv2D, Dense, Flatten, MaxPool2D, Sequential
 from ..optim.presets import OFFICIAL_RUN
 
 MNIST_SIZES = [784, 1000, 500, 250, 30, 250, 500, 1000, 784]
@@ -152,3 +152,61 @@ def classifier(n_in: int, n_classes: int, hidden: str | None = None, widths: lis
     ([784, 1000, 500, 250, 10], ['tanh', 'tanh', 'tanh', 'softmax'], 'softmax_cross_entropy')
     """
     return MLP(*classifier_layout(n_in, n_classes, hidden, widths), "softmax_cross_entropy")
+
+
+CNN_WIDTHS = (32, 64, 128)
+"""The CNN's widths: two convolutions' channels, then its dense hidden layer."""
+
+
+def check_cnn_overrides(hidden: str | None, widths: list[int] | None) -> tuple[int, int, int]:
+    """The CNN's three widths (``widths`` or :data:`CNN_WIDTHS`), with ``hidden`` checked; builds nothing.
+
+    Raises:
+        ValueError: not three widths >= 1, or an unknown hidden transfer.
+    """
+    if widths is not None and (len(widths) != 3 or any(int(w) < 1 for w in widths)):
+        raise ValueError(f"widths: expected three integers >= 1 (conv, conv, dense), got {widths!r}")
+    if hidden is not None and hidden not in HIDDEN_TRANSFERS:
+        raise ValueError(f"hidden: unknown name {hidden!r}; valid names are {', '.join(HIDDEN_TRANSFERS)}")
+    c1, c2, d = CNN_WIDTHS if widths is None else [int(w) for w in widths]
+    return c1, c2, d
+
+
+def cnn(
+    image_shape: tuple[int, int, int],
+    n_classes: int,
+    hidden: str | None = None,
+    widths: list[int] | None = None,
+) -> Sequential:
+    """A small CNN classifier for NHWC images ``(H, W, C)``: conv 3x3 (``widths[0]`` channels, "same")
+    -> max-pool 2 -> conv 3x3 (``widths[1]``, "same") -> max-pool 2 -> dense ``widths[2]`` -> a softmax over
+    ``n_classes``, with softmax cross-entropy; hidden transfer ``hidden`` (default relu).
+
+    >>> net = cnn((28, 28, 1), 10)
+    >>> net.shapes[1:5], net.shapes[-1]
+    ([(28, 28, 32), (14, 14, 32), (14, 14, 64), (7, 7, 64)], (10,))
+
+    Raises:
+        ValueError: not three widths >= 1, an unknown hidden transfer, fewer than 2 classes, or images
+            too small for two poolings.
+    """
+    c1, c2, d = check_cnn_overrides(hidden, widths)
+    if n_classes < 2:
+        raise ValueError(f"n_classes: a classifier needs at least 2 classes, got {n_classes}")
+    act = hidden or "relu"
+    H, W, C = image_shape
+    if H < 4 or W < 4:
+        raise ValueError(
+            f"image_shape: the CNN pools twice by 2; expected images of at least 4 x 4, got {image_shape}"
+        )
+    flat = (H // 2 // 2) * (W // 2 // 2) * c2
+    layers = [
+        Conv2D(C, c1, 3, padding="same", transfer=act),
+        MaxPool2D(2),
+        Conv2D(c1, c2, 3, padding="same", transfer=act),
+        MaxPool2D(2),
+        Flatten(),
+        Dense(flat, d, act),
+        Dense(d, n_classes, "softmax"),
+    ]
+    return Sequential(layers, "softmax_cross_entropy", in_shape=image_shape)

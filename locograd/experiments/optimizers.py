@@ -35,7 +35,7 @@ from typing import Any
 
 from .. import locoprop, optim
 from ..data.registry import dataset_key
-from ..nn import MLP
+from ..nn import Sequential
 from ..optim.presets import RELEASED_STEPS
 from ..validators import canonical_choice, integer, number
 
@@ -167,7 +167,9 @@ def settings(
     return resolved
 
 
-def build(net: MLP, resolved: dict[str, Any], workers: int = 1, donate: bool = False) -> optim.NetOptimizer:
+def build(
+    net: Sequential, resolved: dict[str, Any], workers: int = 1, donate: bool = False
+) -> optim.NetOptimizer:
     """Build the network optimizer from :func:`settings`' output.
 
     ``workers``: LocoProp solves this many layers at once on threads (the same

@@ -24,9 +24,9 @@ import numpy as np
 from ..backend import Array
 from ..data import DataError, Dataset, dataset_key
 from ..losses import SigmoidCrossEntropy
-from ..nn import MLP, Params
+from ..nn import Params, Sequential
 from ..validators import integer
-from .models import classifier, overridden_autoencoder
+from .models import classifier, cnn, overridden_autoencoder
 
 
 class Task:
@@ -36,11 +36,11 @@ class Task:
     metrics: tuple[str, ...] = ()
     """What :meth:`evaluate` reports beside the loss (each becomes ``train_<m>`` and ``test_<m>`` in a row)."""
 
-    def model(self, data: Dataset, hidden: str | None = None, widths: list[int] | None = None) -> MLP:
+    def model(self, data: Dataset, hidden: str | None = None, widths: list[int] | None = None) -> Sequential:
         """The network this task trains on ``data`` (``hidden``, ``widths``: the overrides of ``--hidden``, ``--widths``)."""
         raise NotImplementedError
 
-    def check(self, data: Dataset, net: MLP) -> None:
+    def check(self, data: Dataset, net: Sequential) -> None:
         """Refuse data this task cannot train on, in one line naming the array, before any work."""
         raise NotImplementedError
 
@@ -49,7 +49,7 @@ class Task:
         raise NotImplementedError
 
     def evaluate(
-        self, net: MLP, params: Params, x: Array, y: Array | None, chunk: int = 2000
+        self, net: Sequential, params: Params, x: Array, y: Array | None, chunk: int = 2000
     ) -> dict[str, float]:
         """``{"loss": L, ...metrics}`` over every row of ``x``, in chunks of ``chunk`` rows."""
         raise NotImplementedError
@@ -72,7 +72,7 @@ class Autoencoder(Task):
 
     name = "autoencoder"
 
-    def model(self, data: Dataset, hidden: str | None = None, widths: list[int] | None = None) -> MLP:
+    def model(self, data: Dataset, hidden: str | None = None, widths: list[int] | None = None) -> Sequential:
         """A named set's own autoencoder (CURVES' for CURVES); the MNIST autoencoder's layers on the
         data's width for a file or a :class:`~locograd.data.Dataset` of another name."""
         try:
@@ -81,7 +81,7 @@ class Autoencoder(Task):
             name = None  # a Dataset made by hand, under a name of its own
         return overridden_autoencoder(name, hidden, widths, n_in=data.n_features)
 
-    def check(self, data: Dataset, net: MLP) -> None:
+    def check(self, data: Dataset, net: Sequential) -> None:
         """With a sigmoid cross-entropy, every value of both splits must lie in ``[0, 1]`` (a target is a probability)."""
         if not isinstance(net.loss_fn, SigmoidCrossEntropy):
             return
@@ -98,7 +98,7 @@ class Autoencoder(Task):
         return x
 
     def evaluate(
-        self, net: MLP, params: Params, x: Array, y: Array | None, chunk: int = 2000
+        self, net: Sequential, params: Params, x: Array, y: Array | None, chunk: int = 2000
     ) -> dict[str, float]:
         """The batch-mean loss over all rows, weighted by chunk size (the reconstruction's)."""
         chunk = _check_rows(x, chunk)
@@ -123,11 +123,11 @@ class Classifier(Task):
             )
         return int(data.y_train.max()) + 1
 
-    def model(self, data: Dataset, hidden: str | None = None, widths: list[int] | None = None) -> MLP:
+    def model(self, data: Dataset, hidden: str | None = None, widths: list[int] | None = None) -> Sequential:
         """An MLP from the data's width to its classes (:func:`~.models.classifier`)."""
         return classifier(data.n_features, self.n_classes(data), hidden, widths)
 
-    def check(self, data: Dataset, net: MLP) -> None:
+    def check(self, data: Dataset, net: Sequential) -> None:
         """Integer labels of both splits in ``[0, C)``, ``C`` the classes of ``y_train`` (the model's outputs)."""
         n = self.n_classes(data)
         for part in ("y_train", "y_test"):
@@ -141,15 +141,17 @@ class Classifier(Task):
                     f"{data.name}: {part}: labels must lie in [0, {n}) (the classes of y_train), "
                     f"got labels in [{low}, {high}]"
                 )
-        if net.sizes[-1] != n:
-            raise DataError(f"{data.name}: y_train has {n} classes, the model has {net.sizes[-1]} outputs")
+        if net.shapes[-1] != (n,):
+            raise DataError(
+                f"{data.name}: y_train has {n} classes, the model has {net.shapes[-1][0]} outputs"
+            )
 
     def targets(self, x: Array, y: Array | None) -> Array:
         assert y is not None  # check() made sure
         return y
 
     def evaluate(
-        self, net: MLP, params: Params, x: Array, y: Array | None, chunk: int = 2000
+        self, net: Sequential, params: Params, x: Array, y: Array | None, chunk: int = 2000
     ) -> dict[str, float]:
         """The mean loss and the accuracy over all rows (one forward pass per chunk)."""
         chunk = _check_rows(x, chunk)
@@ -163,7 +165,33 @@ class Classifier(Task):
         return {"loss": loss / x.shape[0], "accuracy": correct / x.shape[0]}
 
 
+class CNNClassifier(Classifier):
+    """The classifier task with a CNN (:func:`~.models.cnn`) on the data's images, NHWC."""
+
+    name = "cnn"
+
+    def image_shape(self, data: Dataset) -> tuple[int, int, int]:
+        """``(H, W, C)`` of one example: ``(H, W)`` images get one channel.
+
+        Raises:
+            DataError: flat examples (a CNN needs their image shape).
+        """
+        shape = tuple(data.image_shape)
+        if len(shape) == 2:
+            return (shape[0], shape[1], 1)
+        if len(shape) == 3:
+            return (shape[0], shape[1], shape[2])
+        raise DataError(
+            f"{data.name}: examples of shape {shape} are not images; a cnn needs x_train of shape (N, H, W) or (N, H, W, C)"
+        )
+
+    def model(self, data: Dataset, hidden: str | None = None, widths: list[int] | None = None) -> Sequential:
+        """The CNN from the data's image shape to its classes."""
+        return cnn(self.image_shape(data), self.n_classes(data), hidden, widths)
+
+
 AUTOENCODER = Autoencoder()
 CLASSIFIER = Classifier()
-TASKS: dict[str, Task] = {"autoencoder": AUTOENCODER, "classifier": CLASSIFIER}
+CNN = CNNClassifier()
+TASKS: dict[str, Task] = {"autoencoder": AUTOENCODER, "classifier": CLASSIFIER, "cnn": CNN}
 """The tasks by their ``--model`` name."""

@@ -33,7 +33,7 @@ from .. import backend
 from ..data import Dataset
 from ..data import load as load_dataset
 from ..errors import NonFiniteError, NotPositiveDefiniteError, RunFolderError, StateMismatchError
-from ..nn import MLP, Params
+from ..nn import MLP, Params, Sequential
 from ..optim import NetOptimizer, official, official_backprop
 from ..validators import same_tree
 from . import checkpoint, runfolder
@@ -51,7 +51,42 @@ class TrainingDiverged(TrainingError):
     exit_code = 3
 
 
-def make_optimizer(net: MLP, run: RunConfig) -> NetOptimizer:
+def describe(net: Sequential) -> dict[str, Any]:
+    """The network as ``config.json`` records it: an MLP by its ``sizes`` and ``activations``; any other
+    :class:`~locograd.nn.Sequential` by its input shape, its layers (as they print) and its weight
+    layers' transfers."""
+    activations = [t.name for t in net.transfers]
+    if isinstance(net, MLP):
+        return {"sizes": net.sizes, "activations": activations}
+    return {
+        "in_shape": list(net.shapes[0]),
+        "layers": [repr(layer) for layer in net.layers],
+        "activations": activations,
+    }
+
+
+def _text(architecture: dict[str, Any]) -> str:
+    """An MLP's sizes (``[784, 400, ...]``), another network's layers joined by arrows."""
+    if "sizes" in architecture:
+        return str(architecture["sizes"])
+    return " -> ".join(map(str, architecture.get("layers") or []))
+
+
+def initial_params(net: Sequential, seed: int, dtype: Any, device: str) -> Params:
+    """A run's starting point: an MLP's with the released Glorot biases; another network's as its layers draw them."""
+    if isinstance(net, MLP):
+        return net.init(seed=seed, dtype=dtype, bias="glorot", device=device)
+    return net.init(seed=seed, dtype=dtype, device=device)
+
+
+def architecture(meta: Any) -> dict[str, Any]:
+    """The parts of a run's meta (``config.json`` less its settings) that describe the network."""
+    if not isinstance(meta, dict):
+        return {}
+    return {k: meta.get(k) for k in ("sizes", "in_shape", "layers", "activations") if k in meta}
+
+
+def make_optimizer(net: Sequential, run: RunConfig) -> NetOptimizer:
     """The network optimizer of a run (the official preset or :func:`~.optimizers.build`).
 
     ``run.workers``: LocoProp solves this many layers at once on threads (the same results).
@@ -91,7 +126,7 @@ def _differences(old: Any, new: Any) -> list[str]:
 
 
 def _load_checkpoint(
-    ckpt_path: str, net: MLP, opt: Any, meta: dict[str, Any], run: RunConfig, rng: np.random.Generator
+    ckpt_path: str, net: Sequential, opt: Any, meta: dict[str, Any], run: RunConfig, rng: np.random.Generator
 ) -> dict[str, Any]:
     """Read the checkpoint a resumed run continues from, and check that it is this run's.
 
@@ -111,8 +146,9 @@ def _load_checkpoint(
     saved_meta = saved["meta"]
     if not (
         isinstance(saved_meta, dict)
-        and {"sizes", "activations", "settings"} <= set(saved_meta)
-        and isinstance(saved_meta["settings"], dict)
+        and "activations" in saved_meta
+        and ("sizes" in saved_meta or {"in_shape", "layers"} <= set(saved_meta))
+        and isinstance(saved_meta.get("settings"), dict)
     ):
         raise checkpoint.CheckpointError(
             f"{ckpt_path}: the checkpoint's meta is not a run's (expected sizes, activations and settings)"
@@ -129,15 +165,16 @@ def _load_checkpoint(
         raise checkpoint.CheckpointError(
             f"{ckpt_path}: row: expected the metrics row of epoch {saved['epoch']}, got {saved['row']!r}"
         )
-    if saved_meta["sizes"] != net.sizes or saved_meta["activations"] != meta["activations"]:
+    held, built = architecture(saved_meta), architecture(meta)
+    if held != built:
         raise TrainingError(
-            f"resume: {ckpt_path} holds a {saved_meta['sizes']} network, this run builds {net.sizes}"
+            f"resume: {ckpt_path} holds a {_text(held)} network, this run builds {_text(built)}"
         )
     diff = [k.removeprefix("settings.") for k in _differences(_comparable(saved_meta), _comparable(meta))]
     if diff:
         raise TrainingError(f"resume: the checkpoint was made with other settings ({', '.join(diff)} differ)")
     dtype = np.dtype(meta["settings"]["dtype"])
-    template = net.init(seed=run.seed, dtype=dtype, bias="glorot", device="cpu")  # saved arrays are NumPy
+    template = initial_params(net, run.seed, dtype, "cpu")  # saved arrays are NumPy
     try:
         same_tree("params", saved["params"], template)
         same_tree("state", saved["state"], opt.init(template))
@@ -232,7 +269,7 @@ def _end_line(path: str) -> None:
 
 def _evaluate(
     task: Task,
-    net: MLP,
+    net: Sequential,
     params: Params,
     train_split: tuple[Any, Any],
     test_split: tuple[Any, Any],
@@ -321,7 +358,7 @@ def _train(run: RunConfig, resume: bool, data: Dataset | None) -> list[dict[str,
         task.check(data, net)
         opt = make_optimizer(net, run)
         rng = np.random.default_rng(run.seed)
-        meta = {"sizes": net.sizes, "activations": [t.name for t in net.transfers], "settings": run.record()}
+        meta = {**describe(net), "settings": run.record()}
         if not locked:  # a new folder: made (and locked) only now that the settings and data are good
             stack.enter_context(runfolder.FolderLock(out))
         runfolder.remove_stale_temporaries(out)
@@ -359,7 +396,7 @@ def _run(
     resume: bool,
     data: Dataset,
     task: Task,
-    net: MLP,
+    net: Sequential,
     opt: NetOptimizer,
     rng: np.random.Generator,
     meta: dict[str, Any],
@@ -370,8 +407,9 @@ def _run(
     dtype = np.dtype(run.dtype)
     metrics_path = os.path.join(out, "metrics.jsonl")
     config_path = os.path.join(out, "config.json")
-    x_train = backend.to_device(data.x_train, run.device, dtype)
-    x_test = backend.to_device(data.x_test, run.device, dtype)
+    shape = net.shapes[0]  # flat rows for an MLP, (H, W, C) images for a CNN
+    x_train = backend.to_device(data.x_train.reshape(-1, *shape), run.device, dtype)
+    x_test = backend.to_device(data.x_test.reshape(-1, *shape), run.device, dtype)
     labelled = task.metrics and data.y_train is not None and data.y_test is not None
     y_train = backend.to_device(data.y_train, run.device) if labelled else None
     y_test = backend.to_device(data.y_test, run.device) if labelled else None
@@ -398,7 +436,7 @@ def _run(
         start_epoch, steps = saved["epoch"], saved["steps"]
         seconds, wall = saved["seconds"], saved["wall_seconds"]
     else:
-        params = net.init(seed=run.seed, dtype=dtype, bias="glorot", device=run.device)
+        params = initial_params(net, run.seed, dtype, run.device)
         state = opt.init(params)
         start_epoch, steps, seconds, wall = 0, 0, 0.0, 0.0
         history = [_evaluate(task, net, params, *splits, 0, 0.0, 0.0, 0, None)]  # the starting point

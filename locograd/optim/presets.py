@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from ..locoprop import GD, M
-from ..nn import MLP
+from ..nn import Sequential
 from .first_order import rmsprop_tf1
 from .locoprop import BackProp, LocoProp
 from .schedules import EpochSchedule, released_inner_factor, warmup_linear_decay
@@ -64,7 +64,7 @@ class OfficialRun(NamedTuple):
 OFFICIAL_RUN = OfficialRun()
 
 
-def official(net: MLP, workers: int = 1) -> LocoProp:
+def official(net: Sequential, workers: int = 1) -> LocoProp:
     r"""The released configuration (LocoProp-M on the deep autoencoder).
 
     gamma = 10, K = 10 inner steps of TF1-RMSProp (``lr=1e-5``, decay 0.9,
@@ -77,7 +77,7 @@ def official(net: MLP, workers: int = 1) -> LocoProp:
     return LocoProp(net, M(gamma=RELEASED_GAMMA), solver, workers=workers)
 
 
-def official_backprop(net: MLP, donate: bool = False) -> BackProp:
+def official_backprop(net: Sequential, donate: bool = False) -> BackProp:
     """The released notebook's BackProp baseline: the same TF1-RMSProp on :math:`\\partial L/\\partial W` (with :func:`official_schedule`)."""
     return BackProp(net, rmsprop_tf1(lr=RELEASED_LR), donate=donate)
 

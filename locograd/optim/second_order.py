@@ -80,7 +80,7 @@ import numpy as np
 from ..backend import Array, array_namespace
 from ..errors import NonFiniteError, NotPositiveDefiniteError, StateMismatchError
 from ..linalg import cholesky_apply, cholesky_factor
-from ..nn import MLP, Params, WeightLayer
+from ..nn import MLP, Params, Sequential, WeightLayer
 from ..validators import canonical_choice, finite_parameters, integer, number, same_layout, template_array
 from .base import GradientTransformation, StepInfo, apply_updates, check_state_type, check_step
 from .first_order import AdamState, MomentumState, check_state
@@ -196,13 +196,13 @@ class _NetOptimizer:
     name: ClassVar[str]  # names the messages
     state_type: ClassVar[type]  # what init builds
 
-    def __init__(self, net: MLP, lr: float, momentum: float, update_every: int) -> None:
+    def __init__(self, net: Sequential, lr: float, momentum: float, update_every: int) -> None:
         if not isinstance(net, MLP):
             raise TypeError(
                 f"net: {self.name} takes an MLP (dense layers; its blocks for convolutions are not built yet), "
                 f"got {type(net).__name__}"
             )
-        self.net = net
+        self.net: MLP = net
         self.lr = _positive("lr", lr)
         self.momentum = _unit("momentum", momentum)
         self.update_every = integer("update_every", update_every, minimum=1)
@@ -317,7 +317,7 @@ class KFAC(_NetOptimizer):
 
     def __init__(
         self,
-        net: MLP,
+        net: Sequential,
         lr: float = 0.01,
         damping: float = 1e-2,
         momentum: float = 0.9,
@@ -573,7 +573,7 @@ class Shampoo(_NetOptimizer):
 
     def __init__(
         self,
-        net: MLP,
+        net: Sequential,
         lr: float = 0.01,
         eps: float = 1e-4,
         momentum: float = 0.9,
@@ -690,7 +690,7 @@ class FOOF(_NetOptimizer):
 
     def __init__(
         self,
-        net: MLP,
+        net: Sequential,
         lr: float = 0.01,
         damping: float = 1e-2,
         momentum: float = 0.0,

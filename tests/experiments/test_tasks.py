@@ -12,7 +12,7 @@ import pytest
 
 from locograd import cli
 from locograd.data import DataError, Dataset
-from locograd.experiments import TrainConfig, train
+from locograd.experiments import TrainConfig, TrainingError, train
 from locograd.experiments import checkpoint as ckpt
 from locograd.experiments.tasks import AUTOENCODER, CLASSIFIER
 
@@ -175,3 +175,40 @@ def test_adam_classifies_fashion_mnist_above_84_percent_in_three_epochs(tmp_path
     rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["test_accuracy"] >= 0.84 and rows[0]["test_accuracy"] < 0.2
     assert CLASSIFIER.metrics == ("accuracy",)
+
+
+def images(n: int = 60, seed: int = 0) -> Dataset:
+    """8x8 one-channel images whose class is where their brightest quadrant is (4 classes)."""
+    rng = np.random.default_rng(seed)
+    x = rng.random((n + 20, 8, 8)).astype(np.float32) * 0.5
+    y = rng.integers(0, 4, n + 20)
+    for k, label in enumerate(y):
+        r, c = divmod(int(label), 2)
+        x[k, 4 * r : 4 * r + 4, 4 * c : 4 * c + 4] += 0.5
+    flat = x.reshape(n + 20, 64)
+    return Dataset("quadrants", flat[:n], y[:n], flat[n:], y[n:], "by hand", (8, 8))
+
+
+def test_a_cnn_trains_on_images_and_records_its_layers(tmp_path: Path) -> None:
+    """``--model cnn``: the rows of the data become NHWC images; config.json names the layers; a
+    resumed run with other widths is refused naming both networks; flat data is refused."""
+    data = images()
+    rows = train(config(tmp_path, model="cnn", widths=[4, 4, 8], epochs=2, batch_size=20, lr=1e-2), data=data)
+    assert rows[-1]["test_accuracy"] > rows[0]["test_accuracy"]
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert recorded["in_shape"] == [8, 8, 1] and recorded["layers"][0].startswith("Conv2D(1, 4, (3, 3)")
+    assert recorded["settings"]["task"] == "cnn" and "sizes" not in recorded
+    with pytest.raises(
+        TrainingError,
+        match=r"resume: .* holds a Conv2D\(1, 4, .* -> MaxPool2D.* network, this run builds Conv2D\(1, 5",
+    ):
+        train(
+            config(tmp_path, model="cnn", widths=[5, 4, 8], epochs=3, batch_size=20, lr=1e-2),
+            resume=True,
+            data=data,
+        )
+    flat = labelled()
+    with pytest.raises(
+        DataError, match=r"toy: examples of shape \(6,\) are not images; a cnn needs x_train of shape"
+    ):
+        train(config(tmp_path / "f", model="cnn"), data=flat)
