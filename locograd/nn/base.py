@@ -64,12 +64,9 @@ class LayerCache(NamedTuple):
 class Layer(ABC):
     """A layer: hyperparameters only; parameters are passed in.
 
-    Subclasses set :attr:`kind` and implement :meth:`output_shape`, :meth:`init`,
+    Subclasses implement :meth:`output_shape`, :meth:`init`,
     :meth:`check_params`, :meth:`_forward` and :meth:`_backward`.
     """
-
-    kind: str = "Layer"
-    """The layer's kind in messages, e.g. ``"Dense"``."""
 
     has_weights: bool = False
     """Whether the layer has parameters and a local problem."""

@@ -141,8 +141,6 @@ class Conv2D(WeightLayer):
     ((5, 5, 2), (2, 5, 5, 2), (50, 10), (10, 2))
     """
 
-    kind = "Conv2D"
-
     def __init__(
         self,
         c_in: int,
@@ -348,7 +346,7 @@ class _Pool2D(Layer):
         self.stride = self.size if stride is None else _pair("stride", stride)
 
     def __repr__(self) -> str:
-        return f"{self.kind}({self.size}, stride={self.stride})"
+        return f"{type(self).__name__}({self.size}, stride={self.stride})"
 
     def output_shape(self, in_shape: Shape) -> Shape:
         """``(Ho, Wo, C)`` for ``(H, W, C)``.
@@ -421,8 +419,6 @@ class MaxPool2D(_Pool2D):
     [[5.0, 7.0], [13.0, 15.0]]
     """
 
-    kind = "MaxPool2D"
-
     def _forward(self, params: LayerParams, x: Array) -> tuple[Array, LayerCache]:
         y = self._windows(x).max(axis=3)
         return y, LayerCache(x, None, y)
@@ -454,8 +450,6 @@ class AvgPool2D(_Pool2D):
     [[2.5, 4.5], [10.5, 12.5]]
     """
 
-    kind = "AvgPool2D"
-
     def _forward(self, params: LayerParams, x: Array) -> tuple[Array, LayerCache]:
         y = self._windows(x).mean(axis=3)
         return y, LayerCache(x, None, y)
@@ -479,8 +473,6 @@ class AvgPool2D(_Pool2D):
 
 class Flatten(Layer):
     """``(B, *shape)`` to ``(B, prod(shape))``, row-major (NHWC images become ``H*W*C`` features)."""
-
-    kind = "Flatten"
 
     def __repr__(self) -> str:
         return "Flatten()"

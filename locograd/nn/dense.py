@@ -146,8 +146,6 @@ class Dense(WeightLayer):
     ((4, 4), (4, 2))
     """
 
-    kind = "Dense"
-
     def __init__(
         self,
         d_in: int,

@@ -156,8 +156,6 @@ def test_losses_are_objects_with_metrics_and_sampling() -> None:
 class Negate(nn.Layer):
     """A layer without weights, ``Y = -X``: it passes gradients and has no local problem."""
 
-    kind = "Negate"
-
     def __repr__(self) -> str:
         return "Negate()"
 
