@@ -13,6 +13,11 @@ python3 -m locograd demo --device gpu || status=1
 echo "== a short training run on the GPU"
 python3 -m locograd train --device gpu --optimizer locoprop-m --limit-train 2000 --epochs 2 --out "$(mktemp -d)/run" \
   --no-progress --threads 0 || status=1
+echo "== a CNN on the GPU: LocoProp-M, one epoch on a generated 28x28 npz (im2col on the device)"
+images="$(mktemp -d)/images.npz"
+python3 -c "import numpy as np; r = np.random.default_rng(0); np.savez('$images', x_train=(r.random((512, 28, 28)) * 255).astype(np.uint8), y_train=r.integers(0, 10, 512), x_test=(r.random((128, 28, 28)) * 255).astype(np.uint8), y_test=r.integers(0, 10, 128))" || status=1
+python3 -m locograd train --device gpu --model cnn --dataset "$images" --optimizer locoprop-m --epochs 1 \
+  --out "$(mktemp -d)/cnn" --no-progress --threads 0 || status=1
 echo "== benchmark on the GPU: CuPy vs PyTorch CUDA (JSON in \$OUT when set)"
 python3 -m locograd bench --device gpu --rounds 1 --repeats 20 --out "${OUT:-$(mktemp -d)}/gpu-bench.json" || status=1
 echo "== test suite with --require-gpu (gpu tests fail instead of skipping)"
