@@ -17,6 +17,7 @@ loop each batch's targets, and evaluates a split (the loss, and the accuracy of 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -24,7 +25,7 @@ import numpy as np
 from ..backend import Array
 from ..data import DataError, Dataset, dataset_key
 from ..losses import SigmoidCrossEntropy
-from ..nn import Params, Sequential
+from ..nn import Conv2D, Params, Sequential
 from ..validators import integer
 from .models import classifier, cnn, overridden_autoencoder
 
@@ -49,16 +50,41 @@ class Task:
         raise NotImplementedError
 
     def evaluate(
-        self, net: Sequential, params: Params, x: Array, y: Array | None, chunk: int = 2000
+        self, net: Sequential, params: Params, x: Array, y: Array | None, chunk: int | None = None
     ) -> dict[str, float]:
-        """``{"loss": L, ...metrics}`` over every row of ``x``, in chunks of ``chunk`` rows."""
+        """``{"loss": L, ...metrics}`` over every row of ``x``, in chunks of ``chunk`` rows (default :func:`chunk_rows`)."""
         raise NotImplementedError
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}()"
 
 
-def _check_rows(x: Any, chunk: int) -> int:
+MAX_CHUNK_ROWS = 2000
+"""The most rows one evaluation pass takes at once."""
+ACTIVATION_BUDGET = 256 * 2**20
+"""The most bytes of activations (and a convolution's patches) one evaluation pass holds: 256 MiB."""
+
+
+def chunk_rows(net: Sequential, itemsize: int) -> int:
+    """Rows per evaluation pass: :data:`MAX_CHUNK_ROWS`, or fewer where one row's activations would
+    pass :data:`ACTIVATION_BUDGET`: counted as twice every layer's output (a weight layer's
+    pre-activation and output, a pooling's windows) plus a convolution's patch rows (a CNN on 28x28
+    images: about 0.66 MB a row in float32, so 408 rows).
+
+    >>> from locograd.experiments.models import cnn, mnist_autoencoder
+    >>> chunk_rows(mnist_autoencoder(), 4), chunk_rows(cnn((28, 28, 1), 10), 4)
+    (2000, 408)
+    """
+    values = 0
+    for layer, out_shape in zip(net.layers, net.shapes[1:], strict=True):
+        values += 2 * math.prod(out_shape)
+        if isinstance(layer, Conv2D):
+            values += math.prod(out_shape[:-1]) * layer.fan_in
+    return max(1, min(MAX_CHUNK_ROWS, ACTIVATION_BUDGET // (values * itemsize)))
+
+
+def _check_rows(x: Any, chunk: int | None, net: Sequential) -> int:
+    chunk = chunk_rows(net, x.dtype.itemsize) if chunk is None and hasattr(x, "dtype") else chunk
     chunk = integer("chunk", chunk, minimum=1)
     if getattr(x, "ndim", 0) < 1 or x.shape[0] == 0:
         raise ValueError(
@@ -98,10 +124,10 @@ class Autoencoder(Task):
         return x
 
     def evaluate(
-        self, net: Sequential, params: Params, x: Array, y: Array | None, chunk: int = 2000
+        self, net: Sequential, params: Params, x: Array, y: Array | None, chunk: int | None = None
     ) -> dict[str, float]:
         """The batch-mean loss over all rows, weighted by chunk size (the reconstruction's)."""
-        chunk = _check_rows(x, chunk)
+        chunk = _check_rows(x, chunk, net)
         total = 0.0
         for start in range(0, x.shape[0], chunk):
             xb = x[start : start + chunk]
@@ -151,10 +177,10 @@ class Classifier(Task):
         return y
 
     def evaluate(
-        self, net: Sequential, params: Params, x: Array, y: Array | None, chunk: int = 2000
+        self, net: Sequential, params: Params, x: Array, y: Array | None, chunk: int | None = None
     ) -> dict[str, float]:
         """The mean loss and the accuracy over all rows (one forward pass per chunk)."""
-        chunk = _check_rows(x, chunk)
+        chunk = _check_rows(x, chunk, net)
         assert y is not None
         loss, correct = 0.0, 0.0
         for start in range(0, x.shape[0], chunk):

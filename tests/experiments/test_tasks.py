@@ -212,3 +212,32 @@ def test_a_cnn_trains_on_images_and_records_its_layers(tmp_path: Path) -> None:
         DataError, match=r"toy: examples of shape \(6,\) are not images; a cnn needs x_train of shape"
     ):
         train(config(tmp_path / "f", model="cnn"), data=flat)
+
+
+def test_evaluation_passes_are_sized_by_memory() -> None:
+    """An MLP is evaluated 2,000 rows at a time (as before, so its recorded losses are unchanged);
+    a CNN in passes of at most 256 MiB of activations and patches (2,000 rows of the 28x28 CNN hold
+    about 1.3 GB in float32); in passes or at once, the same loss to rounding."""
+    from locograd.experiments.models import cnn, mnist_autoencoder
+    from locograd.experiments.tasks import ACTIVATION_BUDGET, CNN, MAX_CHUNK_ROWS, chunk_rows
+
+    assert chunk_rows(mnist_autoencoder(), 4) == MAX_CHUNK_ROWS
+    net = cnn((28, 28, 1), 10)
+    rows = chunk_rows(net, 4)
+    values = (  # per row: each layer's pre-activation and output (x 2), and the two convolutions' patches
+        2 * (28 * 28 * 32 + 14 * 14 * 32 + 14 * 14 * 64 + 7 * 7 * 64 + 3136 + 128 + 10) + 784 * 9 + 196 * 288
+    )
+    assert rows * values * 4 <= ACTIVATION_BUDGET < (rows + 1) * values * 4  # the most rows within the budget
+    data = images(n=300)
+    small = CNN.model(data, widths=[2, 2, 4])
+    params = small.init(seed=0, dtype=np.float64)
+    x = data.x_train.astype(np.float64).reshape(-1, 8, 8, 1)
+    passes = CNN.evaluate(small, params, x, data.y_train, chunk=7)
+    whole = CNN.evaluate(small, params, x, data.y_train, chunk=300)
+    assert (
+        abs(passes["loss"] - whole["loss"]) <= 1e-12 * whole["loss"]
+        and passes["accuracy"] == whole["accuracy"]
+    )
+    assert (
+        passes["loss"] != CNN.evaluate(small, params, x[::-1].copy(), data.y_train)["loss"]
+    )  # negative control
