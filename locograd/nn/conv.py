@@ -390,6 +390,32 @@ class _Pool2D(Layer):
             raise ValueError(f"{name}: {exc}".replace("in_shape: ", "")) from None
         return images
 
+    def _pool(self, windows: Array) -> Array:
+        """``(B, Ho, Wo, C)`` from the windows ``(B, Ho, Wo, kh*kw, C)``."""
+        raise NotImplementedError
+
+    def _window_grads(self, x: Array, g_y: Array) -> Array:
+        """The gradient of each window's entries ``(B, Ho, Wo, kh*kw, C)`` from ``g_y`` ``(B, Ho, Wo, C)``, for input ``x``."""
+        raise NotImplementedError
+
+    def _forward(self, params: LayerParams, x: Array) -> tuple[Array, LayerCache]:
+        y = self._pool(self._windows(x))
+        return y, LayerCache(x, None, y)
+
+    def _backward(
+        self,
+        params: LayerParams,
+        cache: LayerCache,
+        g_y: Array,
+        *,
+        input_grad: bool = True,
+        param_grads: bool = True,
+    ) -> tuple[Array | None, LayerParams | None]:
+        if not input_grad:
+            return None, ({} if param_grads else None)
+        grads = self._window_grads(cache.inputs, g_y)
+        return self._scatter(grads, cache.inputs.shape), ({} if param_grads else None)
+
     def _windows(self, x: Array) -> Array:
         """``(B, Ho, Wo, kh*kw, C)``: each output position's window, per channel."""
         B, _, _, C = x.shape
@@ -419,26 +445,15 @@ class MaxPool2D(_Pool2D):
     [[5.0, 7.0], [13.0, 15.0]]
     """
 
-    def _forward(self, params: LayerParams, x: Array) -> tuple[Array, LayerCache]:
-        y = self._windows(x).max(axis=3)
-        return y, LayerCache(x, None, y)
+    def _pool(self, windows: Array) -> Array:
+        return windows.max(axis=3)
 
-    def _backward(
-        self,
-        params: LayerParams,
-        cache: LayerCache,
-        g_y: Array,
-        *,
-        input_grad: bool = True,
-        param_grads: bool = True,
-    ) -> tuple[Array | None, LayerParams | None]:
-        if not input_grad:
-            return None, ({} if param_grads else None)
+    def _window_grads(self, x: Array, g_y: Array) -> Array:
         xp = array_namespace(g_y)
-        windows = self._windows(cache.inputs)
+        windows = self._windows(x)
         first = windows.argmax(axis=3)[:, :, :, None, :]
         mask = xp.arange(windows.shape[3])[None, None, None, :, None] == first
-        return self._scatter(mask * g_y[:, :, :, None, :], cache.inputs.shape), ({} if param_grads else None)
+        return mask * g_y[:, :, :, None, :]
 
 
 class AvgPool2D(_Pool2D):
@@ -450,25 +465,13 @@ class AvgPool2D(_Pool2D):
     [[2.5, 4.5], [10.5, 12.5]]
     """
 
-    def _forward(self, params: LayerParams, x: Array) -> tuple[Array, LayerCache]:
-        y = self._windows(x).mean(axis=3)
-        return y, LayerCache(x, None, y)
+    def _pool(self, windows: Array) -> Array:
+        return windows.mean(axis=3)
 
-    def _backward(
-        self,
-        params: LayerParams,
-        cache: LayerCache,
-        g_y: Array,
-        *,
-        input_grad: bool = True,
-        param_grads: bool = True,
-    ) -> tuple[Array | None, LayerParams | None]:
-        if not input_grad:
-            return None, ({} if param_grads else None)
+    def _window_grads(self, x: Array, g_y: Array) -> Array:
         xp = array_namespace(g_y)
         n = self.size[0] * self.size[1]
-        spread = xp.broadcast_to(g_y[:, :, :, None, :] / n, (*g_y.shape[:3], n, g_y.shape[3]))
-        return self._scatter(spread, cache.inputs.shape), ({} if param_grads else None)
+        return xp.broadcast_to(g_y[:, :, :, None, :] / n, (*g_y.shape[:3], n, g_y.shape[3]))
 
 
 class Flatten(Layer):

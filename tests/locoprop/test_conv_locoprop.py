@@ -6,7 +6,7 @@ problem is least squares (S) or its matching loss (M) on image patches, through 
   relative, far below the O(1) error of targets built from dL/dY, the negative control).
 * The S exact solution on a conv layer is the closed form, computed here from a patch covariance
   summed with explicit loops over examples and output positions (not with the library's im2col);
-  negative control: the same sums with the kernel offsets swapped are another matrix.
+  negative control: the same sums with the kernel offsets reversed are another matrix.
 * The M exact solve is stationary (its gradient below 1e-9 of where it started).
 * Layer independence: solving the layers on two threads, largest first, gives the same numbers
   bit for bit as one by one.
@@ -23,6 +23,7 @@ from locograd.locoprop import GD, Exact, M, S
 from locograd.locoprop.objectives import norm
 from locograd.testing import relative_error
 
+from ..nn.test_conv import loop_patches
 from ..rounding import same_bits
 from ..strategies import seeds
 
@@ -83,23 +84,16 @@ def test_the_first_inner_step_is_backprop_for_every_conv_and_dense_layer(case, v
     assert relative_error(new[m], wrong_step) > 1e-6
 
 
-def loop_covariance(x: np.ndarray, conv: nn.Conv2D, swap: bool = False) -> np.ndarray:
-    """sum over examples and output positions of x~_t x~_t^T, the patches gathered by loops."""
-    B, H, W, C = x.shape
-    top, bottom, left, right = conv.pads(H, W)
-    padded = np.zeros((B, H + top + bottom, W + left + right, C))
-    padded[:, top : top + H, left : left + W, :] = x
-    (kh, kw), (sh, sw) = conv.kernel, conv.stride
-    Ho, Wo, _ = conv.output_shape((H, W, C))
-    total = np.zeros((kh * kw * C + 1,) * 2)
-    for n in range(B):
-        for u in range(Ho):
-            for v in range(Wo):
-                offsets = [(i, j) for i in range(kh) for j in range(kw)]
-                if swap:
-                    offsets = [(j % kh, i % kw) for i, j in offsets]
-                row = [padded[n, sh * u + i, sw * v + j, c] for i, j in offsets for c in range(C)] + [1.0]
-                total += np.outer(row, row)
+def loop_covariance(x: np.ndarray, conv: nn.Conv2D, reverse: bool = False) -> np.ndarray:
+    """sum over examples and output positions of x~_t x~_t^T, from the patches gathered by loops
+    (``reverse``: the kernel offsets of every patch in reverse order, a wrong patch order)."""
+    patches = loop_patches(x, conv)
+    if reverse:
+        patches = patches.reshape(len(patches), -1, conv.c_in)[:, ::-1, :].reshape(patches.shape)
+    total = np.zeros((patches.shape[1] + 1,) * 2)
+    for row in patches:
+        augmented = np.append(row, 1.0)
+        total += np.outer(augmented, augmented)
     return total
 
 
@@ -118,7 +112,7 @@ def test_the_s_exact_solution_on_a_conv_layer_is_the_closed_form_on_patches(case
     D = -np.linalg.solve(C + np.eye(C.shape[0]) / eta, rhs)
     exact = conv.stack(locoprop.solve_exact_s(problem))
     assert relative_error(exact - conv.stack(params[0]), D) <= 1e-9
-    C_swapped = loop_covariance(x, conv, swap=True)  # negative control: a wrong patch order
+    C_swapped = loop_covariance(x, conv, reverse=True)  # negative control: a wrong patch order
     D_swapped = -np.linalg.solve(C_swapped + np.eye(C.shape[0]) / eta, rhs)
     assert conv.kernel == (1, 1) or relative_error(exact - conv.stack(params[0]), D_swapped) > 1e-6
 
