@@ -75,6 +75,7 @@ def _demo(args: argparse.Namespace) -> int:
     trace = net.forward(params, x)
     grads = net.backward(params, trace, x)
     elapsed = time.perf_counter() - start
+    assert grads.loss is not None  # backward computes it
     print(f"{net} on {device}, batch 32")
     print(f"loss {float(grads.loss):.6f}; forward+backward {1e3 * elapsed:.2f} ms (after one warm-up pass)")
     for m, a in enumerate(trace.pre):

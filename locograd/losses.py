@@ -100,6 +100,15 @@ class Loss:
     def _sample(self, rng: np.random.Generator, output: Array, u: Array) -> Array:
         raise NotImplementedError
 
+    def fisher_root(self, output: Array) -> Array:
+        r"""Per example a square root :math:`S_n` ``(B, d, d)`` of the Fisher w.r.t. the pre-activation.
+
+        For a matching loss the Fisher of :math:`p(y|a)` w.r.t. :math:`a` is its Hessian, the output
+        transfer's Jacobian :math:`f'(a_n) = S_n S_n^\top`; K-FAC's expected Fisher backpropagates
+        the columns of :math:`S_n`.  ``output`` is :math:`f(A)` ``(B, d)``.
+        """
+        raise NotImplementedError
+
 
 class SquaredError(Loss):
     r"""``squared_error``: :math:`\tfrac12\|a - y\|^2`, the identity's matching loss; targets ``(B, d)``."""
@@ -114,6 +123,12 @@ class SquaredError(Loss):
         """A Gaussian of unit variance around the output."""
         xp = array_namespace(output)
         return output + xp.asarray(rng.standard_normal(output.shape), dtype=output.dtype)
+
+    def fisher_root(self, output: Array) -> Array:
+        """:math:`S_n = I`: the unit Gaussian's Fisher."""
+        xp = array_namespace(output)
+        B, d = output.shape
+        return xp.broadcast_to(xp.eye(d, dtype=output.dtype), (B, d, d))
 
 
 class SigmoidCrossEntropy(Loss):
@@ -137,6 +152,12 @@ class SigmoidCrossEntropy(Loss):
     def _sample(self, rng: np.random.Generator, output: Array, u: Array) -> Array:
         """Independent Bernoulli units of probability ``output``."""
         return (u < output).astype(output.dtype)
+
+    def fisher_root(self, output: Array) -> Array:
+        r""":math:`S_n = \mathrm{diag}(\sqrt{p(1-p)})`, :math:`p` the output."""
+        xp = array_namespace(output)
+        root = xp.sqrt(output * (1 - output))
+        return root[:, :, None] * xp.eye(output.shape[1], dtype=output.dtype)
 
 
 class SoftmaxCrossEntropy(Loss):
@@ -178,6 +199,15 @@ class SoftmaxCrossEntropy(Loss):
         cdf = xp.cumsum(output, axis=1)
         labels = (u[:, :1] > cdf).sum(axis=1)
         return xp.minimum(labels, output.shape[1] - 1)
+
+    def fisher_root(self, output: Array) -> Array:
+        r""":math:`S_n = \mathrm{diag}(\sqrt p) - p\sqrt p^\top`: :math:`S_n S_n^\top = \mathrm{diag}(p) - pp^\top` as :math:`\sum_j p_j = 1`."""
+        xp = array_namespace(output)
+        root = xp.sqrt(output)
+        return (
+            root[:, :, None] * xp.eye(output.shape[1], dtype=output.dtype)
+            - output[:, :, None] * root[:, None, :]
+        )
 
 
 LOSSES: dict[str, Loss] = {

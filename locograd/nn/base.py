@@ -135,6 +135,15 @@ class Layer(ABC):
         assert g_x is not None and grads is not None  # both halves were asked for
         return g_x, grads
 
+    def jvp(self, params: LayerParams, tangent: LayerParams, cache: LayerCache, dot_x: Array | None) -> Array:
+        r"""Forward-mode derivative: :math:`\dot A` of a weight layer along ``tangent`` (params-shaped) and the
+        input's ``dot_x`` (``None``: a constant input); :math:`\dot Y` of a layer without weights.
+
+        Raises:
+            TypeError: a layer that does not implement it.
+        """
+        raise TypeError(f"jvp: {self!r} has no forward-mode derivative")
+
     def describe(self, index: int) -> str:
         """How messages name the layer at ``index`` of a network: ``"layer 2 (Dense(500, 250, 'tanh'))"``."""
         return f"layer {index} ({self!r})"
@@ -184,6 +193,15 @@ class WeightLayer(Layer):
     @abstractmethod
     def design_gram(self, inputs: Array) -> Array:
         r""":math:`\tilde X^\top \tilde X` ``(d_in + 1, d_in + 1)``, in the row order of :meth:`stack`."""
+
+    @property
+    @abstractmethod
+    def matrix_shape(self) -> tuple[int, int]:
+        """``(d_in, d_out)``: the shape of the weight matrix :meth:`weight_matrix`; :math:`\\tilde W` has one row more."""
+
+    @abstractmethod
+    def weight_matrix(self, params: LayerParams) -> Array:
+        """The weights as the ``(d_in, d_out)`` matrix of the linear view (``params["W"]`` of a dense layer)."""
 
     @abstractmethod
     def stack(self, params: LayerParams) -> Array:

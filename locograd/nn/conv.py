@@ -268,13 +268,19 @@ class Conv2D(WeightLayer):
         """The patch rows :math:`P` ``(B*Ho*Wo, kh*kw*c_in)`` of ``inputs`` (:func:`im2col`)."""
         return im2col(inputs, *self._geometry(inputs))
 
-    def _matrix(self, params: LayerParams) -> Array:
+    @property
+    def matrix_shape(self) -> tuple[int, int]:
+        """``(kh*kw*c_in, c_out)``."""
+        return self.fan_in, self.c_out
+
+    def weight_matrix(self, params: LayerParams) -> Array:
+        r""":math:`W_{\text{mat}}` ``(kh*kw*c_in, c_out)``: the kernel as a matrix, rows in the patch order of :func:`im2col`."""
         return params["W"].reshape(self.fan_in, self.c_out)
 
     def _forward(self, params: LayerParams, x: Array) -> tuple[Array, LayerCache]:
         B = x.shape[0]
         Ho, Wo, _ = self.output_shape(tuple(x.shape[1:]))
-        a = (self.patches(x) @ self._matrix(params) + params["b"]).reshape(B, Ho, Wo, self.c_out)
+        a = (self.patches(x) @ self.weight_matrix(params) + params["b"]).reshape(B, Ho, Wo, self.c_out)
         y = self.transfer.f(a)
         return y, LayerCache(x, a, y)
 
@@ -291,8 +297,18 @@ class Conv2D(WeightLayer):
         grads = self.linear_transpose(cache.inputs, g_rows) if param_grads else None
         g_x = None
         if input_grad:
-            g_x = col2im(g_rows @ self._matrix(params).T, cache.inputs.shape, *self._geometry(cache.inputs))
+            g_x = col2im(
+                g_rows @ self.weight_matrix(params).T, cache.inputs.shape, *self._geometry(cache.inputs)
+            )
         return g_x, grads
+
+    def jvp(self, params: LayerParams, tangent: LayerParams, cache: LayerCache, dot_x: Array | None) -> Array:
+        r""":math:`\dot A = P(\dot X) W_{\text{mat}} + P(X) \dot W_{\text{mat}} + \dot b` ``(B, Ho, Wo, c_out)``
+        (``dot_x`` ``None``: a constant input)."""
+        dot_a = self.linear(cache.inputs, tangent)
+        if dot_x is not None:
+            dot_a = dot_a + self.patches(dot_x) @ self.weight_matrix(params)
+        return self.unrows(dot_a, cache.inputs)
 
     def design(self, inputs: Array) -> Array:
         r""":math:`\tilde X = [P, 1]` ``(B*Ho*Wo, kh*kw*c_in + 1)``: one row per example and output position."""
@@ -310,7 +326,7 @@ class Conv2D(WeightLayer):
 
     def linear(self, inputs: Array, params: LayerParams) -> Array:
         r""":math:`P\,W_{\text{mat}} + b` ``(B*Ho*Wo, c_out)``."""
-        return self.patches(inputs) @ self._matrix(params) + params["b"]
+        return self.patches(inputs) @ self.weight_matrix(params) + params["b"]
 
     def linear_transpose(self, inputs: Array, r: Array) -> LayerParams:
         r"""``{"W": (P^T R) reshaped to the kernel, "b": sum of R's rows}``."""
@@ -326,7 +342,7 @@ class Conv2D(WeightLayer):
         r""":math:`\tilde W = [W_{\text{mat}}; b]` ``(kh*kw*c_in + 1, c_out)``."""
         self.check_params(params)
         xp = array_namespace(params["W"])
-        return xp.concatenate([self._matrix(params), params["b"][None, :]], axis=0)
+        return xp.concatenate([self.weight_matrix(params), params["b"][None, :]], axis=0)
 
     def unstack(self, w: Array) -> LayerParams:
         r"""``{"W": w[:-1] as (kh, kw, c_in, c_out), "b": w[-1]}``."""
@@ -415,6 +431,14 @@ class _Pool2D(Layer):
             return None, ({} if param_grads else None)
         grads = self._window_grads(cache.inputs, g_y)
         return self._scatter(grads, cache.inputs.shape), ({} if param_grads else None)
+
+    def jvp(self, params: LayerParams, tangent: LayerParams, cache: LayerCache, dot_x: Array | None) -> Array:
+        r""":math:`\dot Y`: each window of ``dot_x`` weighted as the window's gradient weights its entries
+        (the mean's :math:`1/(kh\,kw)`; the max's one at its first largest entry of the input)."""
+        assert dot_x is not None  # Sequential.jvp skips a layer whose input is constant
+        xp = array_namespace(dot_x)
+        weights = self._window_grads(cache.inputs, xp.ones_like(cache.post))
+        return (weights * self._windows(dot_x)).sum(axis=3)
 
     def _windows(self, x: Array) -> Array:
         """``(B, Ho, Wo, kh*kw, C)``: each output position's window, per channel."""
@@ -521,3 +545,8 @@ class Flatten(Layer):
         param_grads: bool = True,
     ) -> tuple[Array | None, LayerParams | None]:
         return (g_y.reshape(cache.inputs.shape) if input_grad else None), ({} if param_grads else None)
+
+    def jvp(self, params: LayerParams, tangent: LayerParams, cache: LayerCache, dot_x: Array | None) -> Array:
+        r""":math:`\dot Y`: ``dot_x`` flattened like the input."""
+        assert dot_x is not None  # Sequential.jvp skips a layer whose input is constant
+        return dot_x.reshape(dot_x.shape[0], -1)

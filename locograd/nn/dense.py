@@ -256,6 +256,15 @@ class Dense(WeightLayer):
         C[d, d] = B
         return C
 
+    @property
+    def matrix_shape(self) -> tuple[int, int]:
+        """``(d_in, d_out)``."""
+        return self.d_in, self.d_out
+
+    def weight_matrix(self, params: LayerParams) -> Array:
+        """``params["W"]`` itself."""
+        return params["W"]
+
     def stack(self, params: LayerParams) -> Array:
         r""":math:`\tilde W = [W; b]` ``(d_in + 1, d_out)``."""
         return stack(params)

@@ -39,7 +39,7 @@ from ..backend import Array, array_namespace
 from ..losses import Loss
 from ..transfer import Transfer
 from ..validators import integer
-from .base import Layer, LayerCache, LayerParams, Shape, WeightLayer
+from .base import Layer, LayerCache, LayerParams, Shape, WeightLayer, _check_like
 from .dense import BIAS_INITS, Dense
 
 Params = list[LayerParams]
@@ -76,13 +76,13 @@ class Grads(NamedTuple):
         W: :math:`\partial L/\partial W_m` (``None`` entries when weight gradients were not asked for).
         b: :math:`\partial L/\partial b_m` (likewise).
         pre: :math:`G_m = \partial L/\partial A_m` ``(B, *out_shape_m)`` of every weight layer; carries :math:`1/B`.
-        loss: the loss value :math:`L`, a 0-d array on the data's device.
+        loss: the loss value :math:`L`, a 0-d array on the data's device (``None`` from :meth:`Sequential.vjp`).
     """
 
     W: list[Array | None]
     b: list[Array | None]
     pre: list[Array]
-    loss: Array
+    loss: Array | None
 
     def as_params(self) -> Params:
         """The weight gradients in the params structure: ``[{"W": dL/dW_m, "b": dL/db_m}, ...]`` (``{}`` for a layer without weights).
@@ -317,6 +317,34 @@ class Sequential:
         if not isinstance(weight_grads, bool):
             raise ValueError(f"weight_grads: expected True or False, got {weight_grads!r}")
         loss, g = self.loss_fn.mean_value_and_grad(trace.pre[-1], y)
+        gW, gb, gpre = self._pullback(params, trace, g, weight_grads)
+        return Grads(gW, gb, gpre, loss)
+
+    def vjp(self, params: Params, trace: Trace, cotangent: Array, weight_grads: bool = True) -> Grads:
+        r"""Backpropagate a cotangent of the last pre-activation: the pass :meth:`backward` runs from
+        :math:`\partial L/\partial A_{M-1}`, from any :math:`V` ``(B, d_M)``.
+
+        Every :math:`G_m` is then :math:`V`'s pullback :math:`J_m^\top V` to layer :math:`m`'s
+        pre-activation (K-FAC's expected Fisher backpropagates the columns of the output's Fisher root).
+
+        Returns:
+            :class:`Grads` whose ``loss`` is ``None``.
+
+        Raises:
+            ValueError, TypeError: ``cotangent`` not of the last pre-activation's shape and dtype.
+        """
+        params = self.check_params(params)
+        self.check_trace(trace, params)
+        if not isinstance(weight_grads, bool):
+            raise ValueError(f"weight_grads: expected True or False, got {weight_grads!r}")
+        _check_like(cotangent, trace.cache(self.num_layers - 1), "pre", "cotangent")
+        gW, gb, gpre = self._pullback(params, trace, cotangent, weight_grads)
+        return Grads(gW, gb, gpre, None)
+
+    def _pullback(
+        self, params: Params, trace: Trace, g: Array, weight_grads: bool
+    ) -> tuple[list[Array | None], list[Array | None], list[Array]]:
+        r"""Backpropagate :math:`\partial/\partial A_{M-1}` = ``g`` ``(B, d_M)`` on checked arguments: ``(W, b, pre)`` as in :class:`Grads`."""
         M = self.num_layers
         gW: list[Array | None] = [None] * M
         gb: list[Array | None] = [None] * M
@@ -340,7 +368,7 @@ class Sequential:
                     if isinstance(below, WeightLayer)
                     else g_x
                 )
-        return Grads(gW, gb, gpre, loss)
+        return gW, gb, gpre
 
     def value_and_grad(self, params: Params, x: Array, y: Array) -> tuple[float, Params]:
         r"""The loss and its gradient w.r.t. the parameters, like ``jax.value_and_grad`` of a loss of params.
@@ -353,13 +381,15 @@ class Sequential:
             loss as an array, call :meth:`backward`).
         """
         grads = self.backward(params, self.forward(params, x), y)
+        assert grads.loss is not None  # backward computes it
         return float(grads.loss), grads.as_params()
 
     def jvp(self, params: Params, trace: Trace, tangents: Params) -> Array:
         r"""Forward-mode derivative of the last pre-activation along a parameter direction.
 
         With :math:`\dot X_0 = 0`, per weight layer :math:`\dot A_m = \dot X_m W_m + X_m \dot W_m + \dot b_m`
-        and :math:`\dot X_{m+1} = f_m'(A_m)\,\dot A_m`.  Every transfer here is the
+        (on the linear view: :math:`\tilde X` a convolution's patches) and :math:`\dot X_{m+1} = f_m'(A_m)\,\dot A_m`;
+        a layer without weights maps :math:`\dot X_m` by its own (linear, or piecewise linear) derivative.  Every transfer here is the
         gradient of a convex potential, so its Jacobian is symmetric and its VJP is also its JVP.
 
         Args:
@@ -380,11 +410,12 @@ class Sequential:
         self.check_trace(trace, params)
         dot_x: Array | None = None
         for m, layer in enumerate(self.layers):
-            if not isinstance(layer, Dense):
-                raise TypeError(f"jvp: {layer.describe(m)} has no forward-mode derivative")
-            dot_a = layer.jvp(params[m], tangents[m], trace.cache(m), dot_x)
-            if m < self.num_layers - 1:
-                dot_x = layer.transfer.vjp(trace.pre[m], dot_a, trace.post[m])
+            if isinstance(layer, WeightLayer):
+                dot_a = layer.jvp(params[m], tangents[m], trace.cache(m), dot_x)
+                if m < self.num_layers - 1:
+                    dot_x = layer.transfer.vjp(trace.pre[m], dot_a, trace.post[m])
+            elif dot_x is not None:  # a layer without weights moves only with its input
+                dot_x = layer.jvp(params[m], tangents[m], trace.cache(m), dot_x)
         return dot_a
 
     def fisher_quadratic(self, params: Params, trace: Trace, u: Params, v: Params | None = None) -> float:

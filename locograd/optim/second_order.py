@@ -1,17 +1,19 @@
 r"""Second-order baselines: K-FAC, Shampoo and FOOF, with the interface of :class:`~locograd.optim.LocoProp`.
 
-Each is a :class:`~locograd.optim.base.NetOptimizer` built for a network
+Each is a :class:`~locograd.optim.base.NetOptimizer` built for a network, dense or convolutional
 (``opt = KFAC(net, ...)``): ``state = opt.init(params)``;
 ``params, state, info = opt.step(params, x, y, state, lr=None)``.  The state is a NamedTuple
 (:class:`KFACState`, :class:`ShampooState`, :class:`FOOFState`) whose per-layer statistics are
-lists, one array per layer, and ``step`` first checks (:meth:`KFAC.check`) the params against
+lists, one array per weight layer (the ``k``-th is layer ``net.weight_layers[k]``'s), and ``step`` first checks (:meth:`KFAC.check`) the params against
 the network and the state against what ``init(params)`` builds: its type, step count and every
 statistic's shape and dtype (a :class:`~locograd.errors.StateMismatchError` naming the path
 otherwise, e.g. ``"state.A[1]: expected shape (4, 4), got (2, 2)"``).
 
-Every preconditioner acts on one dense layer's augmented weights
-:math:`\tilde W = [W; b]` ``(d_in + 1, d_out)`` (:func:`locograd.layers.stack`; Shampoo: on
-``W``, with a diagonal AdaGrad preconditioner for ``b``).  The preconditioned per-layer steps
+Every preconditioner acts on one weight layer's augmented weights in its linear view,
+:math:`\tilde W = [W; b]` ``(d_in + 1, d_out)`` (:meth:`~locograd.nn.WeightLayer.stack`; a
+convolution's kernel as the ``(kh*kw*c_in, c_out)`` matrix on its patches; Shampoo: on that
+matrix, with a diagonal AdaGrad preconditioner for ``b``).  The design :math:`\tilde X` has one row
+per example and output position (one per example for a dense layer, :math:`|T| = 1`).  The preconditioned per-layer steps
 are the gradients of the first-order :func:`~locograd.optim.momentum` transformation
 (heavy ball, :math:`m \leftarrow \mu m + s`, update :math:`-\eta m`), whose
 :class:`~locograd.optim.MomentumState` over the augmented matrices is the state's ``momentum``
@@ -37,7 +39,14 @@ by an explicit inverse of a Kronecker product.
   (their eq. 1-3 / section 3) and :math:`G = E[g g^\top]`, :math:`g` the
   per-example gradient w.r.t. the pre-activation with targets sampled from the
   model's predictive distribution (section 5; ``fisher="empirical"`` uses the
-  data's targets), both as exponential moving averages (section 5), factored
+  data's targets, ``fisher="expected"`` takes the expectation over the model's
+  targets exactly, one backward pass per output unit through the loss's
+  :meth:`~locograd.losses.Loss.fisher_root`).  On a convolution these are KFC's factors
+  (Grosse & Martens, "A Kronecker-factored approximate Fisher matrix for convolution
+  layers", ICML 2016): :math:`\Omega = E_n[\sum_t \tilde x_t\tilde x_t^\top]`, the patch covariance
+  summed over the positions :math:`t` (``X~^T X~ / B``), and
+  :math:`\Gamma = E_n[\frac1{|T|}\sum_t g_t g_t^\top]`, the pre-activation gradients' covariance
+  averaged over positions; with one position they are K-FAC's.  Both are kept as exponential moving averages (section 5), factored
   Tikhonov damping :math:`(A + \pi\sqrt\lambda I)\otimes(G + \sqrt\lambda/\pi I)`
   with :math:`\pi = \sqrt{(\mathrm{tr}A/(d_{in}+1))/(\mathrm{tr}G/d_{out})}`
   (section 6.3, eq. 11), update :math:`(A+\pi\sqrt\lambda I)^{-1}\nabla_{\tilde W}(G+\sqrt\lambda/\pi I)^{-1}`,
@@ -64,9 +73,10 @@ by an explicit inverse of a Kronecker product.
   to SGD or Adam (Anil et al. 2020, section 4.1).
 * FOOF (Benzing, "Gradient Descent on Neurons and its Link to Approximate
   Second-Order Optimization", ICML 2022): :math:`\Delta\tilde W = -\eta\,(\bar A + \lambda I)^{-1}\nabla_{\tilde W} L`
-  with :math:`\bar A` a moving average of :math:`E[\tilde x\tilde x^\top]`: K-FAC with
-  :math:`G = I`, and with decay 0 exactly LocoProp-S's closed form
-  (``damping = 1/(eta B)``, ``lr = gamma / B``).
+  with :math:`\bar A` a moving average of :math:`\tilde X^\top\tilde X` divided by its number of rows
+  (the mean over examples, and on a convolution over its :math:`B P` example-positions): K-FAC's input
+  factor with :math:`G = I`, and with decay 0 exactly LocoProp-S's closed form
+  (``damping = 1/(eta R)``, ``lr = gamma / R`` for a layer of :math:`R` design rows: :math:`B`, or :math:`BP`).
 """
 
 from __future__ import annotations
@@ -80,7 +90,7 @@ import numpy as np
 from ..backend import Array, array_namespace
 from ..errors import NonFiniteError, NotPositiveDefiniteError, StateMismatchError
 from ..linalg import cholesky_apply, cholesky_factor
-from ..nn import MLP, Params, Sequential, WeightLayer
+from ..nn import Params, Sequential, WeightLayer
 from ..validators import canonical_choice, finite_parameters, integer, number, same_layout, template_array
 from .base import GradientTransformation, StepInfo, apply_updates, check_state_type, check_step
 from .first_order import AdamState, MomentumState, check_state
@@ -98,7 +108,7 @@ __all__ = [
     "spd_factor",
 ]
 
-FISHER = ("sampled", "empirical")
+FISHER = ("sampled", "empirical", "expected")
 DAMPING_RANGE = (1e-8, 1e8)  # the Levenberg-Marquardt rule keeps lambda inside this range
 GRAFTING = (None, "sgd", "adam")
 
@@ -108,8 +118,8 @@ class KFACState(NamedTuple):
 
     Attributes:
         step: the number of batches seen.
-        A: moving averages of :math:`E[\tilde x\tilde x^\top]`, ``(d_in + 1, d_in + 1)``.
-        G: moving averages of :math:`E[g g^\top]`, ``(d_out, d_out)``.
+        A: moving averages of :math:`E[\tilde x\tilde x^\top]` (KFC's :math:`\Omega` on a convolution), ``(d_in + 1, d_in + 1)``.
+        G: moving averages of :math:`E[g g^\top]` (:math:`\Gamma`), ``(d_out, d_out)``.
         chol_A, chol_G: Cholesky factors of the damped factors of the last refresh.
         damping: :math:`\lambda` (adapted with ``adaptive=True``, else the constructor's).
         momentum: the heavy-ball :class:`~locograd.optim.MomentumState` over the augmented
@@ -197,23 +207,33 @@ class _NetOptimizer:
     state_type: ClassVar[type]  # what init builds
 
     def __init__(self, net: Sequential, lr: float, momentum: float, update_every: int) -> None:
-        if not isinstance(net, MLP):
+        if not isinstance(net, Sequential):
             raise TypeError(
-                f"net: {self.name} takes an MLP (dense layers; its blocks for convolutions are not built yet), "
-                f"got {type(net).__name__}"
+                f"net: {self.name} takes a network (an nn.Sequential or MLP), got {type(net).__name__}"
             )
-        self.net: MLP = net
+        self.net = net
+        self.weighted: list[int] = net.weight_layers  # the state's k-th statistics are layer weighted[k]'s
         self.lr = _positive("lr", lr)
         self.momentum = _unit("momentum", momentum)
         self.update_every = integer("update_every", update_every, minimum=1)
         self.heavy_ball: GradientTransformation = momentum_transformation(lr=self.lr, beta=self.momentum)
         self._templates: dict[Any, dict[str, list[np.ndarray]]] = {}
 
-    def _view(self, m: int) -> WeightLayer:
-        r"""Layer ``m``, whose linear view gives its Kronecker block: the design :math:`\tilde X` and :math:`\tilde W`."""
-        layer = self.net.layers[m]
-        assert isinstance(layer, WeightLayer)  # an MLP's layers are Dense
+    def _view(self, k: int) -> WeightLayer:
+        r"""The ``k``-th weight layer, whose linear view gives its Kronecker block: the design :math:`\tilde X` and :math:`\tilde W`."""
+        layer = self.net.layers[self.weighted[k]]
+        assert isinstance(layer, WeightLayer)  # weight_layers lists only those
         return layer
+
+    def _dtype(self, params: Params) -> Any:
+        return params[self.weighted[0]]["W"].dtype
+
+    def _as_params(self, per_layer: list[Array]) -> Params:
+        """Stacked per-weight-layer arrays as a params-structured list (``{}`` for a layer without weights)."""
+        full: Params = [{} for _ in self.net.layers]
+        for k, m in enumerate(self.weighted):
+            full[m] = self._view(k).unstack(per_layer[k])
+        return full
 
     def _slot_shapes(self, d_in: int, d_out: int) -> dict[str, tuple[int, ...]]:
         """The shape of each per-layer statistic of the state (its list fields), for a ``(d_in, d_out)`` layer."""
@@ -226,11 +246,10 @@ class _NetOptimizer:
         """
         template = self._templates.get(dtype)
         if template is None:
-            sizes = self.net.sizes
-            shapes = [
-                {**self._slot_shapes(sizes[m], sizes[m + 1]), "augmented": (sizes[m] + 1, sizes[m + 1])}
-                for m in range(self.net.num_layers)
-            ]
+            shapes = []
+            for k in range(len(self.weighted)):
+                d_in, d_out = self._view(k).matrix_shape
+                shapes.append({**self._slot_shapes(d_in, d_out), "augmented": (d_in + 1, d_out)})
             template = {key: [template_array(s[key], dtype) for s in shapes] for key in shapes[0]}
             self._templates[dtype] = template
         return template
@@ -253,7 +272,7 @@ class _NetOptimizer:
         params = self.net.check_params(params)
         check_state_type("state", state, self.state_type, self.name)
         check_step("state.step", state.step)
-        template = self._template(params[0]["W"].dtype)
+        template = self._template(self._dtype(params))
         for key, layers in template.items():
             if key != "augmented":
                 same_layout(f"state.{key}", getattr(state, key), layers)
@@ -269,7 +288,7 @@ class _NetOptimizer:
     ) -> tuple[Params, MomentumState]:
         """Heavy ball on the preconditioned steps: :math:`m \\leftarrow \\mu m + s`, :math:`\\tilde W \\leftarrow \\tilde W - \\eta m`."""
         updates, momentum = self.heavy_ball.update(steps, momentum, None, lr=lr)
-        return apply_updates(params, [self._view(m).unstack(u) for m, u in enumerate(updates)]), momentum
+        return apply_updates(params, self._as_params(updates)), momentum
 
     def _finite(self, new: Params, lr: float | None) -> Params:
         """``new`` unchanged if every parameter is finite (one reduction per array, once per batch).
@@ -282,12 +301,25 @@ class _NetOptimizer:
         return new
 
     def _layer(self, state: Any, layer: int) -> int:
-        """Check ``to_dense``'s arguments: ``state`` of this optimizer, ``layer`` an index of the network."""
+        """Check ``to_dense``'s arguments (``state`` of this optimizer, ``layer`` an index of a weight
+        layer in ``net.layers``); returns the layer's position ``k`` in the state's lists."""
         check_state_type("state", state, self.state_type, self.name)
-        return integer("layer", layer, minimum=0, maximum=self.net.num_layers - 1)
+        m = integer("layer", layer, minimum=0, maximum=self.net.num_layers - 1)
+        if m not in self.weighted:
+            raise ValueError(
+                f"layer: {self.net.layers[m].describe(m)} has no weights; the weight layers are {self.weighted}"
+            )
+        return self.weighted.index(m)
 
     def _zeros(self, params: Params) -> list[Array]:
-        return [array_namespace(p["W"]).zeros_like(self._view(m).stack(p)) for m, p in enumerate(params)]
+        return [
+            array_namespace(params[m]["W"]).zeros_like(self._view(k).stack(params[m]))
+            for k, m in enumerate(self.weighted)
+        ]
+
+    def _shapes(self) -> list[tuple[int, int]]:
+        """Each weight layer's ``(d_in, d_out)`` (:attr:`~locograd.nn.WeightLayer.matrix_shape`)."""
+        return [self._view(k).matrix_shape for k in range(len(self.weighted))]
 
 
 class KFAC(_NetOptimizer):
@@ -301,7 +333,9 @@ class KFAC(_NetOptimizer):
         decay: moving-average decay of the factors (the first batch initialises them).
         update_every: re-factorise the damped factors every this many steps.
         fisher: ``"sampled"`` (targets drawn from the model: Bernoulli for a
-            sigmoid output, categorical for softmax, Gaussian for identity) or ``"empirical"``.
+            sigmoid output, categorical for softmax, Gaussian for identity), ``"empirical"`` (the
+            data's targets) or ``"expected"`` (the expectation over the model's targets, exactly: one
+            backward pass per output unit).
         seed: seed of the target sampler.
         adaptive: choose the step by the exact quadratic model and adapt the damping
             (Martens & Grosse, sections 6.5 and 7): the update is
@@ -338,14 +372,15 @@ class KFAC(_NetOptimizer):
 
     def init(self, params: Params) -> KFACState:
         params = self.net.check_params(params)
-        xp = array_namespace(params[0]["W"])
-        dt = params[0]["W"].dtype
+        dt = self._dtype(params)
+        xp = array_namespace(params[self.weighted[0]]["W"])
+        shapes = self._shapes()
         return KFACState(
             step=0,
-            A=[xp.zeros((p["W"].shape[0] + 1,) * 2, dtype=dt) for p in params],
-            G=[xp.zeros((p["W"].shape[1],) * 2, dtype=dt) for p in params],
-            chol_A=[xp.eye(p["W"].shape[0] + 1, dtype=dt) for p in params],
-            chol_G=[xp.eye(p["W"].shape[1], dtype=dt) for p in params],
+            A=[xp.zeros((d_in + 1,) * 2, dtype=dt) for d_in, _ in shapes],
+            G=[xp.zeros((d_out,) * 2, dtype=dt) for _, d_out in shapes],
+            chol_A=[xp.eye(d_in + 1, dtype=dt) for d_in, _ in shapes],
+            chol_G=[xp.eye(d_out, dtype=dt) for _, d_out in shapes],
             damping=self.damping,
             momentum=None if self.adaptive else self.heavy_ball.init(self._zeros(params)),
             previous=self._zeros(params) if self.adaptive else None,
@@ -364,7 +399,7 @@ class KFAC(_NetOptimizer):
             number("state.damping", state.damping, low=0, low_open=True)
         except ValueError as exc:
             raise StateMismatchError(str(exc)) from None
-        dtype = params[0]["W"].dtype
+        dtype = self._dtype(params)
         if self.adaptive:
             same_layout("state.momentum", state.momentum, None)
             same_layout("state.previous", state.previous, self._template(dtype)["augmented"])
@@ -376,6 +411,26 @@ class KFAC(_NetOptimizer):
     def _sample_targets(self, output: Array, step: int) -> Array:
         """Targets from the model's predictive distribution (the loss's ``sample``), seeded by ``(seed, step)``."""
         return self.net.loss_fn.sample(np.random.default_rng([self.seed, step]), output)
+
+    def _expected_output_factors(self, params: Params, trace: Any) -> list[Array]:
+        r"""The expected Fisher's :math:`\Gamma` of every weight layer, exactly.
+
+        For each column :math:`j` of the output's Fisher root :math:`S_n` (:meth:`~locograd.losses.Loss.fisher_root`),
+        backpropagate :math:`S_n e_j` to every weight layer's pre-activation rows :math:`r`;
+        :math:`\Gamma = \sum_j R_j^\top R_j / \mathrm{rows} = E_y[g g^\top]` averaged over rows (one backward
+        pass per output unit).
+        """
+        roots = self.net.loss_fn.fisher_root(trace.output)
+        xp = array_namespace(roots)
+        sums = [xp.zeros((d_out, d_out), dtype=roots.dtype) for _, d_out in self._shapes()]
+        rows = [0] * len(sums)
+        for j in range(roots.shape[2]):
+            pre = self.net.vjp(params, trace, xp.ascontiguousarray(roots[:, :, j]), weight_grads=False).pre
+            for k, m in enumerate(self.weighted):
+                r = self._view(k).rows(pre[m])
+                sums[k] += r.T @ r
+                rows[k] = r.shape[0]
+        return [total / n for total, n in zip(sums, rows, strict=True)]
 
     def damped_factors(self, A: Array, G: Array, damping: float | None = None) -> tuple[Array, Array]:
         r"""The factored Tikhonov damping: :math:`(A + \pi\sqrt\lambda I, G + \sqrt\lambda/\pi I)`.
@@ -398,7 +453,8 @@ class KFAC(_NetOptimizer):
     def to_dense(self, state: KFACState, layer: int) -> Array:
         r"""Layer ``layer``'s dense damped preconditioner :math:`A_\lambda \otimes G_\lambda`, for row-major ``vec`` of :math:`\tilde W`.
 
-        Built from the state alone: ``state.A[layer]``, ``state.G[layer]`` and ``state.damping``,
+        ``layer`` indexes ``net.layers`` (a weight layer; the state's lists hold its statistics at its
+        position among ``net.weight_layers``).  Built from the state alone: ``state.A``, ``state.G`` and ``state.damping``,
         damped as :meth:`damped_factors` splits it; after a step that refreshed the factors with an
         unchanged damping (``adaptive=False``), the step was :math:`-\eta` times its inverse
         applied to the gradient (without momentum).
@@ -417,32 +473,37 @@ class KFAC(_NetOptimizer):
         grads = self.net.backward(params, trace, y)
         B = x.shape[0]
         step = int(state.step)
-        if self.fisher == "sampled":
-            sampled = self.net.backward(
-                params, trace, self._sample_targets(trace.output, step), weight_grads=False
-            )
-            per_example = [B * g for g in sampled.pre]
+        g_batches: list[Array] = []
+        if self.fisher == "expected":
+            g_batches = self._expected_output_factors(params, trace)
         else:
-            per_example = [B * g for g in grads.pre]
+            pre = grads.pre
+            if self.fisher == "sampled":
+                pre = self.net.backward(
+                    params, trace, self._sample_targets(trace.output, step), weight_grads=False
+                ).pre
+            for k, m in enumerate(self.weighted):
+                g = self._view(k).rows(B * pre[m])  # per-example gradients, one row per example and position
+                g_batches.append(g.T @ g / g.shape[0])
         A, G = list(state.A), list(state.G)
         chol_A, chol_G = list(state.chol_A), list(state.chol_G)
         first = step == 0
         refresh = step % self.update_every == 0
+        layer_grads = grads.as_params()
         steps = []
-        for m, layer_grad in enumerate(grads.as_params()):
-            xa = self._view(m).design(trace.inputs[m])
+        for k, m in enumerate(self.weighted):
+            xa = self._view(k).design(trace.inputs[m])
             a_batch = xa.T @ xa / B
-            g_batch = per_example[m].T @ per_example[m] / B
             rho = 0.0 if first else self.decay
-            A[m] = rho * A[m] + (1 - rho) * a_batch
-            G[m] = rho * G[m] + (1 - rho) * g_batch
+            A[k] = rho * A[k] + (1 - rho) * a_batch
+            G[k] = rho * G[k] + (1 - rho) * g_batches[k]
             if refresh:
-                _check_finite(A[m], f"A[{m}]")
-                _check_finite(G[m], f"G[{m}]")
-                damped_A, damped_G = self.damped_factors(A[m], G[m], state.damping)
-                chol_A[m] = spd_factor(damped_A, f"A[{m}]")  # factorised once per refresh
-                chol_G[m] = spd_factor(damped_G, f"G[{m}]")
-            steps.append(self.precondition(chol_A[m], chol_G[m], self._view(m).stack(layer_grad)))
+                _check_finite(A[k], f"A[{k}]")
+                _check_finite(G[k], f"G[{k}]")
+                damped_A, damped_G = self.damped_factors(A[k], G[k], state.damping)
+                chol_A[k] = spd_factor(damped_A, f"A[{k}]")  # factorised once per refresh
+                chol_G[k] = spd_factor(damped_G, f"G[{k}]")
+            steps.append(self.precondition(chol_A[k], chol_G[k], self._view(k).stack(layer_grads[m])))
         new_state = state._replace(step=step + 1, A=A, G=G, chol_A=chol_A, chol_G=chol_G)
         if self.adaptive:
             new, previous, damping = self._model_step(params, trace, grads, steps, state, x, y, lr, refresh)
@@ -472,13 +533,14 @@ class KFAC(_NetOptimizer):
         """
         scale = self.lr if lr is None else float(lr)
         lam = state.damping
-        grad = [self._view(m).stack(g) for m, g in enumerate(grads.as_params())]
+        layer_grads = grads.as_params()
+        grad = [self._view(k).stack(layer_grads[m]) for k, m in enumerate(self.weighted)]
         direction = [-s for s in steps]  # Delta = -F~^-1 grad
         previous = state.previous
         assert previous is not None  # check() made sure
         use_previous = self.momentum > 0 and state.step > 0
         candidates = [direction, previous] if use_previous else [direction]
-        as_params = [[self._view(m).unstack(w) for m, w in enumerate(c)] for c in candidates]
+        as_params = [self._as_params(c) for c in candidates]
 
         def dot(u: list[Array], v: list[Array]) -> float:
             return sum(float((a * b).sum()) for a, b in zip(u, v, strict=True))
@@ -497,7 +559,7 @@ class KFAC(_NetOptimizer):
             for m in range(len(steps))
         ]
         predicted = 0.5 * float(coef @ Q @ coef) + float(lin @ coef)  # M(delta) - M(0)
-        new = apply_updates(params, [self._view(m).unstack(u) for m, u in enumerate(update)])
+        new = apply_updates(params, self._as_params(update))
         if adapt and predicted < 0:
             rho = (self.net.loss(new, x, y) - float(grads.loss)) / predicted
             omega = (19 / 20) ** self.update_every
@@ -587,15 +649,16 @@ class Shampoo(_NetOptimizer):
 
     def init(self, params: Params) -> ShampooState:
         params = self.net.check_params(params)
-        xp = array_namespace(params[0]["W"])
-        dt = params[0]["W"].dtype
+        dt = self._dtype(params)
+        xp = array_namespace(params[self.weighted[0]]["W"])
+        shapes = self._shapes()
         return ShampooState(
             step=0,
-            L=[self.eps * xp.eye(p["W"].shape[0], dtype=dt) for p in params],
-            R=[self.eps * xp.eye(p["W"].shape[1], dtype=dt) for p in params],
-            L_root=[xp.eye(p["W"].shape[0], dtype=dt) for p in params],
-            R_root=[xp.eye(p["W"].shape[1], dtype=dt) for p in params],
-            bias_sum=[xp.full_like(p["b"], self.eps) for p in params],
+            L=[self.eps * xp.eye(d_in, dtype=dt) for d_in, _ in shapes],
+            R=[self.eps * xp.eye(d_out, dtype=dt) for _, d_out in shapes],
+            L_root=[xp.eye(d_in, dtype=dt) for d_in, _ in shapes],
+            R_root=[xp.eye(d_out, dtype=dt) for _, d_out in shapes],
+            bias_sum=[xp.full_like(params[m]["b"], self.eps) for m in self.weighted],
             momentum=self.heavy_ball.init(self._zeros(params)),
             adam=self._adam.init(params) if self.grafting == "adam" else None,
         )
@@ -608,7 +671,7 @@ class Shampoo(_NetOptimizer):
         """As :meth:`_NetOptimizer.check`, with the momentum state, and with ``grafting="adam"`` the
         Adam state ``state.adam`` (``None`` otherwise)."""
         params = super().check(params, state)
-        self._check_momentum(state, params[0]["W"].dtype)
+        self._check_momentum(state, self._dtype(params))
         if self.grafting == "adam":
             check_state(self._adam, state.adam, params, "state.adam")
         else:
@@ -620,9 +683,9 @@ class Shampoo(_NetOptimizer):
         return L_root @ grad @ R_root
 
     def to_dense(self, state: ShampooState, layer: int) -> Array:
-        r"""Layer ``layer``'s dense :math:`(L \otimes R)^{-1/4}`, for row-major ``vec`` of ``W``.
+        r"""Layer ``layer``'s dense :math:`(L \otimes R)^{-1/4}`, for row-major ``vec`` of ``W`` (a kernel: its matrix).
 
-        Built from the state alone (``state.L[layer]``, ``state.R[layer]``, one ``eigh`` of the
+        ``layer`` indexes ``net.layers`` (a weight layer).  Built from the state alone (``state.L``, ``state.R``, one ``eigh`` of the
         Kronecker product); after a step that refreshed the roots, the step of ``W`` was
         :math:`-\eta` times it applied to the gradient (without momentum or grafting).
         """
@@ -646,28 +709,31 @@ class Shampoo(_NetOptimizer):
         if self.grafting == "adam":
             adam_updates, adam = self._adam.update(layer_grads, adam, params)
             # the Adam step as it lands on the parameters, p - (p + u), as before the port (bit for bit)
+            adam_params = apply_updates(params, adam_updates)
             adam_steps = [
-                self._view(m).stack(p) - self._view(m).stack(a)
-                for m, (p, a) in enumerate(zip(params, apply_updates(params, adam_updates), strict=True))
+                self._view(k).stack(params[m]) - self._view(k).stack(adam_params[m])
+                for k, m in enumerate(self.weighted)
             ]
         steps = []
-        for m, g in enumerate(layer_grads):
-            xp = array_namespace(g["W"])
-            L[m] = L[m] + g["W"] @ g["W"].T
-            R[m] = R[m] + g["W"].T @ g["W"]
-            bias_sum[m] = bias_sum[m] + g["b"] ** 2
+        for k, m in enumerate(self.weighted):
+            g = layer_grads[m]
+            gw = self._view(k).weight_matrix(g)  # (d_in, d_out): a dense layer's W, a kernel as a matrix
+            xp = array_namespace(gw)
+            L[k] = L[k] + gw @ gw.T
+            R[k] = R[k] + gw.T @ gw
+            bias_sum[k] = bias_sum[k] + g["b"] ** 2
             if refresh:
-                _check_finite(L[m], f"L[{m}]")
-                _check_finite(R[m], f"R[{m}]")
-                L_root[m] = inverse_root(L[m], 4.0, L_root[m], f"L[{m}]")
-                R_root[m] = inverse_root(R[m], 4.0, R_root[m], f"R[{m}]")
-            step_w = self.precondition(L_root[m], R_root[m], g["W"])
-            step_b = g["b"] / xp.sqrt(bias_sum[m])
+                _check_finite(L[k], f"L[{k}]")
+                _check_finite(R[k], f"R[{k}]")
+                L_root[k] = inverse_root(L[k], 4.0, L_root[k], f"L[{k}]")
+                R_root[k] = inverse_root(R[k], 4.0, R_root[k], f"R[{k}]")
+            step_w = self.precondition(L_root[k], R_root[k], gw)
+            step_b = g["b"] / xp.sqrt(bias_sum[k])
             if self.grafting is not None:  # per tensor: W and b each get the norm of the graft's step
-                target = self._view(m).stack(g) if self.grafting == "sgd" else adam_steps[m]
+                target = self._view(k).stack(g) if self.grafting == "sgd" else adam_steps[k]
                 step_w = _graft(step_w, target[:-1])
                 step_b = _graft(step_b, target[-1])
-            steps.append(self._view(m).stack({"W": step_w, "b": step_b}))
+            steps.append(xp.concatenate([step_w, step_b[None, :]], axis=0))
         new, momentum = self._apply(params, steps, state.momentum, lr)
         new_state = ShampooState(step + 1, L, R, L_root, R_root, bias_sum, momentum, adam)
         return self._finite(new, lr), new_state, StepInfo(grads.loss)
@@ -703,12 +769,13 @@ class FOOF(_NetOptimizer):
 
     def init(self, params: Params) -> FOOFState:
         params = self.net.check_params(params)
-        xp = array_namespace(params[0]["W"])
-        dt = params[0]["W"].dtype
+        dt = self._dtype(params)
+        xp = array_namespace(params[self.weighted[0]]["W"])
+        shapes = self._shapes()
         return FOOFState(
             step=0,
-            A=[xp.zeros((p["W"].shape[0] + 1,) * 2, dtype=dt) for p in params],
-            chol_A=[xp.eye(p["W"].shape[0] + 1, dtype=dt) for p in params],
+            A=[xp.zeros((d_in + 1,) * 2, dtype=dt) for d_in, _ in shapes],
+            chol_A=[xp.eye(d_in + 1, dtype=dt) for d_in, _ in shapes],
             momentum=self.heavy_ball.init(self._zeros(params)),
         )
 
@@ -718,13 +785,13 @@ class FOOF(_NetOptimizer):
     def check(self, params: Params, state: Any) -> Params:
         """As :meth:`_NetOptimizer.check`, with the momentum state."""
         params = super().check(params, state)
-        self._check_momentum(state, params[0]["W"].dtype)
+        self._check_momentum(state, self._dtype(params))
         return params
 
     def to_dense(self, state: FOOFState, layer: int) -> Array:
         r"""Layer ``layer``'s dense :math:`(\bar A + \lambda I) \otimes I`, for row-major ``vec`` of :math:`\tilde W`.
 
-        Built from the state alone (``state.A[layer]``) and the constructor's damping; after a step
+        ``layer`` indexes ``net.layers`` (a weight layer).  Built from the state alone (``state.A``) and the constructor's damping; after a step
         that refreshed the factor, the step was :math:`-\eta` times its inverse applied to the
         gradient (without momentum).
         """
@@ -732,7 +799,7 @@ class FOOF(_NetOptimizer):
         A = state.A[m]
         xp = array_namespace(A)
         damped = A + self.damping * xp.eye(A.shape[0], dtype=A.dtype)
-        return xp.kron(damped, xp.eye(self.net.sizes[m + 1], dtype=A.dtype))
+        return xp.kron(damped, xp.eye(self._view(m).matrix_shape[1], dtype=A.dtype))
 
     def step(
         self, params: Params, x: Array, y: Array, state: FOOFState, *, lr: float | None = None
@@ -746,15 +813,16 @@ class FOOF(_NetOptimizer):
         step = int(state.step)
         refresh = step % self.update_every == 0
         rho = 0.0 if step == 0 else self.decay
+        layer_grads = grads.as_params()
         steps = []
-        for m, layer_grad in enumerate(grads.as_params()):
-            xa = self._view(m).design(trace.inputs[m])
-            A[m] = rho * A[m] + (1 - rho) * (xa.T @ xa / x.shape[0])
+        for k, m in enumerate(self.weighted):
+            xa = self._view(k).design(trace.inputs[m])
+            A[k] = rho * A[k] + (1 - rho) * (xa.T @ xa / xa.shape[0])  # a mean over the design's rows
             if refresh:
-                _check_finite(A[m], f"A[{m}]")
+                _check_finite(A[k], f"A[{k}]")
                 xp = array_namespace(xa)
-                damped = A[m] + self.damping * xp.eye(xa.shape[1], dtype=xa.dtype)
-                chol_A[m] = spd_factor(damped, f"A[{m}]")
-            steps.append(cholesky_apply(chol_A[m], self._view(m).stack(layer_grad)))
+                damped = A[k] + self.damping * xp.eye(xa.shape[1], dtype=xa.dtype)
+                chol_A[k] = spd_factor(damped, f"A[{k}]")
+            steps.append(cholesky_apply(chol_A[k], self._view(k).stack(layer_grads[m])))
         new, momentum = self._apply(params, steps, state.momentum, lr)
         return self._finite(new, lr), FOOFState(step + 1, A, chol_A, momentum), StepInfo(grads.loss)
