@@ -65,14 +65,26 @@ def test_flop_counts_follow_the_layer_products() -> None:
     K = model.INNER_STEPS
     assert model.flops("locoprop_m", sizes, B, "torch") == 2 * B * S + 2 * B * S1 + 4 * K * B * S
     assert model.flops("locoprop_m", sizes, B) == model.flops("locoprop_m", sizes, B, "torch") - 2 * B * S
-    for kind in model.KINDS:
+    for kind in set(model.KINDS) - set(model.CNN_KINDS):
         assert model.flops(kind, sizes, B) > model.flops("backprop", sizes, B) * (kind != "backprop")
+
+
+def test_cnn_flop_counts_follow_the_patch_products() -> None:
+    """The CNN's products, written out: conv 3x3x1->32 on 28x28 positions, conv 3x3x32->64 on 14x14,
+    dense 3136->128 and 128->10; each 2 rows d_in d_out, three per layer but the first layer's input gradient."""
+    B, K = 5, model.INNER_STEPS
+    layers = [(B * 28 * 28, 9, 32), (B * 14 * 14, 288, 64), (B, 7 * 7 * 64, 128), (B, 128, 10)]
+    one = [2 * r * i * o for r, i, o in layers]
+    assert model.flops("cnn_backprop", [], B) == 3 * sum(one) - one[0]
+    forward_and_inputs = 2 * sum(one) - one[0]
+    assert model.flops("cnn_locoprop_m", [], B, "torch") == forward_and_inputs + 2 * K * sum(one)
+    assert model.flops("cnn_locoprop_m", [], B) == forward_and_inputs + (2 * K - 1) * sum(one)
 
 
 @pytest.mark.filterwarnings(
     "ignore::locograd.locoprop.LocoPropWarning"
 )  # random data: a few targets leave tanh's range
-@pytest.mark.parametrize("kind", model.TORCH_KINDS)
+@pytest.mark.parametrize("kind", sorted(set(model.TORCH_KINDS) - set(model.CNN_KINDS)))
 def test_torch_steps_compute_what_locograd_computes(kind: str) -> None:
     torch = pytest.importorskip("torch")
     net, batch = model.network(quick=True), 6
@@ -88,6 +100,29 @@ def test_torch_steps_compute_what_locograd_computes(kind: str) -> None:
         stepper.step()
     for ours, theirs in zip(params64, stepper.params(), strict=True):
         for key in ("W", "b"):
+            np.testing.assert_allclose(theirs[key], ours[key], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore::locograd.locoprop.LocoPropWarning")  # relu targets below 0
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("kind", model.CNN_KINDS)
+def test_torch_cnn_steps_compute_what_locograd_computes(kind: str, layout: str) -> None:
+    """Two steps of the CNN twin (conv2d, max_pool2d; LocoProp-M on unfold's patches) in float64 equal
+    locograd's to 1e-10: the same products summed in another order."""
+    torch = pytest.importorskip("torch")
+    net, batch = model.cnn_network(quick=True), 4
+    params, x, y = steps.cnn_host_data(net, batch, seed=3)
+    params64 = [{k: v.astype(np.float64) for k, v in layer.items()} for layer in params]
+    opt = steps.locograd_optimizer(kind, net)
+    state = opt.init(params64)
+    for _ in range(2):
+        params64, state, _ = opt.step(params64, x.astype(np.float64), y, state)
+    stepper = steps.torch_cnn_stepper(kind, net, batch, "cpu", seed=3, dtype=torch.float64, layout=layout)
+    for _ in range(2):
+        stepper.step()
+    for ours, theirs in zip(params64, stepper.params(), strict=True):
+        assert ours.keys() == theirs.keys()
+        for key in ours:
             np.testing.assert_allclose(theirs[key], ours[key], rtol=1e-10, atol=1e-12)
 
 
@@ -228,7 +263,18 @@ def test_quick_run_with_elementwise_threads_reports_the_time_outside_the_product
     for r in report["steps"]:
         if r["lib"] == "locograd":
             assert r["threads_seen"]["elementwise_threads"] == 2, r["kind"]
-    assert all("outside_products" not in r for (kind, _), r in rows.items() if kind != "backprop")
+    # the products' share is measured for BackProp (replayed) and estimated for the CNN kinds (their FLOPs at
+    # the rate over the CNN's products); no other kind reports one
+    assert all(
+        "outside_products" not in r
+        for (kind, _), r in rows.items()
+        if kind not in ("backprop", *model.CNN_KINDS)
+    )
+    for kind in model.CNN_KINDS:
+        assert (
+            rows[kind, "locograd"]["outside_products"] < 1
+            and rows[kind, "locograd"]["batch"] == model.CNN_QUICK_BATCH
+        )
     table_row = next(
         line for line in done.stdout.splitlines() if line.startswith("| BackProp (SGD) | locograd |")
     )

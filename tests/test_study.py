@@ -609,7 +609,14 @@ def test_the_shipped_specs_are_valid() -> None:
     from locograd.study import load
 
     names = sorted(p.name for p in (REPO / "studies").glob("*.toml"))
-    assert {"smoke.toml", "curves.toml", "fashion-mnist.toml", "mnist.toml", "ablations.toml"} <= set(names)
+    assert {
+        "smoke.toml",
+        "curves.toml",
+        "fashion-mnist.toml",
+        "fashion-mnist-cnn.toml",
+        "mnist.toml",
+        "ablations.toml",
+    } <= set(names)
     for name in names:
         load(str(REPO / "studies" / name))
 

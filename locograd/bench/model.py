@@ -10,6 +10,10 @@ seconds; its transfers and loss are the ones
 :func:`locograd.experiments.models.overridden_autoencoder` gives the MNIST model
 with those widths (:func:`network`).
 
+The two CNN kinds (:data:`CNN_KINDS`) step the example CNN instead
+(:func:`cnn_network`, batch :data:`CNN_BATCH`): BackProp with SGD, and LocoProp-M as on the
+autoencoder, its conv layers' local problems on their patch matrices (formed once per step).
+
 Every optimizer is built as ``locograd train`` builds it:
 :func:`locograd.experiments.optimizers.build` of
 :func:`locograd.experiments.optimizers.settings` with the settings of
@@ -65,10 +69,11 @@ the mean over whole periods rather than the median.
 from __future__ import annotations
 
 import itertools
+import math
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 if TYPE_CHECKING:
-    from locograd.nn import MLP
+    from locograd.nn import MLP, Sequential
 
 KINDS: tuple[str, ...] = (
     "backprop",
@@ -77,13 +82,25 @@ KINDS: tuple[str, ...] = (
     "locoprop_m",
     "kfac",
     "shampoo",
+    "cnn_backprop",
+    "cnn_locoprop_m",
 )
 """Every step kind, in table order."""
 
-TORCH_KINDS: tuple[str, ...] = ("backprop", "locoprop_m")
+CNN_KINDS: tuple[str, ...] = ("cnn_backprop", "cnn_locoprop_m")
+"""The step kinds on the benchmark CNN (:func:`cnn_network`) instead of the autoencoder."""
+
+TORCH_KINDS: tuple[str, ...] = ("backprop", "locoprop_m", *CNN_KINDS)
 """The step kinds that also have a PyTorch implementation."""
 
-LAYER_PARALLEL: tuple[str, ...] = ("locoprop_s", "locoprop_s_exact", "locoprop_m")
+CNN_BATCH = 128
+"""The CNN kinds' batch size (``--quick``: :data:`CNN_QUICK_BATCH`)."""
+
+CNN_QUICK_BATCH = 8
+
+CNN_CLASSES = 10
+
+LAYER_PARALLEL: tuple[str, ...] = ("locoprop_s", "locoprop_s_exact", "locoprop_m", "cnn_locoprop_m")
 """Kinds whose per-layer solves ``--layer-workers`` runs on threads (``LocoProp(workers=...)``)."""
 
 
@@ -105,6 +122,8 @@ LABELS: dict[str, str] = {
     "locoprop_m": "LocoProp-M K=10 SGD",
     "kfac": "K-FAC (every 5)",
     "shampoo": "Shampoo (every 10)",
+    "cnn_backprop": "CNN BackProp (SGD)",
+    "cnn_locoprop_m": "CNN LocoProp-M K=10 SGD",
 }
 
 QUICK_SIZES: list[int] = [48, 40, 20, 10, 4, 10, 20, 40, 48]
@@ -185,6 +204,48 @@ def network(width: int = 1, quick: bool = False) -> MLP:
     return MLP(sizes, [t.name for t in shaped.transfers], shaped.loss_fn.name)
 
 
+def cnn_network(quick: bool = False) -> Sequential:
+    """The benchmarked CNN: :func:`locograd.experiments.models.cnn` on 28x28x1 images and 10 classes
+    (relu; conv 3x3x32, pool, conv 3x3x64, pool, dense 128, softmax); ``--quick``: 8x8 images and
+    widths 4, 4, 8.
+
+    >>> [type(layer).__name__ for layer in cnn_network().layers]
+    ['Conv2D', 'MaxPool2D', 'Conv2D', 'MaxPool2D', 'Flatten', 'Dense', 'Dense']
+    """
+    from locograd.experiments import models
+
+    if quick:
+        return models.cnn((8, 8, 1), CNN_CLASSES, widths=[4, 4, 8])
+    return models.cnn((28, 28, 1), CNN_CLASSES)
+
+
+def batch_of(kind: str, batch: int, quick: bool = False) -> int:
+    """The batch size a step kind runs at: ``batch`` (the autoencoder's), or the CNN's own."""
+    if kind in CNN_KINDS:
+        return CNN_QUICK_BATCH if quick else CNN_BATCH
+    return batch
+
+
+def cnn_products(batch: int, quick: bool = False) -> list[tuple[str, int, int, int]]:
+    r"""Every ``(product, rows, d_in, d_out)`` of one CNN forward/backward pass on its linear view.
+
+    A weight layer's design has ``rows`` = ``B`` times its output positions (``B`` for a dense
+    layer) and ``d_in`` = ``kh*kw*c_in`` (a patch row) or the input width; its products are a
+    dense layer's (:data:`PRODUCTS`), each :math:`2 \cdot rows \cdot d_{in} d_{out}`.  The first
+    layer's input gradient is not needed.
+
+    >>> cnn_products(2)[:3]
+    [('X @ W', 1568, 9, 32), ('X.T @ G', 1568, 9, 32), ('X @ W', 392, 288, 64)]
+    """
+    net = cnn_network(quick)
+    out = []
+    for k, m in enumerate(net.weight_layers):
+        d_in, d_out = net.layers[m].matrix_shape  # type: ignore[attr-defined]
+        rows = batch * math.prod(net.shapes[m + 1][:-1])
+        out += [(p, rows, d_in, d_out) for p in PRODUCTS if k > 0 or p != "G @ W.T"]
+    return out
+
+
 def optimizer_settings(kind: str) -> dict[str, Any]:
     """The resolved settings of ``kind``'s optimizer: :func:`locograd.experiments.optimizers.settings` on MNIST.
 
@@ -197,9 +258,9 @@ def optimizer_settings(kind: str) -> dict[str, Any]:
     """
     from locograd.experiments.optimizers import settings
 
-    if kind == "backprop":
+    if kind in ("backprop", "cnn_backprop"):
         return settings("sgd", "mnist", lr=BACKPROP_LR)
-    if kind in ("locoprop_s", "locoprop_m"):
+    if kind in ("locoprop_s", "locoprop_m", "cnn_locoprop_m"):
         return settings(
             f"locoprop-{kind[-1]}", "mnist", lr=INNER_LR, gamma=GAMMA, steps=INNER_STEPS, inner="sgd"
         )
@@ -214,8 +275,21 @@ def _layers(sizes: list[int]) -> list[tuple[int, int]]:
     return list(itertools.pairwise(sizes))
 
 
-def flops(kind: str, sizes: list[int], batch: int, lib: str = "locograd") -> float:
-    """Matmul FLOPs of one step of ``kind`` (see the module docstring); ``lib`` is ``"locograd"`` or ``"torch"``."""
+def flops(kind: str, sizes: list[int], batch: int, lib: str = "locograd", quick: bool = False) -> float:
+    """Matmul FLOPs of one step of ``kind`` (see the module docstring); ``lib`` is ``"locograd"`` or ``"torch"``.
+
+    A CNN kind counts the products of :func:`cnn_products` at ``batch`` (``sizes`` unused) as the
+    dense kinds count theirs: BackProp all of them, LocoProp-M the forward products, the input
+    gradients and ``4K - 2`` (PyTorch: ``4K``) products per weight layer.
+    """
+    if kind in CNN_KINDS:
+        products = cnn_products(batch, quick)
+        every = sum(2.0 * r * i * o for _, r, i, o in products)
+        if kind == "cnn_backprop":
+            return every
+        forward = sum(2.0 * r * i * o for p, r, i, o in products if p == "X @ W")
+        input_grads = sum(2.0 * r * i * o for p, r, i, o in products if p == "G @ W.T")
+        return forward + input_grads + (2 * INNER_STEPS - (0 if lib == "torch" else 1)) * forward
     B, layers = batch, _layers(sizes)
     S = sum(i * o for i, o in layers)
     S1 = S - layers[0][0] * layers[0][1]

@@ -365,12 +365,17 @@ def measure(
     return found
 
 
-def matmul_rate(args: argparse.Namespace, sizes: list[int], batch: int, lib: str) -> dict[str, Any]:
-    """This machine's float32 matmul rate over the network's products (NumPy's BLAS or PyTorch)."""
+def matmul_rate(
+    args: argparse.Namespace, sizes: list[int], batch: int, lib: str, cnn: bool = False
+) -> dict[str, Any]:
+    """This machine's float32 matmul rate over the network's products (NumPy's BLAS or PyTorch);
+    ``cnn``: over the CNN's products at its batch (:func:`locograd.bench.model.cnn_products`)."""
     env = worker_env(args.threads, args.unset_openblas and lib == "locograd")
     spec = {
         "lib": lib,
         "matmul": True,
+        "cnn": cnn,
+        "quick": args.quick,
         "sizes": sizes,
         "batch": batch,
         "threads": args.threads,
@@ -381,18 +386,27 @@ def matmul_rate(args: argparse.Namespace, sizes: list[int], batch: int, lib: str
     if "matmul" not in result:
         return {"error": result.get("error") or result.get("skipped")}
     rows = result["matmul"]
-    flop = sum(2.0 * batch * r["d_in"] * r["d_out"] for r in rows)
+    flop = sum(2.0 * r["rows"] * r["d_in"] * r["d_out"] for r in rows)
     seconds = sum(r["seconds"] for r in rows)
     return {"gflops": flop / seconds / 1e9, "products": rows, "blas": result.get("threads")}
 
 
 def summarise(
-    found: dict[str, dict[str, Any]], sizes: list[int], batch: int, rate: float | None
+    found: dict[str, dict[str, Any]],
+    sizes: list[int],
+    batch: int,
+    rate: float | None,
+    cnn_rates: dict[str, float | None] | None = None,
+    quick: bool = False,
 ) -> list[dict[str, Any]]:
     """One row per (kind, lib): median/mean ms, FLOPs, GFLOP/s, fraction of the matmul rate, ratio to PyTorch, memory.
 
     Rows with ``products_ms`` (locograd's BackProp) also get ``products_ms_median`` and
-    ``outside_products`` = 1 - products median / step median.
+    ``outside_products`` = 1 - products median / step median.  The CNN kinds run at their own
+    batch (:func:`locograd.bench.model.batch_of`) and compare with ``cnn_rates["locograd"]``, NumPy's
+    matmul rate over the CNN's products; their ``outside_products`` is 1 - the step's FLOPs at the
+    library's own rate over those products (``cnn_rates[lib]``) / the step, and PyTorch's rows name
+    the memory format it ran in (``layout``).
     """
     rows = []
     for kind in model.KINDS:
@@ -401,14 +415,21 @@ def summarise(
             if entry is None:
                 continue
             times = entry["times_ms"]
-            row: dict[str, Any] = {"kind": kind, "label": model.LABELS[kind], "lib": lib}
+            row: dict[str, Any] = {
+                "kind": kind,
+                "label": model.LABELS[kind],
+                "lib": lib,
+                "batch": model.batch_of(kind, batch, quick),
+            }
             if not times:
                 row["error"] = entry.get("error", "no samples")
                 rows.append(row)
                 continue
             # a periodic kind's cost is its mean over whole periods; any other's, the median step
             ms = float(statistics.fmean(times)) if kind in model.PERIODIC else _median(times)
-            flop = model.flops(kind, sizes, batch, lib)
+            flop = model.flops(kind, sizes, row["batch"], lib, quick)
+            cnn_rates = cnn_rates or {}
+            kind_rate = cnn_rates.get("locograd") if kind in model.CNN_KINDS else rate
             row.update(
                 ms=ms,
                 ms_median=_median(times),
@@ -417,8 +438,11 @@ def summarise(
                 samples=len(times),
                 flops=flop,
                 gflops=flop / ms / 1e6,
-                fraction_of_matmul_rate=(flop / ms / 1e6) / rate if rate else None,
+                fraction_of_matmul_rate=(flop / ms / 1e6) / kind_rate if kind_rate else None,
             )
+            if entry["memory"] and "layout" in entry["memory"][0]:
+                row["layout"] = entry["memory"][0]["layout"]
+                row["layout_trial_ms"] = entry["memory"][0]["layout_trial_ms"]
             for key in ("rss_peak_mb", "tracemalloc_peak_mb", "device_peak_mb"):
                 values = [m[key] for m in entry["memory"] if m.get(key) is not None]
                 if values:
@@ -427,6 +451,9 @@ def summarise(
                 entry["memory"][0].get("memory_window_steps") if entry["memory"] else None
             )
             products = entry.get("products_ms")
+            own_rate = cnn_rates.get(lib)
+            if kind in model.CNN_KINDS and own_rate:
+                row["outside_products"] = 1.0 - (flop / ms / 1e6) / own_rate
             if products:
                 # the share of the step spent outside its matrix products (elementwise work, overheads)
                 row["products_ms_median"] = _median(products)
@@ -476,8 +503,9 @@ def table(rows: list[dict[str, Any]]) -> str:
             continue
         frac = r.get("fraction_of_matmul_rate")
         mem = r.get("device_peak_mb", r.get("rss_peak_mb"))
+        lib = f"{r['lib']} ({r['layout']})" if "layout" in r else r["lib"]
         lines.append(
-            f"| {r['label']} | {r['lib']} | {_num(r['ms_median'])} | {_num(r['ms_mean'])} | {_num(r['flops'] / 1e9)} "
+            f"| {r['label']} | {lib} | {_num(r['ms_median'])} | {_num(r['ms_mean'])} | {_num(r['flops'] / 1e9)} "
             f"| {r['gflops']:.1f} | {_fmt(None if frac is None else 100 * frac, '.0f')} "
             f"| {_fmt(r.get('ratio_to_torch'), '.2f')} | {_num(mem)} "
             f"| {_num(r.get('tracemalloc_peak_mb'))} | {_fmt(r.get('memory_ratio_to_torch'), '.2f')} "
@@ -490,7 +518,11 @@ def table(rows: list[dict[str, Any]]) -> str:
         "memory (RSS) above the start of a step, on the GPU the device allocations above the start; traced: the "
         "NumPy allocations tracemalloc sees; over one step (K-FAC, Shampoo: one period). Outside products "
         "(BackProp): 1 - the median time of the step's matrix products alone (replayed on a real pass's "
-        "operands, same shapes, transposes and out= buffers) / the median step."
+        "operands, same shapes, transposes and out= buffers) / the median step. The CNN kinds run at batch "
+        f"{model.CNN_BATCH} ({model.CNN_QUICK_BATCH} with --quick); their % matmul rate is against NumPy's rate "
+        "over the CNN's own products (the patch matrices' shapes), and outside products is 1 - the time "
+        "their FLOPs take at the library's own rate over those products / the median step; PyTorch's CNN "
+        "rows name the faster memory format of the two it tried (nchw or channels_last)."
     )
     return "\n".join(lines)
 
@@ -636,8 +668,14 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks") 
     if with_torch:
         report["matmul"]["torch"] = matmul_rate(args, sizes, batch, "torch")
     rate = report["matmul"]["locograd"].get("gflops")
+    cnn_rates: dict[str, float | None] = {}
+    if set(kinds) & set(model.CNN_KINDS):
+        report["matmul_cnn"] = {"locograd": matmul_rate(args, sizes, batch, "locograd", cnn=True)}
+        if with_torch:
+            report["matmul_cnn"]["torch"] = matmul_rate(args, sizes, batch, "torch", cnn=True)
+        cnn_rates = {lib: measured.get("gflops") for lib, measured in report["matmul_cnn"].items()}
     found = measure(args, sizes, batch, kinds, with_torch, repeats, rounds)
-    rows = summarise(found, sizes, batch, rate)
+    rows = summarise(found, sizes, batch, rate, cnn_rates, args.quick)
     report["steps"] = rows
     workers = [w for e in found["locograd"].values() for w in e.get("workers", [])]
     seen_env = workers[0]["openblas_env"] if workers else None
@@ -688,6 +726,13 @@ def main(argv: Sequence[str] | None = None, prog: str = "python -m benchmarks") 
         f"float32 matmul rate over the layer shapes: NumPy {_fmt(rate, '.1f')} GFLOP/s"
         + (f", PyTorch {_fmt(torch_rate, '.1f')} GFLOP/s" if with_torch else "")
     )
+    if cnn_rates:
+        cnn_batch = model.batch_of("cnn_backprop", batch, args.quick)
+        print(
+            f"float32 matmul rate over the CNN's products (batch {cnn_batch}): "
+            f"NumPy {_fmt(cnn_rates['locograd'], '.1f')} GFLOP/s"
+            + (f", PyTorch {_fmt(cnn_rates.get('torch'), '.1f')} GFLOP/s" if with_torch else "")
+        )
     if not with_torch:
         print("PyTorch: not run (" + ("--no-torch" if args.no_torch else "not installed") + ")")
     print()

@@ -19,7 +19,7 @@ import numpy as np
 from . import model
 
 if TYPE_CHECKING:
-    from locograd.nn import MLP
+    from locograd.nn import MLP, Sequential
     from locograd.optim import NetOptimizer
 
 
@@ -47,7 +47,19 @@ def host_data(net: MLP, batch: int, seed: int) -> tuple[list[dict[str, np.ndarra
     return params, x
 
 
-def locograd_optimizer(kind: str, net: MLP, layer_workers: int = 1) -> NetOptimizer:
+def cnn_host_data(
+    net: Sequential, batch: int, seed: int
+) -> tuple[list[dict[str, np.ndarray]], np.ndarray, np.ndarray]:
+    """Float32 parameters of a CNN (Glorot uniform, zero biases), images in [0, 1) ``(B, H, W, C)`` and
+    random labels ``(B,)``, on the host."""
+    params = net.init(seed=seed, dtype=np.float32, device="cpu")
+    rng = np.random.default_rng(seed + 1)
+    x = rng.random((batch, *net.shapes[0]), dtype=np.float32)
+    y = rng.integers(0, net.shapes[-1][0], batch)
+    return params, x, y
+
+
+def locograd_optimizer(kind: str, net: Sequential, layer_workers: int = 1) -> NetOptimizer:
     """The locograd optimizer of a step kind, built as ``locograd train`` builds it.
 
     :func:`locograd.experiments.optimizers.build` of :func:`locograd.bench.model.optimizer_settings`;
@@ -70,18 +82,23 @@ def locograd_optimizer(kind: str, net: MLP, layer_workers: int = 1) -> NetOptimi
 
 
 def locograd_stepper(
-    kind: str, net: MLP, batch: int, device: str, seed: int = 0, layer_workers: int = 1
+    kind: str, net: Sequential, batch: int, device: str, seed: int = 0, layer_workers: int = 1
 ) -> Stepper:
-    """A locograd step of ``kind`` on ``net`` (:func:`locograd.bench.model.network`), NumPy (``device="cpu"``) or CuPy (``"gpu"``)."""
+    """A locograd step of ``kind`` on ``net`` (:func:`locograd.bench.model.network`, or for a CNN kind
+    :func:`locograd.bench.model.cnn_network`), NumPy (``device="cpu"``) or CuPy (``"gpu"``)."""
     from locograd import backend
     from locograd.locoprop import LocoPropWarning
 
-    params, x = host_data(net, batch, seed)
+    if kind in model.CNN_KINDS:
+        params, x, y = cnn_host_data(net, batch, seed)
+    else:
+        params, x = host_data(net, batch, seed)  # type: ignore[arg-type]
+        y = x  # the autoencoder's target is its input
     sync: Callable[[], None] = lambda: None  # noqa: E731
     if device == "gpu":
         cp = backend.cupy_module()
         params = [{k: backend.to_device(v, "gpu") for k, v in layer.items()} for layer in params]
-        x = backend.to_device(x, "gpu")
+        x, y = backend.to_device(x, "gpu"), backend.to_device(y, "gpu")
         sync = cp.cuda.get_current_stream().synchronize
     opt = locograd_optimizer(kind, net, layer_workers)
     state = opt.init(params)
@@ -93,7 +110,7 @@ def locograd_stepper(
         # category is ignored, and only for this call: catch_warnings restores the filters after.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", LocoPropWarning)
-            params, state, _ = opt.step(params, x, x, state)
+            params, state, _ = opt.step(params, x, y, state)
 
     def current() -> list[dict[str, np.ndarray]]:
         return [{k: backend.to_numpy(v) for k, v in layer.items()} for layer in params]
@@ -221,6 +238,192 @@ def torch_stepper(kind: str, net: MLP, batch: int, device: str, seed: int = 0, d
     return Stepper(step, sync, 1, current)
 
 
+def _torch_cnn_transfer(torch: Any, name: str, a: Any) -> Any:
+    """A hidden transfer of the CNN twin: relu or tanh."""
+    return torch.relu(a) if name == "relu" else torch.tanh(a)
+
+
+def _torch_cnn_potential(torch: Any, name: str, a: Any) -> Any:
+    """The matching loss's potential: relu's 0.5 relu(a)^2, tanh's log cosh, softmax's logsumexp (per row)."""
+    if name == "relu":
+        return 0.5 * torch.relu(a) ** 2
+    if name == "tanh":
+        return a + torch.nn.functional.softplus(-2.0 * a)
+    return torch.logsumexp(a, dim=1)
+
+
+def torch_cnn_stepper(
+    kind: str,
+    net: Sequential,
+    batch: int,
+    device: str,
+    seed: int = 0,
+    dtype: Any = None,
+    layout: str = "nchw",
+) -> Stepper:
+    """The PyTorch version of ``cnn_backprop`` or ``cnn_locoprop_m`` on the benchmark CNN.
+
+    ``layout``: ``"nchw"`` or ``"channels_last"`` (the images' and kernels' memory format).  The
+    network is read from ``net`` (3x3 "same" convolutions at stride 1, 2x2 max pooling, a flatten in
+    locograd's NHWC order, dense layers, a softmax output with cross-entropy):
+
+    * BackProp: ``conv2d``, ``max_pool2d``, ``addmm``, ``cross_entropy``, ``backward()``, ``SGD.step()``.
+    * LocoProp-M: one forward pass keeping every weight layer's pre-activation, ``autograd.grad``
+      of the loss with respect to them, targets :math:`Y^* = f(A) - \\gamma G`; then per weight layer
+      its input's patches by ``unfold``, formed once, and ``K`` steps of ``torch.optim.SGD`` on the
+      matching loss of the rows :math:`P W_{mat} + b`, at the built solver's rates.  Its weights
+      are kept as matrices ``(c_in*kh*kw, c_out)``, viewed as kernels for the forward pass.
+
+    Raises:
+        ValueError: another kind or layout, or a network or built optimizer this twin does not implement.
+    """
+    import torch
+
+    from locograd.nn import Conv2D, Dense, Flatten, MaxPool2D
+
+    if kind not in model.CNN_KINDS:
+        raise ValueError(f"kind: expected one of {model.CNN_KINDS}, got {kind!r}")
+    if layout not in ("nchw", "channels_last"):
+        raise ValueError(f"layout: expected 'nchw' or 'channels_last', got {layout!r}")
+    built: Any = locograd_optimizer(kind, net)
+    dev = torch.device("cuda" if device == "gpu" else "cpu")
+    dtype = torch.float32 if dtype is None else dtype
+    memory = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    params, x_host, y_host = cnn_host_data(net, batch, seed)
+    for layer in net.layers:
+        ok = (
+            (
+                isinstance(layer, Conv2D)
+                and layer.stride == (1, 1)
+                and layer.pads(5, 5) == (layer.kernel[0] // 2,) * 2 + (layer.kernel[1] // 2,) * 2
+            )
+            or (isinstance(layer, MaxPool2D) and layer.stride == layer.size)
+            or isinstance(layer, Dense | Flatten)
+        )
+        if not ok:
+            raise ValueError(f"net: the PyTorch twin does not implement {layer!r}")
+    weighted = net.weight_layers
+    names = {m: net.layers[m].transfer.name for m in weighted}  # type: ignore[attr-defined]
+    hidden = {names[m] for m in weighted[:-1]}
+    if not hidden <= {"relu", "tanh"} or names[weighted[-1]] != "softmax":
+        raise ValueError(
+            f"net: the PyTorch twin implements relu or tanh CNNs with a softmax output, got {names}"
+        )
+    # weights as matrices (rows in unfold's (c_in, kh, kw) order for a kernel) and biases
+    mats, biases = {}, {}
+    for m in weighted:
+        W = params[m]["W"]
+        if W.ndim == 4:  # (kh, kw, c_in, c_out) -> (c_in, kh, kw, c_out) -> rows
+            W = W.transpose(2, 0, 1, 3).reshape(-1, W.shape[3])
+        mats[m] = torch.tensor(W, dtype=dtype, device=dev, requires_grad=True)
+        biases[m] = torch.tensor(params[m]["b"], dtype=dtype, device=dev, requires_grad=True)
+    x = torch.tensor(x_host.transpose(0, 3, 1, 2), dtype=dtype, device=dev).contiguous(memory_format=memory)
+    labels = torch.tensor(y_host, device=dev)
+    F = torch.nn.functional
+    sync: Callable[[], None] = torch.cuda.synchronize if dev.type == "cuda" else (lambda: None)
+
+    def kernel(m: int) -> Any:
+        layer: Any = net.layers[m]  # a Conv2D
+        kh, kw = layer.kernel
+        return mats[m].T.reshape(layer.c_out, layer.c_in, kh, kw).contiguous(memory_format=memory)
+
+    def forward(keep: bool) -> tuple[Any, dict[int, Any], dict[int, Any], dict[int, Any]]:
+        h, inputs, pres, posts = x, {}, {}, {}
+        for m, layer in enumerate(net.layers):
+            if isinstance(layer, Conv2D):
+                inputs[m] = h.detach()
+                a = F.conv2d(h, kernel(m), biases[m], padding=(layer.kernel[0] // 2, layer.kernel[1] // 2))
+            elif isinstance(layer, MaxPool2D):
+                h = F.max_pool2d(h, layer.size)
+                continue
+            elif isinstance(layer, Flatten):
+                h = h.permute(0, 2, 3, 1).reshape(h.shape[0], -1)  # locograd's NHWC order
+                continue
+            else:
+                inputs[m] = h.detach()
+                a = torch.addmm(biases[m], h, mats[m])
+            if m == weighted[-1]:  # the logits; cross_entropy applies the softmax
+                if keep:
+                    pres[m], posts[m] = a, torch.softmax(a, dim=1)
+                break
+            h = _torch_cnn_transfer(torch, names[m], a)
+            if keep:
+                pres[m], posts[m] = a, h
+        return a, inputs, pres, posts
+
+    if kind == "cnn_backprop":
+        _twin_check(kind, built.inner.name == "sgd", built)
+        opt = torch.optim.SGD([*mats.values(), *biases.values()], lr=built.lr)
+
+        def step() -> None:
+            logits = forward(False)[0]
+            loss = F.cross_entropy(logits, labels)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    else:
+        from locograd.locoprop import GD
+        from locograd.locoprop.solvers import lr_factor_at
+
+        solver, variant = built.solver, built.variant
+        _twin_check(
+            kind,
+            variant.name == "M"
+            and variant.eta is None
+            and isinstance(solver, GD)
+            and solver.inner is not None
+            and solver.inner.name == "sgd",
+            built,
+        )
+        gamma, K = variant.gamma, solver.steps
+        rates = [solver.base_lr * lr_factor_at(solver.lr_factor, k, K) for k in range(K)]
+        inner = {m: torch.optim.SGD([mats[m], biases[m]], lr=rates[0]) for m in weighted}
+
+        def step() -> None:
+            logits, inputs, pres, posts = forward(True)
+            loss = F.cross_entropy(logits, labels)
+            grads = torch.autograd.grad(loss, [pres[m] for m in weighted])
+            with torch.no_grad():
+                targets = {m: posts[m].detach() - gamma * g for m, g in zip(weighted, grads, strict=True)}
+            del pres, posts, grads, logits
+            for m in weighted:
+                layer = net.layers[m]
+                if isinstance(layer, Conv2D):  # the patches, once: rows (B*H*W, c_in*kh*kw)
+                    pad = (layer.kernel[0] // 2, layer.kernel[1] // 2)
+                    rows = (
+                        F.unfold(inputs[m], layer.kernel, padding=pad)
+                        .transpose(1, 2)
+                        .reshape(-1, mats[m].shape[0])
+                    )
+                    target = targets[m].permute(0, 2, 3, 1).reshape(-1, layer.c_out)
+                else:
+                    rows, target = inputs[m], targets[m]
+                for rate in rates:
+                    a = torch.addmm(biases[m], rows, mats[m])
+                    J = _torch_cnn_potential(torch, names[m], a).sum() - (target * a).sum()
+                    inner[m].zero_grad(set_to_none=True)
+                    J.backward()
+                    for group in inner[m].param_groups:
+                        group["lr"] = rate
+                    inner[m].step()
+
+    def current() -> list[dict[str, np.ndarray]]:
+        out: list[dict[str, np.ndarray]] = []
+        for m, layer in enumerate(net.layers):
+            if m not in mats:
+                out.append({})
+                continue
+            W = mats[m].detach().cpu().numpy()
+            if isinstance(layer, Conv2D):
+                kh, kw = layer.kernel
+                W = W.reshape(layer.c_in, kh, kw, layer.c_out).transpose(1, 2, 0, 3)
+            out.append({"W": W, "b": biases[m].detach().cpu().numpy()})
+        return out
+
+    return Stepper(step, sync, 1, current)
+
+
 def _twin_check(kind: str, ok: bool, built: Any) -> None:
     """Refuse to time a PyTorch twin that would compute something else than the built optimizer."""
     if not ok:
@@ -246,7 +449,12 @@ def _matmul_backend(
 
 
 def matmul_rates(
-    lib: str, sizes: list[int], batch: int, device: str, repeats: int
+    lib: str,
+    sizes: list[int],
+    batch: int,
+    device: str,
+    repeats: int,
+    products: list[tuple[str, int, int, int]] | None = None,
 ) -> list[dict[str, float | str | int]]:
     """Median time and GFLOP/s of every product of the network (layouts as in a step), float32.
 
@@ -256,13 +464,16 @@ def matmul_rates(
         batch: ``B``.
         device: ``"cpu"`` or ``"gpu"``.
         repeats: timed repetitions per product (after one warm-up).
+        products: instead of the network's, these ``(product, rows, d_in, d_out)``
+            (:func:`locograd.bench.model.cnn_products`); ``rows`` replaces ``batch``.
     """
     import time
 
     to_array, mm, empty, sync = _matmul_backend(lib, device)
     rng = np.random.default_rng(0)
     rows: list[dict[str, float | str | int]] = []
-    for product, d_in, d_out in model.matmul_shapes(sizes):
+    shapes = products or [(p, batch, d_in, d_out) for p, d_in, d_out in model.matmul_shapes(sizes)]
+    for product, batch, d_in, d_out in shapes:
         X, W, G = (
             to_array(rng.random(shape, dtype=np.float32))
             for shape in ((batch, d_in), (d_in, d_out), (batch, d_out))
@@ -284,7 +495,14 @@ def matmul_rates(
         t = float(np.median(times))
         flop = 2.0 * batch * d_in * d_out
         rows.append(
-            {"product": product, "d_in": d_in, "d_out": d_out, "seconds": t, "gflops": flop / t / 1e9}
+            {
+                "product": product,
+                "rows": batch,
+                "d_in": d_in,
+                "d_out": d_out,
+                "seconds": t,
+                "gflops": flop / t / 1e9,
+            }
         )
     return rows
 

@@ -5,7 +5,8 @@ kind, so that every measurement starts from a fresh allocator and the libraries
 never share a process.  The worker limits its threads (``threadpoolctl`` for
 NumPy's BLAS, ``torch.set_num_threads`` for PyTorch), warms up, times each step
 on its own (``perf_counter`` around ``step(); sync()``), then measures memory,
-and prints one line ``RESULT <json>``.
+and prints one line ``RESULT <json>``.  PyTorch runs with subnormal numbers flushed to
+zero (``torch.set_flush_denormal``, recorded as ``torch_flush_denormal``).
 
 For the locograd BackProp step (``"products": true`` in the spec) it then times, in the same
 way, that step's matrix products alone (:func:`locograd.bench.steps.products_stepper`:
@@ -31,13 +32,21 @@ import ctypes
 import gc
 import json
 import os
+import statistics
 import sys
 import time
 import tracemalloc
 from typing import Any
 
 from . import model
-from .steps import Stepper, locograd_stepper, matmul_rates, products_stepper, torch_stepper
+from .steps import (
+    Stepper,
+    locograd_stepper,
+    matmul_rates,
+    products_stepper,
+    torch_cnn_stepper,
+    torch_stepper,
+)
 
 OPENBLAS_VARIABLES = ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
 
@@ -170,6 +179,24 @@ def time_steps(stepper: Stepper, warmup: int, repeats: int) -> list[float]:
     return times
 
 
+def fastest_layout(kind: str, net: Any, batch: int, device: str, seed: int) -> tuple[Stepper, dict[str, Any]]:
+    """PyTorch's CNN step in whichever memory format is faster here: NCHW or ``channels_last``.
+
+    Times 3 steps of each (after one warm-up) and keeps the faster; returns its stepper and
+    ``{"layout": ..., "layout_trial_ms": {layout: median ms}}``.
+    """
+    trial = {}
+    for layout in ("nchw", "channels_last"):
+        probe = torch_cnn_stepper(kind, net, batch, device, seed, layout=layout)
+        trial[layout] = statistics.median(time_steps(probe, 1, 3))
+        del probe
+    best = min(trial, key=lambda k: trial[k])
+    return torch_cnn_stepper(kind, net, batch, device, seed, layout=best), {
+        "layout": best,
+        "layout_trial_ms": trial,
+    }
+
+
 def run(spec: dict[str, Any]) -> dict[str, Any]:
     """Carry out one measurement spec (built by :func:`locograd.bench.run.measure`) and return its result."""
     lib, device = spec["lib"], spec["device"]
@@ -186,29 +213,48 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
             return {**result, "skipped": f"torch not importable ({exc})"}
         if device == "gpu" and not torch.cuda.is_available():
             return {**result, "skipped": "torch has no CUDA device"}
+        # Subnormal numbers: on random data PyTorch's LocoProp-M twin meets them from its third step
+        # (its softplus), and on an Intel Xeon each such step then took 4x as long; flushed to zero, its
+        # steps keep their speed.  NumPy's do not slow down, so this only makes PyTorch faster.
+        result["torch_flush_denormal"] = torch.set_flush_denormal(True)
     elementwise = spec.get("elementwise_threads", 1)
     result["threads"] = limit_threads(lib, spec["threads"], elementwise)
+    quick = spec.get("quick", False)
     if spec.get("matmul"):
+        products = None
+        if spec.get("cnn"):  # the CNN's products at its batch
+            products = model.cnn_products(model.batch_of("cnn_backprop", spec["batch"], quick), quick)
         rows = matmul_rates(
-            "torch" if lib == "torch" else "numpy", spec["sizes"], spec["batch"], device, spec["repeats"]
+            "torch" if lib == "torch" else "numpy",
+            spec["sizes"],
+            spec["batch"],
+            device,
+            spec["repeats"],
+            products,
         )
         return {**result, "matmul": rows}
     kinds: dict[str, Any] = {}
     layer_workers = spec.get("layer_workers", 1)
-    net = model.network(spec.get("width", 1), spec.get("quick", False))
-    if list(net.sizes) != list(spec["sizes"]):
-        raise ValueError(f"sizes: the spec says {spec['sizes']}, its width and quick build {net.sizes}")
+    mlp = model.network(spec.get("width", 1), quick)
+    if list(mlp.sizes) != list(spec["sizes"]):
+        raise ValueError(f"sizes: the spec says {spec['sizes']}, its width and quick build {mlp.sizes}")
     for kind in spec["kinds"]:
-        if lib == "torch":
-            stepper = torch_stepper(kind, net, spec["batch"], device, spec.get("seed", 0))
+        net = model.cnn_network(quick) if kind in model.CNN_KINDS else mlp
+        batch = model.batch_of(kind, spec["batch"], quick)
+        seed = spec.get("seed", 0)
+        chosen: dict[str, Any] = {}
+        if lib == "torch" and kind in model.CNN_KINDS:
+            stepper, chosen = fastest_layout(kind, net, batch, device, seed)
+        elif lib == "torch":
+            stepper = torch_stepper(kind, net, batch, device, seed)  # type: ignore[arg-type]
         else:  # BLAS and elementwise threads: divided among a LocoProp kind's layer workers
             result["threads"] = limit_threads(
                 lib,
                 model.blas_threads(kind, spec["threads"], layer_workers),
                 model.blas_threads(kind, elementwise, layer_workers),
             )
-            stepper = locograd_stepper(kind, net, spec["batch"], device, spec.get("seed", 0), layer_workers)
-        entry: dict[str, Any] = {"times_ms": time_steps(stepper, spec["warmup"], spec["repeats"])}
+            stepper = locograd_stepper(kind, net, batch, device, seed, layer_workers)
+        entry: dict[str, Any] = {"times_ms": time_steps(stepper, spec["warmup"], spec["repeats"]), **chosen}
         entry["memory_window_steps"] = stepper.memory_window
         entry["threads"] = result["threads"]  # what this kind ran with
         if spec.get("memory", True) and device == "gpu":
@@ -219,7 +265,7 @@ def run(spec: dict[str, Any]) -> dict[str, Any]:
                 entry["tracemalloc_peak_mb"] = tracemalloc_peak_mb(stepper)
         if lib == "locograd" and kind == "backprop" and spec.get("products", False):
             # the same step's matrix products alone, on operands of a real pass at the current parameters
-            replay = products_stepper(net, spec["batch"], device, spec.get("seed", 0), stepper.params())
+            replay = products_stepper(mlp, batch, device, seed, stepper.params())
             entry["products_ms"] = time_steps(replay, spec["warmup"], spec["repeats"])
             del replay
         kinds[kind] = entry

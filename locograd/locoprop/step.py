@@ -130,7 +130,9 @@ def _local_problems_and_trace(
                 variant.name,
                 params[m],
                 variant.eta,
-                layer,
+                layer.for_inputs(
+                    trace.inputs[m], trace.cache(m).saved
+                ),  # a convolution's patches, for every inner step
             )
         )
     return problems, grads, trace

@@ -54,11 +54,14 @@ class LayerCache(NamedTuple):
         inputs: the layer's input ``X`` ``(B, *in_shape)``.
         pre: the pre-activation ``A`` ``(B, *out_shape)`` of a weight layer; ``None`` otherwise.
         post: the output ``Y`` ``(B, *out_shape)`` (``f(A)`` for a weight layer).
+        saved: what the forward pass computed on the way that its backward pass reuses: a
+            convolution's patch rows (:meth:`Layer.saved_shape`); ``None`` for the other layers.
     """
 
     inputs: Array
     pre: Array | None
     post: Array
+    saved: Array | None = None
 
 
 class Layer(ABC):
@@ -135,6 +138,10 @@ class Layer(ABC):
         assert g_x is not None and grads is not None  # both halves were asked for
         return g_x, grads
 
+    def saved_shape(self, in_shape: Shape) -> tuple[int, int] | None:
+        """Per example, the shape of :attr:`LayerCache.saved` (rows per example, columns); ``None``: the layer saves nothing."""
+        return None
+
     def jvp(self, params: LayerParams, tangent: LayerParams, cache: LayerCache, dot_x: Array | None) -> Array:
         r"""Forward-mode derivative: :math:`\dot A` of a weight layer along ``tangent`` (params-shaped) and the
         input's ``dot_x`` (``None``: a constant input); :math:`\dot Y` of a layer without weights.
@@ -193,6 +200,15 @@ class WeightLayer(Layer):
     @abstractmethod
     def design_gram(self, inputs: Array) -> Array:
         r""":math:`\tilde X^\top \tilde X` ``(d_in + 1, d_in + 1)``, in the row order of :meth:`stack`."""
+
+    def for_inputs(self, inputs: Array, saved: Array | None = None) -> WeightLayer:
+        r"""This layer, for many passes of its linear view on the same ``inputs``: LocoProp's K inner steps.
+
+        A layer whose design is not the input itself (a convolution's patches) returns a copy that
+        holds it, formed once (or ``saved``, the forward pass's :attr:`LayerCache.saved`); a dense
+        layer returns itself.
+        """
+        return self
 
     @property
     @abstractmethod

@@ -22,6 +22,7 @@ Both are written as one slice per kernel offset ``(i, j)``, the same code on Num
 
 from __future__ import annotations
 
+import copy
 import math
 from typing import Any, Literal
 
@@ -264,9 +265,31 @@ class Conv2D(WeightLayer):
     def _geometry(self, x: Array) -> tuple[tuple[int, int], tuple[int, int], Padding]:
         return self.kernel, self.stride, self.pads(x.shape[1], x.shape[2])
 
+    _formed: tuple[Array, Array] | None = None  # (inputs, their patches), set by for_inputs
+
     def patches(self, inputs: Array) -> Array:
-        """The patch rows :math:`P` ``(B*Ho*Wo, kh*kw*c_in)`` of ``inputs`` (:func:`im2col`)."""
+        """The patch rows :math:`P` ``(B*Ho*Wo, kh*kw*c_in)`` of ``inputs`` (:func:`im2col`; formed
+        once for the inputs of :meth:`for_inputs`)."""
+        if self._formed is not None and self._formed[0] is inputs:
+            return self._formed[1]
         return im2col(inputs, *self._geometry(inputs))
+
+    def for_inputs(self, inputs: Array, saved: Array | None = None) -> Conv2D:
+        """A copy of this layer holding the patches of ``inputs`` (that array): ``saved``, the forward
+        pass's (:attr:`LayerCache.saved`), or formed here once.  Its linear view on them (:meth:`linear`,
+        :meth:`linear_transpose`, :meth:`design`) reuses them, so LocoProp's inner steps are products on
+        one patch matrix.  Other inputs are gathered as usual.
+
+        >>> import numpy as np
+        >>> conv = Conv2D(1, 2, 3, padding="same")
+        >>> x = np.ones((2, 5, 5, 1))
+        >>> bound = conv.for_inputs(x)
+        >>> bound.patches(x) is bound.patches(x), repr(bound) == repr(conv)
+        (True, True)
+        """
+        bound = copy.copy(self)
+        bound._formed = (inputs, im2col(inputs, *self._geometry(inputs)) if saved is None else saved)
+        return bound
 
     @property
     def matrix_shape(self) -> tuple[int, int]:
@@ -277,12 +300,18 @@ class Conv2D(WeightLayer):
         r""":math:`W_{\text{mat}}` ``(kh*kw*c_in, c_out)``: the kernel as a matrix, rows in the patch order of :func:`im2col`."""
         return params["W"].reshape(self.fan_in, self.c_out)
 
+    def saved_shape(self, in_shape: Shape) -> tuple[int, int]:
+        """``(Ho*Wo, kh*kw*c_in)``: an example's patch rows, which the forward pass keeps for the backward."""
+        Ho, Wo, _ = self.output_shape(in_shape)
+        return Ho * Wo, self.fan_in
+
     def _forward(self, params: LayerParams, x: Array) -> tuple[Array, LayerCache]:
         B = x.shape[0]
         Ho, Wo, _ = self.output_shape(tuple(x.shape[1:]))
-        a = (self.patches(x) @ self.weight_matrix(params) + params["b"]).reshape(B, Ho, Wo, self.c_out)
+        P = self.patches(x)
+        a = (P @ self.weight_matrix(params) + params["b"]).reshape(B, Ho, Wo, self.c_out)
         y = self.transfer.f(a)
-        return y, LayerCache(x, a, y)
+        return y, LayerCache(x, a, y, P)
 
     def _backward_from_pre(
         self,
@@ -294,13 +323,36 @@ class Conv2D(WeightLayer):
         param_grads: bool = True,
     ) -> tuple[Array | None, LayerParams | None]:
         g_rows = g_pre.reshape(-1, self.c_out)
-        grads = self.linear_transpose(cache.inputs, g_rows) if param_grads else None
-        g_x = None
-        if input_grad:
-            g_x = col2im(
-                g_rows @ self.weight_matrix(params).T, cache.inputs.shape, *self._geometry(cache.inputs)
-            )
+        grads = None
+        if param_grads:  # the forward pass's patches where the cache has them
+            P = self.patches(cache.inputs) if cache.saved is None else cache.saved
+            grads = {
+                "W": (P.T @ g_rows).reshape(*self.kernel, self.c_in, self.c_out),
+                "b": g_rows.sum(axis=0),
+            }
+        g_x = self.input_grad(params, g_rows, cache.inputs.shape) if input_grad else None
         return g_x, grads
+
+    def input_grad(self, params: LayerParams, g_rows: Array, shape: tuple[int, int, int, int]) -> Array:
+        r""":math:`\partial L/\partial X` ``shape`` ``(B, H, W, c_in)`` from the pre-activation gradient rows
+        :math:`G` ``(B*Ho*Wo, c_out)``: :func:`col2im` of :math:`G W_{\text{mat}}^\top`, computed one kernel
+        offset at a time (:math:`G W[i, j]^\top`, ``(B*Ho*Wo, c_in)``, added onto the pixels that offset
+        read), so that the ``(B*Ho*Wo, kh*kw*c_in)`` matrix is never formed; ``test_conv.py`` checks it
+        against the col2im form."""
+        xp = array_namespace(g_rows)
+        (kh, kw), (sh, sw), (top, bottom, left, right) = (
+            self.kernel,
+            self.stride,
+            self.pads(shape[1], shape[2]),
+        )
+        B, H, W, C = shape
+        Ho, Wo = _out_size(H, kh, sh, top, bottom), _out_size(W, kw, sw, left, right)
+        padded = xp.zeros((B, H + top + bottom, W + left + right, C), dtype=g_rows.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                block = (g_rows @ params["W"][i, j].T).reshape(B, Ho, Wo, C)
+                padded[:, i : i + sh * (Ho - 1) + 1 : sh, j : j + sw * (Wo - 1) + 1 : sw, :] += block
+        return padded[:, top : top + H, left : left + W, :]
 
     def jvp(self, params: LayerParams, tangent: LayerParams, cache: LayerCache, dot_x: Array | None) -> Array:
         r""":math:`\dot A = P(\dot X) W_{\text{mat}} + P(X) \dot W_{\text{mat}} + \dot b` ``(B, Ho, Wo, c_out)``
@@ -478,6 +530,62 @@ class MaxPool2D(_Pool2D):
         first = windows.argmax(axis=3)[:, :, :, None, :]
         mask = xp.arange(windows.shape[3])[None, None, None, :, None] == first
         return mask * g_y[:, :, :, None, :]
+
+    def _tiles(self, x: Array) -> Array | None:
+        """Non-overlapping windows (stride = size) as a view ``(B, Ho, kh, Wo, kw, C)`` of ``x``; else ``None``."""
+        if self.stride != self.size:
+            return None
+        (kh, kw), (B, H, W, C) = self.size, x.shape
+        Ho, Wo = H // kh, W // kw
+        return x[:, : Ho * kh, : Wo * kw, :].reshape(B, Ho, kh, Wo, kw, C)
+
+    def _forward(self, params: LayerParams, x: Array) -> tuple[Array, LayerCache]:
+        """The fast path for non-overlapping windows: the running maximum over the window's offsets, on
+        views of ``x`` (no copy of the windows; the same values as :meth:`_Pool2D._forward`, which
+        ``test_conv.py`` checks bit for bit)."""
+        tiles = self._tiles(x)
+        if tiles is None:
+            return super()._forward(params, x)
+        xp = array_namespace(x)
+        y = xp.array(tiles[:, :, 0, :, 0, :], copy=True)
+        for i in range(self.size[0]):
+            for j in range(self.size[1]):
+                if i or j:
+                    xp.maximum(y, tiles[:, :, i, :, j, :], out=y)
+        return y, LayerCache(x, None, y)
+
+    def _backward(
+        self,
+        params: LayerParams,
+        cache: LayerCache,
+        g_y: Array,
+        *,
+        input_grad: bool = True,
+        param_grads: bool = True,
+    ) -> tuple[Array | None, LayerParams | None]:
+        """The fast path for non-overlapping windows: each window's first largest entry, in ``(i, j)``
+        order, takes its output's gradient; written straight into the input's layout, no col2im."""
+        tiles = self._tiles(cache.inputs)
+        if tiles is None or not input_grad:
+            return super()._backward(params, cache, g_y, input_grad=input_grad, param_grads=param_grads)
+        xp = array_namespace(g_y)
+        (kh, kw), (B, H, W, C) = self.size, cache.inputs.shape
+        grads = xp.empty(tiles.shape, dtype=g_y.dtype)
+        free = xp.ones(g_y.shape, dtype=bool)  # windows whose largest entry is still to be found
+        first = xp.empty(g_y.shape, dtype=bool)
+        for i in range(kh):
+            for j in range(kw):
+                xp.equal(tiles[:, :, i, :, j, :], cache.post, out=first)
+                first &= free
+                entry = grads[:, :, i, :, j, :]
+                xp.multiply(first, g_y, out=entry)
+                entry += 0.0  # False * g is -0.0 where g < 0; the reference adds onto +0.0
+                free ^= first
+        Ho, Wo = g_y.shape[1], g_y.shape[2]
+        g_x = grads.reshape(B, Ho * kh, Wo * kw, C)
+        if (Ho * kh, Wo * kw) != (H, W):  # rows and columns no window covers get no gradient
+            g_x = xp.pad(g_x, ((0, 0), (0, H - Ho * kh), (0, W - Wo * kw), (0, 0)))
+        return g_x, ({} if param_grads else None)
 
 
 class AvgPool2D(_Pool2D):

@@ -53,11 +53,14 @@ class Trace(NamedTuple):
         inputs: ``X_m`` ``(B, *in_shape_m)``.
         pre: ``A_m`` ``(B, *out_shape_m)`` of a weight layer (``None`` for a layer without weights).
         post: ``Y_m`` ``(B, *out_shape_m)``.
+        saved: each layer's :attr:`~locograd.nn.LayerCache.saved` (a convolution's patch rows, which
+            its backward pass and LocoProp's problem reuse; ``None`` elsewhere); ``None`` for none at all.
     """
 
     inputs: list[Array]
     pre: list[Array]
     post: list[Array]
+    saved: list[Array | None] | None = None
 
     @property
     def output(self) -> Array:
@@ -65,8 +68,9 @@ class Trace(NamedTuple):
         return self.post[-1]
 
     def cache(self, m: int) -> LayerCache:
-        """Layer ``m``'s :class:`~locograd.nn.LayerCache` ``(inputs, pre, post)``."""
-        return LayerCache(self.inputs[m], self.pre[m], self.post[m])
+        """Layer ``m``'s :class:`~locograd.nn.LayerCache` ``(inputs, pre, post, saved)``."""
+        saved = None if self.saved is None else self.saved[m]
+        return LayerCache(self.inputs[m], self.pre[m], self.post[m], saved)
 
 
 class Grads(NamedTuple):
@@ -248,7 +252,24 @@ class Sequential:
             )
         dtype = self._dtype(params)
         B = getattr(trace.inputs[0], "shape", (None,))[0]
+        if trace.saved is not None and (
+            not isinstance(trace.saved, list | tuple) or len(trace.saved) != self.num_layers
+        ):
+            raise ValueError(
+                f"trace.saved: expected None or a list of {self.num_layers} entries from the forward pass"
+            )
         for m, layer in enumerate(self.layers):
+            saved = None if trace.saved is None else trace.saved[m]
+            if saved is not None:  # None: the backward pass forms what it needs again
+                per_example = layer.saved_shape(self.shapes[m])
+                want = None if per_example is None or B is None else (B * per_example[0], per_example[1])
+                shape, got_dtype = getattr(saved, "shape", None), getattr(saved, "dtype", None)
+                if want is None or shape is None or tuple(shape) != want or got_dtype != dtype:
+                    what = "None" if want is None else f"shape {want} and dtype {dtype}"
+                    found = f"{tuple(shape)} {got_dtype}" if shape is not None else type(saved).__name__
+                    raise ValueError(
+                        f"trace.saved[{m}]: expected {what} (from the network's forward), got {found}"
+                    )
             parts = [("inputs", self.shapes[m]), ("post", self.shapes[m + 1])]
             if layer.has_weights:
                 parts.insert(1, ("pre", self.shapes[m + 1]))
@@ -285,14 +306,15 @@ class Sequential:
         """
         params = self.check_params(params)
         self.check_input(x, params)
-        inputs, pre, post = [], [], []
+        inputs, pre, post, saved = [], [], [], []
         h = x
         for layer, layer_params in zip(self.layers, params, strict=True):
             h, cache = layer._forward(layer_params, h)
             inputs.append(cache.inputs)
             pre.append(cache.pre)
             post.append(cache.post)
-        return Trace(inputs, pre, post)
+            saved.append(cache.saved)
+        return Trace(inputs, pre, post, saved)
 
     def loss(self, params: Params, x: Array, y: Array) -> float:
         """The batch-mean loss :math:`L` as a Python float."""

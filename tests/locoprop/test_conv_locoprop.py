@@ -101,7 +101,7 @@ def test_the_s_exact_solution_on_a_conv_layer_is_the_closed_form_on_patches(case
     problems, _ = locoprop.local_problems(net, params, x, y, S(gamma=gamma, eta=eta))
     conv = net.layers[0]
     problem = problems[0]
-    assert problem.layer is conv and problem.pre.shape[0] == x.shape[0] * np.prod(
+    assert repr(problem.layer) == repr(conv) and problem.pre.shape[0] == x.shape[0] * np.prod(
         conv.output_shape(IN_SHAPE)[:2]
     )
     C = loop_covariance(x, conv)
@@ -161,3 +161,35 @@ def test_every_network_optimizer_steps_a_cnn() -> None:
             p, state, _ = opt.step(p, x, y, state)
         assert net.loss(p, x, y) < start, opt
         assert p[1] == {} and p[3] == {}  # the pooling and flattening layers have no parameters
+
+
+def test_the_patches_are_formed_once_per_outer_step(monkeypatch) -> None:
+    """LocoProp's inner steps on a conv layer are products on one patch matrix, the forward pass's: a
+    step gathers as many patches with K = 10 inner steps as with K = 1."""
+    from locograd import optim
+    from locograd.nn import conv as conv_module
+
+    calls = [0]
+    gather = conv_module.im2col
+
+    def counting(*args, **kwargs):
+        calls[0] += 1
+        return gather(*args, **kwargs)
+
+    monkeypatch.setattr(conv_module, "im2col", counting)
+    net = cnn(1, 1, "tanh")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((4, *IN_SHAPE)), rng.integers(0, 3, 4)
+
+    def gathered(steps: int) -> int:
+        opt = optim.LocoProp(net, M(gamma=1.0), GD(steps=steps, inner=optim.sgd(1e-3)))
+        params = net.init(seed=0)
+        calls[0] = 0
+        opt.step(params, x, y, opt.init(params))
+        return calls[0]
+
+    # only the forward pass gathers: two conv layers' patches (kept for the problems) and the pooling's windows
+    assert gathered(1) == gathered(10) == 3
+    # negative control: a convolution that does not keep its patches gathers them at every inner step
+    monkeypatch.setattr(nn.Conv2D, "for_inputs", lambda self, inputs, saved=None: self)
+    assert gathered(10) > gathered(1)

@@ -168,6 +168,66 @@ def test_pooling_backward_by_the_dot_product_test(pool, seed: int, B: int, C: in
         )
 
 
+@given(case=convolutions(), seed=seeds())
+def test_the_input_gradient_per_kernel_offset_is_col2im_of_the_patch_gradients(case, seed: int) -> None:
+    """``Conv2D.input_grad`` adds each kernel offset's G W[i, j]^T onto the pixels it read: the same sums
+    as col2im(G W_mat^T) in another grouping, so equal to (kh kw + c_out) eps of |G||W| summed likewise.
+    Negative control: the kernel's offsets reversed."""
+    conv, x, params = case
+    Ho, Wo, _ = conv.output_shape(x.shape[1:])
+    G = np.random.default_rng(seed).standard_normal((x.shape[0] * Ho * Wo, conv.c_out))
+    pads = conv.pads(*x.shape[1:3])
+    got = conv.input_grad(params, G, x.shape)
+    want = nn.col2im(G @ conv.weight_matrix(params).T, x.shape, conv.kernel, conv.stride, pads)
+    scale = nn.col2im(
+        np.abs(G) @ np.abs(conv.weight_matrix(params)).T, x.shape, conv.kernel, conv.stride, pads
+    )
+    n = conv.kernel[0] * conv.kernel[1] + conv.c_out
+    assert (np.abs(got - want) <= n * EPS * scale).all()
+    wrong = {"W": np.ascontiguousarray(params["W"][::-1, ::-1]), "b": params["b"]}
+    moved = conv.input_grad(wrong, G, x.shape)
+    assert conv.kernel == (1, 1) or np.abs(moved - want).max() > 1e-6 * max(np.abs(want).max(), 1e-300)
+
+
+@given(
+    seed=seeds(),
+    size=st.sampled_from([2, 3, (2, 3), (1, 2)]),
+    H=st.integers(3, 8),
+    W=st.integers(3, 8),
+    B=st.integers(1, 3),
+    C=st.integers(1, 3),
+)
+def test_max_pooling_fast_path_equals_the_windows_bit_for_bit(
+    seed: int, size, H: int, W: int, B: int, C: int
+) -> None:
+    """Non-overlapping windows (stride = size, rows and columns left over when the size does not divide
+    the image) take the fast path, a maximum over a view and a gradient written in place: the same bits as
+    the reference through im2col, argmax and col2im, ties included (integers from -2 to 2, and relu's zeros).
+    Negative control: the last largest entry of a tied window instead of the first is another gradient."""
+    from locograd.nn.conv import _Pool2D
+
+    pool = nn.MaxPool2D(size)
+    if pool.size[0] > H or pool.size[1] > W:
+        return
+    rng = np.random.default_rng(seed)
+    x = np.maximum(rng.integers(-2, 3, (B, H, W, C)).astype(np.float64), 0.0)
+    y, cache = pool.forward({}, x)
+    y_ref, cache_ref = _Pool2D._forward(pool, {}, x)
+    assert same_bits(y, y_ref)
+    g = rng.standard_normal(y.shape)
+    g_x, _ = pool.backward({}, cache, g)
+    g_ref, _ = _Pool2D._backward(pool, {}, cache_ref, g)
+    assert same_bits(g_x, g_ref)
+    flipped = x[:, ::-1, ::-1, :]  # the reversed image: a tie's first entry is the original's last
+    g_last = _Pool2D._backward(pool, {}, _Pool2D._forward(pool, {}, flipped)[1], g[:, ::-1, ::-1, :])[0][
+        :, ::-1, ::-1, :
+    ]
+    tied = (pool._tiles(x) == y[:, :, None, :, None, :]).sum(axis=(2, 4)) > 1
+    Ho, Wo = y.shape[1:3]
+    full = (Ho * pool.size[0], Wo * pool.size[1]) == (H, W)
+    assert not (tied.any() and full) or not same_bits(g_x, g_last)
+
+
 @pytest.mark.parametrize(
     ("size", "kernel", "stride", "pads"),
     [(5, 3, 1, (1, 1)), (6, 2, 2, (0, 0)), (5, 2, 2, (0, 1)), (7, 4, 3, (1, 2)), (4, 1, 2, (0, 0))],

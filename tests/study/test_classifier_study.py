@@ -1,6 +1,6 @@
 """A study of classifiers on a data set of your own: spec keys ``file`` and ``model``, accuracy in
-the trial records and the report, the file's content (not its path) in the trial keys, and the
-spec errors, each refused in one line before any trial runs."""
+the trial records and the report, the file's content (not its path) in the trial keys, a CNN study
+on images, and the spec errors, each refused in one line before any trial runs."""
 
 from __future__ import annotations
 
@@ -71,6 +71,49 @@ def test_a_classifier_study_on_a_file_reports_accuracy_and_keys_its_trials_by_co
     run(spec(tmp_path, table.replace(str(data), str(tmp_path / "other.npz"))), tmp_path / "c")
     other = {r["key"] for r in read_jsonl(str(tmp_path / "c" / "trials.jsonl"))}
     assert not other & set(keys)  # negative control: another file's trials are other trials
+
+
+def test_a_cnn_study_on_images_trains_every_method_and_reports_accuracy(tmp_path: Path) -> None:
+    """``model = "cnn"`` on 8x8 images: BackProp, K-FAC and LocoProp-M trials all finish (the study's
+    records name the CNN), and the report gives their accuracy."""
+    rng = np.random.default_rng(0)
+    images = rng.random((120, 8, 8))
+    labels = (images[:, :4].mean(axis=(1, 2)) > images[:, 4:].mean(axis=(1, 2))).astype(int)
+    data = tmp_path / "images.npz"
+    np.savez(data, x_train=images[:100], y_train=labels[:100], x_test=images[100:], y_test=labels[100:])
+    text = f"""
+name = "cnn"
+[tuning]
+epochs = 1
+[final]
+epochs = 1
+seeds = 1
+[datasets.images]
+file = "{data}"
+model = "cnn"
+widths = [2, 2, 4]
+batch_size = 25
+[optimizers.adam]
+lr = [1e-3, 1e-2]
+[optimizers.kfac]
+lr = 1.0
+[optimizers.locoprop-m]
+gamma = 1.0
+lr = 1e-4
+"""
+    path = tmp_path / "cnn.toml"
+    path.write_text(text, encoding="utf-8")
+    run(str(path), tmp_path / "out")
+    records = read_jsonl(str(tmp_path / "out" / "trials.jsonl"))
+    finished = [r for r in records if r["status"] == "finished"]
+    assert len(finished) == len(records) and {r["optimizer"] for r in finished} == {
+        "adam",
+        "kfac",
+        "locoprop-m",
+    }
+    config = json.loads(next((tmp_path / "out" / "trials").glob("*/config.json")).read_text())
+    assert config["settings"]["task"] == "cnn" and config["layers"][0].startswith("Conv2D(1, 2")
+    assert "| final test accuracy |" in (tmp_path / "out" / "report.md").read_text()
 
 
 @pytest.mark.parametrize(
