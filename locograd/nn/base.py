@@ -134,6 +134,7 @@ class Layer(ABC):
         """
         params = self.check_params(params)
         _check_like(g_y, cache, "post", "g_y")
+        self.check_saved(cache)
         g_x, grads = self._backward(params, cache, g_y)
         assert g_x is not None and grads is not None  # both halves were asked for
         return g_x, grads
@@ -141,6 +142,26 @@ class Layer(ABC):
     def saved_shape(self, in_shape: Shape) -> tuple[int, int] | None:
         """Per example, the shape of :attr:`LayerCache.saved` (rows per example, columns); ``None``: the layer saves nothing."""
         return None
+
+    def check_saved(self, cache: LayerCache, saved: Array | None = None, name: str = "cache.saved") -> None:
+        """``saved`` (default ``cache.saved``) ``None``, or of the shape and dtype this layer's forward
+        pass saves for ``cache.inputs`` (shapes only: its values are the forward pass's to vouch for).
+
+        Raises:
+            ValueError: e.g. ``"cache.saved: expected shape (50, 9) and dtype float64 like this layer's
+                forward on cache.inputs, got (49, 9) float64"``.
+        """
+        saved = cache.saved if saved is None else saved
+        if saved is None:
+            return
+        inputs = cache.inputs
+        per_example = self.saved_shape(tuple(inputs.shape[1:]))
+        want = None if per_example is None else (inputs.shape[0] * per_example[0], per_example[1])
+        shape, dtype = getattr(saved, "shape", None), getattr(saved, "dtype", None)
+        if want is None or shape is None or tuple(shape) != want or dtype != inputs.dtype:
+            what = "None" if want is None else f"shape {want} and dtype {inputs.dtype}"
+            got = f"{tuple(shape)} {dtype}" if shape is not None else type(saved).__name__
+            raise ValueError(f"{name}: expected {what} like this layer's forward on cache.inputs, got {got}")
 
     def jvp(self, params: LayerParams, tangent: LayerParams, cache: LayerCache, dot_x: Array | None) -> Array:
         r"""Forward-mode derivative: :math:`\dot A` of a weight layer along ``tangent`` (params-shaped) and the
@@ -246,6 +267,7 @@ class WeightLayer(Layer):
             ValueError, TypeError: ``g_y`` not an array of the shape and dtype of ``cache.post``.
         """
         _check_like(g_y, cache, "post", "g_y")
+        self.check_saved(cache)
         return self.transfer.vjp(cache.pre, g_y, cache.post)
 
     def backward_from_pre(
@@ -271,6 +293,7 @@ class WeightLayer(Layer):
         """
         params = self.check_params(params)
         _check_like(g_pre, cache, "pre", "g_pre")
+        self.check_saved(cache)
         return self._backward_from_pre(params, cache, g_pre, input_grad=input_grad, param_grads=param_grads)
 
 

@@ -287,6 +287,8 @@ class Conv2D(WeightLayer):
         >>> bound.patches(x) is bound.patches(x), repr(bound) == repr(conv)
         (True, True)
         """
+        if saved is not None:
+            self.check_saved(LayerCache(inputs, None, inputs), saved, "saved")
         bound = copy.copy(self)
         bound._formed = (inputs, im2col(inputs, *self._geometry(inputs)) if saved is None else saved)
         return bound
@@ -330,10 +332,10 @@ class Conv2D(WeightLayer):
                 "W": (P.T @ g_rows).reshape(*self.kernel, self.c_in, self.c_out),
                 "b": g_rows.sum(axis=0),
             }
-        g_x = self.input_grad(params, g_rows, cache.inputs.shape) if input_grad else None
+        g_x = self._input_grad(params, g_rows, cache.inputs.shape) if input_grad else None
         return g_x, grads
 
-    def input_grad(self, params: LayerParams, g_rows: Array, shape: tuple[int, int, int, int]) -> Array:
+    def _input_grad(self, params: LayerParams, g_rows: Array, shape: tuple[int, int, int, int]) -> Array:
         r""":math:`\partial L/\partial X` ``shape`` ``(B, H, W, c_in)`` from the pre-activation gradient rows
         :math:`G` ``(B*Ho*Wo, c_out)``: :func:`col2im` of :math:`G W_{\text{mat}}^\top`, computed one kernel
         offset at a time (:math:`G W[i, j]^\top`, ``(B*Ho*Wo, c_in)``, added onto the pixels that offset

@@ -170,14 +170,14 @@ def test_pooling_backward_by_the_dot_product_test(pool, seed: int, B: int, C: in
 
 @given(case=convolutions(), seed=seeds())
 def test_the_input_gradient_per_kernel_offset_is_col2im_of_the_patch_gradients(case, seed: int) -> None:
-    """``Conv2D.input_grad`` adds each kernel offset's G W[i, j]^T onto the pixels it read: the same sums
+    """``Conv2D._input_grad`` adds each kernel offset's G W[i, j]^T onto the pixels it read: the same sums
     as col2im(G W_mat^T) in another grouping, so equal to (kh kw + c_out) eps of |G||W| summed likewise.
     Negative control: the kernel's offsets reversed."""
     conv, x, params = case
     Ho, Wo, _ = conv.output_shape(x.shape[1:])
     G = np.random.default_rng(seed).standard_normal((x.shape[0] * Ho * Wo, conv.c_out))
     pads = conv.pads(*x.shape[1:3])
-    got = conv.input_grad(params, G, x.shape)
+    got = conv._input_grad(params, G, x.shape)
     want = nn.col2im(G @ conv.weight_matrix(params).T, x.shape, conv.kernel, conv.stride, pads)
     scale = nn.col2im(
         np.abs(G) @ np.abs(conv.weight_matrix(params)).T, x.shape, conv.kernel, conv.stride, pads
@@ -185,7 +185,7 @@ def test_the_input_gradient_per_kernel_offset_is_col2im_of_the_patch_gradients(c
     n = conv.kernel[0] * conv.kernel[1] + conv.c_out
     assert (np.abs(got - want) <= n * EPS * scale).all()
     wrong = {"W": np.ascontiguousarray(params["W"][::-1, ::-1]), "b": params["b"]}
-    moved = conv.input_grad(wrong, G, x.shape)
+    moved = conv._input_grad(wrong, G, x.shape)
     assert conv.kernel == (1, 1) or np.abs(moved - want).max() > 1e-6 * max(np.abs(want).max(), 1e-300)
 
 
@@ -361,3 +361,34 @@ def test_the_conv_layers_and_a_cnn_locoprop_step_on_every_backend(bk) -> None:
     new, _, _ = opt.step(on_device, X, Y, opt.init(on_device))
     ref, _, _ = opt.step(params, x, y, opt.init(params))
     assert relative_error([{k: bk.numpy(v) for k, v in p.items()} for p in new], ref) <= 1e-10
+
+
+def test_saved_patches_of_another_shape_are_refused_in_one_line() -> None:
+    """A cache, a trace or ``for_inputs`` whose saved patches are not what the forward pass saves for
+    those inputs: refused naming the part, before any product (never a silent wrong gradient)."""
+    conv = nn.Conv2D(1, 2, 3, padding="same")
+    params, _ = conv.init(np.random.default_rng(0), (5, 5, 1), np.float64, None)
+    x = np.ones((2, 5, 5, 1))
+    y, cache = conv.forward(params, x)
+    assert cache.saved.shape == (50, 9)
+    wrong = cache._replace(saved=cache.saved[:-1])
+    with pytest.raises(
+        ValueError,
+        match=r"^cache.saved: expected shape \(50, 9\) and dtype float64 .* got \(49, 9\) float64$",
+    ):
+        conv.backward(params, wrong, np.ones_like(y))
+    with pytest.raises(ValueError, match=r"^saved: expected shape \(50, 9\)"):
+        conv.for_inputs(x, cache.saved[:, :-1])
+    net = nn.Sequential(
+        [conv, nn.MaxPool2D(2), nn.Flatten(), nn.Dense(8, 2, "softmax")],
+        "softmax_cross_entropy",
+        in_shape=(5, 5, 1),
+    )
+    params = net.init(seed=0)
+    trace = net.forward(params, x)
+    for m, bad in ((0, trace.saved[0][:, :3]), (1, trace.saved[0])):
+        saved = list(trace.saved)
+        saved[m] = bad
+        with pytest.raises(ValueError, match=rf"^trace.saved\[{m}\]: expected "):
+            net.backward(params, trace._replace(saved=saved), np.array([0, 1]))
+    conv.backward(params[0], cache, np.ones_like(y))  # negative control: the forward's own cache is taken
