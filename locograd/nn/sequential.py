@@ -236,7 +236,8 @@ class Sequential:
         """Check that ``trace`` is a :class:`Trace` of this network at the parameters' dtype: shapes only.
 
         Every ``inputs[m]`` ``(B, *in_shape_m)``, ``pre[m]`` (weight layers) and ``post[m]``
-        ``(B, *out_shape_m)`` with one batch size ``B`` and the dtype of ``params`` (no pass over the
+        ``(B, *out_shape_m)`` with one batch size ``B`` and the dtype of ``params``, and any saved
+        patches of the shape the layer saves (:meth:`~locograd.nn.Layer.check_saved`; no pass over the
         data), so that a trace of another network, batch or dtype is refused instead of broadcast or upcast.
 
         Raises:
@@ -259,17 +260,6 @@ class Sequential:
                 f"trace.saved: expected None or a list of {self.num_layers} entries from the forward pass"
             )
         for m, layer in enumerate(self.layers):
-            saved = None if trace.saved is None else trace.saved[m]
-            if saved is not None:  # None: the backward pass forms what it needs again
-                per_example = layer.saved_shape(self.shapes[m])
-                want = None if per_example is None or B is None else (B * per_example[0], per_example[1])
-                shape, got_dtype = getattr(saved, "shape", None), getattr(saved, "dtype", None)
-                if want is None or shape is None or tuple(shape) != want or got_dtype != dtype:
-                    what = "None" if want is None else f"shape {want} and dtype {dtype}"
-                    found = f"{tuple(shape)} {got_dtype}" if shape is not None else type(saved).__name__
-                    raise ValueError(
-                        f"trace.saved[{m}]: expected {what} (from the network's forward), got {found}"
-                    )
             parts = [("inputs", self.shapes[m]), ("post", self.shapes[m + 1])]
             if layer.has_weights:
                 parts.insert(1, ("pre", self.shapes[m + 1]))
@@ -283,6 +273,8 @@ class Sequential:
                         f"trace.{part}[{m}]: expected shape {expected} and dtype {dtype} "
                         f"(a Trace of this network from its forward at these params), got {got}"
                     )
+            if trace.saved is not None:  # an entry None: the backward pass forms what it needs again
+                layer.check_saved(trace.cache(m), name=f"trace.saved[{m}]")
         return trace
 
     def check_input(self, x: Array, params: Params, name: str = "x") -> Array:
