@@ -18,6 +18,7 @@ import argparse
 import numpy as np
 
 from locograd import nn, optim
+from locograd.testing import gauss_newton_block
 
 
 def network(image: int, channels: tuple[int, int], pool: int, classes: int) -> nn.Sequential:
@@ -29,22 +30,6 @@ def network(image: int, channels: tuple[int, int], pool: int, classes: int) -> n
     h, w, _ = second.output_shape(window.output_shape(first.output_shape((image, image, 1))))
     layers = [first, window, second, nn.Flatten(), nn.Dense(h * w * c2, classes)]
     return nn.Sequential(layers, "squared_error", in_shape=(image, image, 1))
-
-
-def gauss_newton_block(net: nn.Sequential, params: list, x: np.ndarray, m: int) -> np.ndarray:
-    """(1/B) sum_n J_n^T J_n for layer m's W~ (row-major vec), J_n by central differences with step 1."""
-    layer = net.layers[m]
-    w = layer.stack(params[m])
-    columns = []
-    for i in range(w.size):
-        e = np.zeros(w.size)
-        e[i] = 1.0
-        plus, minus = list(params), list(params)
-        plus[m] = layer.unstack(w + e.reshape(w.shape))
-        minus[m] = layer.unstack(w - e.reshape(w.shape))
-        columns.append((net.forward(plus, x).pre[-1] - net.forward(minus, x).pre[-1]) / 2)
-    J = np.stack(columns, axis=-1)
-    return np.einsum("bdi,bdj->ij", J, J) / x.shape[0]
 
 
 def gaps(net: nn.Sequential, seed: int, batch: int) -> dict[int, float]:

@@ -20,12 +20,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 from hypothesis import given
 from hypothesis import strategies as st
 
 from locograd import locoprop, nn, optim
-from locograd.testing import relative_error
+from locograd.testing import gauss_newton_block, relative_error
 
 from .locoprop.test_conv_locoprop import IN_SHAPE, cases, cnn, loop_covariance
 from .nn.test_conv import loop_patches
@@ -128,23 +130,6 @@ def deep_linear_cnns(
     return net, params, rng.standard_normal((B, *in_shape)), rng.standard_normal((B, d))
 
 
-def ggn_block(net, params, x, m: int) -> np.ndarray:
-    """(1/B) sum_n J_n^T J_n for layer m's W~ (row-major vec), J_n by central differences with step 1:
-    exact up to rounding for a network linear in the layer's weights."""
-    layer = net.layers[m]
-    w = layer.stack(params[m])
-    columns = []
-    for i in range(w.size):
-        e = np.zeros(w.size)
-        e[i] = 1.0
-        plus, minus = list(params), list(params)
-        plus[m] = layer.unstack(w + e.reshape(w.shape))
-        minus[m] = layer.unstack(w - e.reshape(w.shape))
-        columns.append((net.forward(plus, x).pre[-1] - net.forward(minus, x).pre[-1]) / 2)
-    J = np.stack(columns, axis=-1)  # (B, d, |W~|)
-    return np.einsum("bdi,bdj->ij", J, J) / x.shape[0]
-
-
 def kfc_block(net, params, x, y, m: int, fisher: str) -> np.ndarray:
     """Omega kron Gamma of layer m after one K-FAC step with decay 0 (the state's undamped factors)."""
     opt = optim.KFAC(net, lr=0.1, momentum=0.0, decay=0.0, fisher=fisher)
@@ -159,7 +144,7 @@ def test_kfc_with_one_position_per_layer_is_the_exact_gauss_newton_block(case) -
     ulps of the outputs, the factors by a few hundred ulps of their sums."""
     net, params, x, y = case
     for m in net.weight_layers:
-        ggn = ggn_block(net, params, x, m)
+        ggn = gauss_newton_block(net, params, x, m)
         np.testing.assert_allclose(
             kfc_block(net, params, x, y, m, "expected"), ggn, rtol=1e-9, atol=1e-11 * np.abs(ggn).max()
         )
@@ -169,7 +154,7 @@ def test_kfc_with_one_position_per_layer_is_the_exact_gauss_newton_block(case) -
 
 def kfc_gap(net, params, x, y, m: int) -> float:
     """||Omega kron Gamma - F||_F / ||F||_F for layer m of a deep linear network (F its Gauss-Newton block)."""
-    ggn = ggn_block(net, params, x, m)
+    ggn = gauss_newton_block(net, params, x, m)
     return float(np.linalg.norm(kfc_block(net, params, x, y, m, "expected") - ggn) / np.linalg.norm(ggn))
 
 
@@ -281,3 +266,17 @@ def test_a_cnn_jvp_is_the_adjoint_of_its_vjp(seed: int, pool: str, stride: int, 
     without_kernel[-1] = tangent[-1]  # only the conv kernels' part dropped
     moved = (net.jvp(params, trace, without_kernel) * V).sum()
     assert abs(moved - sum(p.sum() for p in products)) > 1e-6 * scale
+
+
+def test_gauss_newton_block_refuses_a_layer_without_weights_in_one_line() -> None:
+    net = cnn(1, "same", "tanh")
+    params, x = net.init(seed=0), np.ones((2, *IN_SHAPE))
+    for layer, message in ((1, r"^layer: layer 1 \(AvgPool2D.* has no weights$"), (9, r"^layer: expected")):
+        try:
+            gauss_newton_block(net, params, x, layer)
+        except ValueError as exc:
+            assert re.match(message, str(exc)) and "\n" not in str(exc), exc
+        else:
+            raise AssertionError(f"layer {layer} was taken")
+    n = net.layers[4].stack(params[4]).size  # negative control: the dense layer is taken
+    assert gauss_newton_block(net, params, x, 4).shape == (n, n)

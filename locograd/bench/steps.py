@@ -189,21 +189,7 @@ def torch_stepper(kind: str, net: MLP, batch: int, device: str, seed: int = 0, d
             opt.step()
 
     else:
-        from locograd.locoprop import GD
-        from locograd.locoprop.solvers import lr_factor_at
-
-        solver, variant = built.solver, built.variant
-        _twin_check(
-            kind,
-            variant.name == "M"
-            and variant.eta is None
-            and isinstance(solver, GD)
-            and solver.inner is not None
-            and solver.inner.name == "sgd",
-            built,
-        )
-        gamma, K = variant.gamma, solver.steps
-        rates = [solver.base_lr * lr_factor_at(solver.lr_factor, k, K) for k in range(K)]
+        gamma, rates = _locoprop_m_rates(kind, built)
         inner = [torch.optim.SGD([W, b], lr=rates[0]) for W, b in zip(Ws, bs, strict=True)]
 
         def step() -> None:
@@ -363,21 +349,7 @@ def torch_cnn_stepper(
             opt.step()
 
     else:
-        from locograd.locoprop import GD
-        from locograd.locoprop.solvers import lr_factor_at
-
-        solver, variant = built.solver, built.variant
-        _twin_check(
-            kind,
-            variant.name == "M"
-            and variant.eta is None
-            and isinstance(solver, GD)
-            and solver.inner is not None
-            and solver.inner.name == "sgd",
-            built,
-        )
-        gamma, K = variant.gamma, solver.steps
-        rates = [solver.base_lr * lr_factor_at(solver.lr_factor, k, K) for k in range(K)]
+        gamma, rates = _locoprop_m_rates(kind, built)
         inner = {m: torch.optim.SGD([mats[m], biases[m]], lr=rates[0]) for m in weighted}
 
         def step() -> None:
@@ -422,6 +394,26 @@ def torch_cnn_stepper(
         return out
 
     return Stepper(step, sync, 1, current)
+
+
+def _locoprop_m_rates(kind: str, built: Any) -> tuple[float, list[float]]:
+    """``(gamma, rates)`` of a built LocoProp-M with K inner SGD steps and no proximal term: the inner
+    step ``k``'s rate, the base rate times the solver's within-batch factor (refused otherwise)."""
+    from locograd.locoprop import GD
+    from locograd.locoprop.solvers import lr_factor_at
+
+    solver, variant = built.solver, built.variant
+    _twin_check(
+        kind,
+        variant.name == "M"
+        and variant.eta is None
+        and isinstance(solver, GD)
+        and solver.inner is not None
+        and solver.inner.name == "sgd",
+        built,
+    )
+    K = solver.steps
+    return variant.gamma, [solver.base_lr * lr_factor_at(solver.lr_factor, k, K) for k in range(K)]
 
 
 def _twin_check(kind: str, ok: bool, built: Any) -> None:

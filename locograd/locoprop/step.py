@@ -117,6 +117,7 @@ def _local_problems_and_trace(
     trace = net.forward(params, x)
     grads = net.backward(params, trace, y, weight_grads=False)
     gamma = check_gamma(variant.gamma)
+    saved = trace.saved or [None] * net.num_layers
     problems = []
     for m in net.weight_layers:
         layer = net.layers[m]
@@ -130,9 +131,7 @@ def _local_problems_and_trace(
                 variant.name,
                 params[m],
                 variant.eta,
-                layer.for_inputs(
-                    trace.inputs[m], trace.cache(m).saved
-                ),  # a convolution's patches, for every inner step
+                layer.for_inputs(trace.inputs[m], saved[m]),  # a convolution's patches, for every inner step
             )
         )
     return problems, grads, trace

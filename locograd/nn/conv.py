@@ -28,11 +28,11 @@ from typing import Any, Literal
 
 import numpy as np
 
-from ..backend import Array, array_namespace, check_float_array, namespace_for
+from ..backend import Array, array_namespace, check_float_array
 from ..transfer import Transfer, get
 from ..validators import integer
 from .base import Layer, LayerCache, LayerParams, Shape, WeightLayer
-from .dense import BIAS_INITS
+from .dense import BIAS_INITS, glorot_params
 
 Padding = tuple[int, int, int, int]
 """``(top, bottom, left, right)`` rows and columns of zeros around an image."""
@@ -225,16 +225,9 @@ class Conv2D(WeightLayer):
         """Glorot-uniform ``W`` (fan-in ``kh*kw*c_in``, fan-out ``kh*kw*c_out``), then the bias."""
         out_shape = self.output_shape(in_shape)
         kh, kw = self.kernel
-        limit = np.sqrt(6.0 / (self.fan_in + kh * kw * self.c_out))
-        W = rng.uniform(-limit, limit, size=(kh, kw, self.c_in, self.c_out))
-        n = self.c_out
-        b = (
-            rng.uniform(-np.sqrt(3.0 / n), np.sqrt(3.0 / n), size=n)
-            if self.bias_init == "glorot"
-            else np.zeros(n)
-        )
-        xp = namespace_for(device)
-        return {"W": xp.asarray(W, dtype=dtype), "b": xp.asarray(b, dtype=dtype)}, out_shape
+        shape = (kh, kw, self.c_in, self.c_out)
+        params = glorot_params(rng, shape, self.fan_in, kh * kw * self.c_out, self.bias_init, dtype, device)
+        return params, out_shape
 
     def check_params(self, params: object, name: str = "params") -> LayerParams:
         """``{"W": (kh, kw, c_in, c_out), "b": (c_out,)}`` of one floating dtype and backend."""
@@ -328,10 +321,7 @@ class Conv2D(WeightLayer):
         grads = None
         if param_grads:  # the forward pass's patches where the cache has them
             P = self.patches(cache.inputs) if cache.saved is None else cache.saved
-            grads = {
-                "W": (P.T @ g_rows).reshape(*self.kernel, self.c_in, self.c_out),
-                "b": g_rows.sum(axis=0),
-            }
+            grads = self._transpose_on(P, g_rows)
         g_x = self._input_grad(params, g_rows, cache.inputs.shape) if input_grad else None
         return g_x, grads
 
@@ -384,8 +374,11 @@ class Conv2D(WeightLayer):
 
     def linear_transpose(self, inputs: Array, r: Array) -> LayerParams:
         r"""``{"W": (P^T R) reshaped to the kernel, "b": sum of R's rows}``."""
-        gW = self.patches(inputs).T @ r
-        return {"W": gW.reshape(*self.kernel, self.c_in, self.c_out), "b": r.sum(axis=0)}
+        return self._transpose_on(self.patches(inputs), r)
+
+    def _transpose_on(self, P: Array, r: Array) -> LayerParams:
+        r""":math:`P^\top R` as a kernel, and the bias gradient, for patch rows ``P``."""
+        return {"W": (P.T @ r).reshape(*self.kernel, self.c_in, self.c_out), "b": r.sum(axis=0)}
 
     def design_gram(self, inputs: Array) -> Array:
         r""":math:`\tilde X^\top\tilde X`: the patch covariance (unnormalised) with its bias row and column."""
@@ -408,7 +401,25 @@ class Conv2D(WeightLayer):
         return {"W": w[:-1].reshape(*self.kernel, self.c_in, self.c_out), "b": w[-1]}
 
 
-class _Pool2D(Layer):
+class _Parameterless(Layer):
+    """A layer without parameters (pooling, flattening): ``init`` draws nothing, ``params`` is ``{}``."""
+
+    def init(
+        self, rng: np.random.Generator, in_shape: Shape, dtype: Any, device: str | None
+    ) -> tuple[LayerParams, Shape]:
+        """No parameters: ``({}, out_shape)`` (draws nothing from ``rng``)."""
+        return {}, self.output_shape(in_shape)
+
+    def check_params(self, params: object, name: str = "params") -> LayerParams:
+        """``{}``: the layer has no parameters."""
+        if params != {}:
+            raise ValueError(
+                f"{name}: {self!r} has no parameters; expected {{}}, got {type(params).__name__}"
+            )
+        return {}
+
+
+class _Pool2D(_Parameterless):
     """A pooling window over each channel of NHWC images, no padding, no weights."""
 
     def __init__(self, size: int | tuple[int, int], stride: int | tuple[int, int] | None = None) -> None:
@@ -434,20 +445,6 @@ class _Pool2D(Layer):
             _out_size(W, self.size[1], self.stride[1], 0, 0),
             C,
         )
-
-    def init(
-        self, rng: np.random.Generator, in_shape: Shape, dtype: Any, device: str | None
-    ) -> tuple[LayerParams, Shape]:
-        """No parameters: ``({}, out_shape)`` (draws nothing from ``rng``)."""
-        return {}, self.output_shape(in_shape)
-
-    def check_params(self, params: object, name: str = "params") -> LayerParams:
-        """``{}``: a pooling layer has no parameters."""
-        if params != {}:
-            raise ValueError(
-                f"{name}: {self!r} has no parameters; expected {{}}, got {type(params).__name__}"
-            )
-        return {}
 
     def check_input(self, x: object, dtype: Any, name: str = "x", where: str = "") -> Array:
         """A floating NHWC batch whose size fits the window."""
@@ -608,7 +605,7 @@ class AvgPool2D(_Pool2D):
         return xp.broadcast_to(g_y[:, :, :, None, :] / n, (*g_y.shape[:3], n, g_y.shape[3]))
 
 
-class Flatten(Layer):
+class Flatten(_Parameterless):
     """``(B, *shape)`` to ``(B, prod(shape))``, row-major (NHWC images become ``H*W*C`` features)."""
 
     def __repr__(self) -> str:
@@ -617,20 +614,6 @@ class Flatten(Layer):
     def output_shape(self, in_shape: Shape) -> Shape:
         """``(prod(in_shape),)``."""
         return (int(np.prod(in_shape)),)
-
-    def init(
-        self, rng: np.random.Generator, in_shape: Shape, dtype: Any, device: str | None
-    ) -> tuple[LayerParams, Shape]:
-        """No parameters."""
-        return {}, self.output_shape(in_shape)
-
-    def check_params(self, params: object, name: str = "params") -> LayerParams:
-        """``{}``: flattening has no parameters."""
-        if params != {}:
-            raise ValueError(
-                f"{name}: Flatten() has no parameters; expected {{}}, got {type(params).__name__}"
-            )
-        return {}
 
     def check_input(self, x: object, dtype: Any, name: str = "x", where: str = "") -> Array:
         """A floating batch of at least one axis beyond the batch."""

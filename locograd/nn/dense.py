@@ -123,6 +123,26 @@ def unstack(w: Array) -> LayerParams:
     return {"W": w[:-1], "b": w[-1]}
 
 
+def glorot_params(
+    rng: np.random.Generator,
+    shape: tuple[int, ...],
+    fan_in: int,
+    fan_out: int,
+    bias_init: Literal["zeros", "glorot"],
+    dtype: Any,
+    device: str | None,
+) -> LayerParams:
+    r"""``{"W": shape, "b": (shape[-1],)}``: ``W ~ U(-s, s)``, :math:`s = \sqrt{6/(\mathrm{fan_{in}} + \mathrm{fan_{out}})}`
+    (Glorot uniform), then the bias: zeros (drawing nothing) or ``"glorot"``'s :math:`U(\pm\sqrt{3/n})`
+    for ``n = shape[-1]``; drawn in float64 on the host, then cast to ``dtype`` and moved to ``device``."""
+    limit = np.sqrt(6.0 / (fan_in + fan_out))
+    W = rng.uniform(-limit, limit, size=shape)
+    n = shape[-1]
+    b = rng.uniform(-np.sqrt(3.0 / n), np.sqrt(3.0 / n), size=n) if bias_init == "glorot" else np.zeros(n)
+    xp = namespace_for(device)
+    return {"W": xp.asarray(W, dtype=dtype), "b": xp.asarray(b, dtype=dtype)}
+
+
 class Dense(WeightLayer):
     r"""A fully connected layer :math:`Y = f(XW + b)`, ``(B, d_in) -> (B, d_out)``.
 
@@ -177,16 +197,10 @@ class Dense(WeightLayer):
     ) -> tuple[LayerParams, Shape]:
         """Glorot-uniform ``W``, then the bias (zeros draw nothing), in float64 on the host, then cast and moved."""
         out_shape = self.output_shape(in_shape)
-        limit = np.sqrt(6.0 / (self.d_in + self.d_out))
-        W = rng.uniform(-limit, limit, size=(self.d_in, self.d_out))
-        n = self.d_out
-        b = (
-            rng.uniform(-np.sqrt(3.0 / n), np.sqrt(3.0 / n), size=n)
-            if self.bias_init == "glorot"
-            else np.zeros(n)
+        params = glorot_params(
+            rng, (self.d_in, self.d_out), self.d_in, self.d_out, self.bias_init, dtype, device
         )
-        xp = namespace_for(device)
-        return {"W": xp.asarray(W, dtype=dtype), "b": xp.asarray(b, dtype=dtype)}, out_shape
+        return params, out_shape
 
     def check_params(self, params: object, name: str = "params") -> LayerParams:
         """``{"W": (d_in, d_out), "b": (d_out,)}`` of one floating dtype and backend."""
