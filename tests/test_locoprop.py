@@ -361,6 +361,11 @@ def test_s_closed_form_eta_to_infinity_is_pseudo_inverse(ing: dict) -> None:
 def test_s_is_linear_in_gamma_and_g_but_m_is_not(ing: dict, c: float, K: int) -> None:
     """S (closed form and K GD steps) is linear in gamma and G.
 
+    The plain S only: the per-layer-normalised variant (``S(gamma, normalised=True)``, not in the
+    paper) is excluded.  Its gamma_m = gamma / RMS(G_m) is homogeneous of degree -1 in G, so its
+    offset gamma_m G_m is of degree 0: scaling G does not scale its step, and linearity in G cannot
+    hold (``test_normalised_s_is_not_linear_in_g`` shows it: doubling G leaves that step unchanged).
+
     Relative 1e-7 covers the solves' relative error (cond(C + I/eta) <= 1 + 10 * 64 * 33: <= ~1e-10).
     Absolutely, each computed step errs by what rounding allows (the old floor 1e-12 did not cover a
     small step, whose W~ - W~_t rounds by eps |W~_t|): for the closed form, eta times the right-hand

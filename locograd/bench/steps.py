@@ -406,6 +406,7 @@ def _locoprop_m_rates(kind: str, built: Any) -> tuple[float, list[float]]:
     _twin_check(
         kind,
         variant.name == "M"
+        and not variant.normalised  # the twin's targets use the plain gamma
         and variant.eta is None
         and isinstance(solver, GD)
         and solver.inner is not None

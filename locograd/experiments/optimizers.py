@@ -2,7 +2,8 @@ r"""Optimizers by name for experiments, with documented defaults per data set.
 
 Every name builds a :class:`~locograd.optim.NetOptimizer`: the BackProp names a
 :class:`~locograd.optim.BackProp` (one step of the named first-order optimizer on
-:math:`\partial L/\partial W` per batch), ``locoprop-s`` and ``locoprop-m`` a
+:math:`\partial L/\partial W` per batch), ``locoprop-s`` and ``locoprop-m`` (and their
+``-normalised`` variants, which are not in the paper) a
 :class:`~locograd.optim.LocoProp` (``K`` inner steps per batch), the second-order names
 :class:`~locograd.optim.KFAC`, :class:`~locograd.optim.Shampoo` and :class:`~locograd.optim.FOOF`.
 
@@ -17,6 +18,8 @@ Every name builds a :class:`~locograd.optim.NetOptimizer`: the BackProp names a
 | foof       | FOOF, input covariance average 0.95 (:class:`~locograd.optim.FOOF`) | lr, damping |
 | locoprop-s | LocoProp-S, K steps of TF1-RMSProp per layer, within-batch factor max(1 - k/K, 0.25) | gamma, K, lr |
 | locoprop-m | LocoProp-M, likewise (the released method)    | gamma, K, lr                             |
+| locoprop-s-normalised | LocoProp-S with per-layer-normalised targets, NOT in the paper: layer m's target step is gamma_m G_m with gamma_m = gamma / max(RMS(G_m), 1e-30), so gamma (dimensionless) is the RMS of every layer's target step; otherwise as locoprop-s | gamma 0.01, K, lr as locoprop-s (untuned) |
+| locoprop-m-normalised | LocoProp-M likewise, NOT in the paper          | gamma 0.01, K, lr as locoprop-m (untuned) |
 
 Defaults: the settings the studies chose under one protocol for every optimizer (5 points
 per axis, edge extension, 3 seeds in the final runs; ``docs/results/*/report.md``).  On
@@ -24,7 +27,10 @@ CURVES: the CURVES study's chosen points, for every name.  On MNIST-format sets:
 Fashion-MNIST study's for ``adam``, ``kfac``, ``shampoo`` and ``locoprop-m``; ``rmsprop-tf1``
 keeps the released 1e-5 there, since the rate the study chose (1e-3, best after 30 steps) rose
 from epoch 2 on in all its final runs; ``sgd``, ``momentum``, ``foof`` and ``locoprop-s``, which
-that study did not run, keep common untuned values there.  K 10 is the released value.  ``tests/test_defaults.py`` checks these
+that study did not run, keep common untuned values there.  The two ``-normalised`` names (no
+study ran them) take gamma 0.01 on every set and the plain variant's K, inner optimizer and rate;
+their resolved settings add ``"normalised": True``, a key the other names do not have (so theirs,
+and the trial keys hashed from them, are unchanged).  K 10 is the released value.  ``tests/test_defaults.py`` checks these
 values against the studies' ``summary.json``.  ``official`` is the released configuration
 exactly (:func:`locograd.optim.official`), untouched by the studies.
 """
@@ -49,7 +55,13 @@ OPTIMIZERS: tuple[str, ...] = (
     "foof",
     "locoprop-s",
     "locoprop-m",
+    "locoprop-s-normalised",
+    "locoprop-m-normalised",
 )
+NORMALISED = ("locoprop-s-normalised", "locoprop-m-normalised")
+"""The per-layer-normalised LocoProp variants (locograd's, not in the paper): ``gamma`` is the RMS of
+every layer's target step (:class:`~locograd.locoprop.S` / :class:`~locograd.locoprop.M` with
+``normalised=True``)."""
 SECOND_ORDER = ("kfac", "shampoo", "foof")
 INNER = ("sgd", "momentum", "nesterov", "adam", "adagrad", "rmsprop", "rmsprop_tf1")
 SOLVERS = ("gd", "exact")
@@ -74,6 +86,20 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     },
     "locoprop-m": {
         "gamma": {"curves": 3.16228, "mnist": 31.6228},
+        "steps": RELEASED_STEPS,
+        "inner": "rmsprop_tf1",
+        "lr": {"curves": 3e-06, "mnist": 1e-05},
+    },
+    # not in the paper and not tuned by a study: gamma is dimensionless (each layer's target step has
+    # RMS gamma); K, the inner optimizer and its rate are the plain variant's
+    "locoprop-s-normalised": {
+        "gamma": 0.01,
+        "steps": RELEASED_STEPS,
+        "inner": "rmsprop_tf1",
+        "lr": {"curves": 3e-07, "mnist": 1e-5},
+    },
+    "locoprop-m-normalised": {
+        "gamma": 0.01,
         "steps": RELEASED_STEPS,
         "inner": "rmsprop_tf1",
         "lr": {"curves": 3e-06, "mnist": 1e-05},
@@ -146,13 +172,15 @@ def settings(
     resolved: dict[str, Any] = {"optimizer": name, "lr": default(name, "lr", family) if lr is None else lr}
     if name.startswith("locoprop"):
         resolved.update(
-            variant=name[-1].upper(),
+            variant=name.split("-")[1].upper(),  # "locoprop-m" and "locoprop-m-normalised": "M"
             gamma=default(name, "gamma", family) if gamma is None else gamma,
             eta=eta,
             steps=default(name, "steps", family) if steps is None else steps,
             solver=solver or "gd",
             inner=inner or default(name, "inner", family),
         )
+        if name in NORMALISED:  # only these names: the plain names' settings (and keys) are unchanged
+            resolved["normalised"] = True
     else:
         given = {"gamma": gamma, "eta": eta, "steps": steps, "solver": solver, "inner": inner}
         extra = [k for k, v in given.items() if v is not None]
@@ -188,7 +216,9 @@ def build(
     inner = optim.get(resolved["inner"], lr=lr)
     if name.startswith("locoprop"):
         variant_type = locoprop.S if resolved["variant"] == "S" else locoprop.M
-        variant = variant_type(gamma=resolved["gamma"], eta=resolved["eta"])
+        variant = variant_type(
+            gamma=resolved["gamma"], eta=resolved["eta"], normalised=resolved.get("normalised", False)
+        )
         solver: locoprop.GD | locoprop.Exact
         if resolved["solver"] == "exact":
             solver = locoprop.Exact()

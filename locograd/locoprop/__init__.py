@@ -2,7 +2,10 @@ r"""LocoProp: settings, targets, local objectives, local solvers and the whole-n
 
 * :class:`S`, :class:`M` (the variant: ``gamma``, ``eta``) and :class:`GD`, :class:`Exact` (the
   local solver): small frozen settings objects, checked when built.
-* :func:`targets`: :math:`A^* = A - \gamma G` (S), :math:`Y^* = f(A) - \gamma G` (M).
+* :func:`targets`: :math:`A^* = A - \gamma G` (S), :math:`Y^* = f(A) - \gamma G` (M);
+  ``S(gamma, normalised=True)`` / ``M(gamma, eta, normalised=True)`` (not in the paper) use the
+  per-layer :math:`\gamma_m = \gamma/\max(\mathrm{RMS}(G_m), \tau)` (:func:`normalised_gamma`,
+  :func:`normalised_offset`).
 * :class:`LocalProblem`, :func:`objective`, :func:`objective_change`, :func:`gradient`: one layer's
   :math:`J_S` / :math:`J_M` with bias and optional proximal term, held in the displacement from
   its anchor (the offset :math:`\gamma G`, never a subtracted target).
@@ -35,7 +38,7 @@ from .step import (
     solve_layer,
     step,
 )
-from .targets import VARIANTS, targets
+from .targets import VARIANTS, normalised_gamma, normalised_offset, targets
 
 __all__ = [
     "GD",
@@ -58,6 +61,8 @@ __all__ = [
     "hessian_vector_product",
     "local_problems",
     "newton_step",
+    "normalised_gamma",
+    "normalised_offset",
     "objective",
     "objective_change",
     "residual",

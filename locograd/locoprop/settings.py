@@ -8,6 +8,8 @@ A step reads as its maths does::
   proximal weight :math:`\eta` of the local objective
   (:math:`J_S`: squared loss to :math:`A^* = A - \gamma G`; :math:`J_M`: the matching loss to
   :math:`Y^* = f(A) - \gamma G`; both plus :math:`\|\tilde W - \tilde W_t\|^2/(2\eta)`).
+  ``normalised=True`` (not in the paper) replaces :math:`\gamma` by the per-layer
+  :math:`\gamma_m = \gamma / \max(\mathrm{RMS}(G_m), \tau)`.
 * :class:`GD` runs ``steps`` inner steps of plain gradient descent with step size ``lr``, or of a
   first-order optimizer ``inner`` (its learning rate replaced by ``lr`` when given), the step size
   of inner step ``k`` scaled by ``lr_factor(k, K)``.
@@ -55,39 +57,71 @@ def check_inner(inner: Any) -> Any:
     return inner
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class _Variant:
-    """What S and M share: the target step and the proximal weight."""
+    r"""What S and M share: the target step, the proximal weight and the normalisation flag.
+
+    ``normalised=True`` (keyword only; NOT in the paper, a locograd variant) makes ``gamma``
+    dimensionless: each weight layer :math:`m` gets its own step
+    :math:`\gamma_m = \gamma / \max(\mathrm{RMS}(G_m), \tau)`, the RMS over all ``B*d_out`` entries
+    (a convolution's ``B*P`` rows) of the batch's :math:`G_m = \partial L/\partial A_m`,
+    :math:`\tau` = :data:`~locograd.locoprop.targets.TAU`; the offset :math:`\gamma_m G_m` then has
+    RMS :math:`\gamma` in every layer whatever the scale of its gradient
+    (:func:`~locograd.locoprop.targets.normalised_offset`).  The repr shows the flag only when set,
+    so the plain variants print as before.
+    """
 
     name: ClassVar[str]
     gamma: float = 1.0
     eta: float | None = None
+    normalised: bool = dataclasses.field(default=False, kw_only=True)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gamma", number("gamma", self.gamma, low=0, low_open=True))
         object.__setattr__(self, "eta", number("eta", self.eta, low=0, low_open=True, allow_none=True))
+        if not isinstance(self.normalised, bool):
+            raise ValueError(f"normalised: expected True or False, got {self.normalised!r}")
+
+    def __repr__(self) -> str:
+        flag = ", normalised=True" if self.normalised else ""
+        return f"{type(self).__qualname__}(gamma={self.gamma!r}, eta={self.eta!r}{flag})"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class S(_Variant):
     r"""LocoProp-S: the squared loss to the pre-activation target :math:`A^* = A - \gamma G`.
 
     Attributes:
-        gamma: the target step :math:`\gamma > 0`.
+        gamma: the target step :math:`\gamma > 0` (with ``normalised``: the RMS of every layer's
+            target step, dimensionless, typically 1e-3 to 1e-1).
         eta: the proximal weight :math:`\eta > 0`, or ``None`` for no proximal term.
+        normalised: keyword only, default ``False``.  ``True``: locograd's per-layer-normalised
+            variant (not in the paper), :math:`A^*_m = A_m - \gamma_m G_m` with
+            :math:`\gamma_m = \gamma / \max(\mathrm{RMS}(G_m), \tau)`.
+
+    >>> S(gamma=0.01, normalised=True)
+    S(gamma=0.01, eta=None, normalised=True)
     """
 
     name: ClassVar[str] = "S"
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class M(_Variant):
     r"""LocoProp-M: the matching loss to the post-activation target :math:`Y^* = f(A) - \gamma G`.
 
     Attributes:
-        gamma: the target step :math:`\gamma > 0`.
+        gamma: the target step :math:`\gamma > 0` (with ``normalised``: the RMS of every layer's
+            target step, dimensionless, typically 1e-3 to 1e-1).
         eta: the proximal weight :math:`\eta > 0`, or ``None`` (then the exact solve is refused:
             :math:`J_M` may be unbounded below).
+        normalised: keyword only, default ``False``.  ``True``: locograd's per-layer-normalised
+            variant (not in the paper), :math:`Y^*_m = f(A_m) - \gamma_m G_m` with
+            :math:`\gamma_m = \gamma / \max(\mathrm{RMS}(G_m), \tau)`; targets outside the range of
+            ``f`` are handled as for the plain variant (a warning without ``eta``).
+
+    >>> M(gamma=10), M(gamma=0.01, eta=1.0, normalised=True)
+    (M(gamma=10.0, eta=None), M(gamma=0.01, eta=1.0, normalised=True))
     """
 
     name: ClassVar[str] = "M"

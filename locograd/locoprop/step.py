@@ -5,6 +5,9 @@ r"""One LocoProp step for a whole network.
 2. Targets :math:`A^*_m = A_m - \gamma G_m` (S) or :math:`Y^*_m = f(A_m) - \gamma G_m` (M),
    held as :math:`A_m` and the offset :math:`\gamma G_m` (never subtracted into a target:
    in float32 its rounding would wipe :math:`\gamma G_m` out in the first layers).
+   With ``normalised=True`` (not in the paper) :math:`\gamma` becomes the per-layer
+   :math:`\gamma_m = \gamma / \max(\mathrm{RMS}(G_m), \tau)` (RMS over the layer's ``B*d_out``
+   entries, a convolution's ``B*P`` rows): the offset :math:`\gamma_m G_m` has RMS :math:`\gamma`.
 3. Each layer's local problem is solved with its input frozen, so the ``M``
    problems are independent and the order in which they are solved does not
    matter.
@@ -39,7 +42,7 @@ from ..validators import finite_parameters, integer
 from .objectives import LocalProblem, check_problem, gradient, norm, objective, objective_change
 from .settings import GD, Exact, M, S, check_solver, check_variant
 from .solvers import solve_exact_m, solve_exact_s, solve_gd
-from .targets import check_gamma
+from .targets import check_gamma, normalised_offset
 
 GDKernel = Callable[..., tuple[dict[str, Array], Any]]
 """A GD local solve with :func:`~locograd.locoprop.solve_gd`'s arguments and numbers (the fast path's hook)."""
@@ -57,7 +60,9 @@ class LayerReport(NamedTuple):
         objective_after: at the solution (in float32 the two may differ by less than their rounding).
         objective_change: :math:`J(W) - J(W_t)` at the solution, from the displacement
             (:func:`~locograd.locoprop.objective_change`): accurate however small the move.
-        grad_norm_before: :math:`\\|\\nabla J(W_t)\\|` (equals :math:`\\gamma\\|\\partial L/\\partial\\tilde W\\|`).
+        grad_norm_before: :math:`\\|\\nabla J(W_t)\\|` (equals :math:`\\gamma\\|\\partial L/\\partial\\tilde W\\|`;
+            :math:`\\gamma_m\\|\\partial L/\\partial\\tilde W_m\\|` for a ``normalised`` variant: it is
+            computed from the problem's offset).
         grad_norm_after: :math:`\\|\\nabla J\\|` at the solution (the stationarity residual).
         iterations: inner steps (gd) or Newton iterations (exact M; 0 for the closed form).
         cg_iterations: conjugate-gradient iterations (exact M).
@@ -112,7 +117,9 @@ def _local_problems_and_trace(
 
     Each problem holds the layer's pre-activation ``trace.pre[m]`` and the offset
     :math:`\gamma G_m` as rows of its linear view (``layer.rows``: the arrays themselves for a
-    dense layer; ``B*P`` rows for a convolution): the residual at the anchor, exactly.
+    dense layer; ``B*P`` rows for a convolution): the residual at the anchor, exactly.  For a
+    ``normalised`` variant the offset is :math:`\gamma_m G_m`
+    (:func:`~locograd.locoprop.targets.normalised_offset` of those rows), for every solver.
     """
     trace = net.forward(params, x)
     grads = net.backward(params, trace, y, weight_grads=False)
@@ -122,11 +129,13 @@ def _local_problems_and_trace(
     for m in net.weight_layers:
         layer = net.layers[m]
         assert isinstance(layer, WeightLayer)
+        g = layer.rows(grads.pre[m])
         problems.append(
             LocalProblem(
                 trace.inputs[m],
                 layer.rows(trace.pre[m]),
-                gamma * layer.rows(grads.pre[m]),
+                # the normalised variant (not in the paper): gamma_m G_m, gamma_m = gamma / max(RMS(G_m), tau)
+                normalised_offset(g, gamma) if variant.normalised else gamma * g,
                 layer.transfer if variant.name == "M" else None,
                 variant.name,
                 params[m],

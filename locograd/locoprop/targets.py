@@ -9,6 +9,11 @@ With :math:`G_m = \partial L/\partial A_m` (``grads.pre[m]``, carrying :math:`1/
 Using :math:`\partial L/\partial Y` instead of :math:`\partial L/\partial A`,
 or :math:`f(A - \gamma G)`, breaks the exact first-step identity.
 
+The per-layer-normalised variant (``normalised=True``; locograd's, NOT in the paper) uses
+:math:`\gamma_m = \gamma / \max(\mathrm{RMS}(G_m), \tau)` in place of :math:`\gamma` in layer
+:math:`m` (:func:`normalised_gamma`, :func:`normalised_offset`): every layer's target step then has
+RMS :math:`\gamma`, whatever the scale of its gradient.
+
 These are the targets of the paper, for teaching.  The solvers never subtract them: each
 :class:`~locograd.locoprop.LocalProblem` holds :math:`A_m` and the offset :math:`\gamma G_m`, and
 forms its residual as :math:`\gamma G_m` plus the change of :math:`A_m` (S) or of :math:`f(A_m)`
@@ -28,11 +33,78 @@ True
 
 from __future__ import annotations
 
-from ..backend import Array
+from ..backend import Array, array_namespace
 from ..nn import Grads, Trace
 from ..validators import canonical_choice, number
 
 VARIANTS = ("S", "M")
+
+TAU = 1e-30
+r"""The floor :math:`\tau` of :math:`\mathrm{RMS}(G_m)` in :math:`\gamma_m = \gamma/\max(\mathrm{RMS}(G_m), \tau)`:
+a float32 normal number, far below the RMS of any gradient a network produces (which it then never
+touches), so that a layer whose gradient vanishes gets a bounded offset instead of a division by 0."""
+
+
+def rms(g: Array) -> Array:
+    r"""The root mean square of all entries of ``g`` (any shape), as a 0-d array of ``g``'s dtype.
+
+    Computed as :math:`s \sqrt{\mathrm{mean}((g/s)^2)}` with :math:`s = \max|g|` (and 0 for
+    :math:`s = 0`), so that it is accurate in float32 where :math:`g^2` underflows (squares of
+    entries below 1e-19 are subnormal, of entries below 4e-23 zero) or overflows.  No host transfer.
+
+    >>> import numpy as np
+    >>> g = np.full((2, 3), 1e-25, dtype=np.float32)
+    >>> float(np.sqrt(np.mean(g**2))), bool(np.isclose(float(rms(g)), 1e-25, rtol=1e-6, atol=0))
+    (0.0, True)
+    >>> float(rms(np.zeros((2, 3))))
+    0.0
+    """
+    xp = array_namespace(g)
+    if g.size == 0:
+        return xp.zeros((), dtype=g.dtype)
+    s = xp.max(xp.abs(g))
+    safe = xp.where(s > 0, s, xp.ones_like(s))  # s = 0 only for g = 0: then g/1 = 0 and the RMS 0
+    return s * xp.sqrt(xp.mean(xp.square(g / safe)))
+
+
+def normalised_gamma(g: Array, gamma: float, tau: float = TAU) -> Array:
+    r""":math:`\gamma_m = \gamma / \max(\mathrm{RMS}(G_m), \tau)`, a 0-d array of ``g``'s dtype.
+
+    Args:
+        g: the layer's :math:`G_m = \partial L/\partial A_m`, ``(B, d_out)`` (or the ``(B*P, c_out)``
+            rows of a convolution; the RMS runs over all entries, so any shape gives the same value).
+        gamma: the dimensionless target step :math:`\gamma > 0`.
+        tau: the floor of the RMS (:data:`TAU`).
+
+    A teaching view: the solvers take :func:`normalised_offset`, which never forms this number
+    (it overflows float32 for a large ``gamma`` over a tiny RMS).
+    """
+    xp = array_namespace(g)
+    return check_gamma(gamma) / xp.maximum(rms(g), tau)
+
+
+def normalised_offset(g: Array, gamma: float, tau: float = TAU) -> Array:
+    r"""The offset :math:`\gamma_m G_m` of the per-layer-normalised variant, ``g``'s shape and dtype.
+
+    Formed as :math:`\gamma \cdot (G_m / \max(\mathrm{RMS}(G_m), \tau))`: the quotient has RMS 1
+    (at most :math:`\sqrt{n}` per entry for :math:`n` entries), so nothing overflows whatever the
+    scale of :math:`G_m`; :math:`G_m = 0` gives the offset 0 (no update).  Its RMS is
+    :math:`\gamma` (to rounding) wherever :math:`\mathrm{RMS}(G_m) \ge \tau`, and it is homogeneous
+    of degree 0 in :math:`G_m`: scaling the loss by :math:`c > 0` leaves it unchanged.
+
+    Args:
+        g: the layer's :math:`G_m`, any shape (see :func:`normalised_gamma`).
+        gamma: the dimensionless target step :math:`\gamma > 0`.
+        tau: the floor of the RMS (:data:`TAU`).
+
+    >>> import numpy as np
+    >>> g = np.array([[3e-9, -4e-9]], dtype=np.float32)
+    >>> off = normalised_offset(g, 0.01)
+    >>> off.dtype, bool(np.isclose(float(rms(off)), 0.01, rtol=1e-6, atol=0))
+    (dtype('float32'), True)
+    """
+    xp = array_namespace(g)
+    return check_gamma(gamma) * (g / xp.maximum(rms(g), tau))
 
 
 def check_variant(variant: str) -> str:
@@ -49,7 +121,9 @@ def check_gamma(gamma: float) -> float:
     return number("gamma", gamma, low=0, low_open=True)
 
 
-def targets(trace: Trace, grads: Grads, gamma: float, variant: str) -> list[Array]:
+def targets(
+    trace: Trace, grads: Grads, gamma: float, variant: str, *, normalised: bool = False
+) -> list[Array]:
     r"""Per-layer targets: :math:`A^*_m` (``"S"``) or :math:`Y^*_m` (``"M"``), each ``(B, d_{m+1})``.
 
     Args:
@@ -57,6 +131,8 @@ def targets(trace: Trace, grads: Grads, gamma: float, variant: str) -> list[Arra
         grads: its backward pass (only ``grads.pre`` is used).
         gamma: target step :math:`\gamma > 0`.
         variant: ``"S"`` or ``"M"``.
+        normalised: use the per-layer :math:`\gamma_m = \gamma/\max(\mathrm{RMS}(G_m), \tau)`
+            (the normalised variant, not in the paper; :func:`normalised_offset`).
     """
     variant, gamma = check_variant(variant), check_gamma(gamma)
     if not isinstance(trace, Trace):
@@ -74,4 +150,8 @@ def targets(trace: Trace, grads: Grads, gamma: float, variant: str) -> list[Arra
             raise ValueError(
                 f"grads.pre[{m}]: expected shape {tuple(a.shape)} and dtype {a.dtype} like the trace, got {got}"
             )
+    if not isinstance(normalised, bool):
+        raise ValueError(f"normalised: expected True or False, got {normalised!r}")
+    if normalised:
+        return [a - normalised_offset(g, gamma) for a, g in zip(base, grads.pre, strict=True)]
     return [a - gamma * g for a, g in zip(base, grads.pre, strict=True)]
