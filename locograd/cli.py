@@ -148,6 +148,12 @@ def _run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
     )
     parser.add_argument("--limit-train", type=int, help="use only the first N training examples")
     parser.add_argument(
+        "--validation",
+        type=int,
+        default=0,
+        help="hold out the last N training examples: validation loss (and accuracy) every epoch, never trained on",
+    )
+    parser.add_argument(
         "--preset",
         help=f"one of {', '.join(PRESETS)}; official: the released configuration of the MNIST autoencoder "
         "(locoprop-m, or its baseline rmsprop-tf1, on mnist or fashion-mnist, at most 99 epochs)",
@@ -158,7 +164,12 @@ def _run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
     parser.add_argument("--device", default="cpu", help=f"one of {', '.join(backend.DEVICES)} (default cpu)")
     parser.add_argument("--dtype", default="float32", help="float32 (default) or float64")
     parser.add_argument("--lr", type=float, help="learning rate (LocoProp: of the inner optimizer)")
-    parser.add_argument("--gamma", type=float, help="LocoProp target step")
+    parser.add_argument(
+        "--gamma",
+        type=float,
+        help="LocoProp target step (the -normalised variants, not in the paper: the RMS of every layer's "
+        "target step, dimensionless, default 0.01)",
+    )
     parser.add_argument("--eta", type=float, help="LocoProp proximal weight (default none)")
     parser.add_argument("--steps", type=int, help="LocoProp inner steps K")
     parser.add_argument("--solver", help="LocoProp local solver: gd (default) or exact")
@@ -224,6 +235,7 @@ def _config(args: argparse.Namespace, optimizer: str | None) -> TrainConfig:
         seed=args.seed,
         data_dir=args.data_dir,
         limit_train=args.limit_train,
+        validation=args.validation,
         preset=args.preset,
         device=args.device,
         dtype=args.dtype,
@@ -264,6 +276,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from .experiments import compare, format_summary, histories, reading
+    from .experiments.compare import UPDATE_FIGURE
     from .experiments.optimizers import check_name
 
     names = [check_name(n) for n in args.optimizers.split(",") if n.strip()]
@@ -271,12 +284,16 @@ def _compare(args: argparse.Namespace) -> int:
         raise ValueError("optimizers: expected at least one name (comma-separated)")
     if len(set(names)) != len(names):
         raise ValueError(f"optimizers: a name is repeated in {','.join(names)}")
+    seeds = integer("seeds", args.seeds, minimum=1)
     config = _config(args, names[0])
     with _blas_threads(args):  # compare resolves every run's settings once, before the first one trains
-        summary = compare(config, names, resume=args.resume)
+        summary = compare(config, names, resume=args.resume, seeds=seeds, layers=args.layers)
     print(format_summary(summary))
-    print(reading(histories(args.out, names)))
+    print(reading(histories(args.out, names, [args.seed + i for i in range(seeds)])))
     print(f"curves: {args.out}/compare.png; numbers: {args.out}/summary.json")
+    figure = os.path.join(args.out, UPDATE_FIGURE)
+    if args.layers and os.path.isfile(figure):
+        print(f"per-layer update ratios: {figure}")
     return 0
 
 
@@ -298,6 +315,7 @@ def _study(args: argparse.Namespace) -> int:
             cluster=args.cluster,
             device=args.device,
             progress=not args.no_progress,
+            layers=args.layers,
         )
     except KeyboardInterrupt:
         where = f" in {args.out}" if args.out else ""
@@ -325,6 +343,12 @@ def _study_parser(sub: argparse._SubParsersAction[OneLineParser]) -> None:
     study.add_argument("--cluster", help="local:N: run on a Dask LocalCluster of N workers started for it")
     study.add_argument("--device", help="cpu or gpu (one trial per GPU); default the spec's")
     study.add_argument("--no-progress", action="store_true", help="no progress bar")
+    study.add_argument(
+        "--layers",
+        action="store_true",
+        help="also plot each weight layer's update ratio against epoch for the final runs "
+        "(figures/DATASET-update-ratio.png)",
+    )
     study.set_defaults(func=_study)
 
 
@@ -360,6 +384,18 @@ def build_parser() -> argparse.ArgumentParser:
         default=",".join(COMPARE_DEFAULT),
         help="comma-separated names (default: LocoProp-M, the TF1-RMSProp it runs inside, and the best "
         "first-order and second-order methods of the CURVES study, with its tuned settings)",
+    )
+    compare.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="runs per optimizer, with the seeds SEED to SEED+N-1 (default 1); N > 1: runs in "
+        "OUT/NAME/seed-S/, the table and reading give mean ± sd over the seeds",
+    )
+    compare.add_argument(
+        "--layers",
+        action="store_true",
+        help="also plot each weight layer's update ratio ||dW||/||W|| against epoch (OUT/update-ratio.png)",
     )
     _run_options(compare, "runs/compare")
     compare.set_defaults(func=_compare)
@@ -413,15 +449,19 @@ def _readable(path: str) -> bool:
     return True
 
 
-def interrupted_note(command: str, out: str | None, optimizers: str | None = None) -> str:
+def interrupted_note(
+    command: str, out: str | None, optimizers: str | None = None, seeds: Sequence[int] = ()
+) -> str:
     """The end of the command line's ``locograd: interrupted`` line: what is on disk, read from ``out``.
 
     Args:
         command: the subcommand (``train``, ``compare``, ...).
         out: its ``--out`` (``None``: the command has none).
         optimizers: ``compare``'s ``--optimizers`` (comma-separated).
+        seeds: ``compare``'s seeds (``--seed`` to ``--seed + --seeds - 1``); several: a run folder
+            per optimizer and seed (:func:`~locograd.experiments.compare.run_folder`).
     """
-    from .experiments.compare import RECORD
+    from .experiments.compare import RECORD, run_folder
     from .experiments.optimizers import check_name
 
     if not isinstance(out, str):
@@ -436,7 +476,11 @@ def interrupted_note(command: str, out: str | None, optimizers: str | None = Non
                 names.append(check_name(name.strip()))
             except (ValueError, RuntimeError):
                 continue
-        note = on_disk(out, names)
+        n = len(seeds) or 1
+        folders = [
+            os.path.relpath(run_folder(out, name, seed, n), out) for name in names for seed in seeds or [0]
+        ]
+        note = on_disk(out, folders)
         resumable = os.path.isfile(os.path.join(out, RECORD))
     else:
         return f"; {command} in {out} did not finish"
@@ -454,7 +498,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except KeyboardInterrupt:
-        note = interrupted_note(args.command, getattr(args, "out", None), getattr(args, "optimizers", None))
+        seeds = getattr(args, "seeds", 1)
+        first = getattr(args, "seed", 0)
+        note = interrupted_note(
+            args.command,
+            getattr(args, "out", None),
+            getattr(args, "optimizers", None),
+            [first + i for i in range(seeds)] if isinstance(seeds, int) and isinstance(first, int) else (),
+        )
         print(f"locograd: interrupted{note}", file=sys.stderr)
         return 130
     except (ValueError, TypeError, RuntimeError, OSError) as exc:

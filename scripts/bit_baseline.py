@@ -43,10 +43,17 @@ def digest(a: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(a).tobytes() + str(a.dtype).encode()).hexdigest()[:16]
 
 
+UNFINGERPRINTED = ("update_ratio",)
+"""Metrics-row fields left out of the skeleton's hash: records added after fingerprints were first taken
+(``update_ratio``, derived from the params the hash covers), so that older fingerprints still compare."""
+
+
 def without_timing(tree: object) -> object:
-    """The checkpoint skeleton less what a clock wrote: every key naming seconds."""
+    """The checkpoint skeleton less what a clock wrote (every key naming seconds) and :data:`UNFINGERPRINTED`."""
     if isinstance(tree, dict):
-        return {k: without_timing(v) for k, v in tree.items() if "seconds" not in k}
+        return {
+            k: without_timing(v) for k, v in tree.items() if "seconds" not in k and k not in UNFINGERPRINTED
+        }
     if isinstance(tree, list):
         return [without_timing(v) for v in tree]
     return tree

@@ -297,6 +297,109 @@ def test_compare_uses_the_same_initialisation(tmp_path, tiny) -> None:
     assert first[0]["train_loss"] == second[0]["train_loss"] and set(summary) == {"sgd", "adam"}
 
 
+COMPARE_SMALL = ["--epochs", "1", "--limit-train", "80", "--batch-size", "40", "--no-progress"]
+
+
+def test_compare_with_two_seeds_gives_mean_and_spread(tmp_path, capsys) -> None:
+    """--seeds 2: a run folder per optimizer and seed, each seed's run the one ``train --seed S`` gives;
+    summary.json and the table give the mean and the sample sd over the seeds; the reading says it."""
+    import statistics
+
+    from threadpoolctl import threadpool_limits
+
+    out = tmp_path / "cmp"
+    args = ["compare", "--optimizers", "sgd,adam", "--seed", "3", "--out", str(out), *COMPARE_SMALL]
+    code, stdout, _ = run_cli([*args, "--seeds", "2"], capsys)
+    assert code == 0
+    assert json.loads((out / "compare.json").read_text())["seeds"] == [3, 4]
+    summary = json.loads((out / "summary.json").read_text())
+    for name in ("sgd", "adam"):
+        s = summary[name]
+        finals = [s["per_seed"][seed]["train_loss"] for seed in ("3", "4")]
+        assert finals[0] != finals[1]  # two seeds, two runs
+        assert s["train_loss"] == statistics.fmean(finals) and s["train_loss_std"] == statistics.stdev(finals)
+        assert s["seeds"] == [3, 4] and s["epochs"] == 1
+        for seed in (3, 4):
+            assert (out / name / f"seed-{seed}" / "checkpoint.npz").is_file()
+    with threadpool_limits(limits=1, user_api="blas"):  # as the command line (--threads 1)
+        alone = train(config(tmp_path, "alone", optimizer="adam", epochs=1, limit_train=80, seed=4))
+    assert alone[-1]["train_loss"] == summary["adam"]["per_seed"]["4"]["train_loss"]
+    assert "mean ± sd over 2 seeds (3, 4):" in stdout
+    adam = summary["adam"]
+    assert f"| adam | {adam['train_loss']:.3f} ± {adam['train_loss_std']:.3f} |" in stdout
+    assert "(mean ± sd over 2 seeds)" in stdout and "seed spread" in stdout
+    # the same comparison continues with the same --seeds (the last --epochs counts)
+    code, _, _ = run_cli([*args, "--seeds", "2", "--resume", "--epochs", "2"], capsys)
+    assert code == 0 and json.loads((out / "summary.json").read_text())["adam"]["epochs"] == 2
+
+    def snapshot() -> dict[str, bytes]:
+        return {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+
+    before = snapshot()
+    for seeds in ("3", "1"):  # another --seeds is refused in one line, the folder untouched
+        code, _, err = run_cli([*args, "--seeds", seeds, "--resume"], capsys)
+        assert code == 2 and len(err.strip().splitlines()) == 1
+        assert f"seeds: {out} holds this comparison with --seeds 2, not --seeds {seeds}" in err
+    assert snapshot() == before
+
+
+def test_a_single_seed_comparison_keeps_its_layout_and_record(tmp_path, tiny) -> None:
+    """--seeds 1 (the default) is the comparison as before: runs in OUT/NAME, no seeds in compare.json,
+    the plain table and reading (so existing comparison folders still resume)."""
+    from locograd.experiments import format_summary, histories, reading
+
+    summary = compare(config(tmp_path, "c", epochs=1), ["sgd", "adam"], data=tiny, seeds=1)
+    assert set(json.loads((tmp_path / "c" / "compare.json").read_text())) == {"optimizers", "runs"}
+    assert (tmp_path / "c" / "sgd" / "checkpoint.npz").is_file() and "per_seed" not in summary["sgd"]
+    assert "±" not in format_summary(summary) + reading(histories(str(tmp_path / "c"), ["sgd", "adam"], [0]))
+
+
+def _seed_rows(*finals: float) -> list[list[dict]]:
+    return [
+        [{"epoch": 0, "train_loss": 9.0, "seconds": 0.0}, {"epoch": 1, "train_loss": f, "seconds": 1.0}]
+        for f in finals
+    ]
+
+
+def test_the_reading_tells_a_difference_beyond_the_seed_spread_from_one_within_it() -> None:
+    from locograd.experiments import reading
+
+    beyond = reading({"a": _seed_rows(1.0, 1.2), "b": _seed_rows(2.0, 2.2)})
+    assert "a 1.100 ± 0.141 < b 2.100 ± 0.141; a beats b by 1.000, beyond the seed spread (0.283)" in beyond
+    # negative control: the same means, seeds spread wider than the gap
+    within = reading({"a": _seed_rows(0.1, 2.1), "b": _seed_rows(1.1, 3.1)})
+    assert "a 1.100 ± 1.414 < b 2.100 ± 1.414; a beats b by 1.000, within the seed spread (2.828)" in within
+
+
+@pytest.mark.parametrize(
+    ("seeds", "message"),
+    [
+        ("0", "locograd: error: seeds: expected an integer >= 1, got 0"),
+        ("-2", "locograd: error: seeds: expected an integer >= 1, got -2"),
+        ("1.5", "argument --seeds: invalid int value: '1.5'"),
+        ("two", "argument --seeds: invalid int value: 'two'"),
+    ],
+)
+def test_compare_refuses_a_bad_seed_count(tmp_path, capsys, seeds: str, message: str) -> None:
+    out = tmp_path / "cmp"
+    try:  # argparse's own refusal (not an integer) exits
+        code = cli.main(
+            ["compare", "--optimizers", "sgd", "--seeds", seeds, "--out", str(out), *COMPARE_SMALL]
+        )
+    except SystemExit as exc:
+        code = exc.code
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and message in err
+    assert not out.exists()  # before any work
+
+
+def test_the_compare_function_refuses_a_bad_seed_count(tmp_path, tiny) -> None:
+    for seeds in (0, True, 1.0):
+        with pytest.raises(TrainingError, match="seeds: expected an integer >= 1"):
+            compare(config(tmp_path, "c", epochs=1), ["sgd"], data=tiny, seeds=seeds)
+    assert not (tmp_path / "c").exists()
+
+
 def test_official_preset_resolves_to_the_released_configuration() -> None:
     resolved = train_module.resolve(
         TrainConfig(dataset="mnist", optimizer="locoprop-m", preset="official")

@@ -36,6 +36,8 @@ TINY = """
 name = "tiny"
 extend_limit = 1
 
+protocol = "grid"
+
 [tuning]
 epochs = 1
 subset = 200
@@ -87,6 +89,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path, dict
 # --- the spec -------------------------------------------------------------------------------------
 
 BASE = {
+    "protocol": "grid",
     "tuning": {"epochs": 1},
     "final": {"epochs": 1},
     "datasets": {"curves": {}},
@@ -208,6 +211,7 @@ def test_tuning_ranks_points_by_the_mean_over_tuning_seeds_and_diverged_last() -
 
     spec = parse(
         {
+            "protocol": "grid",
             "tuning": {"epochs": 1, "seeds": 2},
             "final": {"epochs": 1},
             "datasets": {"curves": {}},
@@ -234,6 +238,7 @@ def test_tuning_ranks_points_by_the_mean_over_tuning_seeds_and_diverged_last() -
 def test_a_good_spec_parses_ranges_variants_and_schedules() -> None:
     spec = parse(
         {
+            "protocol": "grid",
             "tuning": {"epochs": 6, "subset": 200},
             "final": {"epochs": 3, "seeds": 2},
             "datasets": {"Curves": {"limit_train": 400, "widths": [32, 8], "targets": ["auto", 150]}},
@@ -291,6 +296,7 @@ def test_trial_keys_do_not_depend_on_spelling_but_on_every_setting() -> None:
     def key(opt: dict[str, Any], seed: int = 0, name: str = "adam") -> str:
         spec = parse(
             {
+                "protocol": "grid",
                 "tuning": {"epochs": 1},
                 "final": {"epochs": 2},
                 "datasets": {"curves": {}},

@@ -24,6 +24,8 @@ TINY = """
 name = "tiny"
 extend_limit = 0
 
+protocol = "grid"
+
 [tuning]
 epochs = 1
 subset = 200
@@ -122,7 +124,12 @@ def test_huge_jobs_or_threads_are_refused(tmp_path: Path, name: str) -> None:
 
 # --- the spec --------------------------------------------------------------------------------------
 
-BASE: dict[str, Any] = {"tuning": {"epochs": 1}, "final": {"epochs": 1}, "datasets": {"curves": {}}}
+BASE: dict[str, Any] = {
+    "protocol": "grid",
+    "tuning": {"epochs": 1},
+    "final": {"epochs": 1},
+    "datasets": {"curves": {}},
+}
 
 
 def test_a_variant_based_on_a_variant_is_named_as_such() -> None:
@@ -322,6 +329,7 @@ def test_sizes_beyond_the_data_set_are_refused(datasets: Any, tuning: Any, messa
     """Before: accepted; a batch larger than the training set failed in every trial, and a limit or
     subset above an MNIST-format set's 60,000 images was reported as "the first 70000 images"."""
     raw = {
+        "protocol": "grid",
         "tuning": {"epochs": 1, **tuning},
         "final": {"epochs": 1},
         "datasets": datasets,

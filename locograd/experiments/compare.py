@@ -7,6 +7,15 @@ optimizer, ``summary.json`` and ``compare.png``.  The comparison holds the folde
 subfolder), so a second command on the same ``--out`` fails at once.  A folder
 that holds anything else (another comparison, a run, a study, the runs of other
 optimizers) is never trained into; the same comparison continues with ``--resume``.
+
+With ``seeds=N > 1`` (``--seeds N``) each optimizer trains with the seeds ``seed, seed + 1, ...,
+seed + N - 1`` (each seed's run is what ``locograd train --seed S`` gives: its own data draw,
+initialisation and shuffling, shared by the optimizers), one run folder per optimizer and seed,
+``OUT/<name>/seed-<S>/``; ``compare.json`` adds ``seeds``, and ``summary.json`` gives per optimizer
+the mean over the seeds of each final number, its sample standard deviation (``<key>_std``, n - 1)
+and the finals of every seed (``per_seed``).  ``seeds=1`` is the single-seed layout and files,
+unchanged.  ``layers=True`` (``--layers``) also draws each weight layer's ``update_ratio`` against
+epoch into ``update-ratio.png``.
 """
 
 from __future__ import annotations
@@ -15,20 +24,27 @@ import contextlib
 import dataclasses
 import json
 import os
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from tqdm.auto import tqdm
 
 from ..data import Dataset
 from ..data import load as load_dataset
 from ..errors import RunFolderError
+from ..validators import integer
 from . import runfolder
-from .config import TrainConfig, TrainingError, resolve
+from .config import ConfigError, TrainConfig, TrainingError, resolve
 from .optimizers import check_name
-from .plots import plot_compare
+from .plots import NO_UPDATE_RATIOS, plot_compare, plot_update_ratios
 from .training import train
 
 RECORD = "compare.json"
 """The file that says what comparison a folder holds."""
+
+UPDATE_FIGURE = "update-ratio.png"
+"""The per-layer update-ratio figure of ``compare(..., layers=True)`` (``--layers``)."""
 
 
 def _without_epochs(settings: Any) -> Any:
@@ -102,6 +118,13 @@ def _check_folder(out: str, record: dict[str, Any], resume: bool) -> bool:
             f"out: {out} holds another comparison ({', '.join(map(str, recorded['optimizers']))}; "
             f"{', '.join(diff)} differ); choose another --out"
         )
+    held, asked = recorded.get("seeds"), record.get("seeds")
+    if held != asked:
+        n_held = len(held) if isinstance(held, list) else 1
+        raise TrainingError(
+            f"seeds: {out} holds this comparison with --seeds {n_held}, not --seeds {len(asked or [0])}; "
+            f"pass --seeds {n_held} to continue it, or choose another --out"
+        )
     others = [name for name in runfolder.runs_in(out) if name not in record["optimizers"]]
     if others:
         raise TrainingError(f"out: {out} also holds runs not in this comparison ({', '.join(others)})")
@@ -112,8 +135,62 @@ def _check_folder(out: str, record: dict[str, Any], resume: bool) -> bool:
     return bool(recorded != record)
 
 
+def run_folder(out: str, name: str, seed: int, seeds: int) -> str:
+    """The run folder of optimizer ``name`` with ``seed`` in a comparison of ``seeds`` seeds per optimizer.
+
+    >>> run_folder("cmp", "adam", 0, 1), run_folder("cmp", "adam", 3, 2)
+    ('cmp/adam', 'cmp/adam/seed-3')
+    """
+    return os.path.join(out, name) if seeds == 1 else os.path.join(out, name, f"seed-{seed}")
+
+
+SPREAD_KEYS = ("train_loss", "test_loss", "train_accuracy", "test_accuracy", "seconds", "seconds_per_epoch")
+"""The final numbers of a run that a comparison of several seeds gives as mean and ``<key>_std``."""
+
+
+def _finals(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A run's final numbers (its last metrics row)."""
+    last = rows[-1]
+    return {
+        "train_loss": last["train_loss"],
+        "test_loss": last["test_loss"],
+        **{k: last[k] for k in ("train_accuracy", "test_accuracy") if k in last},
+        "epochs": last["epoch"],
+        "seconds": last["seconds"],
+        "seconds_per_epoch": last["seconds"] / last["epoch"],
+        "steps": last["steps"],
+    }
+
+
+def _over_seeds(per_seed: Sequence[dict[str, Any]], seeds: Sequence[int]) -> dict[str, Any]:
+    r"""One optimizer's entry over its seeds: the mean :math:`\bar v` of each of :data:`SPREAD_KEYS`, its
+    sample standard deviation :math:`\sqrt{\sum_i (v_i - \bar v)^2 / (n - 1)}` as ``<key>_std``, the
+    counts (epochs, steps: the same for every seed), the ``seeds`` and the finals of each (``per_seed``).
+
+    >>> e = _over_seeds([{"train_loss": 1.0, "epochs": 2}, {"train_loss": 3.0, "epochs": 2}], [0, 1])
+    >>> e["train_loss"], round(e["train_loss_std"], 6), e["epochs"], sorted(e["per_seed"])
+    (2.0, 1.414214, 2, ['0', '1'])
+    """
+    entry: dict[str, Any] = {"seeds": list(seeds)}
+    for key in per_seed[0]:
+        values = [finals[key] for finals in per_seed]
+        if key in SPREAD_KEYS:
+            entry[key] = statistics.fmean(values)
+            entry[f"{key}_std"] = statistics.stdev(values)
+        else:
+            entry[key] = values[0]
+    entry["per_seed"] = {str(seed): finals for seed, finals in zip(seeds, per_seed, strict=True)}
+    return entry
+
+
 def compare(
-    config: TrainConfig, optimizers: Sequence[str], resume: bool = False, data: Dataset | None = None
+    config: TrainConfig,
+    optimizers: Sequence[str],
+    resume: bool = False,
+    data: Dataset | None = None,
+    *,
+    seeds: int = 1,
+    layers: bool = False,
 ) -> dict[str, dict[str, Any]]:
     """Train each optimizer into ``config.out/<name>/``; write ``summary.json`` and ``compare.png``.
 
@@ -122,35 +199,69 @@ def compare(
     run.  With ``resume``, each run that has a checkpoint continues, one that has not
     (the comparison stopped before it) starts.
 
+    Args:
+        config: the settings every run shares (``optimizer`` and ``out`` are each run's own).
+        optimizers: the optimizer names.
+        resume: continue the comparison in ``config.out``.
+        data: the data of every run (every seed's too); ``None``: each seed's, loaded as
+            ``locograd train --seed S`` loads it.
+        seeds: runs per optimizer (>= 1), with the seeds ``config.seed`` to ``config.seed + seeds - 1``,
+            into ``config.out/<name>/seed-<S>/`` when more than one (:func:`run_folder`).
+        layers: also write ``update-ratio.png``, each weight layer's ``update_ratio`` against epoch
+            (:func:`~.plots.plot_update_ratios`), or say in one line that no run has the records.
+
     Returns:
         The summary: optimizer name -> ``{"train_loss", "test_loss", "epochs", "seconds", "seconds_per_epoch", "steps"}``,
-        and for a classifier ``"train_accuracy"`` and ``"test_accuracy"`` after ``"test_loss"``.
+        and for a classifier ``"train_accuracy"`` and ``"test_accuracy"`` after ``"test_loss"``; with
+        several seeds, the means over the seeds, with ``<key>_std``, ``seeds`` and ``per_seed``
+        (:func:`_over_seeds`).
 
     Raises:
         TrainingError, RunFolderError: bad settings, or a folder that holds something else or is in use.
     """
+    try:
+        n_seeds = integer("seeds", seeds, minimum=1)
+        first_seed = integer("seed", config.seed, minimum=0)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    if not isinstance(layers, bool):
+        raise ConfigError(f"layers: expected True or False, got {layers!r}")
     names = [check_name(n) for n in optimizers]
     if not names:
         raise TrainingError("optimizers: expected at least one name")
     if len(set(names)) != len(names):
         raise TrainingError(f"optimizers: a name is repeated in {','.join(names)}")
     out = config.out
+    seed_list = [first_seed + i for i in range(n_seeds)]
     runs = {
-        name: resolve(dataclasses.replace(config, optimizer=name, out=os.path.join(out, name)))
+        (name, seed): resolve(
+            dataclasses.replace(config, optimizer=name, seed=seed, out=run_folder(out, name, seed, n_seeds))
+        )
+        for seed in seed_list
         for name in names
     }  # each once, every one before the first trains
-    record = {"optimizers": names, "runs": {name: run.record() for name, run in runs.items()}}
+    record: dict[str, Any] = {
+        "optimizers": names,
+        "runs": {name: runs[name, first_seed].record() for name in names},
+    }
+    if n_seeds > 1:  # a single-seed comparison's record is as before, so its folders still resume
+        record["seeds"] = seed_list
     record = json.loads(json.dumps(record))  # as it reads back from compare.json
     with contextlib.ExitStack() as stack:
         locked = os.path.isdir(out)
         if locked:  # a second command on this folder fails here, before anything is read
             stack.enter_context(runfolder.FolderLock(out))
         _check_folder(out, record, resume)  # creates nothing
-        if data is None:
-            first = next(iter(runs.values()))
-            data = load_dataset(
-                first.dataset, data_dir=first.data_dir, limit_train=first.limit_train, seed=first.seed
+        first = next(iter(runs.values()))
+
+        def seed_data(seed: int) -> Dataset:
+            return load_dataset(
+                first.dataset, data_dir=first.data_dir, limit_train=first.limit_train, seed=seed
             )
+
+        shared = data is not None
+        if data is None:
+            data = seed_data(first_seed)
         n_train = data.x_train.shape[0]
         for name in names:
             batch = record["runs"][name]["batch_size"]
@@ -163,54 +274,92 @@ def compare(
         runfolder.remove_stale_temporaries(out)
         if _check_folder(out, record, resume):  # again, under the lock
             runfolder.write_json_atomic(os.path.join(out, RECORD), record)
-        histories: dict[str, list[dict[str, Any]]] = {}
-        for name, run in runs.items():
-            started = os.path.isfile(os.path.join(run.out, "checkpoint.npz"))
-            histories[name] = train(run, resume=resume and started, data=data)
+        histories: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in names}
+        for seed in seed_list:  # seed by seed: one data set in memory at a time
+            if seed != first_seed and not shared:
+                data = seed_data(seed)
+            for name in names:
+                run = runs[name, seed]
+                started = os.path.isfile(os.path.join(run.out, "checkpoint.npz"))
+                histories[name].append(train(run, resume=resume and started, data=data))
         summary = {
-            name: {
-                "train_loss": rows[-1]["train_loss"],
-                "test_loss": rows[-1]["test_loss"],
-                **{k: rows[-1][k] for k in ("train_accuracy", "test_accuracy") if k in rows[-1]},
-                "epochs": rows[-1]["epoch"],
-                "seconds": rows[-1]["seconds"],
-                "seconds_per_epoch": rows[-1]["seconds"] / rows[-1]["epoch"],
-                "steps": rows[-1]["steps"],
-            }
-            for name, rows in histories.items()
+            name: _finals(group[0]) if n_seeds == 1 else _over_seeds([_finals(r) for r in group], seed_list)
+            for name, group in histories.items()
         }
         runfolder.write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2) + "\n")
-        plot_compare(
-            histories,
-            os.path.join(out, "compare.png"),
-            title=f"{next(iter(runs.values())).dataset}: {', '.join(names)}",
-        )
+        title = f"{first.dataset}: {', '.join(names)}"
+        curves = {
+            name if n_seeds == 1 else f"{name} seed {seed}": rows
+            for name, group in histories.items()
+            for seed, rows in zip(seed_list, group, strict=True)
+        }
+        plot_compare(curves, os.path.join(out, "compare.png"), title=title)
+        if layers and not plot_update_ratios(histories, os.path.join(out, UPDATE_FIGURE), title=title):
+            tqdm.write(f"compare: {NO_UPDATE_RATIOS}")
         return summary
     raise AssertionError("unreachable")  # pragma: no cover (for mypy: the with block returns)
 
 
 def format_summary(summary: dict[str, dict[str, Any]]) -> str:
-    """The summary as a Markdown table (with the test accuracy for classifiers)."""
+    """The summary as a Markdown table (with the test accuracy for classifiers).
+
+    A summary of several seeds per optimizer (:func:`_over_seeds`) shows ``mean ± sd`` (the sample
+    standard deviation over the seeds) for the losses, the accuracy and the seconds, under a line
+    that says so.
+
+    >>> print(format_summary({"a": {"train_loss": 1.0, "test_loss": 2.0, "epochs": 3, "seconds": 6.0,
+    ...                             "seconds_per_epoch": 2.0}}))
+    | optimizer | train loss | test loss | epochs | seconds | s/epoch |
+    |---|---:|---:|---:|---:|---:|
+    | a | 1.000 | 2.000 | 3 | 6.0 | 2.00 |
+    """
     accuracy = any("test_accuracy" in s for s in summary.values())
-    lines = [
+    seeds = next((s["seeds"] for s in summary.values() if "seeds" in s), None)
+
+    def shown(s: dict[str, Any], key: str, spec: str) -> str:
+        value = format(s[key], spec)
+        return f"{value} ± {format(s[f'{key}_std'], spec)}" if f"{key}_std" in s else value
+
+    lines = (
+        [] if seeds is None else [f"mean ± sd over {len(seeds)} seeds ({', '.join(map(str, seeds))}):", ""]
+    )
+    lines += [
         "| optimizer | train loss | test loss |"
         + (" test accuracy |" if accuracy else "")
         + " epochs | seconds | s/epoch |",
         "|---|---:|---:|" + ("---:|" if accuracy else "") + "---:|---:|---:|",
     ]
     for name, s in summary.items():
-        shown = f" {s['test_accuracy']:.4f} |" if accuracy else ""
+        scored = f" {shown(s, 'test_accuracy', '.4f')} |" if accuracy else ""
         lines.append(
-            f"| {name} | {s['train_loss']:.3f} | {s['test_loss']:.3f} |{shown} {s['epochs']} | "
-            f"{s['seconds']:.1f} | {s['seconds_per_epoch']:.2f} |"
+            f"| {name} | {shown(s, 'train_loss', '.3f')} | {shown(s, 'test_loss', '.3f')} |{scored} "
+            f"{s['epochs']} | {shown(s, 'seconds', '.1f')} | {s['seconds_per_epoch']:.2f} |"
         )
     return "\n".join(lines)
 
 
-def histories(out: str, names: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """Each run's ``metrics.jsonl`` in the comparison folder ``out`` (optimizer name -> rows)."""
+def histories(
+    out: str, names: Sequence[str], seeds: Sequence[int] | None = None
+) -> dict[str, list[dict[str, Any]]] | dict[str, list[list[dict[str, Any]]]]:
+    """Each run's ``metrics.jsonl`` in the comparison folder ``out``.
+
+    Args:
+        out: the comparison's folder.
+        names: the optimizers.
+        seeds: the comparison's seeds (``compare.json``'s ``seeds``); ``None`` or one seed: one run
+            per optimizer.
+
+    Returns:
+        Optimizer name -> rows; with several seeds, name -> one list of rows per seed, in order.
+    """
     required = ("epoch", "train_loss", "seconds")
-    return {name: runfolder.read_jsonl(os.path.join(out, name, "metrics.jsonl"), required) for name in names}
+
+    def rows(name: str, seed: int, n: int) -> list[dict[str, Any]]:
+        return runfolder.read_jsonl(os.path.join(run_folder(out, name, seed, n), "metrics.jsonl"), required)
+
+    if seeds is None or len(seeds) == 1:
+        return {name: rows(name, 0, 1) for name in names}
+    return {name: [rows(name, seed, len(seeds)) for seed in seeds] for name in names}
 
 
 def _loss_by(rows: Sequence[dict[str, Any]], seconds: float) -> tuple[float, int]:
@@ -220,15 +369,68 @@ def _loss_by(rows: Sequence[dict[str, Any]], seconds: float) -> tuple[float, int
     return float(last["train_loss"]), int(last["epoch"])
 
 
-def reading(runs: Mapping[str, Sequence[dict[str, Any]]]) -> str:
+def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
+    """The mean and the sample standard deviation (n - 1) of two or more values."""
+    return statistics.fmean(values), statistics.stdev(values)
+
+
+def reading(
+    runs: Mapping[str, Sequence[dict[str, Any]]] | Mapping[str, Sequence[Sequence[dict[str, Any]]]],
+) -> str:
     """One line saying what a comparison shows, from its numbers: the order by train loss after the
     last epoch, and the order at the training seconds of the shortest run (per second of training),
     each run at the last epoch it had finished by then (measured losses, never interpolated).
+
+    ``runs``: optimizer name -> its metrics rows, or (several seeds, :func:`histories`) name -> one
+    list of rows per seed; then see :func:`_reading_over_seeds`.
 
     >>> rows = lambda *p: [{"epoch": e, "train_loss": l, "seconds": s} for e, (l, s) in enumerate(p)]
     >>> reading({"a": rows((9, 0), (5, 1), (1, 4)), "b": rows((9, 0), (6, 0.5), (3, 1))})
     'Per epoch, after 2 epochs: a 1.000 < b 3.000; per second, within 1.0 s of training (the shortest run): b 3.000 (epoch 2) < a 5.000 (epoch 1).'
     """
+    groups: dict[str, list[Any]] = {  # name -> its runs (each a list of rows)
+        n: [v] if v and isinstance(v[0], dict) else list(v) for n, v in runs.items()
+    }
+    if any(len(group) > 1 for group in groups.values()):
+        return _reading_over_seeds(groups)
+    return _reading_one({n: group[0] for n, group in groups.items()})
+
+
+def _reading_over_seeds(runs: Mapping[str, Sequence[Sequence[dict[str, Any]]]]) -> str:
+    r"""The reading of a comparison of several seeds per optimizer: mean ± sample sd over the seeds of
+    the final train loss, in order; whether the best mean beats the runner-up's by more than the sum of
+    their sds (:math:`\bar L_2 - \bar L_1 > s_1 + s_2`: "beyond the seed spread", else "within the seed
+    spread"); and, per second, each mean ± sd at the training seconds of the shortest run.
+
+    >>> rows = lambda *p: [{"epoch": e, "train_loss": l, "seconds": s} for e, (l, s) in enumerate(p)]
+    >>> reading({"a": [rows((9, 0), (1.0, 1)), rows((9, 0), (1.2, 1))],
+    ...          "b": [rows((9, 0), (2.0, 1)), rows((9, 0), (2.2, 1))]})  # doctest: +NORMALIZE_WHITESPACE
+    'Per epoch, after 1 epochs (mean ± sd over 2 seeds): a 1.100 ± 0.141 < b 2.100 ± 0.141; a beats b by
+    1.000, beyond the seed spread (0.283); per second, within 1.0 s of training (the shortest run): a
+    1.100 ± 0.141 < b 2.100 ± 0.141.'
+    """
+    finals = {n: _mean_sd([rows[-1]["train_loss"] for rows in group]) for n, group in runs.items()}
+    order = sorted(finals, key=lambda n: (finals[n][0], n))
+    epochs = max(rows[-1]["epoch"] for group in runs.values() for rows in group)
+    seeds = max(len(group) for group in runs.values())
+    line = f"Per epoch, after {epochs} epochs (mean ± sd over {seeds} seeds): " + " < ".join(
+        f"{n} {finals[n][0]:.3f} ± {finals[n][1]:.3f}" for n in order
+    )
+    if len(order) > 1:
+        best, second = order[0], order[1]
+        gap, spread = finals[second][0] - finals[best][0], finals[best][1] + finals[second][1]
+        verdict = "beyond the seed spread" if gap > spread else "within the seed spread"
+        line += f"; {best} beats {second} by {gap:.3f}, {verdict} ({spread:.3f})"
+        shortest = min(rows[-1]["seconds"] for group in runs.values() for rows in group)
+        by = {n: _mean_sd([_loss_by(rows, shortest)[0] for rows in group]) for n, group in runs.items()}
+        line += f"; per second, within {shortest:.1f} s of training (the shortest run): " + " < ".join(
+            f"{n} {by[n][0]:.3f} ± {by[n][1]:.3f}" for n in sorted(by, key=lambda n: (by[n][0], n))
+        )
+    return line + "."
+
+
+def _reading_one(runs: Mapping[str, Sequence[dict[str, Any]]]) -> str:
+    """:func:`reading` of one run per optimizer."""
     finals = sorted(runs, key=lambda n: (runs[n][-1]["train_loss"], n))
     epochs = max(rows[-1]["epoch"] for rows in runs.values())
     line = f"Per epoch, after {epochs} epochs: " + " < ".join(

@@ -65,6 +65,9 @@ class TrainConfig:
     seed: int = 0
     data_dir: str | None = None
     limit_train: int | None = None
+    validation: int = (
+        0  # the last N training images held out: validation_* metrics each epoch, never trained on
+    )
     preset: str | None = None
     device: str = "cpu"
     dtype: str = "float32"
@@ -215,6 +218,7 @@ def resolve(config: TrainConfig | RunConfig, *, machine: bool = True) -> RunConf
         limit_train = (
             None if config.limit_train is None else integer("limit-train", config.limit_train, minimum=1)
         )
+        validation = integer("validation", config.validation, minimum=0)
         for flag in ("progress", "summary"):
             if not isinstance(getattr(config, flag), bool):
                 raise ValueError(f"{flag}: expected True or False, got {getattr(config, flag)!r}")
@@ -269,6 +273,12 @@ def resolve(config: TrainConfig | RunConfig, *, machine: bool = True) -> RunConf
             epochs, batch = DEFAULT_EPOCHS[defaults], DEFAULT_BATCH[defaults]
         epochs = integer("epochs", epochs if config.epochs is None else config.epochs, minimum=1)
         batch = integer("batch-size", batch if config.batch_size is None else config.batch_size, minimum=1)
+        if validation and preset == "official":
+            raise ValueError(
+                "validation: the official preset trains on the whole training set; drop --validation"
+            )
+        if validation and limit_train is not None:
+            check_validation(validation, limit_train, batch, "limit-train")
         if preset == "official" and epochs > (most := official_epochs()):
             raise ValueError(
                 "epochs: the official preset's learning-rate schedule (warmup 5, then linear decay) "
@@ -287,6 +297,8 @@ def resolve(config: TrainConfig | RunConfig, *, machine: bool = True) -> RunConf
         device=names["device"],
         limit_train=limit_train,
     )
+    if validation:  # recorded only when asked for: a run without one keeps its config.json (and trial key)
+        resolved["validation"] = validation
     if task != "autoencoder":  # an autoencoder's settings (and so its trial keys) name no task
         resolved["task"] = task
     resolved.update(_study_settings(config, epochs))
@@ -300,6 +312,7 @@ def resolve(config: TrainConfig | RunConfig, *, machine: bool = True) -> RunConf
         batch_size=batch,
         seed=seed,
         limit_train=limit_train,
+        validation=validation,
         data_dir=config.data_dir,
         device=names["device"],
         dtype=names["dtype"],
@@ -314,6 +327,23 @@ def resolve(config: TrainConfig | RunConfig, *, machine: bool = True) -> RunConf
 
 
 SCHEDULES = ("constant", "warmup-linear-decay")
+
+
+def check_validation(validation: int, n_train: int, batch_size: int, what: str = "the training set") -> int:
+    """The training examples left once the last ``validation`` of ``n_train`` are held out.
+
+    Raises:
+        ValueError: a split as large as the data (``"validation: 6000 is not smaller than limit-train
+            (6000)"``) or one that leaves fewer examples than one batch.
+    """
+    if validation >= n_train:
+        raise ValueError(f"validation: {validation} held-out images is not smaller than {what} ({n_train})")
+    if n_train - validation < batch_size:
+        raise ValueError(
+            f"validation: holding out {validation} of {what}'s {n_train} images leaves {n_train - validation} "
+            f"to train on, fewer than one batch ({batch_size}); hold out fewer or use a smaller batch"
+        )
+    return n_train - validation
 
 
 def _study_settings(config: TrainConfig, epochs: int) -> dict[str, Any]:
@@ -396,6 +426,7 @@ class RunConfig:
     batch_size: int
     seed: int
     limit_train: int | None
+    validation: int
     data_dir: str | None
     device: str
     dtype: str

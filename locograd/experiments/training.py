@@ -6,15 +6,19 @@ One run writes, in its output folder:
   finished epochs; a row ``epoch: 0`` records the starting point), ``train_loss`` and ``test_loss`` (the batch-mean loss over
   the whole set, per example summed over pixels), ``seconds`` (cumulative wall
   time spent in training steps, evaluation excluded), ``wall_seconds``
-  (cumulative, everything included), ``steps`` (batches so far), ``lr``;
+  (cumulative, everything included), ``steps`` (batches so far), ``lr``, and
+  ``update_ratio``: per weight layer (``net.weight_layers`` order), the mean over
+  the epoch's steps of :math:`\|\Delta W_m\|_F / \|W_m\|_F` (:mod:`.records`;
+  measured outside ``seconds``); the epoch-0 row, before any step, has no
+  ``update_ratio`` key;
 * ``loss.png``: loss against epoch and against seconds;
 * ``checkpoint.npz``: params, optimizer state, shuffling RNG state and epoch,
   written atomically after every epoch and read without pickle;
 * ``config.json``: the resolved settings of the run.
 
 ``--resume`` continues from the checkpoint to ``epochs`` in total; on the CPU
-2 epochs, then resume to 4, give bit-identical params and losses to 4 epochs
-straight (the timing fields differ, of course).
+2 epochs, then resume to 4, give bit-identical params, losses and update ratios
+to 4 epochs straight (the timing fields differ, of course).
 """
 
 from __future__ import annotations
@@ -37,9 +41,10 @@ from ..nn import MLP, Params, Sequential
 from ..optim import NetOptimizer, official, official_backprop
 from ..validators import same_tree
 from . import checkpoint, runfolder
-from .config import RunConfig, TrainConfig, TrainingError, check_machine, resolve
+from .config import RunConfig, TrainConfig, TrainingError, check_machine, check_validation, resolve
 from .optimizers import build
 from .plots import plot_losses
+from .records import UpdateRatios
 from .tasks import TASKS, Task
 
 
@@ -271,19 +276,21 @@ def _evaluate(
     task: Task,
     net: Sequential,
     params: Params,
-    train_split: tuple[Any, Any],
-    test_split: tuple[Any, Any],
+    splits: dict[str, tuple[Any, Any]],
     epoch: int,
     seconds: float,
     wall: float,
     steps: int,
     lr: float | None,
 ) -> dict[str, Any]:
-    """One metrics row: the losses, then the task's metrics (``train_accuracy``, ``test_accuracy``), then the clock."""
-    train, test = task.evaluate(net, params, *train_split), task.evaluate(net, params, *test_split)
-    row: dict[str, Any] = {"epoch": epoch, "train_loss": train["loss"], "test_loss": test["loss"]}
+    """One metrics row: each split's loss (``train_loss``, ``test_loss``, then ``validation_loss`` where
+    the run holds images out), then the task's metrics in the same order (``train_accuracy``, ...),
+    then the clock."""
+    scores = {name: task.evaluate(net, params, *split) for name, split in splits.items()}
+    row: dict[str, Any] = {"epoch": epoch}
+    row.update({f"{name}_loss": score["loss"] for name, score in scores.items()})
     for metric in task.metrics:
-        row[f"train_{metric}"], row[f"test_{metric}"] = train[metric], test[metric]
+        row.update({f"{name}_{metric}": score[metric] for name, score in scores.items()})
     row.update(seconds=seconds, wall_seconds=wall, steps=steps, lr=lr)
     return row
 
@@ -353,6 +360,11 @@ def _train(run: RunConfig, resume: bool, data: Dataset | None) -> list[dict[str,
             raise TrainingError(
                 f"batch-size: {run.batch_size} is larger than the training set ({n_train} examples)"
             )
+        if run.validation:
+            try:
+                check_validation(run.validation, n_train, run.batch_size)
+            except ValueError as exc:
+                raise TrainingError(str(exc)) from None
         task = TASKS[run.model]
         net = task.model(data, run.hidden, None if run.widths is None else list(run.widths))  # once per run
         task.check(data, net)
@@ -408,12 +420,17 @@ def _run(
     metrics_path = os.path.join(out, "metrics.jsonl")
     config_path = os.path.join(out, "config.json")
     shape = net.shapes[0]  # flat rows for an MLP, (H, W, C) images for a CNN
-    x_train = backend.to_device(data.x_train.reshape(-1, *shape), run.device, dtype)
-    x_test = backend.to_device(data.x_test.reshape(-1, *shape), run.device, dtype)
+    n_train = data.x_train.shape[0] - run.validation  # the last run.validation images are held out
     labelled = task.metrics and data.y_train is not None and data.y_test is not None
-    y_train = backend.to_device(data.y_train, run.device) if labelled else None
-    y_test = backend.to_device(data.y_test, run.device) if labelled else None
-    splits = (x_train, y_train), (x_test, y_test)
+
+    def split(x: Any, y: Any, rows: slice) -> tuple[Any, Any]:
+        inputs = backend.to_device(x[rows].reshape(-1, *shape), run.device, dtype)
+        return inputs, (backend.to_device(y[rows], run.device) if labelled else None)
+
+    x_train, y_train = split(data.x_train, data.y_train, slice(0, n_train))
+    splits = {"train": (x_train, y_train), "test": split(data.x_test, data.y_test, slice(None))}
+    if run.validation:
+        splits["validation"] = split(data.x_train, data.y_train, slice(n_train, None))
     if resume:
         saved = _load_checkpoint(ckpt_path, net, opt, meta, run, rng)
         if run.epochs < saved["epoch"]:
@@ -439,17 +456,18 @@ def _run(
         params = initial_params(net, run.seed, dtype, run.device)
         state = opt.init(params)
         start_epoch, steps, seconds, wall = 0, 0, 0.0, 0.0
-        history = [_evaluate(task, net, params, *splits, 0, 0.0, 0.0, 0, None)]  # the starting point
+        history = [_evaluate(task, net, params, splits, 0, 0.0, 0.0, 0, None)]  # the starting point
         _save_checkpoint(ckpt_path, params, state, rng, history[0], meta)  # first: the folder can resume
         runfolder.write_json_atomic(config_path, meta)
         _append_row(metrics_path, history[0])
     saved_epoch = start_epoch  # the epoch of the checkpoint on disk, for the messages
     batch = run.batch_size
-    n_train = data.x_train.shape[0]
     n_batches = math.ceil(n_train / batch)
     name = run.optimizer
+    record = UpdateRatios(net)  # update_ratio, measured outside the timed steps
     for epoch in range(start_epoch, run.epochs):
         epoch_start = time.perf_counter()
+        record.start(params)
         lr = run.schedule(epoch) if run.schedule is not None else opt.lr
         order = backend.to_device(rng.permutation(n_train), run.device)
         bar = tqdm(
@@ -486,13 +504,15 @@ def _run(
                         f"non-finite loss in epoch {epoch + 1}, batch {b + 1}; the last good checkpoint "
                         f"(epoch {saved_epoch}) and metrics are kept in {out}"
                     )
+                record.after(params)
                 steps += 1
                 bar.set_postfix(loss=f"{loss:.4g}", refresh=False)
                 bar.update()
         finally:
             bar.close()
         seconds += train_time
-        row = _evaluate(task, net, params, *splits, epoch + 1, seconds, 0.0, steps, lr)
+        row = _evaluate(task, net, params, splits, epoch + 1, seconds, 0.0, steps, lr)
+        row["update_ratio"] = record.means()
         if not (math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])):
             raise TrainingDiverged(
                 f"non-finite loss after epoch {epoch + 1}; the last good checkpoint (epoch {saved_epoch}) "

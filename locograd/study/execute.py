@@ -56,6 +56,9 @@ from ..errors import RunFolderError
 from ..experiments.runfolder import read_json, read_jsonl
 from .trials import Trial, clear_folder
 
+SPLITS = ("train", "test", "validation")
+"""The splits a metrics row scores (``validation`` where the run holds images out)."""
+
 RETRIES = 3
 """How often a trial lost with its worker is resubmitted before it counts as failed."""
 
@@ -207,7 +210,10 @@ def run_trial(payload: dict[str, Any], out: str, token: str | None, threads: int
         "epochs": last.get("epoch", 0),
         "final_train_loss": last.get("train_loss"),
         "final_test_loss": last.get("test_loss"),
-        **{f"final_{k}": last[k] for k in ("train_accuracy", "test_accuracy") if k in last},
+        **{f"final_{k}": last[k] for k in last if k.split("_", 1)[0] in SPLITS and k.endswith("_accuracy")},
+        **{
+            f"final_{k}": last[k] for k in last if k.startswith("validation_") and not k.endswith("_accuracy")
+        },
         "seconds": last.get("seconds", 0.0),
         "wall_seconds": last.get("wall_seconds", 0.0),
         "task_seconds": time.perf_counter() - start,

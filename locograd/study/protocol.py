@@ -1,18 +1,39 @@
-r"""One protocol for every optimizer: tuning, edge extension, final runs; and :func:`run_study`.
+r"""The tuning protocols, the same for every optimizer, and :func:`run_study`.
+
+**Successive halving** (``protocol = "halving"``, the default) decides at the final budget:
+
+* **Budget.** Every point's run is a prefix of its final-budget run (``final.epochs`` on the
+  study's training set, seed 0, the schedule defined on the final budget): a point trained to a
+  rung is that run stopped there, and continues from its checkpoint.
+* **Rungs.** Rungs end at 1/9, 1/3 and 1 of the final budget for grids of 9 points or more, at 1/3
+  and 1 for smaller ones (:func:`~.spec.rung_epochs`).  After each rung, the best third of its
+  points (rounded up, never fewer than 3, or all where there are fewer; :func:`~.spec.survivors`)
+  continues; so at least 3 points train the whole budget and the choice is made among them.
+  A 5 x 5 grid goes 25 -> 9 -> 3 and costs about 8.8 full-budget runs.
+* **Edges** are judged at rung 0 (below), and extension points join rung 0.
+* **The winner's** full-budget run is its final seed 0 (the same trial); seeds 1, 2, ... follow.
+  The eliminated points' checkpoints are deleted; the survivors' stay in the study folder (never
+  committed), and a survivor whose checkpoint was lost restarts from scratch.
+
+**Grid** (``protocol = "grid"``, the studies before successive halving):
 
 * **Tuning.** Every point of the optimizer's search space (the product of its
   axes) trains for the tuning budget (``tuning.epochs`` on the first
   ``tuning.subset`` images, ``tuning.seeds`` seeds); points rank by the mean
-  final training loss over the tuning seeds, diverged (or failed) points last.
-* **Edge extension.** Where the best value of an axis is its smallest or
-  largest, one new point one step beyond trains, the other axes at their best
-  values.  The step repeats the axis' outermost ratio (``v[-1] / v[-2]`` up,
-  ``v[0] / v[1]`` down; the difference where a value is not positive), rounded
-  for integers and never past a bound (``steps >= 1``, ``lr > 0``, ...).  This
-  repeats while the best point sits on an edge, up to ``extend_limit`` times
-  per axis and direction.
+  of the data set's metric over the tuning seeds, diverged (or failed) points last.
 * **Final runs.** The best point trains with ``final.seeds`` seeds (or the
   optimizer's ``seeds``) for ``final.epochs`` on the whole training set.
+
+Both rank by the data set's ``metric`` (``train_loss``, ``validation_loss`` or
+``validation_accuracy``, at the last epoch of the budget judged), never by a test metric.
+
+**Edge extension** (both).  Where the best value of an axis is its smallest or
+largest, one new point one step beyond trains, the other axes at their best
+values.  The step repeats the axis' outermost ratio (``v[-1] / v[-2]`` up,
+``v[0] / v[1]`` down; the difference where a value is not positive), rounded
+for integers and never past a bound (``steps >= 1``, ``lr > 0``, ...).  This
+repeats while the best point sits on an edge, up to ``extend_limit`` times
+per axis and direction.
 
 >>> beyond((1e-3, 3e-3, 1e-2), "up", integer=False, name="lr")
 0.0333333
@@ -26,6 +47,7 @@ from __future__ import annotations
 
 import collections
 import contextlib
+import dataclasses
 import hashlib
 import itertools
 import math
@@ -35,7 +57,7 @@ import secrets
 import shlex
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import RunFolderError
@@ -52,7 +74,7 @@ from ..experiments.runfolder import (
 from ..experiments.tasks import TASKS
 from .execute import TOKEN_NAME, DaskRunner, LocalRunner, StudyError, cores, gpu_count, parse_cluster
 from .numerics import numerics_version
-from .spec import NUMERIC, DatasetSpec, OptimizerSpec, StudySpec, load, round_sig
+from .spec import METRICS, NUMERIC, DatasetSpec, OptimizerSpec, StudySpec, load, round_sig, survivors
 from .trials import Store, Trial, trial_key
 
 Echo = Callable[[str], None]
@@ -155,7 +177,7 @@ class Planner:
         spec = self.spec
         hp = {**o.fixed, **point}
         resolved = settings(o.base, d.source, **hp)
-        if phase == "tuning":
+        if phase == "tuning" and spec.protocol == "grid":
             epochs = spec.tuning_epochs
             limit = spec.tuning_subset if spec.tuning_subset is not None else d.limit_train
         else:
@@ -181,6 +203,8 @@ class Planner:
             "seed": seed,
             "epochs": epochs,
         }
+        if d.validation:  # only where held out: the trials of a study without one keep their keys
+            identity["validation"] = d.validation
         config: dict[str, Any] = {
             "dataset": d.source,
             "optimizer": o.base,
@@ -190,6 +214,7 @@ class Planner:
             "limit_train": limit,
             "device": spec.device,
             "dtype": spec.dtype,
+            "validation": d.validation,
             **hp,
         }
         if o.schedule is not None:
@@ -211,8 +236,14 @@ class Planner:
         return Trial(key, name, d.name, o.name, phase, dict(point), seed, identity, run, data)
 
 
+Round = tuple[list[Trial], list[str]]
+"""One round of a protocol: the trials to run (those already done are skipped), and the keys of
+trials whose checkpoints are no longer needed (points successive halving eliminated)."""
+
+
 class Tuning:
-    """The tuning of one optimizer on one data set: its points, their scores, the edge extensions."""
+    """The grid protocol for one optimizer on one data set: its points, their scores, the edge
+    extensions, the chosen point and its final trials (see the module docstring)."""
 
     def __init__(self, planner: Planner, d: DatasetSpec, o: OptimizerSpec) -> None:
         self.planner, self.d, self.o = planner, d, o
@@ -227,6 +258,8 @@ class Tuning:
         self.count: collections.Counter[tuple[str, str]] = collections.Counter()
         self.final: list[Trial] = []
         self.chosen: dict[str, Any] | None = None
+        self.metric = d.metric
+        self.sign = -1.0 if METRICS[d.metric] == "max" else 1.0  # rank by sign * value, lowest first
 
     def trials(self, point: dict[str, Any]) -> list[Trial]:
         """The tuning trials of one point (one per tuning seed)."""
@@ -236,15 +269,23 @@ class Tuning:
         """The tuning trials of every point so far."""
         return [t for p in self.points for t in self.trials(p)]
 
-    def score(self, point: dict[str, Any], records: dict[str, dict[str, Any]]) -> float:
-        """Mean final training loss over the tuning seeds; ``inf`` if one diverged, failed or is missing."""
-        losses = []
+    def value(self, point: dict[str, Any], records: dict[str, dict[str, Any]]) -> float | None:
+        """The mean of the metric over the tuning seeds (at their last epoch); ``None`` if one diverged,
+        failed or is missing."""
+        values = []
         for t in self.trials(point):
             r = records.get(t.key)
-            if r is None or r["status"] != "finished" or r.get("final_train_loss") is None:
-                return math.inf
-            losses.append(float(r["final_train_loss"]))
-        return sum(losses) / len(losses)
+            v = None if r is None or r["status"] != "finished" else r.get(f"final_{self.metric}")
+            if v is None or not math.isfinite(v):
+                return None
+            values.append(float(v))
+        return sum(values) / len(values)
+
+    def score(self, point: dict[str, Any], records: dict[str, dict[str, Any]]) -> float:
+        """The value to rank by, lowest best (the metric, negated where higher is better); ``inf``
+        where :meth:`value` is ``None``."""
+        v = self.value(point, records)
+        return math.inf if v is None else self.sign * v
 
     def best(self, records: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
         """The best point (ties: the first in order), ``None`` if every point diverged."""
@@ -286,6 +327,169 @@ class Tuning:
                 )
                 new.append(point)
         return new
+
+    def _extensions(self, records: dict[str, dict[str, Any]], say: Echo) -> list[dict[str, Any]]:
+        new = self.extend(records)
+        for ext in self.extensions[len(self.extensions) - len(new) :]:
+            say(
+                f"study: {self.d.name}/{self.o.name}: best {ext['axis']} on the {ext['direction']} edge; "
+                f"trying {_point_text(ext['point'])}"
+            )
+        return new
+
+    def _finals(self, records: dict[str, dict[str, Any]], say: Echo) -> list[Trial]:
+        if self.chosen is None:
+            say(f"study: {self.d.name}/{self.o.name}: every tuning point diverged or failed; no final runs")
+            return []
+        self.final = [
+            self.planner.trial(self.d, self.o, self.chosen, s, "final")
+            for s in range(self.spec.seeds_of(self.o))
+        ]
+        return self.final
+
+    def rounds(self, store: Store, say: Echo) -> Iterator[Round]:
+        """The protocol as rounds of trials; each round is planned from the records of the ones before."""
+        yield self.all_trials(), []
+        while new := self._extensions(store.records, say):
+            yield [t for p in new for t in self.trials(p)], []
+        self.chosen = self.best(store.records)
+        yield self._finals(store.records, say), []
+
+
+class Halving(Tuning):
+    """Successive halving at the final budget for one optimizer on one data set (see the module docstring).
+
+    Attributes:
+        rungs: the epoch at which each rung ends (:meth:`~.spec.StudySpec.rungs_of`).
+        ladder: per rung, its epochs and the points that trained to it (filled as the rounds run).
+    """
+
+    def __init__(self, planner: Planner, d: DatasetSpec, o: OptimizerSpec) -> None:
+        super().__init__(planner, d, o)
+        self.rungs = self.spec.rungs_of(o)
+        self.ladder: list[dict[str, Any]] = []
+        self.store: Store | None = None
+
+    def trials(self, point: dict[str, Any]) -> list[Trial]:
+        """The point's full-budget run (seed 0): the one trial every rung trains a prefix of."""
+        return [self.planner.trial(self.d, self.o, point, 0, "tuning")]
+
+    def at(self, point: dict[str, Any], epochs: int) -> Trial:
+        """The point's run trained to ``epochs`` (a prefix of its full-budget trial, the same key)."""
+        full = self.trials(point)[0]
+        if epochs == full.run.epochs:
+            return full
+        return dataclasses.replace(
+            full, run=full.run.with_epochs(epochs), name=f"{full.name} (rung to epoch {epochs})"
+        )
+
+    def value_at(self, point: dict[str, Any], epochs: int) -> float | None:
+        """The metric of the point's run at ``epochs`` (its metrics row there); ``None`` where the run
+        diverged before it, failed, or is missing."""
+        assert self.store is not None, "value_at reads the store that rounds() runs on"
+        key = self.trials(point)[0].key
+        if key not in self.store.records:
+            return None
+        try:
+            rows = self.store.metrics(key)
+        except RunFolderError:
+            return None
+        v = next((r.get(self.metric) for r in rows if r.get("epoch") == epochs), None)
+        return float(v) if v is not None and math.isfinite(v) else None
+
+    def value(self, point: dict[str, Any], records: dict[str, dict[str, Any]]) -> float | None:
+        """The metric at the last rung the point reached (``records``: the store's)."""
+        reached = [rung["epochs"] for rung in self.ladder if point in rung["points"]]
+        return self.value_at(point, reached[-1]) if reached else None
+
+    def _rank(self, points: list[dict[str, Any]], epochs: int) -> list[dict[str, Any]]:
+        """``points`` that reached ``epochs`` with a finite metric, best first (ties: the first in order)."""
+        scored = [
+            (self.sign * v, i) for i, p in enumerate(points) if (v := self.value_at(p, epochs)) is not None
+        ]
+        return [points[i] for _, i in sorted(scored)]
+
+    def best(self, records: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+        """The best point of the last rung run so far, ``None`` if none has a finite metric."""
+        if not self.ladder:
+            return None
+        ranked = self._rank(self.ladder[-1]["points"], self.ladder[-1]["epochs"])
+        return ranked[0] if ranked else None
+
+    def rounds(self, store: Store, say: Echo) -> Iterator[Round]:
+        """Rung 0 (with its edge extensions), then each rung's survivors, then the final seeds."""
+        self.store = store
+        first = {"rung": 0, "epochs": self.rungs[0], "points": list(self.points)}
+        self.ladder = [first]
+        yield [self.at(p, self.rungs[0]) for p in self.points], []
+        while new := self._extensions(store.records, say):
+            first["points"] = list(self.points)
+            yield [self.at(p, self.rungs[0]) for p in new], []
+        for r, epochs in enumerate(self.rungs[1:], start=1):
+            previous = self.ladder[-1]
+            ranked = self._rank(previous["points"], previous["epochs"])
+            going = ranked[: survivors(len(previous["points"]))]
+            previous["survivors"] = list(going)
+            dropped = [self.trials(p)[0].key for p in previous["points"] if p not in going]
+            self.ladder.append({"rung": r, "epochs": epochs, "points": list(going)})
+            say(
+                f"study: {self.d.name}/{self.o.name}: rung {r - 1} (epoch {previous['epochs']}) keeps "
+                f"{len(going)} of {len(previous['points'])} points; rung {r} trains them to epoch {epochs}"
+            )
+            yield [self.at(p, epochs) for p in going], dropped
+        last = self.ladder[-1]
+        ranked = self._rank(last["points"], last["epochs"])
+        last["survivors"] = ranked[:1]
+        self.chosen = ranked[0] if ranked else None
+        yield self._finals(store.records, say), []
+
+
+def tunings_of(planner: Planner) -> list[Tuning]:
+    """One protocol object per data set and optimizer: :class:`Halving` or :class:`Tuning` (grid)."""
+    kind = Halving if planner.spec.protocol == "halving" else Tuning
+    return [kind(planner, d, o) for d in planner.spec.datasets for o in planner.spec.optimizers]
+
+
+def drive(
+    tunings: Sequence[Tuning],
+    store: Store,
+    say: Echo,
+    execute: Callable[[list[Trial]], None],
+    *,
+    drop: bool = True,
+) -> None:
+    """Run every protocol's rounds in lockstep: each round's trials of every optimizer at once
+    (``drop``: delete the checkpoints of eliminated points before the next round)."""
+    pending = [tu.rounds(store, say) for tu in tunings]
+    while pending:
+        batch: list[Trial] = []
+        dropped: list[str] = []
+        still = []
+        for rounds in pending:
+            step = next(rounds, None)
+            if step is not None:
+                batch += step[0]
+                dropped += step[1]
+                still.append(rounds)
+        pending = still
+        for key in dropped if drop else []:
+            store.drop_checkpoint(key)
+        execute(batch)
+
+
+def planned_keys(spec: StudySpec, out: str) -> list[str]:
+    """The trial keys the protocol plans for ``spec`` given the records in the study folder ``out``,
+    in order, without running or changing anything (a replay: how the committed studies are checked
+    to plan the trials they ran)."""
+    store = Store(out, echo=lambda line: None)
+    store.load(repair=False)
+    keys: list[str] = []
+
+    def note(trials: list[Trial]) -> None:
+        keys.extend(t.key for t in trials if t.key not in keys)
+
+    drive(tunings_of(Planner(spec)), store, lambda line: None, note, drop=False)
+    return keys
 
 
 def _machine_jobs(device: str, jobs: int | None, threads: int | None) -> tuple[int, int]:
@@ -356,6 +560,7 @@ def run_study(
     progress: bool = True,
     echo: Echo | None = None,
     command: str | None = None,
+    layers: bool = False,
 ) -> dict[str, Any]:
     """Run (or continue) the study of ``spec_path`` in ``out``; returns the summary (also ``OUT/summary.json``).
 
@@ -370,6 +575,7 @@ def run_study(
         progress: show the tqdm bar.
         echo: where lines go (default: ``tqdm.write``).
         command: the command line, for the report (default ``sys.argv``).
+        layers: the report also plots each final run's update ratio per weight layer.
 
     Raises:
         SpecError, StudyError, RunFolderError, DataError: before any trial runs, with one line.
@@ -408,8 +614,7 @@ def run_study(
     _check_data(spec)
     out = os.path.abspath(out if out is not None else os.path.join("runs", f"study-{spec.name}"))
     _check_out(out)
-    planner = Planner(spec)
-    tunings = [Tuning(planner, d, o) for d in spec.datasets for o in spec.optimizers]
+    tunings = tunings_of(Planner(spec))
 
     runner: LocalRunner | DaskRunner
     if scheduler is not None or n_local is not None:
@@ -472,6 +677,11 @@ def run_study(
                 jobs=runner.jobs,
                 runner=runner.kind,
             )
+            before = store.records.get(trial.key)
+            if (
+                before is not None and before["status"] == "finished"
+            ):  # a rung's continuation: the trial's time so far
+                record["task_seconds"] = record.get("task_seconds", 0.0) + before.get("task_seconds", 0.0)
             for note in result["notes"]:
                 say(f"study: {note}")
             if record.get("malloc_trim_threshold") and not warned:
@@ -504,11 +714,11 @@ def run_study(
         def execute(trials: list[Trial]) -> None:
             todo, seen = [], set()
             for t in trials:
-                if store.done(t.key):
+                if t.key in store.records:
                     why = store.matches(t.key, t.run.settings)
                     if why is not None:
                         store.forget(t.key, why)
-                if not store.done(t.key) and t.key not in seen and t.key not in failed:
+                if not store.done(t.key, t.run.epochs) and t.key not in seen and t.key not in failed:
                     todo.append(t)
                     seen.add(t.key)
             bar.total += len(todo)
@@ -517,32 +727,7 @@ def run_study(
                 runner.run(todo, on_done, on_failed)
 
         try:
-            execute([t for tu in tunings for t in tu.all_trials()])
-            while True:
-                new = []
-                for tu in tunings:
-                    for point in tu.extend(store.records):
-                        ext = tu.extensions[-1] if tu.extensions else {}
-                        say(
-                            f"study: {tu.d.name}/{tu.o.name}: best {ext.get('axis')} on the edge; trying {_point_text(point)}"
-                        )
-                        new += tu.trials(point)
-                if not new:
-                    break
-                execute(new)
-            finals = []
-            for tu in tunings:
-                tu.chosen = tu.best(store.records)
-                if tu.chosen is None:
-                    say(
-                        f"study: {tu.d.name}/{tu.o.name}: every tuning point diverged or failed; no final runs"
-                    )
-                    continue
-                tu.final = [
-                    planner.trial(tu.d, tu.o, tu.chosen, s, "final") for s in range(spec.seeds_of(tu.o))
-                ]
-                finals += tu.final
-            execute(finals)
+            drive(tunings, store, say, execute)
         except BaseException:  # Ctrl-C or an error: stop the workers now, their checkpoints stay
             bar.close()
             with contextlib.suppress(Exception):
@@ -567,9 +752,9 @@ def run_study(
             },
         )
         history = read_jsonl(os.path.join(out, "study.jsonl"), required=("command",))
-        summary = write_report(spec, out, tunings, store, failed, history, runner)
+        summary = write_report(spec, out, tunings, store, failed, history, runner, layers=layers)
     say(f"study {spec.name}: report in {os.path.join(out, 'report.md')} ({elapsed:.1f} s)")
     return summary
 
 
-__all__ = ["Planner", "Tuning", "beyond", "run_study"]
+__all__ = ["Halving", "Planner", "Tuning", "beyond", "drive", "planned_keys", "run_study", "tunings_of"]

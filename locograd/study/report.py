@@ -26,7 +26,6 @@ be compared bit for bit.
 
 from __future__ import annotations
 
-import math
 import os
 import platform
 import statistics
@@ -38,7 +37,7 @@ import numpy as np
 from .. import __version__, backend
 from ..experiments.runfolder import write_json_atomic, write_text_atomic
 from .numerics import NUMERICS_VERSION, NUMERICS_VERSIONS
-from .spec import BASELINE_TARGETS, StudySpec
+from .spec import BASELINE_TARGETS, METRICS, StudySpec
 
 TIME_KEYS = frozenset(
     {
@@ -152,6 +151,7 @@ def summarise(
         curves: dict[str, list[list[dict[str, Any]]]] = {}
         for tu in (t for t in tunings if t.d.name == d.name):
             o = tu.o
+            halving = spec.protocol == "halving"
             tuning_rows = []
             for point in tu.points:
                 ts = tu.trials(point)
@@ -168,14 +168,9 @@ def summarise(
                         }
                     )
                     _trial_entry(trials, t, r, failed)
-                score = tu.score(point, records)
+                judged = tu.value_at(point, tu.rungs[0]) if halving else tu.value(point, records)
                 tuning_rows.append(
-                    {
-                        "point": point,
-                        "loss": None if math.isinf(score) else score,
-                        "trials": rows,
-                        "extended": ext is not None,
-                    }
+                    {"point": point, "value": judged, "trials": rows, "extended": ext is not None}
                 )
             finals = []
             finished_rows: list[list[dict[str, Any]]] = []
@@ -194,6 +189,7 @@ def summarise(
                         **{k: r[k] for k in ("final_train_accuracy", "final_test_accuracy") if k in r},
                         epochs=r.get("epochs"),
                         seconds=r.get("seconds"),
+                        **{k: r[k] for k in r if k.startswith("final_validation_")},
                     )
                     if r["status"] == "finished":
                         finished_rows.append(store.metrics(t.key))
@@ -201,6 +197,11 @@ def summarise(
             curves[o.name] = finished_rows
             train = [f["final_train_loss"] for f in finals if f["status"] == "finished"]
             test = [f["final_test_loss"] for f in finals if f["status"] == "finished"]
+            ranked_by = [
+                records[f["key"]][f"final_{d.metric}"]
+                for f in finals
+                if f["status"] == "finished" and f"final_{d.metric}" in records[f["key"]]
+            ]
             tm, ts_ = _mean_std(train)
             em, es = _mean_std(test)
             accuracy = [
@@ -215,7 +216,9 @@ def summarise(
                         on_edge.append(axis)
             wall = sum(
                 records[t.key].get("task_seconds", 0.0)
-                for t in [*tu.all_trials(), *tu.final]
+                for t in {
+                    t.key: t for t in [*tu.all_trials(), *tu.final]
+                }.values()  # halving's winner is a final seed too
                 if t.key in records
             )
             opts[o.name] = {
@@ -223,11 +226,16 @@ def summarise(
                 "fixed": o.fixed,
                 "schedule": o.schedule or "constant",
                 "chosen": tu.chosen,
+                "metric": d.metric,
                 "tuning": tuning_rows,
+                "rungs": _rungs(tu) if halving else [],
                 "extensions": tu.extensions,
                 "still_on_edge": on_edge,
                 "final": finals,
                 "final_train": {"mean": tm, "std": ts_, "n": len(train)},
+                "final_metric": dict(
+                    zip(("mean", "std"), _mean_std(ranked_by), strict=True), n=len(ranked_by)
+                ),
                 "final_test": {"mean": em, "std": es, "n": len(test)},
                 **(
                     {
@@ -244,7 +252,11 @@ def summarise(
                 ),
                 "wall": wall,
                 "warnings": _warnings(
-                    [records[t.key] for t in [*tu.all_trials(), *tu.final] if t.key in records]
+                    [
+                        records[k]
+                        for k in dict.fromkeys(t.key for t in [*tu.all_trials(), *tu.final])
+                        if k in records
+                    ]
                 ),
             }
         # targets
@@ -285,13 +297,20 @@ def summarise(
                     }
                 )
             v["targets"] = per
+        sign = -1.0 if METRICS[d.metric] == "max" else 1.0
         ranked = sorted(
             opts,
-            key=lambda k: (opts[k]["final_train"]["mean"] is None, opts[k]["final_train"]["mean"] or 0.0, k),
+            key=lambda k: (
+                opts[k]["final_metric"]["mean"] is None,
+                sign * (opts[k]["final_metric"]["mean"] or 0.0),
+                k,
+            ),
         )
         for i, k in enumerate(ranked, start=1):
             opts[k]["rank"] = i
         datasets[d.name] = {
+            "metric": d.metric,
+            "validation": d.validation,
             "targets": targets,
             "ranks": ranked,
             "leaders_by_epoch": _leaders_by_epoch(curves),
@@ -304,12 +323,13 @@ def summarise(
         "numerics_version": NUMERICS_VERSION,
         "numerics_versions": NUMERICS_VERSIONS,
         "locograd": __version__,
+        "protocol": spec.protocol,
         "budget": {
-            "tuning": {
-                "epochs": spec.tuning_epochs,
-                "subset": spec.tuning_subset,
-                "seeds": spec.tuning_seeds,
-            },
+            "tuning": (
+                {"epochs": spec.tuning_epochs, "subset": spec.tuning_subset, "seeds": spec.tuning_seeds}
+                if spec.protocol == "grid"
+                else None
+            ),
             "final": {"epochs": spec.final_epochs, "seeds": spec.final_seeds},
         },
         "execution": {
@@ -338,6 +358,21 @@ def summarise(
         "trials": trials,
         "datasets": datasets,
     }
+
+
+def _rungs(tu: Any) -> list[dict[str, Any]]:
+    """Successive halving's rungs: each one's epochs, every point's metric there, and the survivors."""
+    out = []
+    for rung in tu.ladder:
+        out.append(
+            {
+                "rung": rung["rung"],
+                "epochs": rung["epochs"],
+                "points": [{"point": p, "value": tu.value_at(p, rung["epochs"])} for p in rung["points"]],
+                "survivors": rung.get("survivors", []),
+            }
+        )
+    return out
 
 
 def _warnings(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -445,6 +480,20 @@ def _spans(rows: Sequence[dict[str, Any]], x: str, unit: str) -> list[str]:
     return out
 
 
+def _budget_text(b: dict[str, Any]) -> str:
+    """The protocol and its budget in one sentence."""
+    final = f"{b['final']['epochs']} epochs on the training set, {b['final']['seeds']} seeds (unless an optimizer sets its own)"
+    if b["tuning"] is None:
+        return (
+            "Successive halving at the final budget: every point trains a prefix of its final-budget run "
+            "(seed 0), rung by rung; the best third (at least 3) continues; the winner's full-budget run is "
+            f"its final seed 0. Final: {final}."
+        )
+    t = b["tuning"]
+    where = f"the first {t['subset']} images" if t["subset"] else "the training set"
+    return f"Grid protocol. Tuning: {t['epochs']} epochs on {where}, {t['seeds']} seed(s) per point; final: {final}."
+
+
 def render(summary: dict[str, Any]) -> str:
     """``report.md`` from a summary."""
     m, ex = summary["machine"], summary["execution"]
@@ -452,11 +501,7 @@ def render(summary: dict[str, Any]) -> str:
     lines = [
         f"# Study `{summary['study']}`",
         "",
-        f"locograd {summary['locograd']}, numerics version {summary['numerics_version']}. "
-        f"Tuning: {b['tuning']['epochs']} epochs on "
-        f"{'the first ' + str(b['tuning']['subset']) + ' images' if b['tuning']['subset'] else 'the training set'}, "
-        f"{b['tuning']['seeds']} seed(s) per point; final: {b['final']['epochs']} epochs on the training set, "
-        f"{b['final']['seeds']} seeds (unless an optimizer sets its own).",
+        f"locograd {summary['locograd']}, numerics version {summary['numerics_version']}. " + _budget_text(b),
         "",
         "## Commands",
         "",
@@ -503,13 +548,28 @@ def render(summary: dict[str, Any]) -> str:
             tnames.append(label)
         lines.append("Targets: " + "; ".join(tnames) + ".")
         lines.append("")
+        metric = ds.get("metric", "train_loss")
+        held = f" (the last {ds['validation']} training images, held out)" if ds.get("validation") else ""
+        lines += [
+            f"Ranked by {metric.replace('_', ' ')}{held}; test metrics are reported, never ranked on.",
+            "",
+        ]
+        shown_metric = metric != "train_loss"
         scored = any("final_test_accuracy" in o for o in ds["optimizers"].values())
         head = (
-            "| rank | optimizer | chosen setting | final train | final test |"
+            "| rank | optimizer | chosen setting |"
+            + (f" final {metric.replace('_', ' ')} |" if shown_metric else "")
+            + " final train | final test |"
             + (" final test accuracy |" if scored else "")
             + " seeds |"
         )
-        sep = "|---:|---|---|---:|---:|" + ("---:|" if scored else "") + "---:|"
+        sep = (
+            "|---:|---|---|"
+            + ("---:|" if shown_metric else "")
+            + "---:|---:|"
+            + ("---:|" if scored else "")
+            + "---:|"
+        )
         for label in tnames:
             head += f" epochs to {label} | s to {label} |"
             sep += "---:|---:|"
@@ -525,7 +585,8 @@ def render(summary: dict[str, Any]) -> str:
                 if "final_test_accuracy" in o
                 else (" — |" if scored else "")
             )
-            row = f"| {o['rank']} | {name} | {_setting_text(o)} | {_spread(ft)} | {_spread(fe)} |{shown} {seeds} |"
+            by = f" {_spread(o['final_metric'])} |" if shown_metric else ""
+            row = f"| {o['rank']} | {name} | {_setting_text(o)} |{by} {_spread(ft)} | {_spread(fe)} |{shown} {seeds} |"
             for tg in o["targets"]:
                 if tg["reached"]:
                     row += f" {tg['epochs']:g} ({tg['reached']}/{tg['of']}) | {_fmt(tg['seconds_to_target'], '.2f')} |"
@@ -570,18 +631,42 @@ def render(summary: dict[str, Any]) -> str:
                 + "; ".join(_spans(ds["leaders_by_time"], "seconds", " s")),
                 "",
             ]
-        lines += ["Tuning (mean final train loss over the tuning seeds; * extended, > chosen):", ""]
+        rungs = any(o.get("rungs") for o in ds["optimizers"].values())
+        judged = "at rung 0" if rungs else "mean over the tuning seeds"
+        lines += [f"Tuning ({metric.replace('_', ' ')}, {judged}; * extended, > chosen):", ""]
         for name, o in ds["optimizers"].items():
             cells = []
             for row in o["tuning"]:
                 mark = (">" if row["point"] == o["chosen"] else "") + ("*" if row["extended"] else "")
                 status = (
-                    _fmt(row["loss"])
-                    if row["loss"] is not None
+                    _fmt(row["value"], ".4g")
+                    if row["value"] is not None
                     else "/".join(t["status"] for t in row["trials"])
                 )
                 cells.append(f"{mark}{_point_text(row['point'])}: {status}")
             lines.append(f"- {name}: " + "; ".join(cells))
+        if rungs:
+            lines += [
+                "",
+                "Successive-halving rungs (the points each trained to its epoch, their metric there; > survivors):",
+                "",
+            ]
+            lines += [
+                "| optimizer | rung | epoch | points | survivors | metric per point |",
+                "|---|---:|---:|---:|---:|---|",
+            ]
+            for name, o in ds["optimizers"].items():
+                for rung in o.get("rungs", []):
+                    cells = [
+                        ("> " if p["point"] in rung["survivors"] else "")
+                        + f"{_point_text(p['point'])}: "
+                        + ("diverged" if p["value"] is None else f"{p['value']:.4g}")
+                        for p in rung["points"]
+                    ]
+                    lines.append(
+                        f"| {name} | {rung['rung']} | {rung['epochs']} | {len(rung['points'])} | "
+                        f"{len(rung['survivors'])} | {'; '.join(cells)} |"
+                    )
         lines += ["", f"Figures: `figures/final-runs.png`, `figures/tuning-{dname}-*.png`.", ""]
     return "\n".join(lines) + "\n"
 
@@ -594,8 +679,14 @@ def _ends_above_start(runs: Sequence[Sequence[dict[str, Any]]]) -> bool:
     )
 
 
-def figures(summary: dict[str, Any], store: Any, folder: str) -> list[str]:
-    """The final runs per data set (mean and min-max band), and each optimizer's tuning curve."""
+def figures(summary: dict[str, Any], store: Any, folder: str, *, layers: bool = False) -> list[str]:
+    """The final runs per data set (mean and min-max band), and each optimizer's tuning curve.
+
+    ``layers``: also ``DATASET-update-ratio.png`` per data set, each weight layer's ``update_ratio``
+    against epoch for every optimizer's final runs (mean and min-max band over the seeds,
+    :func:`~locograd.experiments.plots.plot_update_ratios`); a data set whose final runs have no
+    such records (trials run before locograd recorded them) gets none, and one line says so.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -660,16 +751,17 @@ def figures(summary: dict[str, Any], store: Any, folder: str) -> list[str]:
             FigureCanvasAgg(fig)
             panels = fig.subplots(1, len(axes_names), squeeze=False)[0]
             for ax, axis in zip(panels, axes_names, strict=True):
+                sign = -1.0 if METRICS[o.get("metric", "train_loss")] == "max" else 1.0
                 pts = [
-                    (row["point"][axis], row["loss"], row["extended"])
+                    (row["point"][axis], row["value"], row["extended"])
                     for row in o["tuning"]
-                    if row["loss"] is not None
+                    if row["value"] is not None
                 ]
                 # the line: the best loss at each value of this axis (over the other axes, if any);
                 # before, it joined every point in value order and zigzagged through the other axes
                 profile: dict[float, float] = {}
                 for x, y, _ in pts:
-                    profile[x] = min(y, profile.get(x, math.inf))
+                    profile[x] = y if x not in profile else (min if sign > 0 else max)(y, profile[x])
                 if len(profile) > 1:
                     line_label = "best over the other axes" if len(axes_names) > 1 else None
                     ax.plot(
@@ -682,18 +774,36 @@ def figures(summary: dict[str, Any], store: Any, folder: str) -> list[str]:
                 if ext:
                     ax.plot(*zip(*sorted(ext), strict=True), "s", color="C1", label="edge extension")
                 if o["chosen"] is not None:
-                    best = next(row["loss"] for row in o["tuning"] if row["point"] == o["chosen"])
-                    ax.plot([o["chosen"][axis]], [best], "*", ms=14, color="C3", label="chosen")
+                    best = next(row["value"] for row in o["tuning"] if row["point"] == o["chosen"])
+                    if best is not None:
+                        ax.plot([o["chosen"][axis]], [best], "*", ms=14, color="C3", label="chosen")
                 if all(x > 0 for x, _, _ in pts) and pts:
                     ax.set_xscale("log")
                 ax.set_xlabel(axis)
-                ax.set_ylabel("final train loss (tuning)")
+                ax.set_ylabel(
+                    f"{o.get('metric', 'train_loss').replace('_', ' ')} ({'rung 0' if o.get('rungs') else 'tuning'})"
+                )
                 ax.grid(alpha=0.3)
                 ax.legend(fontsize=7)
             fig.suptitle(f"{oname} on {dname}")
             path = os.path.join(folder, f"tuning-{dname}-{oname}.png")
             fig.savefig(path, dpi=100)
             written.append(path)
+    if layers:
+        from tqdm.auto import tqdm
+
+        from ..experiments.plots import NO_UPDATE_RATIOS, plot_update_ratios
+
+        for dname, ds in summary["datasets"].items():
+            finals = {
+                oname: [store.metrics(f["key"]) for f in o["final"] if f["status"] == "finished"]
+                for oname, o in ds["optimizers"].items()
+            }
+            path = os.path.join(folder, f"{dname}-update-ratio.png")
+            if plot_update_ratios(finals, path, title=f"{dname}: per-layer update ratio of the final runs"):
+                written.append(path)
+            else:
+                tqdm.write(f"study: {dname}: {NO_UPDATE_RATIOS}")
     return written
 
 
@@ -705,12 +815,14 @@ def write_report(
     failed: dict[str, str],
     history: Sequence[dict[str, Any]],
     runner: Any,
+    layers: bool = False,
 ) -> dict[str, Any]:
-    """Write ``summary.json``, ``report.md`` and ``figures/``; returns the summary."""
+    """Write ``summary.json``, ``report.md`` and ``figures/``; returns the summary (``layers``: the
+    figures also plot each final run's update ratio per weight layer)."""
     summary = summarise(spec, tunings, store, failed, history, runner)
     write_json_atomic(os.path.join(out, "summary.json"), summary)
     write_text_atomic(os.path.join(out, "report.md"), render(summary))
-    figures(summary, store, os.path.join(out, "figures"))
+    figures(summary, store, os.path.join(out, "figures"), layers=layers)
     return summary
 
 

@@ -6,15 +6,17 @@ A spec (see ``studies/smoke.toml`` for a commented one)::
     device = "cpu"            # cpu | gpu
     dtype = "float32"         # float32 | float64
     extend_limit = 3          # edge extensions per hyperparameter and direction
+    protocol = "halving"      # halving (default): successive halving at the final budget;
+                              # grid: every point for the [tuning] budget, then the best one's final runs
 
-    [tuning]                  # every point of every search space, for this budget
+    [final]                   # the final budget, on the study's training set
+    epochs = 9                # halving: rungs end at 1/9, 1/3 and 1 of it (1/3 and 1 below 9 points)
+    seeds = 3                 # default 3
+
+    [tuning]                  # grid protocol only: every point of every search space, for this budget
     epochs = 1
     subset = 200              # the first N training images (default: the study's training set)
     seeds = 1                 # tuning seeds per point (default 1)
-
-    [final]                   # the best point, on the whole training set
-    epochs = 2
-    seeds = 3                 # default 3
 
     [datasets.curves]         # one table per data set
     limit_train = 1000        # the study's training set: the first N images (default all)
@@ -28,7 +30,11 @@ A spec (see ``studies/smoke.toml`` for a commented one)::
     data_seed = 0             # CURVES: the generation seed (the same data for every trial)
     hidden = "sigmoid"        # model override: the hidden transfer
     widths = [400, 200, 100, 50, 25, 6]   # model override: encoder widths, the code layer last
-    model = "autoencoder"     # autoencoder (default) | classifier (the labels' classes, accuracy reported)
+    model = "autoencoder"     # autoencoder (default) | classifier | cnn (the labels' classes, accuracy reported)
+    validation = 5000         # the last N images of the study's training set, held out (default none)
+    metric = "validation_loss"   # what tuning ranks by: train_loss (the default of an autoencoder),
+                              # validation_loss or validation_accuracy (a classifier's default; it
+                              # needs validation); test metrics are reported, never ranked on
 
     [datasets.mine]           # your own data: any table name, and the file
     file = "data/mine.npz"    # x_train, x_test (and y_train, y_test for a classifier)
@@ -47,12 +53,12 @@ A spec (see ``studies/smoke.toml`` for a commented one)::
 Every error is ONE line naming the key path, e.g.
 ``optimizers.adam.lr: expected a list of numbers or {min, max, n}, got "fast"``.
 
->>> spec = parse({"tuning": {"epochs": 1}, "final": {"epochs": 2, "seeds": 2},
+>>> spec = parse({"final": {"epochs": 3, "seeds": 2},
 ...               "datasets": {"curves": {"limit_train": 200}},
 ...               "optimizers": {"adam": {"lr": {"min": 1e-3, "max": 1e-2, "n": 3}}}}, name="doc")
 >>> spec.optimizers[0].axes[0].values
 (0.001, 0.00316228, 0.01)
->>> parse({"tuning": {"epochs": 1}, "final": {"epochs": 1}, "datasets": {"curves": {}},
+>>> parse({"final": {"epochs": 3}, "datasets": {"curves": {}},
 ...        "optimizers": {"adam": {"lr": "fast"}}}, name="doc")
 Traceback (most recent call last):
 ...
@@ -67,10 +73,12 @@ import math
 import os
 import re
 import sys
+from fractions import Fraction
 from typing import Any
 
 from ..data import DATASETS
 from ..data.registry import is_file_name
+from ..experiments.config import check_validation
 from ..experiments.models import HIDDEN_TRANSFERS
 from ..experiments.optimizers import INNER, OPTIMIZERS, SECOND_ORDER, SOLVERS, settings
 from ..experiments.tasks import TASKS
@@ -118,6 +126,56 @@ MAX_RANGE_POINTS = 100
 """The most points a log range ``{min, max, n}`` may ask for."""
 
 RELEASED_SCHEDULE = {"warmup": RELEASED_WARMUP, "total": RELEASED_TOTAL}
+PROTOCOLS = ("halving", "grid")
+"""``halving``: successive halving at the final budget (:mod:`locograd.study.protocol`); ``grid``: the
+protocol of the studies before it (every point for the [tuning] budget), kept so they plan the same trials."""
+
+METRICS = {"train_loss": "min", "validation_loss": "min", "validation_accuracy": "max"}
+"""What tuning may rank by, and which way is better (the final row of a run, or of a rung)."""
+
+HALVING_RATE = 3
+"""Successive halving's eta: a rung keeps the best third of its points (rounded up), at least
+:data:`HALVING_KEEP`, and the next rung's budget is 3 times longer."""
+HALVING_KEEP = 3
+"""The fewest points a rung passes on (all of them where it has fewer): the choice is made among at
+least 3 points trained for the whole final budget."""
+HALVING_THREE_RUNGS = 9
+"""Grids of this many points or more get three rungs (1/9, 1/3, 1 of the budget); smaller ones two."""
+
+
+def rung_fractions(points: int) -> tuple[Fraction, ...]:
+    """The fractions of the final budget at which the rungs of a ``points``-point grid end.
+
+    >>> [str(f) for f in rung_fractions(25)], [str(f) for f in rung_fractions(5)]
+    (['1/9', '1/3', '1'], ['1/3', '1'])
+    """
+    if points >= HALVING_THREE_RUNGS:
+        return (Fraction(1, 9), Fraction(1, 3), Fraction(1))
+    return (Fraction(1, 3), Fraction(1))
+
+
+def rung_epochs(points: int, final_epochs: int) -> tuple[int, ...]:
+    """The epoch at which each rung ends: ``round(fraction * final_epochs)``, at least 1.
+
+    The epochs are strictly increasing where the budget allows the rungs (see :func:`parse`, which
+    refuses the others): ``rung_epochs(25, 10) == (1, 3, 10)``.
+
+    >>> rung_epochs(25, 10), rung_epochs(5, 4), rung_epochs(25, 3)
+    ((1, 3, 10), (1, 4), (1, 1, 3))
+    """
+    return tuple(max(1, round(f * final_epochs)) for f in rung_fractions(points))
+
+
+def survivors(points: int) -> int:
+    """How many of a rung's ``points`` go on to the next: the best third rounded up, at least 3 (all of
+    them where there are fewer).
+
+    >>> [survivors(n) for n in (25, 9, 5, 3, 2)]
+    [9, 3, 3, 3, 2]
+    """
+    return min(points, max(HALVING_KEEP, -(-points // HALVING_RATE)))
+
+
 DEFAULT_BATCH = {"curves": 200}
 DEFAULT_BATCH_FILES = 1000
 DEFAULT_BATCH_CLASSIFIER = 100
@@ -171,6 +229,8 @@ class DatasetSpec:
     widths: tuple[int, ...] | None
     model: str = "autoencoder"
     file: str | None = None
+    validation: int = 0
+    metric: str = "train_loss"
 
     @property
     def source(self) -> str:
@@ -194,10 +254,20 @@ class StudySpec:
     datasets: tuple[DatasetSpec, ...]
     optimizers: tuple[OptimizerSpec, ...]
     source: dict[str, Any]
+    protocol: str = "halving"
 
     def seeds_of(self, opt: OptimizerSpec) -> int:
         """The number of final seeds of ``opt``."""
         return self.final_seeds if opt.seeds is None else opt.seeds
+
+    def rungs_of(self, opt: OptimizerSpec) -> tuple[int, ...]:
+        """Successive halving: the epoch at which each rung of ``opt``'s grid ends (:func:`rung_epochs`)."""
+        return rung_epochs(grid_size(opt), self.final_epochs)
+
+
+def grid_size(opt: OptimizerSpec) -> int:
+    """The points of ``opt``'s search space (the product of its axes' lengths; 1 without axes)."""
+    return math.prod(len(a.values) for a in opt.axes)
 
 
 def _got(value: Any) -> str:
@@ -313,8 +383,20 @@ DATASET_KEYS = (
     "widths",
     "model",
     "file",
+    "validation",
+    "metric",
 )
-TOP_KEYS = ("name", "device", "dtype", "extend_limit", "tuning", "final", "datasets", "optimizers")
+TOP_KEYS = (
+    "name",
+    "device",
+    "dtype",
+    "extend_limit",
+    "protocol",
+    "tuning",
+    "final",
+    "datasets",
+    "optimizers",
+)
 
 
 def _widths(path: str, value: Any) -> tuple[int, ...]:
@@ -436,8 +518,42 @@ def _dataset(path: str, key: str, body: Any) -> DatasetSpec:
     data_seed = _int(f"{path}.data_seed", body["data_seed"], 0) if "data_seed" in body else 0
     hidden = _name(f"{path}.hidden", body["hidden"], HIDDEN_TRANSFERS) if "hidden" in body else None
     widths = _widths(f"{path}.widths", body["widths"]) if "widths" in body else None
+    validation = _int(f"{path}.validation", body["validation"]) if "validation" in body else 0
+    measures = TASKS[model].metrics
+    if "metric" in body:
+        metric = _name(f"{path}.metric", body["metric"], tuple(METRICS), dash=False)
+    else:
+        metric = "validation_accuracy" if "accuracy" in measures else "train_loss"
+    offered = [m for m in METRICS if m.split("_", 1)[1] in ("loss", *measures)]
+    if metric not in offered:
+        raise SpecError(
+            f"{path}.metric: the {model} task has no {metric.split('_', 1)[1]}; expected one of {', '.join(offered)}"
+        )
+    if metric.startswith("validation_") and not validation:
+        default = "" if "metric" in body else f" (a {model} study's default metric)"
+        raise SpecError(
+            f"{path}.validation: ranking on {metric}{default} needs a validation split: give validation = N "
+            f'(the last N training images, held out) or metric = "train_loss"'
+        )
+    if validation and limit_train is not None:
+        try:
+            check_validation(validation, limit_train, batch, f"{path}.limit_train")
+        except ValueError as exc:
+            raise SpecError(f"{path}.{exc}") from None
     return DatasetSpec(
-        name, data_dir, limit_train, limit_test, batch, targets, data_seed, hidden, widths, model, file
+        name,
+        data_dir,
+        limit_train,
+        limit_test,
+        batch,
+        targets,
+        data_seed,
+        hidden,
+        widths,
+        model,
+        file,
+        validation,
+        metric,
     )
 
 
@@ -447,14 +563,31 @@ def parse(raw: Any, name: str) -> StudySpec:
     Raises:
         SpecError: one line naming the key path and what was expected.
     """
-    raw = _table("spec", raw, TOP_KEYS, ("tuning", "final", "datasets", "optimizers"))
+    raw = _table("spec", raw, TOP_KEYS, ("final", "datasets", "optimizers"))
     study = raw.get("name", name)
     if not isinstance(study, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", study):
         raise _fail("name", "a name of letters, digits, '.', '_' and '-'", study)
     device = _name("device", raw.get("device", "cpu"), ("cpu", "gpu"))
     dtype = _name("dtype", raw.get("dtype", "float32"), ("float32", "float64"), dash=False)
     extend_limit = _int("extend_limit", raw.get("extend_limit", 3), 0)
-    tuning = _table("tuning", raw["tuning"], ("epochs", "subset", "seeds"), ("epochs",))
+    protocol = _name("protocol", raw.get("protocol", "halving"), PROTOCOLS)
+    if protocol == "grid":
+        if "tuning" not in raw:
+            raise SpecError(
+                "tuning: missing (expected the grid protocol's tuning budget: a table with epochs)"
+            )
+        tuning = _table("tuning", raw["tuning"], ("epochs", "subset", "seeds"), ("epochs",))
+    elif "tuning" in raw:
+        raise SpecError(
+            "tuning: successive halving (the default protocol) tunes on the final budget, in rungs of "
+            'final.epochs on the study\'s training set, so it would ignore [tuning]; drop it or set protocol = "grid"'
+        )
+    else:
+        tuning = {
+            "epochs": _int(
+                "final.epochs", _table("final", raw["final"], ("epochs", "seeds"), ("epochs",))["epochs"]
+            )
+        }
     final = _table("final", raw["final"], ("epochs", "seeds"), ("epochs",))
     datasets_raw = _table(
         "datasets", raw["datasets"], tuple(raw["datasets"]) if isinstance(raw["datasets"], dict) else ()
@@ -486,7 +619,10 @@ def parse(raw: Any, name: str) -> StudySpec:
         datasets=tuple(datasets),
         optimizers=tuple(optimizers),
         source=raw,
+        protocol=protocol,
     )
+    if protocol == "halving":
+        _check_rungs(spec)
     for d in datasets:
         size = TRAIN_SIZES.get(d.name)
         if d.limit_train is not None and d.name in FILE_SETS and size is not None and d.limit_train > size:
@@ -511,6 +647,14 @@ def parse(raw: Any, name: str) -> StudySpec:
                 raise SpecError(
                     f"datasets.{d.name}.batch_size: {d.batch_size} is larger than tuning.subset ({spec.tuning_subset})"
                 )
+        held = [(spec.tuning_subset, "tuning.subset")] if spec.tuning_subset is not None else []
+        if d.limit_train is None and size is not None:
+            held.append((size, f"the training set of {d.name}"))
+        for n, what in held if d.validation else []:
+            try:
+                check_validation(d.validation, n, d.batch_size, what)
+            except ValueError as exc:
+                raise SpecError(f"datasets.{d.name}.{exc}") from None
     for named, bases in BASELINE_TARGETS.items():
         if any(o.base in bases for o in optimizers):
             continue
@@ -531,13 +675,25 @@ def parse(raw: Any, name: str) -> StudySpec:
                     "give the target as a number or add a baseline"
                 )
     for o in optimizers:
-        if o.schedule is not None and spec.tuning_epochs <= o.schedule["warmup"]:
+        judged = spec.tuning_epochs if protocol == "grid" else spec.rungs_of(o)[0]
+        what = "tuning.epochs" if protocol == "grid" else "the first rung of successive halving"
+        if o.schedule is not None and judged <= o.schedule["warmup"]:
             # Before: accepted; the released warm-up (5 epochs) tuned on 3 epochs trained at most at
             # 40% of each peak rate, chose a peak too large, and its final runs blew up at full rate.
+            fix = (
+                f"give tuning.epochs >= {o.schedule['warmup'] + 1}"
+                if protocol == "grid"
+                else "give a longer final.epochs"
+            )
             raise SpecError(
                 f"optimizers.{o.name}.schedule: its warm-up lasts {o.schedule['warmup']} epochs, as long as "
-                f"or longer than tuning.epochs ({spec.tuning_epochs}), so the tuning would choose a peak rate "
-                f"it never trained at; give tuning.epochs >= {o.schedule['warmup'] + 1} or a shorter warm-up"
+                f"or longer than {what} ({judged}{'' if protocol == 'grid' else ' epochs'}), so the tuning would choose a peak rate "
+                f"it never trained at; {fix} or a shorter warm-up"
+            )
+        if o.schedule is not None and settings(o.base, "curves", **o.fixed).get("solver") == "exact":
+            raise SpecError(
+                f"optimizers.{o.name}.schedule: the exact solver has no learning rate, so it would ignore "
+                'the schedule; drop the schedule or use solver = "gd"'
             )
         if o.schedule is not None:
             longest = max(spec.tuning_epochs, spec.final_epochs)
@@ -547,6 +703,26 @@ def parse(raw: Any, name: str) -> StudySpec:
                     f"{o.schedule['total'] - 1}; the study trains {longest} epochs"
                 )
     return spec
+
+
+def _check_rungs(spec: StudySpec) -> None:
+    """Refuse a successive-halving spec whose rungs cannot end at distinct epochs: the choice must be
+    made among points trained for the whole final budget, after rungs that each train longer.
+
+    Raises:
+        SpecError: ``"final.epochs: 2 epochs cannot hold the rungs of successive halving ..."``.
+    """
+    for o in spec.optimizers:
+        epochs = spec.rungs_of(o)
+        if len(set(epochs)) < len(epochs):
+            points = grid_size(o)
+            fractions = ", ".join(str(f) for f in rung_fractions(points))
+            least = max(round(1 / f) for f in rung_fractions(points))
+            raise SpecError(
+                f"final.epochs: {spec.final_epochs} epochs cannot hold the rungs of successive halving for "
+                f"optimizers.{o.name} ({points} points: rungs at {fractions} of the budget end at epochs "
+                f'{", ".join(map(str, epochs))}); give final.epochs >= {least} or protocol = "grid"'
+            )
 
 
 def load(path: str) -> StudySpec:

@@ -123,16 +123,18 @@ class Store:
         """``OUT/trials/KEY``."""
         return os.path.join(self.out, "trials", key)
 
-    def load(self) -> None:
-        """Read ``trials.jsonl`` (the last record of a key wins).
+    def load(self, repair: bool = True) -> None:
+        """Read ``trials.jsonl`` (the last record of a key wins); ``repair=False`` reads without
+        changing the file (a replay of a committed study).
 
         A line that cannot be used (a torn last line after a kill during the append,
         a line that is not JSON, a record without a key, a status other than
         ``finished``/``diverged``, a finished record without a finite final loss) is
         dropped from the file, with a note naming the file and line.  A record whose
-        trial folder has no readable ``metrics.jsonl``, or one that ends before the
+        trial folder has no readable ``metrics.jsonl``, or one without the row of the
         record's last epoch, is dropped with a note naming the path, so that the trial
-        runs again.
+        runs again (rows past it are a continuation stopped before its record: successive
+        halving's next rung, which resumes from the checkpoint).
         """
         try:
             with open(self.path, encoding="utf-8") as handle:
@@ -157,13 +159,14 @@ class Store:
             if number == len(lines):
                 why = "is cut short (a write was interrupted)"
             self.echo(f"study: {self.path}: line {number} {why}; dropped it (its trial runs again)")
-        if dropped:  # rewrite without the bad lines, so that the file stays readable
+        if dropped and repair:  # rewrite without the bad lines, so that the file stays readable
             write_text_atomic(self.path, "".join(k + "\n" for k in kept))
         for key in list(self.records):
             try:
                 rows = self.metrics(key)
                 record = self.records[key]
-                if record["status"] == "finished" and rows[-1].get("epoch") != record.get("epochs"):
+                reached = [r.get("epoch") for r in rows]
+                if record["status"] == "finished" and record.get("epochs") not in reached:
                     raise RunFolderError(
                         f"{os.path.join(self.folder(key), 'metrics.jsonl')}: ends at epoch "
                         f"{rows[-1].get('epoch')}, but the record says {record.get('epochs')}"
@@ -187,6 +190,8 @@ class Store:
         if not isinstance(given, dict):
             return f"{path}: holds no settings"
         for name, value in expected.items():
+            if name == "epochs":
+                continue  # a run trained further is the same trial (successive halving's rungs)
             if name == "dataset" and is_file_name(value):
                 continue  # where a file is, not what it holds: the key carries its content's digest
             if name in given and canonical(given[name]) != canonical(value):
@@ -204,9 +209,19 @@ class Store:
         self._metrics.pop(key, None)
         clear_folder(self.folder(key))
 
-    def done(self, key: str) -> bool:
-        """Whether ``key`` has a record (finished or diverged: it is never run again)."""
-        return key in self.records
+    def done(self, key: str, epochs: int | None = None) -> bool:
+        """Whether ``key`` has a record: diverged (never run again), or finished (at ``epochs`` or
+        beyond, where given: a successive-halving survivor trained to a rung is done up to it)."""
+        record = self.records.get(key)
+        if record is None:
+            return False
+        return epochs is None or record["status"] != "finished" or record.get("epochs", 0) >= epochs
+
+    def drop_checkpoint(self, key: str) -> None:
+        """Delete a trial's checkpoint (a point successive halving eliminated: it never continues)."""
+        path = os.path.join(self.folder(key), "checkpoint.npz")
+        if os.path.isfile(path):
+            os.unlink(path)
 
     def metrics(self, key: str) -> list[dict[str, Any]]:
         """The ``metrics.jsonl`` rows of a trial (cached); :class:`RunFolderError` if missing or torn."""

@@ -68,6 +68,7 @@ def test_a_run_builds_its_model_and_its_schedule_once(
 
     spec = parse(
         {
+            "protocol": "grid",
             "tuning": {"epochs": 2},
             "final": {"epochs": 2},
             "datasets": {"curves": {"widths": [8, 2]}},

@@ -27,6 +27,8 @@ def toy_file(path: Path, seed: int = 0) -> Path:
 def spec(tmp_path: Path, dataset: str) -> str:
     text = f"""
 name = "toy"
+protocol = "grid"
+
 [tuning]
 epochs = 1
 [final]
@@ -47,12 +49,14 @@ def run(path: str, out: Path) -> dict:
 
 def test_a_classifier_study_on_a_file_reports_accuracy_and_keys_its_trials_by_content(tmp_path: Path) -> None:
     data = toy_file(tmp_path / "toy.npz")
-    table = f'[datasets.toy]\nfile = "{data}"\nmodel = "classifier"\nwidths = [8]\nbatch_size = 50'
+    table = f'[datasets.toy]\nfile = "{data}"\nmodel = "classifier"\nwidths = [8]\nbatch_size = 50\nvalidation = 50'
     run(spec(tmp_path, table), tmp_path / "a")
     records = [r for r in read_jsonl(str(tmp_path / "a" / "trials.jsonl")) if r["status"] == "finished"]
     assert records and all(0 <= r["final_test_accuracy"] <= 1 for r in records)
+    assert all(0 <= r["final_validation_accuracy"] <= 1 for r in records)
     report = (tmp_path / "a" / "report.md").read_text()
     assert "| final test accuracy |" in report
+    assert "Ranked by validation accuracy (the last 50 training images, held out)" in report
     summary = json.loads((tmp_path / "a" / "summary.json").read_text())
     assert summary["datasets"]["toy"]["optimizers"]["adam"]["final_test_accuracy"]["n"] == 2
     # the same bytes elsewhere: the same trials (nothing runs again); other bytes: other trials
@@ -83,6 +87,8 @@ def test_a_cnn_study_on_images_trains_every_method_and_reports_accuracy(tmp_path
     np.savez(data, x_train=images[:100], y_train=labels[:100], x_test=images[100:], y_test=labels[100:])
     text = f"""
 name = "cnn"
+protocol = "grid"
+
 [tuning]
 epochs = 1
 [final]
@@ -93,6 +99,7 @@ file = "{data}"
 model = "cnn"
 widths = [2, 2, 4]
 batch_size = 25
+validation = 25
 [optimizers.adam]
 lr = [1e-3, 1e-2]
 [optimizers.kfac]
@@ -135,7 +142,7 @@ lr = 1e-4
             r"datasets.curves.model: unknown name \"regressor\"; valid names are autoencoder, classifier",
         ),
         (
-            '[datasets.curves]\nlimit_train = 300\nmodel = "classifier"',
+            '[datasets.curves]\nlimit_train = 300\nmodel = "classifier"\nmetric = "train_loss"',
             DataError,
             r"curves: has no labels; a classifier needs y_train and y_test",
         ),
