@@ -35,7 +35,7 @@ from ..data import load as load_dataset
 from ..errors import RunFolderError
 from ..validators import integer
 from . import runfolder
-from .config import ConfigError, TrainConfig, TrainingError, resolve
+from .config import ConfigError, TrainConfig, TrainingError, check_validation, resolve
 from .optimizers import check_name
 from .plots import NO_UPDATE_RATIOS, plot_compare, plot_update_ratios
 from .training import train
@@ -269,6 +269,11 @@ def compare(
                 raise TrainingError(
                     f"batch-size: {batch} is larger than the training set ({n_train} examples)"
                 )
+            if runs[name, first_seed].validation:  # refused here, before the folder is made
+                try:
+                    check_validation(runs[name, first_seed].validation, n_train, batch)
+                except ValueError as exc:
+                    raise TrainingError(str(exc)) from None
         if not locked:
             stack.enter_context(runfolder.FolderLock(out))
         runfolder.remove_stale_temporaries(out)

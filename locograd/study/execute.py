@@ -13,7 +13,10 @@ r"""Running trials: the task a worker runs, a local process pool that survives d
 3. without it, trains in a temporary folder and returns the trial's metrics and
    config, which the client writes into the trial folder;
 4. returns the trial's record: ``finished`` or ``diverged`` (a non-finite loss:
-   recorded, never retried), its final losses and seconds.
+   recorded, never retried), its final losses and seconds, and whether it continued
+   from a checkpoint (``resumed``).  Without the shared folder there is no checkpoint
+   to continue from: a successive-halving rung then trains its points again from
+   epoch 0 (the same numbers, at the cost of the earlier rungs' epochs again).
 
 :class:`LocalRunner` runs trials on a :class:`~concurrent.futures.ProcessPoolExecutor`
 of ``jobs`` processes with ``threads`` BLAS threads each.  A pool breaks as a whole
@@ -187,6 +190,7 @@ def run_trial(payload: dict[str, Any], out: str, token: str | None, threads: int
                 clear_folder(
                     folder
                 )  # nothing to continue from (a committed folder, a fresh one): start clean
+            resumed = resume  # continued from a checkpoint (a rung's continuation, a killed trial)
             try:
                 status, message, rows = _attempt(cfg, resume, data)
             except (RunFolderError, ValueError, RuntimeError) as exc:
@@ -194,6 +198,7 @@ def run_trial(payload: dict[str, Any], out: str, token: str | None, threads: int
                     raise
                 notes.append(f"{folder} is corrupt ({exc}); re-running the trial from scratch")
                 clear_folder(folder)
+                resumed = False
                 status, message, rows = _attempt(cfg, False, data)
         if rows is None:  # a diverged run's rows up to its last good epoch: on disk only
             rows = read_jsonl(os.path.join(folder, "metrics.jsonl"), required=("epoch", "train_loss"))
@@ -217,6 +222,7 @@ def run_trial(payload: dict[str, Any], out: str, token: str | None, threads: int
         "seconds": last.get("seconds", 0.0),
         "wall_seconds": last.get("wall_seconds", 0.0),
         "task_seconds": time.perf_counter() - start,
+        "resumed": resumed,
         "host": socket.gethostname(),
         "malloc_trim_threshold": os.environ.get(MALLOC_VARIABLE),
         "warnings": caught,
@@ -511,7 +517,7 @@ class DaskRunner:
                     self.out,
                     self.token,
                     self.threads,
-                    key=f"trial-{trial.key}-{attempts[trial.key]}",
+                    key=f"trial-{trial.key}-{trial.run.epochs}-{attempts[trial.key]}",  # a rung's own task
                     pure=False,
                     resources=resources,
                 )

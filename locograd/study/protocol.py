@@ -61,7 +61,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from ..errors import RunFolderError
-from ..experiments.config import TrainConfig, resolve
+from ..experiments.config import TrainConfig, check_validation, resolve
 from ..experiments.models import autoencoder_layout
 from ..experiments.optimizers import settings
 from ..experiments.runfolder import (
@@ -74,7 +74,17 @@ from ..experiments.runfolder import (
 from ..experiments.tasks import TASKS
 from .execute import TOKEN_NAME, DaskRunner, LocalRunner, StudyError, cores, gpu_count, parse_cluster
 from .numerics import numerics_version
-from .spec import METRICS, NUMERIC, DatasetSpec, OptimizerSpec, StudySpec, load, round_sig, survivors
+from .spec import (
+    METRICS,
+    NUMERIC,
+    DatasetSpec,
+    OptimizerSpec,
+    SpecError,
+    StudySpec,
+    load,
+    round_sig,
+    survivors,
+)
 from .trials import Store, Trial, trial_key
 
 Echo = Callable[[str], None]
@@ -347,6 +357,10 @@ class Tuning:
         ]
         return self.final
 
+    def training(self) -> list[str]:
+        """The keys of the trials this protocol may still continue (none: grid trials run once)."""
+        return []
+
     def rounds(self, store: Store, say: Echo) -> Iterator[Round]:
         """The protocol as rounds of trials; each round is planned from the records of the ones before."""
         yield self.all_trials(), []
@@ -416,6 +430,10 @@ class Halving(Tuning):
         ranked = self._rank(self.ladder[-1]["points"], self.ladder[-1]["epochs"])
         return ranked[0] if ranked else None
 
+    def training(self) -> list[str]:
+        """The keys of the points in the last rung planned so far (they continue from their checkpoints)."""
+        return [self.trials(p)[0].key for p in self.ladder[-1]["points"]] if self.ladder else []
+
     def rounds(self, store: Store, say: Echo) -> Iterator[Round]:
         """Rung 0 (with its edge extensions), then each rung's survivors, then the final seeds."""
         self.store = store
@@ -472,8 +490,10 @@ def drive(
                 dropped += step[1]
                 still.append(rounds)
         pending = still
+        alive = {key for tu in tunings for key in tu.training()}
         for key in dropped if drop else []:
-            store.drop_checkpoint(key)
+            if key not in alive:  # another optimizer may share the trial (the same settings) and go on
+                store.drop_checkpoint(key)
         execute(batch)
 
 
@@ -529,10 +549,17 @@ def _check_data(spec: StudySpec) -> None:
     for d in spec.datasets:
         if d.file is None and d.name != "curves":
             find_mnist_files(d.name, data_dir=d.data_dir)
-        if d.file is not None or d.model != "autoencoder":
+        if d.file is not None or d.model != "autoencoder" or d.validation:
             data = load_dataset(d.source, data_dir=d.data_dir, limit_train=d.limit_train, seed=d.data_seed)
             task = TASKS[d.model]
             task.check(data, task.model(data, d.hidden, None if d.widths is None else list(d.widths)))
+            if d.validation:  # the data's own size: a file's, or fewer images than limit_train asked for
+                try:
+                    check_validation(
+                        d.validation, data.x_train.shape[0], d.batch_size, f"{d.name}'s training set"
+                    )
+                except ValueError as exc:
+                    raise SpecError(f"datasets.{d.name}.{exc}") from None
 
 
 def _check_out(out: str) -> None:
@@ -678,9 +705,8 @@ def run_study(
                 runner=runner.kind,
             )
             before = store.records.get(trial.key)
-            if (
-                before is not None and before["status"] == "finished"
-            ):  # a rung's continuation: the trial's time so far
+            if record.get("resumed") and before is not None and before["status"] == "finished":
+                # a rung's continuation from the checkpoint: the trial's time is its rungs' together
                 record["task_seconds"] = record.get("task_seconds", 0.0) + before.get("task_seconds", 0.0)
             for note in result["notes"]:
                 say(f"study: {note}")
@@ -712,6 +738,11 @@ def run_study(
             bar.update()
 
         def execute(trials: list[Trial]) -> None:
+            longest: dict[str, Trial] = {}
+            for t in trials:  # one request per trial: two optimizers may plan the same one at other rungs
+                if t.key not in longest or t.run.epochs > longest[t.key].run.epochs:
+                    longest[t.key] = t
+            trials = list(longest.values())
             todo, seen = [], set()
             for t in trials:
                 if t.key in store.records:

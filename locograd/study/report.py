@@ -9,7 +9,7 @@ Per data set and optimizer:
   linearly within that epoch), as the median over the seeds that reached it,
   with how many did; ``auto`` is the mean final train loss of the best
   first-order baseline (sgd, momentum, adam, rmsprop-tf1) of the study;
-* the rank by mean final train loss;
+* the rank by the data set's metric (the mean over the final seeds; train loss by default);
 * which optimizer leads (lowest mean train loss over seeds) at each epoch, and
   at each point of a time grid of 20 log-spaced points up to the shortest final
   run (each seed's loss interpolated linearly in seconds).
@@ -648,7 +648,7 @@ def render(summary: dict[str, Any]) -> str:
         if rungs:
             lines += [
                 "",
-                "Successive-halving rungs (the points each trained to its epoch, their metric there; > survivors):",
+                "Successive-halving rungs (the points each trained to its epoch, their metric there, — where a run diverged, failed or is missing; > survivors):",
                 "",
             ]
             lines += [
@@ -660,7 +660,7 @@ def render(summary: dict[str, Any]) -> str:
                     cells = [
                         ("> " if p["point"] in rung["survivors"] else "")
                         + f"{_point_text(p['point'])}: "
-                        + ("diverged" if p["value"] is None else f"{p['value']:.4g}")
+                        + ("—" if p["value"] is None else f"{p['value']:.4g}")
                         for p in rung["points"]
                     ]
                     lines.append(

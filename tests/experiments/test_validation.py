@@ -98,3 +98,17 @@ def test_bad_splits_are_refused_in_one_line_before_training(
     with pytest.raises(error, match=message):
         _run(tmp_path, "bad", **kw)
     assert not (tmp_path / "bad" / "metrics.jsonl").exists()
+
+
+def test_compare_refuses_a_split_larger_than_the_data_before_making_its_folder(tmp_path: Path) -> None:
+    from locograd.experiments.compare import compare
+
+    config = TrainConfig(
+        dataset="curves", epochs=1, validation=30000, out=str(tmp_path / "cmp"), progress=False
+    )
+    with pytest.raises(
+        TrainingError,
+        match=r"^validation: 30000 held-out images is not smaller than the training set \(20000\)$",
+    ):
+        compare(config, ["adam"])
+    assert not (tmp_path / "cmp").exists()

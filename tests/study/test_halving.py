@@ -344,7 +344,7 @@ def _with(**changes: Any) -> dict[str, Any]:
                 "final__epochs": 4,
             },
             r"^final.epochs: 4 epochs cannot hold the rungs of successive halving for optimizers.adam \(9 points: "
-            r"rungs at 1/9, 1/3, 1 of the budget end at epochs 1, 1, 4\); give final.epochs >= 9 or "
+            r"rungs at 1/9, 1/3, 1 of the budget end at epochs 1, 1, 4\); give final.epochs >= 5 or "
             r'protocol = "grid"$',
         ),
         (
@@ -464,3 +464,53 @@ def test_on_a_real_case_the_one_rung_winner_rises_at_the_full_budget_and_halving
     )
     one_rung = _run(grid, tmp_path / "grid")
     assert one_rung["datasets"]["curves"]["optimizers"]["rmsprop-tf1"]["chosen"] == {"lr": 1e-2}
+
+
+def test_two_optimizers_sharing_trials_at_other_rungs_both_decide(tmp_path: Path) -> None:
+    """``adam`` (9 points: rungs at epochs 1, 3, 9) and ``adam-few`` (3 of the same points: rungs at 3
+    and 9) plan the same trials; each is trained once, to the longer of the two requests, and both
+    protocols read their rung's row of it (before, adam-few found no row at its epoch 3 and every one
+    of its points counted as diverged)."""
+    lrs = [round(1e-3 * 1.5**i, 8) for i in range(9)]
+    text = (
+        STUDY.split("[optimizers.adam]")[0].replace("epochs = 3\n", "epochs = 9\n", 1)
+        + f'[optimizers.adam]\nlr = {lrs}\n\n[optimizers.adam-few]\nbase = "adam"\nlr = {lrs[2:5]}\n'
+    )
+    spec = tmp_path / "shared.toml"
+    spec.write_text(text, encoding="utf-8")
+    summary = _run(spec, tmp_path / "out")
+    opts = summary["datasets"]["curves"]["optimizers"]
+    assert [r["epochs"] for r in opts["adam"]["rungs"]] == [1, 3, 9]
+    assert [r["epochs"] for r in opts["adam-few"]["rungs"]] == [3, 9]
+    for o in opts.values():
+        assert o["chosen"] is not None
+        assert all(p["value"] is not None for r in o["rungs"] for p in r["points"])
+    keys = {r["key"] for r in read_jsonl(str(tmp_path / "out" / "trials.jsonl"))}
+    seed_one = {f["key"] for o in opts.values() for f in o["final"] if f["seed"] == 1}
+    assert len(keys) == 9 + len(seed_one)  # nine points trained once each, and the winners' seed 1
+
+
+def test_a_file_too_small_for_its_validation_split_is_refused_before_any_trial(tmp_path: Path) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.random((50, 6))
+    data = tmp_path / "small.npz"
+    np.savez(
+        data,
+        x_train=x,
+        y_train=(x[:, 0] > 0.5).astype(int),
+        x_test=x[:10],
+        y_test=(x[:10, 0] > 0.5).astype(int),
+    )
+    spec = tmp_path / "small.toml"
+    table = f'[datasets.small]\nfile = "{data}"\nmodel = "classifier"\nwidths = [4]\nbatch_size = 10\nvalidation = 60\n'
+    spec.write_text(f"[final]\nepochs = 3\n\n{table}\n[optimizers.adam]\nlr = [1e-3]\n", encoding="utf-8")
+    with pytest.raises(
+        SpecError,
+        match=r"^datasets.small.validation: 60 held-out images is not smaller than small's training set \(50\)$",
+    ):
+        _run(spec, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+    spec.write_text(spec.read_text().replace("validation = 60", "validation = 20"), encoding="utf-8")
+    assert _run(spec, tmp_path / "out")["datasets"]["small"]["validation"] == 20  # the control
