@@ -297,6 +297,10 @@ def resolve(config: TrainConfig | RunConfig, *, machine: bool = True) -> RunConf
         device=names["device"],
         limit_train=limit_train,
     )
+    if resolved.get("solver") == "exact" and config.schedule not in (None, "constant"):
+        raise ConfigError(
+            "schedule: the exact solver has no learning rate, so it would ignore the schedule; drop it or use solver gd"
+        )
     if validation:  # recorded only when asked for: a run without one keeps its config.json (and trial key)
         resolved["validation"] = validation
     if task != "autoencoder":  # an autoencoder's settings (and so its trial keys) name no task

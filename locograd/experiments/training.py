@@ -468,7 +468,9 @@ def _run(
     for epoch in range(start_epoch, run.epochs):
         epoch_start = time.perf_counter()
         record.start(params)
-        lr = run.schedule(epoch) if run.schedule is not None else opt.lr
+        # the schedule's rate, or none (the optimizer's own; the row records the run's setting, None
+        # for a method without a rate such as LocoProp's exact solver)
+        lr = run.schedule(epoch) if run.schedule is not None else None
         order = backend.to_device(rng.permutation(n_train), run.device)
         bar = tqdm(
             total=n_batches,
@@ -511,7 +513,8 @@ def _run(
         finally:
             bar.close()
         seconds += train_time
-        row = _evaluate(task, net, params, splits, epoch + 1, seconds, 0.0, steps, lr)
+        rate = lr if run.schedule is not None else run.settings.get("lr")
+        row = _evaluate(task, net, params, splits, epoch + 1, seconds, 0.0, steps, rate)
         row["update_ratio"] = record.means()
         if not (math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])):
             raise TrainingDiverged(

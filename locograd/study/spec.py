@@ -717,7 +717,11 @@ def _check_rungs(spec: StudySpec) -> None:
         if len(set(epochs)) < len(epochs):
             points = grid_size(o)
             fractions = ", ".join(str(f) for f in rung_fractions(points))
-            least = next(e for e in range(spec.final_epochs + 1, 1000) if len(set(rung_epochs(points, e))) == len(epochs))
+            least = next(
+                e
+                for e in range(spec.final_epochs + 1, 1000)
+                if len(set(rung_epochs(points, e))) == len(epochs)
+            )
             raise SpecError(
                 f"final.epochs: {spec.final_epochs} epochs cannot hold the rungs of successive halving for "
                 f"optimizers.{o.name} ({points} points: rungs at {fractions} of the budget end at epochs "
