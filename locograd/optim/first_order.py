@@ -267,7 +267,13 @@ def _optimizer(
         done = fused.chunked_update(kernel, tree_leaves(grads), leaves, tree_leaves(params), eta)
         return state._replace(step=done.step)
 
-    return GradientTransformation(name, init, update, lr0, hyperparams, update_inplace, check)
+    def checked_init(params: Tree) -> Any:
+        float_tree("params", params)  # before, init(None) built a state of object arrays
+        if not tree_leaves(params):
+            raise TypeError(f"params: expected a tree of floating arrays for {name}'s state, got {params!r}")
+        return init(params)
+
+    return GradientTransformation(name, checked_init, update, lr0, hyperparams, update_inplace, check)
 
 
 def sgd(lr: float = 0.01) -> GradientTransformation:
