@@ -44,7 +44,7 @@ from locograd import optim
         (
             lambda: optim.sgd().init([{"W": [1, 2]}]),
             TypeError,
-            r"^params\[0\]\['W'\]\[0\]: expected a floating numpy.ndarray, got int",
+            r"^params\[0\]\['W'\]\[0\]: expected a floating numpy.ndarray or cupy.ndarray, got int$",
         ),
     ],
 )
