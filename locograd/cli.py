@@ -328,6 +328,13 @@ def _study(args: argparse.Namespace) -> int:
     report = render(summary)
     start = report.find("\n## ", report.find("## Machine"))
     print(report[start + 1 :] if start >= 0 else report, end="")
+    if summary["failed"]:  # an incomplete study is not a success: its failed trials run again next time
+        print(
+            f"locograd: {len(summary['failed'])} trial(s) failed (see the report); run the same command "
+            "again to retry them",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 

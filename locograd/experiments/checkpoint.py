@@ -167,12 +167,14 @@ def _members(path: str) -> tuple[str, dict[str, np.ndarray]]:
     if not os.path.isfile(path):
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise CheckpointError(
-                f"{path} is not a readable locograd checkpoint (an .npy array, not an .npz)"
-            )
-        with data:
+        # the file is opened here, so that it is closed whatever np.load makes of it (before, a
+        # truncated zip left NumPy's handle open: a ResourceWarning in the trial's record)
+        with open(path, "rb") as handle:
+            data = np.load(handle, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise CheckpointError(
+                    f"{path} is not a readable locograd checkpoint (an .npy array, not an .npz)"
+                )
             if SKELETON_KEY not in data.files:
                 raise CheckpointError(
                     f"{path} is not a readable locograd checkpoint (no {SKELETON_KEY} member)"
@@ -251,12 +253,12 @@ def read_epoch(path: str) -> int:
     if not os.path.isfile(path):
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise CheckpointError(
-                f"{path} is not a readable locograd checkpoint (an .npy array, not an .npz)"
-            )
-        with data:
+        with open(path, "rb") as handle:
+            data = np.load(handle, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise CheckpointError(
+                    f"{path} is not a readable locograd checkpoint (an .npy array, not an .npz)"
+                )
             text = str(data[SKELETON_KEY])
     except CheckpointError:
         raise

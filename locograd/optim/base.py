@@ -185,7 +185,9 @@ def scale(factor: float) -> GradientTransformation:
         return EmptyState()
 
     def update(grads: Tree, state: Any, params: Tree = None, lr: float | None = None) -> tuple[Tree, Any]:
-        number("lr", lr, low=0, allow_none=True)  # scale has no rate of its own: a given one is still a number
+        number(
+            "lr", lr, low=0, allow_none=True
+        )  # scale has no rate of its own: a given one is still a number
         check_state_type("state", state, EmptyState, "scale")
         return tree_map(lambda g: c * g, grads), state
 
