@@ -209,6 +209,8 @@ def _tree(path: str, text: str) -> Any:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: the {SKELETON_KEY} member is not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: the {SKELETON_KEY} member is nested too deeply to be a checkpoint") from None
     if isinstance(doc, dict) and set(doc) == {"format", "tree"}:
         version = doc["format"]
         if version != FORMAT_VERSION or isinstance(version, bool):
@@ -233,7 +235,10 @@ def load(path: str, required: Sequence[str] = ()) -> dict[str, Any]:
             format version, a malformed skeleton, a missing array member or required key.
     """
     text, arrays = _members(path)
-    result = _join(path, "payload", _tree(path, text), arrays)
+    try:
+        result = _join(path, "payload", _tree(path, text), arrays)
+    except RecursionError:
+        raise CheckpointError(f"{path}: malformed skeleton: nested too deeply to be a checkpoint") from None
     if not isinstance(result, dict):
         raise CheckpointError(
             f"{path}: malformed skeleton: the payload is a {type(result).__name__}, expected a dict"
