@@ -56,6 +56,35 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 @pytest.fixture(autouse=True)
+def _global_settings_restored() -> Any:
+    """Every test starts with the suite's global settings and leaves them so: one BLAS thread, one
+    elementwise thread, the fast path's default block size.  A test that changed one of them for good
+    (a ``threadpool_limits`` call outside a ``with``, ``backend.set_threads``) used to change the
+    numbers of whatever test ran after it: a float32 sum over row blocks is not bit for bit the sum
+    over all rows.  The fixture restores them, and names the test that left them changed."""
+    from threadpoolctl import threadpool_info
+
+    from locograd._fast import parallel
+
+    def state() -> tuple[Any, ...]:
+        blas = tuple(
+            sorted(i.get("num_threads", 0) for i in threadpool_info() if i.get("user_api") == "blas")
+        )
+        return blas, backend.compute_threads(), parallel.MIN_ELEMENTS
+
+    before = state()
+    yield
+    after = state()
+    if after != before:
+        threadpool_limits(limits=1, user_api="blas")
+        backend.set_threads(1, elementwise=1)
+        parallel.MIN_ELEMENTS = before[2]
+        pytest.fail(
+            f"the test left the global settings changed (BLAS threads, elementwise threads, block size): {before} -> {after}"
+        )
+
+
+@pytest.fixture(autouse=True)
 def _gpu_required(request: pytest.FixtureRequest) -> None:
     """Under --require-gpu a gpu test without a usable GPU fails instead of skipping."""
     if "gpu" in request.node.keywords and not backend.has_gpu():
