@@ -623,7 +623,7 @@ def test_lock_names_the_folder_and_is_released(tmp_path) -> None:
     assert os.path.isfile(tmp_path / "f" / ".lock")
 
 
-def test_results_are_written_with_the_users_umask(tmp_path: Any) -> None:
+def test_results_are_written_with_the_users_umask(tmp_path: Path) -> None:
     """``summary.json``, ``report.md``, configs and checkpoints are for sharing: written as ``open``
     writes files (0666 less the umask), not 0600 as ``mkstemp`` makes them."""
     import os
