@@ -59,3 +59,15 @@ def test_the_controls_pass() -> None:
     assert optim.scale(2.0).update(w, optim.scale(2.0).init(w), lr=0.5)[0]["W"].tolist() == [2.0, 2.0]
     for name in ("sgd", "momentum", "nesterov", "adam", "adagrad", "rmsprop", "rmsprop_tf1"):
         assert optim.get(name, lr=0.1).init([w, {}]) is not None  # a layer without weights is fine
+
+
+def test_a_solver_prints_in_one_short_line_for_messages() -> None:
+    """A non-finite LocoProp step names its solver: before, GD's repr embedded the inner optimizer's
+    functions with their memory addresses (650 characters)."""
+    from locograd import locoprop
+    from locograd.optim.schedules import released_inner_factor
+
+    text = repr(locoprop.GD(steps=10, inner=optim.rmsprop_tf1(1e-5), lr_factor=released_inner_factor))
+    assert text == "GD(steps=10, lr=None, inner=rmsprop_tf1(lr=1e-05), lr_factor=released_inner_factor)"
+    assert "0x" not in text and len(text) < 120
+    assert repr(locoprop.GD(steps=2, lr=0.1)) == "GD(steps=2, lr=0.1, inner=None, lr_factor=None)"

@@ -182,7 +182,7 @@ class M(_Variant):
 Variant = S | M
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class GD:
     r"""``steps`` inner steps from the anchor :math:`\tilde W_t`.
 
@@ -218,6 +218,26 @@ class GD:
         object.__setattr__(self, "lr", lr)
         if self.lr_factor is not None:
             check_lr_factor(self.lr_factor, self.steps)
+
+    def __repr__(self) -> str:
+        """One short line, without the inner optimizer's functions and addresses (it goes into messages).
+
+        >>> from locograd import optim
+        >>> from locograd.optim.schedules import released_inner_factor
+        >>> GD(steps=10, inner=optim.rmsprop_tf1(1e-5), lr_factor=released_inner_factor)
+        GD(steps=10, lr=None, inner=rmsprop_tf1(lr=1e-05), lr_factor=released_inner_factor)
+        """
+        inner = (
+            "None"
+            if self.inner is None
+            else f"{getattr(self.inner, 'name', type(self.inner).__name__)}(lr={self.inner.lr!r})"
+        )
+        factor = (
+            "None"
+            if self.lr_factor is None
+            else getattr(self.lr_factor, "__name__", type(self.lr_factor).__name__)
+        )
+        return f"GD(steps={self.steps}, lr={self.lr!r}, inner={inner}, lr_factor={factor})"
 
     @property
     def base_lr(self) -> float:
