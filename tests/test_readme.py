@@ -115,6 +115,7 @@ def test_the_quick_starts_main_job_runs(tmp_path: pathlib.Path) -> None:
         done = subprocess.run(
             [sys.executable, "-m", "locograd", *args, "--no-progress"],
             cwd=tmp_path,
+            env=env,
             capture_output=True,
             text=True,
             check=False,
