@@ -144,3 +144,32 @@ def test_a_truncated_checkpoint_leaves_no_file_open(tmp_path: Path) -> None:
     assert warned(lambda: checkpoint.load(path)) == []
     assert warned(lambda: checkpoint.read_epoch(path)) == []
     assert "ResourceWarning" in warned(lambda: np.load(path, allow_pickle=False))  # the control: NumPy's own
+
+
+def test_the_report_says_when_dask_workers_had_the_slow_allocator_setting(study: Path) -> None:
+    from locograd.study.report import render
+
+    summary = json.loads((study / "summary.json").read_text())
+    assert summary["execution"]["malloc_trim_hosts"] == []  # the control: the local pool never sets it
+    assert "Slowed workers" not in render(summary)
+    summary["execution"]["malloc_trim_hosts"] = ["node7"]
+    assert "- **Slowed workers**: Dask workers on node7 had MALLOC_TRIM_THRESHOLD_ set" in render(summary)
+
+
+def test_the_shipped_dask_config_unsets_the_allocator_setting() -> None:
+    """``DASK_CONFIG=studies/dask``: Dask reads the folder and its nannies leave MALLOC_TRIM_THRESHOLD_ out."""
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = "import dask.config, distributed; print(dask.config.get('distributed.nanny.pre-spawn-environ'))"
+    env = {**os.environ, "DASK_CONFIG": str(root / "studies" / "dask")}
+    shipped = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert "'MALLOC_TRIM_THRESHOLD_': None" in shipped.stdout
+    env.pop("DASK_CONFIG")
+    default = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert "'MALLOC_TRIM_THRESHOLD_': None" not in default.stdout  # the control: Dask's default sets it
