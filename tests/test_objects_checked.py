@@ -71,3 +71,32 @@ def test_a_solver_prints_in_one_short_line_for_messages() -> None:
     assert text == "GD(steps=10, lr=None, inner=rmsprop_tf1(lr=1e-05), lr_factor=released_inner_factor)"
     assert "0x" not in text and len(text) < 120
     assert repr(locoprop.GD(steps=2, lr=0.1)) == "GD(steps=2, lr=0.1, inner=None, lr_factor=None)"
+
+
+@pytest.mark.parametrize("kind", ["KFAC", "Shampoo"])
+def test_to_dense_refuses_the_state_of_another_network(kind: str) -> None:
+    """Before: the state of a network of the same depth but other widths gave a 24x24 matrix where a
+    16x16 one was expected, and a state with fewer layers an IndexError."""
+    from locograd import MLP
+    from locograd.errors import StateMismatchError
+
+    ours, other = (MLP([4, w, 2], ["tanh", "sigmoid"], "sigmoid_cross_entropy") for w in (3, 5))
+    x, y = np.random.default_rng(0).random((6, 4)), np.random.default_rng(1).random((6, 2))
+
+    def stepped(net: MLP) -> tuple[object, object]:
+        opt = getattr(optim, kind)(net)
+        params = net.init(seed=0, dtype=np.float64)
+        return opt, opt.step(params, x, y, opt.init(params))[1]
+
+    opt, state = stepped(ours)
+    _, foreign = stepped(other)
+    with pytest.raises(
+        StateMismatchError,
+        match=r"^state\.\w\[0\]: expected shape \(3, 3\) for weight layer 0 .* got \(5, 5\)",
+    ):
+        opt.to_dense(foreign, 0)
+    short = state._replace(**{f: v[:1] for f, v in state._asdict().items() if isinstance(v, list)})
+    with pytest.raises(StateMismatchError, match=r"expected one entry per weight layer \(2\), got 1"):
+        opt.to_dense(short, 1)
+    n = 5 * 3 if kind == "KFAC" else 4 * 3  # the control: this network's own state
+    assert opt.to_dense(state, 0).shape == (n, n)
