@@ -100,3 +100,15 @@ def test_to_dense_refuses_the_state_of_another_network(kind: str) -> None:
         opt.to_dense(short, 1)
     n = 5 * 3 if kind == "KFAC" else 4 * 3  # the control: this network's own state
     assert opt.to_dense(state, 0).shape == (n, n)
+
+
+def test_an_in_place_update_of_read_only_arrays_is_refused_naming_them() -> None:
+    params = {"W": np.ones(3)}
+    adam = optim.adam()
+    state = adam.init(params)
+    params["W"].flags.writeable = False
+    with pytest.raises(ValueError, match=r"^params: holds a read-only array; update_inplace writes the step"):
+        adam.update_inplace({"W": np.ones(3)}, state, params, lr=0.1)
+    writable = {"W": np.ones(3)}  # the control
+    adam.update_inplace({"W": np.ones(3)}, state, writable, lr=0.1)
+    assert (writable["W"] < 1).all()
