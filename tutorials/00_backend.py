@@ -26,10 +26,10 @@
 # %%
 
 import numpy as np
-from tutorial_setup import FAST
 
 import locograd as lg
 from locograd import backend
+from locograd.tutorial import FAST
 
 print(f"locograd {lg.__version__}, numpy {np.__version__}, fast mode: {FAST}")
 

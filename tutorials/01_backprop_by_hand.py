@@ -34,12 +34,12 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tutorial_setup import FAST, Checks, save
 
 import locograd as lg
 from locograd import autodiff as ad
 from locograd import nn
 from locograd.testing import check_vjp, numerical_grad, relative_error
+from locograd.tutorial import FAST, Checks, save
 
 rng = np.random.default_rng(0)
 checks = Checks()  # every identity below is asserted here; one summary is printed at the end

@@ -29,10 +29,10 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tutorial_setup import FAST, Checks, save
 
 from locograd import bregman, locoprop, losses, transfer
 from locograd.testing import relative_error
+from locograd.tutorial import FAST, Checks, save
 
 rng = np.random.default_rng(0)
 checks = Checks()  # every identity below is asserted here; one summary is printed at the end

@@ -37,13 +37,13 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tutorial_setup import FAST, Checks, save
 
 import locograd as lg
 from locograd import locoprop
 from locograd.locoprop import GD, S
 from locograd.nn import augment, stack  # X~ = [X, 1] (B, d_in+1) and W~ = [W; b] (d_in+1, d_out)
 from locograd.testing import relative_error
+from locograd.tutorial import FAST, Checks, save
 
 rng = np.random.default_rng(0)
 checks = Checks()  # every identity below is asserted here; one summary is printed at the end

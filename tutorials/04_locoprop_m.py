@@ -39,13 +39,13 @@ import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tutorial_setup import FAST, Checks, save
 
 import locograd as lg
 from locograd import bregman, locoprop
 from locograd.locoprop import GD, M
 from locograd.nn import augment, stack, unstack  # X~ = [X, 1] (B, d_in+1) and W~ = [W; b] (d_in+1, d_out)
 from locograd.testing import relative_error
+from locograd.tutorial import FAST, Checks, save
 
 
 def norm(p):

@@ -51,7 +51,6 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import numpy as np
 from threadpoolctl import threadpool_limits
-from tutorial_setup import FAST, IN_NOTEBOOK, OUT, save
 
 import locograd as lg
 from locograd import data, locoprop
@@ -65,6 +64,7 @@ from locograd.experiments import (
     reading,
 )
 from locograd.locoprop import GD, M
+from locograd.tutorial import FAST, IN_NOTEBOOK, OUT, save
 
 # One BLAS thread, as the command line's default --threads 1: predictable when other work shares
 # the cores (on a 2-core machine with the other core busy, two threads ran 2-4x slower).

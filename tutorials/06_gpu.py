@@ -30,12 +30,12 @@
 import time
 
 import numpy as np
-from tutorial_setup import FAST
 
 import locograd as lg
 from locograd import backend, locoprop
 from locograd.locoprop import GD, Exact, M, S
 from locograd.testing import relative_error
+from locograd.tutorial import FAST
 
 GPU = backend.has_gpu()
 DEVICES = ["cpu", "gpu"] if GPU else ["cpu"]
