@@ -31,7 +31,7 @@ extensions = [
     "sphinx.ext.autodoc",
     "sphinx.ext.napoleon",
     "sphinx.ext.mathjax",
-    "sphinx_mathjax_offline",
+    "sphinx-mathjax-offline",  # the package's module name has hyphens
 ]
 
 # the tutorials in fast mode unless asked otherwise (CI builds them so)
@@ -55,6 +55,7 @@ myst_enable_extensions = ["dollarmath", "amsmath"]
 
 source_suffix = {".md": "myst-nb", ".py": "myst-nb"}
 exclude_patterns = [
+    "conf.py",
     "_build",
     "results/*/trials",
     "results/*/trials.jsonl",
@@ -68,6 +69,7 @@ exclude_patterns = [
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 napoleon_google_docstring = True
+napoleon_use_ivar = True  # a NamedTuple's Attributes as fields: autodoc documents the members once
 
 html_theme = "furo"
 html_title = f"locograd {release}"
