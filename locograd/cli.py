@@ -328,6 +328,13 @@ def _study(args: argparse.Namespace) -> int:
     report = render(summary)
     start = report.find("\n## ", report.find("## Machine"))
     print(report[start + 1 :] if start >= 0 else report, end="")
+    if summary["failed"]:  # an incomplete study is not a success: its failed trials run again next time
+        print(
+            f"locograd: {len(summary['failed'])} trial(s) failed (see the report); run the same command "
+            "again to retry them",
+            file=sys.stderr,
+        )
+        return 1
     return 0
 
 
@@ -352,9 +359,23 @@ def _study_parser(sub: argparse._SubParsersAction[OneLineParser]) -> None:
     study.set_defaults(func=_study)
 
 
+EXAMPLES = """examples:
+  locograd compare                                   # the main job: LocoProp-M, TF1-RMSProp, Adam, K-FAC on CURVES
+  locograd train --optimizer locoprop-m --epochs 3   # one run; runs/train/metrics.jsonl, loss.png
+  locograd train --model classifier --dataset fashion-mnist --optimizer adam --validation 5000
+  locograd study studies/smoke.toml                  # successive halving, seeds, a report (runs/study-smoke)
+  locograd verify                                    # LocoProp's identities on random problems
+  locograd SUBCOMMAND --help                         # the options of one subcommand"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``locograd`` command."""
-    parser = OneLineParser(prog="locograd", description=__doc__.splitlines()[0])
+    parser = OneLineParser(
+        prog="locograd",
+        description="LocoProp, BackProp and second-order optimizers on NumPy/CuPy: train, compare, study.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"locograd {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     from .experiments.optimizers import OPTIMIZERS
@@ -374,7 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
         "to see the table fail",
     )
     verify.set_defaults(func=_verify)
-    train = sub.add_parser("train", help="train a deep autoencoder with one optimizer")
+    train = sub.add_parser("train", help="train an autoencoder, a classifier or a CNN with one optimizer")
     train.add_argument("--optimizer", help=", ".join(OPTIMIZERS) + " (required unless --preset brings one)")
     _run_options(train, "runs/train")
     train.set_defaults(func=_train)

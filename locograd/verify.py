@@ -37,6 +37,8 @@ class Check(NamedTuple):
     identity: str
     error: float
     tolerance: float
+    where: str = ""
+    """Where ``docs/math.md`` explains it (``"4.1"``: section 4, item 1)."""
 
     @property
     def passed(self) -> bool:
@@ -108,8 +110,8 @@ def run_checks(seed: int = 0, trials: int = 5, inject: str = "none") -> list[Che
     rng = np.random.default_rng(seed)
     rows: list[Check] = []
 
-    def worst(name: str, tol: float, one: Callable[[], float]) -> None:
-        rows.append(Check(name, max(one() for _ in range(trials)), tol))
+    def worst(name: str, tol: float, one: Callable[[], float], where: str) -> None:
+        rows.append(Check(name, max(one() for _ in range(trials)), tol, where))
 
     def first_step(variant: str) -> float:
         net, params, x, y = _random_net(rng)
@@ -193,25 +195,44 @@ def run_checks(seed: int = 0, trials: int = 5, inject: str = "none") -> list[Che
         new, _ = locoprop.step(net, params, x, y, variant=M(gamma=5.0), solver=solver)
         return max(float(np.abs(_stack(a) - _stack(p)).max()) for a, p in zip(new, params, strict=True))
 
-    worst("first step = BackProp (S, plain GD)", 1e-9, lambda: first_step("S"))
-    worst("first step = BackProp (M, plain GD)", 1e-9, lambda: first_step("M"))
-    worst("K=1 released RMSProp(TF1) = BackProp on 10 L", 1e-9, k1_released)
-    worst("S exact = (I kron (C + I/eta))^-1 grad", 1e-8, kronecker)
-    worst("S exact is stationary: |grad J| / |grad J(W_t)|", 1e-9, stationary_s)
-    worst("GD with prox -> S closed form", 1e-8, gd_to_closed_form)
-    worst("K GD steps = truncated Neumann series", 1e-8, neumann)
-    worst("M exact (Newton-CG) is stationary", 1e-9, stationary_m)
-    worst("M exact = S exact for identity f", 1e-8, m_equals_s_identity)
-    worst("zero upstream gradient -> no update (max |dW|)", 0.0, zero_gradient)
+    worst(
+        "first step = BackProp (S, plain GD): first inner step = -rho gamma dL/dW",
+        1e-9,
+        lambda: first_step("S"),
+        "4.1",
+    )
+    worst(
+        "first step = BackProp (M, plain GD): first inner step = -rho gamma dL/dW",
+        1e-9,
+        lambda: first_step("M"),
+        "4.1",
+    )
+    worst(
+        "K = 1, released inner RMSProp (TF1) = BackProp's RMSProp on gamma L, gamma 10",
+        1e-9,
+        k1_released,
+        "4.1",
+    )
+    worst("S exact = preconditioned step: -(C + I/eta)^-1 gamma dL/dW, C = X~'X~", 1e-8, kronecker, "4.2")
+    worst("S exact is stationary: |grad J| / |grad J(W_t)|", 1e-9, stationary_s, "4.2")
+    worst("inner GD with proximal term eta converges to the S closed form", 1e-8, gd_to_closed_form, "4.3")
+    worst("K inner GD steps on S = K terms of the Neumann series", 1e-8, neumann, "4.3")
+    worst("M exact (Newton-CG) is stationary: |grad J| / |grad J(W_t)|", 1e-9, stationary_m, "4.5")
+    worst("M exact = S exact when the transfer f is the identity", 1e-8, m_equals_s_identity, "4.5")
+    worst("zero upstream gradient dL/dA = 0 -> no update (max |dW|)", 0.0, zero_gradient, "4.4")
     return rows
 
 
 def format_table(rows: list[Check]) -> str:
     """The rows as an aligned text table."""
     width = max(len(r.identity) for r in rows)
-    lines = [f"{'identity':<{width}}  {'max rel. error':>14}  {'tolerance':>9}  result", "-" * (width + 36)]
+    lines = [
+        f"{'identity':<{width}}  {'max rel. error':>14}  {'tolerance':>9}  result  docs/math.md",
+        "-" * (width + 50),
+    ]
     for r in rows:
         lines.append(
-            f"{r.identity:<{width}}  {r.error:>14.2e}  {r.tolerance:>9.0e}  {'pass' if r.passed else 'FAIL'}"
+            f"{r.identity:<{width}}  {r.error:>14.2e}  {r.tolerance:>9.0e}  {'pass' if r.passed else 'FAIL':<6}  "
+            f"section {r.where}"
         )
     return "\n".join(lines)

@@ -15,13 +15,17 @@ from typing import Any
 
 import numpy as np
 import pytest
+
+# One BLAS thread: the suite runs many small products, which BLAS threading slows down on the
+# 2-core CI machine (it changes no result that a test checks: every tolerance covers summation order).
+# SciPy's own BLAS is loaded first, so that the limit reaches it too (a BLAS loaded later by a test
+# starts with its default threads: the fixture below limits it).
+import scipy.linalg  # noqa: F401
 from hypothesis import HealthCheck, settings
 from threadpoolctl import threadpool_limits
 
 from locograd import backend
 
-# One BLAS thread: the suite runs many small products, which BLAS threading slows down on the
-# 2-core CI machine (it changes no result that a test checks: every tolerance covers summation order).
 threadpool_limits(limits=1, user_api="blas")
 
 settings.register_profile(
@@ -53,6 +57,40 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _global_settings_restored() -> Any:
+    """Every test starts with the suite's global settings and leaves them so: one BLAS thread, one
+    elementwise thread, the fast path's default block size.  A test that changed one of them for good
+    (a ``threadpool_limits`` call outside a ``with``, ``backend.set_threads``) used to change the
+    numbers of whatever test ran after it: a float32 sum over row blocks is not bit for bit the sum
+    over all rows.  The fixture restores them, and names the test that left them changed."""
+    from threadpoolctl import threadpool_info
+
+    from locograd._fast import parallel
+
+    def libraries() -> list[dict[str, Any]]:
+        return [i for i in threadpool_info() if i.get("user_api") == "blas"]
+
+    def state() -> tuple[Any, ...]:
+        blas = tuple(sorted((i.get("filepath", ""), i.get("num_threads", 0)) for i in libraries()))
+        return blas, backend.compute_threads(), parallel.MIN_ELEMENTS
+
+    before = state()
+    yield
+    loaded = {path for path, _ in before[0]}
+    if any(i.get("filepath", "") not in loaded for i in libraries()):  # a BLAS the test loaded: not a change
+        threadpool_limits(limits=1, user_api="blas")
+        before = (tuple(sorted((path, 1) for path, _ in state()[0])), *before[1:])
+    after = state()
+    if after != before:
+        threadpool_limits(limits=1, user_api="blas")
+        backend.set_threads(1, elementwise=1)
+        parallel.MIN_ELEMENTS = before[2]
+        pytest.fail(
+            f"the test left the global settings changed (BLAS threads, elementwise threads, block size): {before} -> {after}"
+        )
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -132,3 +134,31 @@ def test_a_study_folder_with_a_summary_is_not_called_a_comparison(
     assert cli.main(argv) == 2
     err = _one_line_error(capsys)
     assert "holds a study (study.jsonl)" in err and "comparison" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--threads", "10000"], r"threads: expected an integer in \[1, \d+\], got 10000$"),
+        (["--batch", "100000000"], r"batch: expected an integer in \[1, 100000\], got 100000000$"),
+        (["--width", "100"], r"width: expected an integer in \[1, 16\], got 100$"),
+        (
+            ["--scaling-batches", "4,8"],
+            r"scaling-batches: only applies with --scaling; add --scaling or drop it$",
+        ),
+        (
+            ["--scaling-widths", "1,3"],
+            r"scaling-widths: only applies with --scaling; add --scaling or drop it$",
+        ),
+    ],
+)
+def test_bench_refuses_sizes_that_hang_and_options_it_would_ignore(
+    args: list[str], message: str, capsys: Any
+) -> None:
+    """Before: --threads 10000 hung, --batch 10**8 filled a table cell with a traceback, and
+    --scaling-batches without --scaling was ignored without a word."""
+    from locograd.bench import main as bench_main
+
+    assert bench_main([*args, "--quick", "--no-torch"], prog="locograd bench") == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and re.search(message, err[0]), err

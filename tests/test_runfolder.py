@@ -621,3 +621,29 @@ def test_lock_names_the_folder_and_is_released(tmp_path) -> None:
     with FolderLock(str(tmp_path / "f")):
         pass
     assert os.path.isfile(tmp_path / "f" / ".lock")
+
+
+def test_results_are_written_with_the_users_umask(tmp_path: Path) -> None:
+    """``summary.json``, ``report.md``, configs and checkpoints are for sharing: written as ``open``
+    writes files (0666 less the umask), not 0600 as ``mkstemp`` makes them."""
+    import os
+
+    from locograd.experiments import checkpoint
+    from locograd.experiments.runfolder import append_jsonl, write_json_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_json_atomic(str(tmp_path / "summary.json"), {"a": 1})
+        checkpoint.save(str(tmp_path / "checkpoint.npz"), {"epoch": 0})
+        append_jsonl(str(tmp_path / "rows.jsonl"), {"a": 1})
+        os.umask(0o077)  # the control: a stricter umask is honoured
+        write_json_atomic(str(tmp_path / "private.json"), {"a": 1})
+    finally:
+        os.umask(old)
+    modes = {p.name: p.stat().st_mode & 0o777 for p in tmp_path.iterdir()}
+    assert modes == {
+        "summary.json": 0o644,
+        "checkpoint.npz": 0o644,
+        "rows.jsonl": 0o644,
+        "private.json": 0o600,
+    }

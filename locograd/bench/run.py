@@ -582,6 +582,14 @@ def scaling_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+MAX_PER_CORE = 4
+"""``--threads`` and the other thread counts may be at most this many times the machine's cores."""
+MAX_BATCH = 100_000
+"""The largest ``--batch``: 100,000 rows of the MNIST autoencoder hold about 3 GB of activations."""
+MAX_WIDTH = 16
+"""The largest ``--width`` multiplier (16 x 1000 hidden units already needs gigabytes per step)."""
+
+
 def check_args(args: argparse.Namespace) -> list[str]:
     """Check every option before anything runs; returns the step kinds, puts the rest in canonical form.
 
@@ -600,11 +608,19 @@ def check_args(args: argparse.Namespace) -> list[str]:
         )
     if len(set(kinds)) != len(kinds):
         raise ValueError(f"kinds: a step kind is repeated in {args.kinds!r}")
-    for name in ("threads", "layer_workers", "elementwise_threads", "width"):
-        integer(name.replace("_", "-"), getattr(args, name), minimum=1)
-    for name in ("repeats", "rounds", "batch"):
+    cores = os.cpu_count() or 1
+    for name in ("threads", "layer_workers", "elementwise_threads"):  # 10,000 threads hung the machine
+        integer(name.replace("_", "-"), getattr(args, name), minimum=1, maximum=MAX_PER_CORE * cores)
+    integer("width", args.width, minimum=1, maximum=MAX_WIDTH)
+    for name in ("repeats", "rounds"):
         if getattr(args, name) is not None:  # None: the default of --quick or not
             integer(name, getattr(args, name), minimum=1)
+    if args.batch is not None:  # 10**8 rows filled a table cell with a worker's traceback
+        integer("batch", args.batch, minimum=1, maximum=MAX_BATCH)
+    if args.scaling_batches is not None and not args.scaling:
+        raise ValueError("scaling-batches: only applies with --scaling; add --scaling or drop it")
+    if args.scaling_widths != "1,2" and not args.scaling:
+        raise ValueError("scaling-widths: only applies with --scaling; add --scaling or drop it")
     args.timeout = number("timeout", args.timeout, low=0, low_open=True)
     args.device = canonical_choice("device", args.device, ("cpu", "gpu"))
     default = "4,8,16" if args.quick else "100,1000,10000"

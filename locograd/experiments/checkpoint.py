@@ -167,12 +167,14 @@ def _members(path: str) -> tuple[str, dict[str, np.ndarray]]:
     if not os.path.isfile(path):
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise CheckpointError(
-                f"{path} is not a readable locograd checkpoint (an .npy array, not an .npz)"
-            )
-        with data:
+        # the file is opened here, so that it is closed whatever np.load makes of it (before, a
+        # truncated zip left NumPy's handle open: a ResourceWarning in the trial's record)
+        with open(path, "rb") as handle:
+            data = np.load(handle, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise CheckpointError(
+                    f"{path} is not a readable locograd checkpoint (an .npy array, not an .npz)"
+                )
             if SKELETON_KEY not in data.files:
                 raise CheckpointError(
                     f"{path} is not a readable locograd checkpoint (no {SKELETON_KEY} member)"
@@ -207,6 +209,8 @@ def _tree(path: str, text: str) -> Any:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: the {SKELETON_KEY} member is not valid JSON ({exc.msg})") from None
+    except RecursionError:
+        raise CheckpointError(f"{path}: the {SKELETON_KEY} member is nested too deeply to be a checkpoint") from None
     if isinstance(doc, dict) and set(doc) == {"format", "tree"}:
         version = doc["format"]
         if version != FORMAT_VERSION or isinstance(version, bool):
@@ -231,7 +235,10 @@ def load(path: str, required: Sequence[str] = ()) -> dict[str, Any]:
             format version, a malformed skeleton, a missing array member or required key.
     """
     text, arrays = _members(path)
-    result = _join(path, "payload", _tree(path, text), arrays)
+    try:
+        result = _join(path, "payload", _tree(path, text), arrays)
+    except RecursionError:
+        raise CheckpointError(f"{path}: malformed skeleton: nested too deeply to be a checkpoint") from None
     if not isinstance(result, dict):
         raise CheckpointError(
             f"{path}: malformed skeleton: the payload is a {type(result).__name__}, expected a dict"
@@ -251,12 +258,12 @@ def read_epoch(path: str) -> int:
     if not os.path.isfile(path):
         raise CheckpointError(f"no checkpoint at {path}")
     try:
-        data = np.load(path, allow_pickle=False)
-        if not isinstance(data, np.lib.npyio.NpzFile):
-            raise CheckpointError(
-                f"{path} is not a readable locograd checkpoint (an .npy array, not an .npz)"
-            )
-        with data:
+        with open(path, "rb") as handle:
+            data = np.load(handle, allow_pickle=False)
+            if not isinstance(data, np.lib.npyio.NpzFile):
+                raise CheckpointError(
+                    f"{path} is not a readable locograd checkpoint (an .npy array, not an .npz)"
+                )
             text = str(data[SKELETON_KEY])
     except CheckpointError:
         raise

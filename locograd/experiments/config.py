@@ -213,7 +213,11 @@ def resolve(config: TrainConfig | RunConfig, *, machine: bool = True) -> RunConf
     names = canonical_names(config)
     dataset, optimizer, preset = names["dataset"], names["optimizer"], names["preset"]
     try:
-        integer("workers", config.workers, minimum=1)
+        if integer("workers", config.workers, minimum=1) > 1 and not optimizer.startswith("locoprop"):
+            raise ValueError(
+                f"workers: only applies to LocoProp (its layers' local problems solved at once on threads), "
+                f"not to {optimizer!r}; drop it"
+            )
         seed = integer("seed", config.seed, minimum=0)
         limit_train = (
             None if config.limit_train is None else integer("limit-train", config.limit_train, minimum=1)
@@ -297,6 +301,10 @@ def resolve(config: TrainConfig | RunConfig, *, machine: bool = True) -> RunConf
         device=names["device"],
         limit_train=limit_train,
     )
+    if resolved.get("solver") == "exact" and config.schedule not in (None, "constant"):
+        raise ConfigError(
+            "schedule: the exact solver has no learning rate, so it would ignore the schedule; drop it or use solver gd"
+        )
     if validation:  # recorded only when asked for: a run without one keeps its config.json (and trial key)
         resolved["validation"] = validation
     if task != "autoencoder":  # an autoencoder's settings (and so its trial keys) name no task

@@ -181,6 +181,19 @@ def settings(
         )
         if name in NORMALISED:  # only these names: the plain names' settings (and keys) are unchanged
             resolved["normalised"] = True
+        if resolved["solver"] == "exact":  # no inner loop: a rate, K or inner optimizer would be ignored
+            ignored = [k for k, v in (("lr", lr), ("steps", steps), ("inner", inner)) if v is not None]
+            if ignored:
+                raise ValueError(
+                    f"{ignored[0]}: the exact solver has no inner loop (it solves each local problem "
+                    f"exactly), so {name} would ignore {ignored[0]}; drop it or use solver gd"
+                )
+            if resolved["variant"] == "M" and eta is None:
+                raise ValueError(
+                    f"eta: {name} with the exact solver needs a proximal weight eta > 0 (its Newton solve "
+                    "is defined with the proximal term)"
+                )
+            resolved.update(lr=None, steps=None, inner=None)
     else:
         given = {"gamma": gamma, "eta": eta, "steps": steps, "solver": solver, "inner": inner}
         extra = [k for k, v in given.items() if v is not None]
@@ -213,7 +226,7 @@ def build(
         return optim.Shampoo(net, lr=lr, eps=resolved["damping"], grafting="adam", momentum=0.0)
     if name == "foof":
         return optim.FOOF(net, lr=lr, damping=resolved["damping"])
-    inner = optim.get(resolved["inner"], lr=lr)
+    inner = None if resolved.get("solver") == "exact" else optim.get(resolved["inner"], lr=lr)
     if name.startswith("locoprop"):
         variant_type = locoprop.S if resolved["variant"] == "S" else locoprop.M
         variant = variant_type(

@@ -127,6 +127,7 @@ def _temporary_beside(path: str, mode: str) -> Iterator[Any]:
     folder = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX + os.path.basename(path) + ".", dir=folder)
     try:
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are for sharing, as open() makes them
         encoding = None if "b" in mode else "utf-8"
         with open(fd, mode, encoding=encoding) as handle:
             yield handle
@@ -137,6 +138,13 @@ def _temporary_beside(path: str, mode: str) -> Iterator[Any]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    """The process's umask (read by setting it, then setting it back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text_atomic(path: str, text: str) -> None:
@@ -153,7 +161,7 @@ def write_json_atomic(path: str, obj: Any) -> None:
 def append_jsonl(path: str, row: dict[str, Any]) -> None:
     """Append ``row`` as one JSON line in one ``write`` (``O_APPEND``), flushed to disk."""
     data = (json.dumps(row, sort_keys=True) + "\n").encode("utf-8")
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)  # the umask applies
     try:
         written = os.write(fd, data)
         if written != len(data):  # pragma: no cover (a full disk)

@@ -39,6 +39,7 @@ from ..data import load as load_dataset
 from ..errors import NonFiniteError, NotPositiveDefiniteError, RunFolderError, StateMismatchError
 from ..nn import MLP, Params, Sequential
 from ..optim import NetOptimizer, official, official_backprop
+from ..optim.base import all_finite
 from ..validators import same_tree
 from . import checkpoint, runfolder
 from .config import RunConfig, TrainConfig, TrainingError, check_machine, check_validation, resolve
@@ -183,8 +184,18 @@ def _load_checkpoint(
     try:
         same_tree("params", saved["params"], template)
         same_tree("state", saved["state"], opt.init(template))
-    except StateMismatchError as exc:
+        check = getattr(opt, "check", None)  # the values an optimizer checks at each step: counters, ...
+        if callable(check):
+            check(saved["params"], saved["state"])
+    except (StateMismatchError, ValueError, TypeError) as exc:
         raise checkpoint.CheckpointError(f"{ckpt_path}: {exc}") from None
+    for part in ("params", "state"):  # before, NaN parameters resumed and were reported as a divergence
+        numbers = [v for v in backend.tree_leaves(saved[part]) if isinstance(v, float)]  # e.g. K-FAC's damping
+        if not all_finite(saved[part]) or not all(math.isfinite(v) for v in numbers):
+            raise checkpoint.CheckpointError(
+                f"{ckpt_path}: {part}: holds a non-finite number; a checkpoint is written only after a "
+                "finite epoch, so this file was changed: delete it to start again"
+            )
     try:
         rng.bit_generator.state = json.loads(saved["rng"])
     except (TypeError, ValueError, KeyError) as exc:
@@ -468,7 +479,9 @@ def _run(
     for epoch in range(start_epoch, run.epochs):
         epoch_start = time.perf_counter()
         record.start(params)
-        lr = run.schedule(epoch) if run.schedule is not None else opt.lr
+        # the schedule's rate, or none (the optimizer's own; the row records the run's setting, None
+        # for a method without a rate such as LocoProp's exact solver)
+        lr = run.schedule(epoch) if run.schedule is not None else None
         order = backend.to_device(rng.permutation(n_train), run.device)
         bar = tqdm(
             total=n_batches,
@@ -511,7 +524,8 @@ def _run(
         finally:
             bar.close()
         seconds += train_time
-        row = _evaluate(task, net, params, splits, epoch + 1, seconds, 0.0, steps, lr)
+        rate = lr if run.schedule is not None else run.settings.get("lr")
+        row = _evaluate(task, net, params, splits, epoch + 1, seconds, 0.0, steps, rate)
         row["update_ratio"] = record.means()
         if not (math.isfinite(row["train_loss"]) and math.isfinite(row["test_loss"])):
             raise TrainingDiverged(

@@ -33,10 +33,62 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any, ClassVar
 
+import numpy as np
+
 from ..validators import integer, number
 
 LrFactor = Callable[[int, int], float]
 """``lr_factor(k, K) -> float``: the factor of inner step ``k`` of ``K`` (e.g. the released ``max(1 - k/K, 0.25)``)."""
+
+
+def check_descent(inner: Any) -> None:
+    r"""Refuse an inner optimizer whose first update does not point downhill.
+
+    GD minimises the local problem, so the first update :math:`u` that ``inner`` makes from a fresh
+    state on a gradient :math:`g` must satisfy :math:`\langle u, g\rangle < 0`; every optimizer of
+    :mod:`locograd.optim` does (its first step is :math:`-\rho` times a positive scaling of
+    :math:`g`).  Checked on the gradient ``[1, -2]`` at a rate of 1.
+
+    Raises:
+        ValueError: ``"inner: its first update on a gradient g must point downhill (<u, g> < 0), got
+            <u, g> = 5 (scale): ..."``, or naming ``inner`` where its update fails.
+    """
+    g = {"W": np.array([1.0, -2.0])}
+    zeros = {"W": np.zeros(2)}
+    name = getattr(inner, "name", type(inner).__name__)
+    try:
+        updates, _ = inner.update(g, inner.init(zeros), zeros, lr=1.0)
+        along = float(np.vdot(np.asarray(updates["W"], dtype=float), g["W"]))
+    except Exception as exc:  # an optimizer of the user's: its own failure, named once here
+        raise ValueError(
+            f"inner: {name} cannot update a test gradient ({type(exc).__name__}: {exc}); expected a "
+            "first-order optimizer such as locograd.optim.adam()"
+        ) from None
+    if not along < 0:
+        raise ValueError(
+            f"inner: its first update on a gradient g must point downhill (<u, g> < 0), got <u, g> = "
+            f"{along:g} ({name}); GD would climb the local problem (e.g. optim.scale(1.0) ascends: use sgd)"
+        )
+
+
+def check_lr_factor(lr_factor: Any, steps: int) -> None:
+    """Refuse an ``lr_factor`` that is not a callable ``lr_factor(k, K)`` giving a finite number >= 0
+    for every inner step ``k < K`` (tried on each, before any work).
+
+    Raises:
+        TypeError / ValueError: naming ``lr_factor``.
+    """
+    if not callable(lr_factor):
+        raise TypeError(f"lr_factor: expected a callable lr_factor(k, K), got {type(lr_factor).__name__}")
+    for k in range(steps):
+        try:
+            value = lr_factor(k, steps)
+        except Exception as exc:
+            raise TypeError(
+                f"lr_factor: calling lr_factor({k}, {steps}) failed ({type(exc).__name__}: {exc}); "
+                "expected a callable lr_factor(k, K) -> a number >= 0"
+            ) from None
+        number(f"lr_factor({k}, {steps})", value, low=0)
 
 
 def check_inner(inner: Any) -> Any:
@@ -130,7 +182,7 @@ class M(_Variant):
 Variant = S | M
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, repr=False)
 class GD:
     r"""``steps`` inner steps from the anchor :math:`\tilde W_t`.
 
@@ -157,11 +209,35 @@ class GD:
             lr = number("lr", self.lr, low=0, low_open=True)
         else:
             lr = number("lr", self.lr, low=0, allow_none=True)
+            if lr is None and inner.lr is None:
+                raise ValueError(
+                    f"inner: {getattr(inner, 'name', type(inner).__name__)} has no single learning rate "
+                    "(a chain of two optimizers with rates has none); give GD(lr=...) or one optimizer"
+                )
+            check_descent(inner)
         object.__setattr__(self, "lr", lr)
-        if self.lr_factor is not None and not callable(self.lr_factor):
-            raise TypeError(
-                f"lr_factor: expected a callable lr_factor(k, K), got {type(self.lr_factor).__name__}"
-            )
+        if self.lr_factor is not None:
+            check_lr_factor(self.lr_factor, self.steps)
+
+    def __repr__(self) -> str:
+        """One short line, without the inner optimizer's functions and addresses (it goes into messages).
+
+        >>> from locograd import optim
+        >>> from locograd.optim.schedules import released_inner_factor
+        >>> GD(steps=10, inner=optim.rmsprop_tf1(1e-5), lr_factor=released_inner_factor)
+        GD(steps=10, lr=None, inner=rmsprop_tf1(lr=1e-05), lr_factor=released_inner_factor)
+        """
+        inner = (
+            "None"
+            if self.inner is None
+            else f"{getattr(self.inner, 'name', type(self.inner).__name__)}(lr={self.inner.lr!r})"
+        )
+        factor = (
+            "None"
+            if self.lr_factor is None
+            else getattr(self.lr_factor, "__name__", type(self.lr_factor).__name__)
+        )
+        return f"GD(steps={self.steps}, lr={self.lr!r}, inner={inner}, lr_factor={factor})"
 
     @property
     def base_lr(self) -> float:
@@ -185,7 +261,10 @@ class Exact:
     tol: float | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "tol", number("tol", self.tol, low=0, allow_none=True))
+        # a relative tolerance of 1 or more stops before the first Newton step: the parameters unchanged
+        object.__setattr__(
+            self, "tol", number("tol", self.tol, low=0, high=1, high_open=True, allow_none=True)
+        )
 
 
 Solver = GD | Exact

@@ -47,7 +47,7 @@ from ..backend import Array, tree_leaves, tree_map
 from ..errors import StateMismatchError
 from ..locoprop.step import LayerReport
 from ..nn import Params
-from ..validators import number, same_layout
+from ..validators import float_tree, number, same_layout
 
 Tree = Any
 
@@ -119,6 +119,7 @@ def apply_updates(params: Tree, updates: Tree) -> Tree:
     Raises:
         StateMismatchError: ``updates`` of another structure, shape or dtype than ``params``.
     """
+    float_tree("params", params)  # before, strings were concatenated: {"W": "ab"} + {"W": "cd"}
     same_layout("updates", updates, params)
     return tree_map(lambda p, u: p + u, params, updates)
 
@@ -184,6 +185,9 @@ def scale(factor: float) -> GradientTransformation:
         return EmptyState()
 
     def update(grads: Tree, state: Any, params: Tree = None, lr: float | None = None) -> tuple[Tree, Any]:
+        number(
+            "lr", lr, low=0, allow_none=True
+        )  # scale has no rate of its own: a given one is still a number
         check_state_type("state", state, EmptyState, "scale")
         return tree_map(lambda g: c * g, grads), state
 
@@ -213,6 +217,7 @@ def chain(*transforms: GradientTransformation) -> GradientTransformation:
         return ChainState(tuple(t.init(params) for t in transforms))
 
     def update(grads: Tree, state: Any, params: Tree = None, lr: float | None = None) -> tuple[Tree, Any]:
+        number("lr", lr, low=0, allow_none=True)
         check_state_type("state", state, ChainState, name)
         if len(state.states) != len(transforms):
             raise StateMismatchError(

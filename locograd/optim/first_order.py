@@ -263,11 +263,23 @@ def _optimizer(
     def update_inplace(grads: Tree, state: Any, params: Tree, lr: float | None = None) -> Any:
         eta = _lr(lr, lr0)
         check(grads, state, params)
+        for what, tree in (("params", params), *((f"state.{slot}", getattr(state, slot)) for slot in slots)):
+            if any(isinstance(a, np.ndarray) and not a.flags.writeable for a in tree_leaves(tree)):
+                raise ValueError(
+                    f"{what}: holds a read-only array; update_inplace writes the step into these arrays "
+                    "(copy them, or use update)"
+                )
         leaves = state._replace(**{slot: tree_leaves(getattr(state, slot)) for slot in slots})
         done = fused.chunked_update(kernel, tree_leaves(grads), leaves, tree_leaves(params), eta)
         return state._replace(step=done.step)
 
-    return GradientTransformation(name, init, update, lr0, hyperparams, update_inplace, check)
+    def checked_init(params: Tree) -> Any:
+        float_tree("params", params)  # before, init(None) built a state of object arrays
+        if not tree_leaves(params):
+            raise TypeError(f"params: expected a tree of floating arrays for {name}'s state, got {params!r}")
+        return init(params)
+
+    return GradientTransformation(name, checked_init, update, lr0, hyperparams, update_inplace, check)
 
 
 def sgd(lr: float = 0.01) -> GradientTransformation:

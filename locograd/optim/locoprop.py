@@ -226,6 +226,11 @@ class LocoProp:
         """One batch: ``(new_params, new_state, info)``; ``info.loss`` is the loss before the step."""
         solver = self.solver
         params = self.check(params, state)
+        if lr is not None and isinstance(solver, Exact):
+            raise ValueError(
+                f"lr: LocoProp with the exact solver has no learning rate (it solves each local problem "
+                f"exactly), got {lr!r}; pass none"
+            )
         if lr is not None:
             lr = number("lr", lr, low=0)
             if isinstance(solver, GD) and solver.inner is None and lr == 0:  # plain GD at rate 0: no step

@@ -27,6 +27,8 @@ import functools
 import math
 from collections.abc import Callable
 
+import numpy as np
+
 from ..validators import integer, number
 
 Schedule = Callable[[int], float]
@@ -120,5 +122,16 @@ def cosine(lr: float, total: int, final: float = 0.0) -> EpochSchedule:
 
 
 def released_inner_factor(k: int, steps: int) -> float:
-    r"""The released within-batch inner learning-rate factor :math:`\max(1 - k/K, 0.25)`."""
+    r"""The released within-batch inner learning-rate factor :math:`\max(1 - k/K, 0.25)` of inner step
+    ``k`` of ``K = steps``.
+
+    Raises:
+        ValueError: ``steps`` not an integer >= 1, or ``k`` not an integer in ``[0, steps)``.
+
+    >>> released_inner_factor(0, 10), released_inner_factor(9, 10)
+    (1.0, 0.25)
+    """
+    steps = integer("steps", steps, minimum=1)
+    if isinstance(k, bool) or not isinstance(k, int | np.integer) or not 0 <= k < steps:
+        raise ValueError(f"k: expected an integer in [0, {steps}) (an inner step of K = {steps}), got {k!r}")
     return max(1.0 - k / steps, 0.25)

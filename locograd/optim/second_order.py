@@ -309,7 +309,23 @@ class _NetOptimizer:
             raise ValueError(
                 f"layer: {self.net.layers[m].describe(m)} has no weights; the weight layers are {self.weighted}"
             )
+        for field, value in state._asdict().items():  # one entry per weight layer in every list
+            if isinstance(value, list) and len(value) != len(self.weighted):
+                raise StateMismatchError(
+                    f"state.{field}: expected one entry per weight layer ({len(self.weighted)}), got {len(value)}; "
+                    "is it the state of another network?"
+                )
         return self.weighted.index(m)
+
+    def _factor(self, state: Any, field: str, k: int, size: int) -> Array:
+        """``state.<field>[k]``, checked to be ``size x size`` (the layer's, not another network's)."""
+        factor = getattr(state, field)[k]
+        if tuple(getattr(factor, "shape", ())) != (size, size):
+            raise StateMismatchError(
+                f"state.{field}[{k}]: expected shape ({size}, {size}) for weight layer {self.weighted[k]} of this "
+                f"network, got {tuple(getattr(factor, 'shape', ()))}; is it the state of another network?"
+            )
+        return factor
 
     def _zeros(self, params: Params) -> list[Array]:
         return [
@@ -460,7 +476,9 @@ class KFAC(_NetOptimizer):
         applied to the gradient (without momentum).
         """
         m = self._layer(state, layer)
-        damped_A, damped_G = self.damped_factors(state.A[m], state.G[m], state.damping)
+        d_in, d_out = self._shapes()[m]
+        A, G = self._factor(state, "A", m, d_in + 1), self._factor(state, "G", m, d_out)
+        damped_A, damped_G = self.damped_factors(A, G, state.damping)
         return array_namespace(damped_A).kron(damped_A, damped_G)
 
     def step(
@@ -690,7 +708,8 @@ class Shampoo(_NetOptimizer):
         :math:`-\eta` times it applied to the gradient (without momentum or grafting).
         """
         m = self._layer(state, layer)
-        L, R = state.L[m], state.R[m]
+        d_in, d_out = self._shapes()[m]
+        L, R = self._factor(state, "L", m, d_in), self._factor(state, "R", m, d_out)
         return inverse_root(array_namespace(L).kron(L, R), 4.0)
 
     def step(
@@ -796,7 +815,7 @@ class FOOF(_NetOptimizer):
         gradient (without momentum).
         """
         m = self._layer(state, layer)
-        A = state.A[m]
+        A = self._factor(state, "A", m, self._shapes()[m][0] + 1)
         xp = array_namespace(A)
         damped = A + self.damping * xp.eye(A.shape[0], dtype=A.dtype)
         return xp.kron(damped, xp.eye(self._view(m).matrix_shape[1], dtype=A.dtype))

@@ -566,6 +566,12 @@ def _check_data(spec: StudySpec) -> None:
 def _check_out(out: str) -> None:
     if os.path.exists(out) and not os.path.isdir(out):
         raise RunFolderError(f"out: {out} is a file, expected a study folder")
+    existing = out
+    while not os.path.exists(existing):  # the folder, or the nearest folder above it that exists
+        existing = os.path.dirname(existing) or "."
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = "the study folder" if existing == out else f"{existing}, where the study folder would be made,"
+        raise RunFolderError(f"out: {what} is not writable ({out}); choose another --out")
     if os.path.isdir(out):
         entries = [e for e in os.listdir(out) if not e.startswith(".")]
         ours = {"trials", "trials.jsonl", "study.jsonl", "spec.toml", "report.md", "summary.json", "figures"}

@@ -345,6 +345,9 @@ def summarise(
                 },
                 key=str,
             ),
+            "malloc_trim_hosts": sorted(
+                {r["host"] for r in records.values() if r.get("malloc_trim_threshold")}
+            ),
         },
         "commands": [h["command"] for h in history if h.get("event") != "end"],
         "wall": {
@@ -520,6 +523,15 @@ def render(summary: dict[str, Any]) -> str:
             " — NOT comparable: the final runs ran under different concurrency"
             if len(ex["final_concurrency"]) > 1
             else ""
+        ),
+        *(
+            [
+                f"- **Slowed workers**: Dask workers on {', '.join(ex['malloc_trim_hosts'])} had "
+                "MALLOC_TRIM_THRESHOLD_ set (Dask's nannies set it): their trials train up to 2.5x slower, so "
+                "their seconds are not comparable (start workers with DASK_CONFIG=studies/dask; README, Studies)"
+            ]
+            if ex.get("malloc_trim_hosts")
+            else []
         ),
         f"- Wall time: {summary['wall']['total']:.1f} s in {summary['wall']['sessions']} finished session(s)"
         + (

@@ -68,6 +68,7 @@ locograd.study.spec.SpecError: optimizers.adam.lr: expected a list of numbers or
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import os
@@ -293,6 +294,33 @@ def _table(path: str, value: Any, keys: tuple[str, ...], required: tuple[str, ..
     return value
 
 
+MAX_NAME = 64
+"""The longest study, data set or optimizer name (they name folders, figures and table rows)."""
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+"""Names: letters, digits, ``.``, ``_`` and ``-`` (no ``/``, ``|`` or line break: they name files
+and report tables)."""
+MAX_SEEDS = 100
+"""The most final seeds of an optimizer."""
+
+
+def _seeds(path: str, value: Any) -> int:
+    seeds = _int(path, value)
+    if seeds > MAX_SEEDS:
+        raise _fail(path, f"an integer in [1, {MAX_SEEDS}] (seeds of the final runs)", value)
+    return seeds
+
+
+def _check_name(path: str, name: Any, what: str) -> None:
+    if not isinstance(name, str) or not NAME.fullmatch(name) or len(name) > MAX_NAME:
+        if isinstance(name, str) and len(name) > MAX_NAME:
+            name = name[:MAX_NAME] + f"... ({len(name)} characters)"
+        raise _fail(
+            path,
+            f"{what} name of at most {MAX_NAME} letters, digits, '.', '_' and '-' (it names files and table rows)",
+            name,
+        )
+
+
 def _what_required(key: str) -> str:
     return {
         "epochs": "an integer >= 1",
@@ -426,6 +454,14 @@ def _schedule(path: str, value: Any) -> dict[str, int] | None:
 
 def _optimizer(path: str, name: str, body: Any, raw: dict[str, Any], depth: int = 0) -> OptimizerSpec:
     body = _table(path, body, OPTIMIZER_KEYS)
+    _check_name(path, name, "an optimizer table")
+    if "base" in body and canonical_optimizer_name(name) in OPTIMIZERS:
+        given = body["base"]
+        if not (isinstance(given, str) and canonical_optimizer_name(given) == canonical_optimizer_name(name)):
+            raise SpecError(
+                f"{path}.base: {_got(given)} would train another optimizer under the name {name!r}; a table "
+                f"named after an optimizer is that optimizer: drop base, or give the variant its own name"
+            )
     if "base" in body:
         given = body["base"]
         if (
@@ -467,7 +503,7 @@ def _optimizer(path: str, name: str, body: Any, raw: dict[str, Any], depth: int 
         settings(base, "curves", **trial)
     except ValueError as exc:
         raise SpecError(f"{path}.{exc}") from None
-    seeds = _int(f"{path}.seeds", body["seeds"]) if "seeds" in body else None
+    seeds = _seeds(f"{path}.seeds", body["seeds"]) if "seeds" in body else None
     hidden = _name(f"{path}.hidden", body["hidden"], HIDDEN_TRANSFERS) if "hidden" in body else None
     widths = _widths(f"{path}.widths", body["widths"]) if "widths" in body else None
     schedule = _schedule(f"{path}.schedule", body["schedule"]) if "schedule" in body else None
@@ -491,6 +527,7 @@ def _targets(path: str, value: Any) -> tuple[Any, ...]:
 
 def _dataset(path: str, key: str, body: Any) -> DatasetSpec:
     body = _table(path, body, DATASET_KEYS)
+    _check_name(path, key, "a data set table")
     file = body.get("file")
     if file is None:
         name = _name(path, key, DATASETS)
@@ -565,8 +602,7 @@ def parse(raw: Any, name: str) -> StudySpec:
     """
     raw = _table("spec", raw, TOP_KEYS, ("final", "datasets", "optimizers"))
     study = raw.get("name", name)
-    if not isinstance(study, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", study):
-        raise _fail("name", "a name of letters, digits, '.', '_' and '-'", study)
+    _check_name("name", study, "a study")
     device = _name("device", raw.get("device", "cpu"), ("cpu", "gpu"))
     dtype = _name("dtype", raw.get("dtype", "float32"), ("float32", "float64"), dash=False)
     extend_limit = _int("extend_limit", raw.get("extend_limit", 3), 0)
@@ -613,9 +649,9 @@ def parse(raw: Any, name: str) -> StudySpec:
         extend_limit=extend_limit,
         tuning_epochs=_int("tuning.epochs", tuning["epochs"]),
         tuning_subset=_int("tuning.subset", tuning["subset"]) if "subset" in tuning else None,
-        tuning_seeds=_int("tuning.seeds", tuning.get("seeds", 1)),
+        tuning_seeds=_seeds("tuning.seeds", tuning.get("seeds", 1)),
         final_epochs=_int("final.epochs", final["epochs"]),
-        final_seeds=_int("final.seeds", final.get("seeds", 3)),
+        final_seeds=_seeds("final.seeds", final.get("seeds", 3)),
         datasets=tuple(datasets),
         optimizers=tuple(optimizers),
         source=raw,
@@ -623,9 +659,10 @@ def parse(raw: Any, name: str) -> StudySpec:
     )
     if protocol == "halving":
         _check_rungs(spec)
+    _check_size(spec)
     for d in datasets:
         size = TRAIN_SIZES.get(d.name)
-        if d.limit_train is not None and d.name in FILE_SETS and size is not None and d.limit_train > size:
+        if d.limit_train is not None and d.file is None and size is not None and d.limit_train > size:
             raise SpecError(
                 f"datasets.{d.name}.limit_train: expected an integer in [1, {size}] (the training images "
                 f"of {d.name}), got {d.limit_train}"
@@ -705,6 +742,55 @@ def parse(raw: Any, name: str) -> StudySpec:
     return spec
 
 
+MAX_TRIALS = 10_000
+"""The most trials a spec may plan (before edge extensions)."""
+
+
+def _check_size(spec: StudySpec) -> None:
+    """Refuse a spec that plans more than :data:`MAX_TRIALS` trials, or a model whose parameters and one
+    batch's activations (float64, with the gradients and an optimizer's two moments: 4 copies of the
+    parameters) would need more than half of this machine's memory.
+
+    Raises:
+        SpecError: naming ``final.seeds``/the grids, or the model's ``widths``.
+    """
+    per_point = spec.tuning_seeds if spec.protocol == "grid" else 1
+    trials = sum(grid_size(o) * per_point + spec.seeds_of(o) for o in spec.optimizers) * len(spec.datasets)
+    if trials > MAX_TRIALS:
+        raise SpecError(
+            f"optimizers: the spec plans {trials} trials (grid points x seeds, over {len(spec.datasets)} data "
+            f"set(s)), more than {MAX_TRIALS}; use fewer points or seeds"
+        )
+    memory = _half_memory()
+    for d in spec.datasets:
+        if d.file is not None or d.model == "cnn":
+            continue  # a file's sizes, and a CNN's patches, are known once the data are read
+        for o in spec.optimizers:
+            widths = o.widths if o.widths is not None else d.widths
+            if widths is None:
+                continue
+            sizes = (
+                [784, *widths, 10] if d.model == "classifier" else [784, *widths, *reversed(widths[:-1]), 784]
+            )
+            params = sum((a + 1) * b for a, b in itertools.pairwise(sizes))
+            need = 8 * (4 * params + 2 * d.batch_size * sum(sizes))
+            if memory is not None and need > memory:
+                where = f"optimizers.{o.name}.widths" if o.widths is not None else f"datasets.{d.name}.widths"
+                raise SpecError(
+                    f"{where}: a model of {params:,} parameters needs about {need / 2**30:.1f} GiB (parameters, "
+                    f"gradients, optimizer state, a batch's activations), more than half of this machine's "
+                    f"{2 * memory / 2**30:.1f} GiB"
+                )
+
+
+def _half_memory() -> int | None:
+    """Half of this machine's physical memory in bytes, ``None`` where it cannot be read."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")) // 2
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _check_rungs(spec: StudySpec) -> None:
     """Refuse a successive-halving spec whose rungs cannot end at distinct epochs: the choice must be
     made among points trained for the whole final budget, after rungs that each train longer.
@@ -717,7 +803,11 @@ def _check_rungs(spec: StudySpec) -> None:
         if len(set(epochs)) < len(epochs):
             points = grid_size(o)
             fractions = ", ".join(str(f) for f in rung_fractions(points))
-            least = next(e for e in range(spec.final_epochs + 1, 1000) if len(set(rung_epochs(points, e))) == len(epochs))
+            least = next(
+                e
+                for e in range(spec.final_epochs + 1, 1000)
+                if len(set(rung_epochs(points, e))) == len(epochs)
+            )
             raise SpecError(
                 f"final.epochs: {spec.final_epochs} epochs cannot hold the rungs of successive halving for "
                 f"optimizers.{o.name} ({points} points: rungs at {fractions} of the budget end at epochs "

@@ -147,19 +147,36 @@ class Store:
         _check_formats(self.path, lines)
         kept: list[str] = []
         dropped = 0
+        seen: dict[tuple[str, Any], tuple[int, Any]] = {}  # (key, epochs) -> (line, final train loss)
+        contradicted: set[str] = set()
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             why = _bad_record(line)
             if why is None:
+                row = json.loads(line)
+                at = (row["key"], row.get("epochs"))
+                first = seen.setdefault(at, (number, row.get("final_train_loss")))
+                if first[1] != row.get("final_train_loss") and row["key"] not in contradicted:
+                    # one trial trained to one epoch twice, with other numbers: neither line can be trusted
+                    contradicted.add(row["key"])
+                    self.echo(
+                        f"study: {self.path}: lines {first[0]} and {number} give trial {row['key']} at epoch "
+                        f"{row.get('epochs')} the final train losses {first[1]} and {row.get('final_train_loss')}; "
+                        "dropped its records (the trial runs again)"
+                    )
                 kept.append(line)
-                self.records[json.loads(line)["key"]] = json.loads(line)
+                self.records[row["key"]] = row
                 continue
             dropped += 1
             if number == len(lines):
                 why = "is cut short (a write was interrupted)"
             self.echo(f"study: {self.path}: line {number} {why}; dropped it (its trial runs again)")
-        if dropped and repair:  # rewrite without the bad lines, so that the file stays readable
+        if contradicted:
+            kept = [k for k in kept if json.loads(k)["key"] not in contradicted]
+            for key in contradicted:
+                self.records.pop(key, None)
+        if (dropped or contradicted) and repair:  # rewrite without the bad lines: the file stays readable
             write_text_atomic(self.path, "".join(k + "\n" for k in kept))
         for key in list(self.records):
             try:
@@ -171,6 +188,14 @@ class Store:
                         f"{os.path.join(self.folder(key), 'metrics.jsonl')}: ends at epoch "
                         f"{rows[-1].get('epoch')}, but the record says {record.get('epochs')}"
                     )
+                if record["status"] == "finished":
+                    row = rows[reached.index(record["epochs"])]
+                    if row.get("train_loss") != record.get("final_train_loss"):
+                        raise RunFolderError(
+                            f"{os.path.join(self.folder(key), 'metrics.jsonl')}: its train loss at epoch "
+                            f"{record['epochs']} is {row.get('train_loss')}, but the record says "
+                            f"{record.get('final_train_loss')}"
+                        )
             except RunFolderError as exc:
                 self.echo(f"study: trial {key} is corrupt ({exc}); it runs again")
                 del self.records[key]

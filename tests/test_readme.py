@@ -1,0 +1,124 @@
+"""The README's Python blocks run, in order, in one namespace, as a reader copies them (Sybil parses
+the Markdown), so the README cannot drift from the library."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+from sybil import Sybil
+from sybil.parsers.markdown import PythonCodeBlockParser, SkipParser
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _examples(path: pathlib.Path) -> list:
+    document = Sybil(parsers=[PythonCodeBlockParser(), SkipParser()]).parse(path)
+    return list(document)
+
+
+def test_every_python_block_of_the_readme_runs() -> None:
+    examples = _examples(ROOT / "README.md")
+    assert len(examples) >= 3, "the README shows the library in Python blocks"
+    for example in examples:
+        example.evaluate()
+
+
+def test_a_block_that_fails_is_caught(tmp_path: pathlib.Path) -> None:
+    """Negative control: a block that uses a name never defined (the README once used ``epoch``)."""
+    page = tmp_path / "page.md"
+    page.write_text(
+        "```python\nimport locograd\n```\n\n```python\nrate = schedule(epoch)\n```\n", encoding="utf-8"
+    )
+    examples = _examples(page)
+    examples[0].evaluate()
+    with pytest.raises(NameError, match="schedule"):
+        examples[1].evaluate()
+
+
+def _shell_blocks(text: str) -> list[tuple[str, list[str]]]:
+    """Each ``bash`` block of a Markdown text: the marker comment before it, and its lines."""
+    blocks, lines = [], text.splitlines()
+    for i, line in enumerate(lines):
+        if line.strip() == "```bash":
+            body = []
+            for following in lines[i + 1 :]:
+                if following.strip() == "```":
+                    break
+                body.append(following)
+            before = next((b.strip() for b in reversed(lines[:i]) if b.strip()), "")
+            blocks.append((before, body))
+    return blocks
+
+
+def _locograd_commands(body: list[str]) -> list[list[str]]:
+    """The ``locograd ...`` commands of a block's lines (after ``&&``, without comments), split as a shell would."""
+    import shlex
+
+    commands = []
+    for line in body:
+        for part in line.split("#")[0].split("&&"):
+            words = shlex.split(part)
+            if words[:1] == ["locograd"]:
+                commands.append(words[1:])
+    return commands
+
+
+def _check_arguments(args: list[str]) -> None:
+    """Parse a command line with the CLI's own parser (the benchmark has its own), running nothing."""
+    from locograd import cli
+    from locograd.bench.run import build_parser, check_args
+
+    if args[:1] == ["bench"]:
+        check_args(build_parser("locograd bench").parse_args(args[1:]))
+    else:
+        cli.build_parser().parse_args(args)
+
+
+def test_every_shell_block_says_whether_it_runs_and_its_commands_parse() -> None:
+    blocks = _shell_blocks((ROOT / "README.md").read_text(encoding="utf-8"))
+    assert len(blocks) >= 5
+    for before, body in blocks:
+        assert before == "<!-- test-command -->" or before.startswith(
+            ("<!-- readme-test: run", "<!-- readme-test: skip, ")
+        ), f"a bash block without a readme-test marker: {body[0]!r}"
+        for args in _locograd_commands(body):
+            _check_arguments(args)
+
+
+def test_a_command_the_cli_refuses_is_caught() -> None:
+    """Negative control: a README line with an option the CLI does not have."""
+    (args,) = _locograd_commands(["locograd train --epochs 3 --no-such-option   # a typo"])
+    with pytest.raises(SystemExit):
+        _check_arguments(args)
+
+
+def test_the_quick_starts_main_job_runs(tmp_path: pathlib.Path) -> None:
+    """The blocks marked ``run``: the main job, ``locograd compare`` (under 3 minutes on 2 cores)."""
+    import subprocess
+    import sys
+
+    runs = [
+        body
+        for before, body in _shell_blocks((ROOT / "README.md").read_text(encoding="utf-8"))
+        if before.startswith("<!-- readme-test: run")
+    ]
+    commands = [args for body in runs for args in _locograd_commands(body)]
+    assert commands == [["compare"]]
+    import os
+
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+    }
+    for args in commands:
+        done = subprocess.run(
+            [sys.executable, "-m", "locograd", *args, "--no-progress"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert (tmp_path / "runs" / "compare" / "summary.json").is_file()
