@@ -173,3 +173,26 @@ def test_the_released_factor_refuses_steps_outside_the_batch(k: int, steps: int,
     with pytest.raises(ValueError, match=message):
         released_inner_factor(k, steps)
     assert [released_inner_factor(i, 4) for i in range(4)] == [1.0, 0.75, 0.5, 0.25]
+
+
+@pytest.mark.parametrize("name", ["adam", "rmsprop-tf1", "kfac"])
+def test_layer_threads_are_refused_where_no_local_problem_is_solved(name: str) -> None:
+    """``workers`` (LocoProp's layer threads) was accepted by every optimizer and ignored by BackProp's."""
+    with pytest.raises(ConfigError, match=rf"^workers: only applies to LocoProp .*not to '{name}'; drop it$"):
+        resolve(TrainConfig(optimizer=name, workers=2))
+    assert resolve(TrainConfig(optimizer=name, workers=1)).workers == 1  # control: the default is taken
+    assert resolve(TrainConfig(optimizer="locoprop-m", workers=2)).workers == 2  # control: LocoProp's
+
+
+def test_compare_gives_layer_threads_to_its_locoprop_runs_only(tmp_path) -> None:
+    from locograd.experiments import compare
+
+    config = TrainConfig(epochs=1, limit_train=400, workers=2, out=str(tmp_path / "c"), progress=False)
+    with pytest.raises(ConfigError, match=r"^workers: only applies to LocoProp, and none of adam,sgd is"):
+        compare(config, ["adam", "sgd"])
+    assert not (tmp_path / "c").exists()
+    compare(config, ["adam", "locoprop-m"])
+    import json
+
+    record = json.loads((tmp_path / "c" / "compare.json").read_text())
+    assert set(record["runs"]) == {"adam", "locoprop-m"}

@@ -52,7 +52,7 @@ SETTINGS_CASES = [
         TypeError,
         "lr_factor: expected a callable lr_factor(k, K), got float",
     ),
-    (lambda: Exact(tol=-1.0), ValueError, "tol: expected None or a finite number >= 0, got -1.0"),
+    (lambda: Exact(tol=-1.0), ValueError, "tol: expected None or a number in [0, 1), got -1.0"),
 ]
 
 

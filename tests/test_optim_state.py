@@ -251,13 +251,15 @@ def test_an_untagged_dict_state_is_refused_in_one_line(name: str) -> None:
 
 @pytest.mark.parametrize("name", FIRST_ORDER)
 def test_params_that_are_not_floating_arrays_are_refused(name: str) -> None:
-    """Before the checks: integer parameters gave integer arithmetic or a NumPy casting error deep in the step."""
+    """Before the checks: integer parameters gave integer arithmetic or a NumPy casting error deep in the
+    step.  ``init`` refuses them (it built a state for them), and so does ``update`` with a good state."""
     opt = optim.get(name)
     params = {"W": np.ones((2, 2), dtype=np.int64), "b": np.zeros(2)}
-    state = opt.init(params)
-    with pytest.raises(
-        TypeError, match=r"^params\['W'\]: expected a floating dtype \(float32 or float64\), got int64$"
-    ):
+    message = r"^params\['W'\]: expected a floating dtype \(float32 or float64\), got int64$"
+    with pytest.raises(TypeError, match=message):
+        opt.init(params)
+    state = opt.init({"W": np.ones((2, 2)), "b": np.zeros(2)})
+    with pytest.raises(TypeError, match=message):
         opt.update(ones_like(params), state, params)
 
 

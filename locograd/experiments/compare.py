@@ -200,7 +200,8 @@ def compare(
     (the comparison stopped before it) starts.
 
     Args:
-        config: the settings every run shares (``optimizer`` and ``out`` are each run's own).
+        config: the settings every run shares (``optimizer`` and ``out`` are each run's own;
+            ``workers``, LocoProp's layer threads, goes to the LocoProp runs only).
         optimizers: the optimizer names.
         resume: continue the comparison in ``config.out``.
         data: the data of every run (every seed's too); ``None``: each seed's, loaded as
@@ -231,11 +232,19 @@ def compare(
         raise TrainingError("optimizers: expected at least one name")
     if len(set(names)) != len(names):
         raise TrainingError(f"optimizers: a name is repeated in {','.join(names)}")
+    if config.workers != 1 and not any(name.startswith("locoprop") for name in names):
+        raise ConfigError(f"workers: only applies to LocoProp, and none of {','.join(names)} is; drop it")
     out = config.out
     seed_list = [first_seed + i for i in range(n_seeds)]
     runs = {
         (name, seed): resolve(
-            dataclasses.replace(config, optimizer=name, seed=seed, out=run_folder(out, name, seed, n_seeds))
+            dataclasses.replace(
+                config,
+                optimizer=name,
+                seed=seed,
+                out=run_folder(out, name, seed, n_seeds),
+                workers=config.workers if name.startswith("locoprop") else 1,  # LocoProp's layer threads
+            )
         )
         for seed in seed_list
         for name in names

@@ -213,7 +213,11 @@ def resolve(config: TrainConfig | RunConfig, *, machine: bool = True) -> RunConf
     names = canonical_names(config)
     dataset, optimizer, preset = names["dataset"], names["optimizer"], names["preset"]
     try:
-        integer("workers", config.workers, minimum=1)
+        if integer("workers", config.workers, minimum=1) > 1 and not optimizer.startswith("locoprop"):
+            raise ValueError(
+                f"workers: only applies to LocoProp (its layers' local problems solved at once on threads), "
+                f"not to {optimizer!r}; drop it"
+            )
         seed = integer("seed", config.seed, minimum=0)
         limit_train = (
             None if config.limit_train is None else integer("limit-train", config.limit_train, minimum=1)

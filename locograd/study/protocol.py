@@ -9,7 +9,8 @@ r"""The tuning protocols, the same for every optimizer, and :func:`run_study`.
   and 1 for smaller ones (:func:`~.spec.rung_epochs`).  After each rung, the best third of its
   points (rounded up, never fewer than 3, or all where there are fewer; :func:`~.spec.survivors`)
   continues; so at least 3 points train the whole budget and the choice is made among them.
-  A 5 x 5 grid goes 25 -> 9 -> 3 and costs about 8.8 full-budget runs.
+  A 5 x 5 grid goes 25 -> 9 -> 3 and trains about 6.8 full-budget runs (25/9 + 9 x 2/9 +
+  3 x 2/3), 8.8 with the two further final seeds.
 * **Edges** are judged at rung 0 (below), and extension points join rung 0.
 * **The winner's** full-budget run is its final seed 0 (the same trial); seeds 1, 2, ... follow.
   The eliminated points' checkpoints are deleted; the survivors' stay in the study folder (never
