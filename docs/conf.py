@@ -37,7 +37,6 @@ extensions = [
 # the tutorials in fast mode unless asked otherwise (CI builds them so)
 os.environ.setdefault("LOCOGRAD_TUTORIAL_FAST", "1")
 os.environ.setdefault("LOCOGRAD_TUTORIAL_OUT", str(ROOT / "docs" / "_build" / "tutorial-figures"))
-os.environ.setdefault("MPLBACKEND", "Agg")
 
 TUTORIALS = ROOT / "docs" / "tutorials"
 TUTORIALS.mkdir(exist_ok=True)

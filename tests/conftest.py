@@ -48,6 +48,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("LOCOGRAD_REQUIRE_GPU", "") not in ("", "0"),
         help="fail (instead of skip) the gpu-marked tests when no GPU is usable",
     )
+    parser.addoption(
+        "--require-browser",
+        action="store_true",
+        default=os.environ.get("LOCOGRAD_REQUIRE_BROWSER", "") not in ("", "0"),
+        help="fail (instead of skip) the documentation site's browser tests when Chromium, its driver, "
+        "selenium or Sphinx is missing (.ci/run sets LOCOGRAD_REQUIRE_BROWSER=1)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
