@@ -33,8 +33,14 @@ PAGES = ("index.html", "tutorials/02_bregman.html", "tutorials/04_locoprop_m.htm
 
 
 def _missing() -> list[str]:
-    missing = [m for m in ("sphinx", "myst_nb", "jupytext", "selenium") if importlib.util.find_spec(m) is None]
-    missing += [f"{tool} (Debian: chromium, chromium-driver)" for tool in ("chromium", "chromedriver") if not shutil.which(tool)]
+    missing = [
+        m for m in ("sphinx", "myst_nb", "jupytext", "selenium") if importlib.util.find_spec(m) is None
+    ]
+    missing += [
+        f"{tool} (Debian: chromium, chromium-driver)"
+        for tool in ("chromium", "chromedriver")
+        if not shutil.which(tool)
+    ]
     return missing
 
 
@@ -149,3 +155,52 @@ def test_a_broken_page_is_caught(browser: Any, site: Path, tmp_path: Path) -> No
         broken.unlink(missing_ok=True)
     assert any(p.startswith("figure not loaded: no-such-figure.png") for p in found), found
     assert any("cdn.jsdelivr.net" in p for p in found), found
+
+
+@pytest.mark.parametrize("name", ["03_locoprop_s.py", "04_locoprop_m.py"])
+def test_a_tutorial_copied_out_runs_as_a_notebook(tmp_path: Path, name: str) -> None:
+    """A tutorial copied on its own into an empty folder (a course site, Colab) and opened as a
+    notebook runs: no sibling module, no ``sys.path`` trick, figures next to the notebook."""
+    missing = [m for m in ("jupytext", "nbclient", "ipykernel") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"running a tutorial as a notebook needs {', '.join(missing)} (the docs extra)")
+    import jupytext
+    from nbclient import NotebookClient
+
+    copy = tmp_path / name
+    shutil.copyfile(ROOT / "tutorials" / name, copy)
+    notebook = jupytext.read(copy)
+    client = NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    import os
+
+    before = os.environ.get("LOCOGRAD_TUTORIAL_FAST")
+    os.environ["LOCOGRAD_TUTORIAL_FAST"] = "1"  # the kernel inherits it: the fast sizes
+    try:
+        client.execute()
+    finally:
+        if before is None:
+            os.environ.pop("LOCOGRAD_TUTORIAL_FAST")
+        else:
+            os.environ["LOCOGRAD_TUTORIAL_FAST"] = before
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "no figure shown inline"
+    assert sorted(p.name for p in (tmp_path / "figures").glob("*.png")), "no figure saved next to it"
+
+
+def test_a_tutorial_with_a_sibling_import_fails_copied_out(tmp_path: Path) -> None:
+    """Negative control: the old form, a sibling helper module, fails on its own."""
+    if importlib.util.find_spec("nbclient") is None or importlib.util.find_spec("jupytext") is None:
+        pytest.skip("running a tutorial as a notebook needs jupytext and nbclient (the docs extra)")
+    import jupytext
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
+
+    text = (ROOT / "tutorials" / "00_backend.py").read_text(encoding="utf-8")
+    copy = tmp_path / "00_backend.py"
+    copy.write_text(text.replace("# %%\n", "# %%\nfrom tutorial_setup import FAST\n", 1), encoding="utf-8")
+    client = NotebookClient(jupytext.read(copy), timeout=600, resources={"metadata": {"path": str(tmp_path)}})
+    with pytest.raises(CellExecutionError, match="No module named 'tutorial_setup'"):
+        client.execute()
