@@ -279,7 +279,7 @@ assert rel.max() <= u32
 # and float64, every array the forward and backward passes return (pre- and post-activations,
 # dL/dW, dL/db, dL/dA, the loss) has the parameters' dtype and lives on their device, and so does
 # the tape's gradient. An exact property: no tolerance.
-seed = int(np.random.default_rng().integers(2**31))
+seed = 0 if FAST else int(np.random.default_rng().integers(2**31))  # fast mode (the test suite): fixed
 rng = np.random.default_rng(seed)
 outputs = {
     "squared_error": "identity",

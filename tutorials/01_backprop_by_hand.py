@@ -394,7 +394,7 @@ assert err <= EXACT
 # net.backward equals the tape to 1e-10 relative and the loss to 1e-12 (1 + |L|) (two exact
 # formulas, rounding only), and passes the dot-product test at rtol 1e-6 (central differences
 # err by ~1e-10 here) unless a relu pre-activation lies within 1e-4 of its kink.
-seed = int(np.random.default_rng().integers(2**31))
+seed = 0 if FAST else int(np.random.default_rng().integers(2**31))  # fast mode (the test suite): fixed
 draw = np.random.default_rng(seed)
 outputs = {
     "squared_error": "identity",

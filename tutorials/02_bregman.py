@@ -452,7 +452,7 @@ for t in (transfer.tanh, transfer.sigmoid):
 # divergence is the gap to the tangent, F(p) - F(q) - f(q).(p - q), to 1e-13 times the size of
 # the terms (their rounding); and, as tests/test_bregman.py::test_nonnegative_and_zero_on_diagonal
 # checks, it is >= 0 with no rounding allowance and exactly 0 at p = q.
-seed = int(np.random.default_rng().integers(2**31))
+seed = 0 if FAST else int(np.random.default_rng().integers(2**31))  # fast mode (the test suite): fixed
 draw = np.random.default_rng(seed)
 shape = (int(draw.integers(1, 9)), int(draw.integers(1, 7)))
 p_check, q_check = draw.uniform(-6, 6, shape), draw.uniform(-6, 6, shape)

@@ -388,7 +388,7 @@ assert err_exact <= EXACT and err_gd <= EXACT
 # Then, as tests/test_locoprop.py::test_s_closed_form_equals_dense_kronecker_form checks (B 1-6,
 # widths 1-4), the closed form is the preconditioned step
 # vec(W~*) = vec(W~_t) - gamma (I kron (C + I/eta))^-1 vec(dL/dW~) to 1e-8 relative.
-seed = int(np.random.default_rng().integers(2**31))
+seed = 0 if FAST else int(np.random.default_rng().integers(2**31))  # fast mode (the test suite): fixed
 draw = np.random.default_rng(seed)
 
 

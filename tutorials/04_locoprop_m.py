@@ -537,7 +537,7 @@ assert abs(gamma_star - closed) <= 1e-12 * gamma_star
 # to 1e-8 relative, or absolutely by what rounding allows: rho times the target's rounding
 # 4 (B + 2) eps max |X~|^T (|f(A)| + |gamma G|), plus 2 eps (|W~| + rho gamma |dL/dW~|) for
 # forming W~ - rho g and its difference with W~.
-seed = int(np.random.default_rng().integers(2**31))
+seed = 0 if FAST else int(np.random.default_rng().integers(2**31))  # fast mode (the test suite): fixed
 draw = np.random.default_rng(seed)
 outputs = {
     "squared_error": "identity",

@@ -461,7 +461,7 @@ assert err <= 1e-12 and moved > 1e3 * err
 # batches of 5: each K = 1 LocoProp-M step with TF1-RMSProp is, bit for bit, RMSProp's step (on
 # the carried state) on the layers' local gradients at the anchor, and those equal gamma dL/dW~
 # to 1e-9 relative, or absolutely to the targets' rounding 4 (B + 2) eps max |X~|^T (|f(A)| + |gamma G|).
-seed = int(np.random.default_rng().integers(2**31))
+seed = 0 if FAST else int(np.random.default_rng().integers(2**31))  # fast mode (the test suite): fixed
 draw = np.random.default_rng(seed)
 outputs = {
     "squared_error": "identity",

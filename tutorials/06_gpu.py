@@ -308,7 +308,7 @@ assert err <= 1e-12  # float64; on a GPU cuBLAS sums in another order (~1e-16 pe
 # tests/test_backend.py::test_gpu_init_matches_cpu_init checks, net.init on the device gives the
 # host's parameters bit for bit (drawn on the host in float64, then moved). Exact: no tolerance.
 # (Both tests are marked gpu; without a GPU this cell runs their CPU path.)
-seed = int(np.random.default_rng().integers(2**31))
+seed = 0 if FAST else int(np.random.default_rng().integers(2**31))  # fast mode (the test suite): fixed
 values = np.random.default_rng(seed).standard_normal((3, 4))
 net_check = lg.MLP([5, 3, 2], ["tanh", "identity"], "squared_error")
 host_init = net_check.init(seed=seed % 1000, bias="glorot")
