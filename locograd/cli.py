@@ -186,8 +186,8 @@ def _run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        help="LocoProp: solve this many layers at once on threads (same results; default 1, the main job "
-        "2 where the machine has 2 cores or more; e.g. 2 on 2 cores with --threads 1)",
+        help="LocoProp: solve this many layers at once on threads (same results; default 1; e.g. 2 on 2 "
+        "cores with --threads 1)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -303,9 +303,18 @@ def _compare(args: argparse.Namespace) -> int:
     if len(set(names)) != len(names):
         raise ValueError(f"optimizers: a name is repeated in {','.join(names)}")
     seeds = integer("seeds", 1 if args.seeds is None else args.seeds, minimum=1)
+    jobs = integer("jobs", 1 if args.jobs is None else args.jobs, minimum=1)
     config = _config(args, names[0])
     with _blas_threads(args):  # compare resolves every run's settings once, before the first one trains
-        summary = compare(config, names, resume=args.resume, seeds=seeds, layers=args.layers)
+        summary = compare(
+            config,
+            names,
+            resume=args.resume,
+            seeds=seeds,
+            layers=args.layers,
+            jobs=jobs,
+            threads=max(1, args.threads),
+        )
     print(format_summary(summary))
     print(reading(histories(args.out, names, [args.seed + i for i in range(seeds)])))
     print(f"curves: {args.out}/compare.png; numbers: {args.out}/summary.json")
@@ -337,12 +346,13 @@ def _main_job(args: argparse.Namespace) -> int:
     if args.layers:
         raise ValueError("layers: the main job draws no per-layer figure; name --optimizers to get one")
     seeds = integer("seeds", main_job.SEEDS if args.seeds is None else args.seeds, minimum=1)
-    if args.workers is None:  # LocoProp's layers on the cores (the same numbers as one at a time)
-        args.workers = min(2, os.cpu_count() or 1)
+    jobs = integer("jobs", min(2, os.cpu_count() or 1) if args.jobs is None else args.jobs, minimum=1)
     config = _config(args, "adam")
     config = dataclasses.replace(config, dataset="curves", epochs=args.epochs or main_job.EPOCHS)
     with _blas_threads(args):
-        summary, line = main_job.run(config, resume=args.resume, seeds=seeds)
+        summary, line = main_job.run(
+            config, resume=args.resume, seeds=seeds, jobs=jobs, threads=max(1, args.threads)
+        )
     print(format_summary(summary))
     print(line)
     print(f"curves: {args.out}/compare.png; numbers: {args.out}/summary.json")
@@ -458,6 +468,12 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="runs per optimizer, with the seeds SEED to SEED+N-1 (default 1, the main job 2); N > 1: runs "
         "in OUT/NAME/seed-S/, the table and reading give mean ± sd over the seeds",
+    )
+    compare.add_argument(
+        "--jobs",
+        type=int,
+        help="runs trained at once, each in its own process with --threads BLAS threads (default 1; the "
+        "main job 2 where the machine has 2 cores or more); the same numbers, only the seconds differ",
     )
     compare.add_argument(
         "--layers",

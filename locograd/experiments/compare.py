@@ -20,9 +20,11 @@ epoch into ``update-ratio.png``.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import dataclasses
 import json
+import multiprocessing
 import os
 import re
 import statistics
@@ -36,7 +38,7 @@ from ..data import load as load_dataset
 from ..errors import RunFolderError
 from ..validators import integer
 from . import runfolder
-from .config import ConfigError, TrainConfig, TrainingError, check_validation, resolve
+from .config import ConfigError, RunConfig, TrainConfig, TrainingError, check_validation, resolve
 from .optimizers import check_name
 from .plots import NO_UPDATE_RATIOS, plot_compare, plot_update_ratios
 from .training import train
@@ -136,6 +138,17 @@ def _check_folder(out: str, record: dict[str, Any], resume: bool) -> bool:
     return bool(recorded != record)
 
 
+def _init_worker(threads: int) -> None:
+    """A process of ``compare(..., jobs > 1)``: its BLAS threads, for its life."""
+    from threadpoolctl import threadpool_limits
+
+    global _LIMITS
+    _LIMITS = threadpool_limits(limits=threads, user_api="blas")
+
+
+_LIMITS: Any = None
+
+
 def run_folder(out: str, name: str, seed: int, seeds: int) -> str:
     """The run folder of optimizer ``name`` with ``seed`` in a comparison of ``seeds`` seeds per optimizer.
 
@@ -228,6 +241,8 @@ def compare(
     seeds: int = 1,
     layers: bool = False,
     figure: bool = True,
+    jobs: int = 1,
+    threads: int = 1,
 ) -> dict[str, dict[str, Any]]:
     """Train each optimizer into ``config.out/<name>/``; write ``summary.json`` and ``compare.png``.
 
@@ -252,6 +267,11 @@ def compare(
             (:func:`~.plots.plot_update_ratios`), or say in one line that no run has the records.
         figure: write ``compare.png`` (every run's loss per epoch and per second); ``False`` leaves it
             to the caller (the main job draws its own, :func:`~.main_job.plot`).
+        jobs: runs trained at once, each in its own process (``--jobs``); 1 trains them one after
+            the other in this process.  The runs are independent, so their numbers are the same
+            either way (each keeps its seed's data, initialisation and shuffling); only the
+            seconds differ.  Ctrl-C stops every run at its last checkpoint, as with one job.
+        threads: BLAS threads of each process of ``jobs > 1`` (this process keeps its own).
 
     Returns:
         The summary: optimizer name -> ``{"train_loss", "test_loss", "epochs", "seconds", "seconds_per_epoch", "steps"}``,
@@ -265,6 +285,8 @@ def compare(
     try:
         n_seeds = integer("seeds", seeds, minimum=1)
         first_seed = integer("seed", config.seed, minimum=0)
+        n_jobs = integer("jobs", jobs, minimum=1)
+        n_threads = integer("threads", threads, minimum=1)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     for flag, value in (("layers", layers), ("figure", figure)):
@@ -287,6 +309,7 @@ def compare(
                 seed=seed,
                 out=run_folder(out, name, seed, n_seeds),
                 workers=config.workers if name in locoprop else 1,  # LocoProp's layer threads
+                progress=config.progress and n_jobs == 1,  # runs side by side print epoch lines only
             )
         )
         for seed in seed_list
@@ -332,13 +355,33 @@ def compare(
         if _check_folder(out, record, resume):  # again, under the lock
             runfolder.write_json_atomic(os.path.join(out, RECORD), record)
         histories: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in names}
-        for seed in seed_list:  # seed by seed: one data set in memory at a time
-            if seed != first_seed and not shared:
-                data = seed_data(seed)
-            for name in names:
-                run = runs[name, seed]
-                started = os.path.isfile(os.path.join(run.out, "checkpoint.npz"))
-                histories[name].append(train(run, resume=resume and started, data=data))
+
+        def resumes(run: RunConfig) -> bool:
+            return resume and os.path.isfile(os.path.join(run.out, "checkpoint.npz"))
+
+        if n_jobs == 1:
+            for seed in seed_list:  # seed by seed: one data set in memory at a time
+                if seed != first_seed and not shared:
+                    data = seed_data(seed)
+                for name in names:
+                    run = runs[name, seed]
+                    histories[name].append(train(run, resume=resumes(run), data=data))
+        else:  # each run in a process of its own; a seed's data goes with it, or is loaded there
+            with cf.ProcessPoolExecutor(
+                max_workers=n_jobs,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(n_threads,),
+            ) as pool:
+                futures = {
+                    key: pool.submit(
+                        train, run, resumes(run), data if shared or key[1] == first_seed else None
+                    )
+                    for key, run in runs.items()
+                }
+                for seed in seed_list:
+                    for name in names:
+                        histories[name].append(futures[name, seed].result())
         summary = {
             name: _finals(group[0]) if n_seeds == 1 else _over_seeds([_finals(r) for r in group], seed_list)
             for name, group in histories.items()

@@ -184,17 +184,22 @@ def plot(runs: Mapping[str, Sequence[Sequence[dict[str, Any]]]], path: str, leve
     fig.savefig(path, dpi=110)
 
 
-def run(config: TrainConfig, resume: bool = False, seeds: int = SEEDS) -> tuple[dict[str, Any], str]:
+def run(
+    config: TrainConfig, resume: bool = False, seeds: int = SEEDS, jobs: int = 1, threads: int = 1
+) -> tuple[dict[str, Any], str]:
     """Train the main job into ``config.out``; write ``compare.png`` (:func:`plot`), and return the
     summary (:func:`~.compare.compare`) and the reading (:func:`reading`).
 
     ``config``: the shared settings (``dataset`` curves; its ``epochs``, ``seed``, ``limit_train``,
-    ``threads`` and ``workers`` are used; the optimizer settings are :data:`TUNED`'s).  Every seed
+    ``threads`` and ``workers`` are used; the optimizer settings are :data:`TUNED`'s); ``jobs``
+    runs at once in processes of ``threads`` BLAS threads (:func:`~.compare.compare`).  Every seed
     trains on the images of ``config.seed`` (as the study's seeds share ``data_seed = 0``): the
     seeds vary the initialisation and the shuffling, and the plateau is one number.
     """
     data = load_dataset("curves", limit_train=config.limit_train, seed=config.seed)  # the study's data_seed
-    summary = compare(config, entries(), resume=resume, data=data, seeds=seeds, figure=False)
+    summary = compare(
+        config, entries(), resume=resume, data=data, seeds=seeds, figure=False, jobs=jobs, threads=threads
+    )
     runs = histories(config.out, list(entries()), [config.seed + i for i in range(seeds)])
     grouped = cast(
         "dict[str, list[list[dict[str, Any]]]]",

@@ -9,7 +9,7 @@ import pytest
 
 from locograd import cli
 from locograd.experiments import TrainConfig, compare, main_job
-from locograd.experiments.config import TrainingError
+from locograd.experiments.config import ConfigError, TrainingError
 
 from ..test_arguments import assert_one_line, run_cli
 
@@ -98,3 +98,21 @@ def test_labelled_entries_of_one_optimizer_train_side_by_side(tmp_path: Path) ->
     )
     assert list(summary) == ["slow", "fast"]
     assert summary["fast"]["train_loss"] < summary["slow"]["train_loss"]  # the rates differ, so do the runs
+
+
+def test_runs_side_by_side_in_processes_give_the_same_numbers(tmp_path: Path) -> None:
+    """jobs=2: each run in a process of its own, the same losses bit for bit as one after the other."""
+    config = TrainConfig(epochs=1, limit_train=400, out=str(tmp_path / "one"), progress=False)
+    entries = {"a": {"optimizer": "adam"}, "m": {"optimizer": "locoprop-m", "steps": 2}}
+    one = compare(config, entries, seeds=2)
+    two = compare(TrainConfig(**{**vars(config), "out": str(tmp_path / "two")}), entries, seeds=2, jobs=2)
+    for label in entries:
+        for key in ("train_loss", "test_loss", "per_seed"):
+            if key == "per_seed":
+                for seed, finals in one[label][key].items():
+                    assert finals["train_loss"] == two[label][key][seed]["train_loss"]
+            else:
+                assert one[label][key] == two[label][key]
+    with pytest.raises(ConfigError, match=r"^jobs: expected an integer >= 1, got 0"):
+        compare(TrainConfig(**{**vars(config), "out": str(tmp_path / "bad")}), entries, jobs=0)
+    assert not (tmp_path / "bad").exists()
