@@ -186,9 +186,8 @@ def _run_options(parser: argparse.ArgumentParser, out_default: str) -> None:
     parser.add_argument(
         "--workers",
         type=int,
-        default=1,
-        help="LocoProp: solve this many layers at once on threads (same results; e.g. 2 on 2 cores "
-        "with --threads 1)",
+        help="LocoProp: solve this many layers at once on threads (same results; default 1; e.g. 2 on 2 "
+        "cores with --threads 1)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -246,7 +245,7 @@ def _config(args: argparse.Namespace, optimizer: str | None) -> TrainConfig:
         solver=args.solver,
         inner=args.inner,
         damping=args.damping,
-        workers=args.workers,
+        workers=1 if args.workers is None else args.workers,
         progress=not args.no_progress,
     )
     return config
@@ -274,20 +273,48 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+MAIN_JOB_FIXED = (
+    "dataset",
+    "widths",
+    "batch_size",
+    "preset",
+    "lr",
+    "gamma",
+    "eta",
+    "steps",
+    "solver",
+    "inner",
+    "damping",
+    "data_dir",
+)
+"""The options the main job (``locograd compare`` without --optimizers) refuses: it fixes them."""
+
+
 def _compare(args: argparse.Namespace) -> int:
     from .experiments import compare, format_summary, histories, reading
     from .experiments.compare import UPDATE_FIGURE
     from .experiments.optimizers import check_name
 
+    if args.optimizers is None:
+        return _main_job(args)
     names = [check_name(n) for n in args.optimizers.split(",") if n.strip()]
     if not names:
         raise ValueError("optimizers: expected at least one name (comma-separated)")
     if len(set(names)) != len(names):
         raise ValueError(f"optimizers: a name is repeated in {','.join(names)}")
-    seeds = integer("seeds", args.seeds, minimum=1)
+    seeds = integer("seeds", 1 if args.seeds is None else args.seeds, minimum=1)
+    jobs = integer("jobs", 1 if args.jobs is None else args.jobs, minimum=1)
     config = _config(args, names[0])
     with _blas_threads(args):  # compare resolves every run's settings once, before the first one trains
-        summary = compare(config, names, resume=args.resume, seeds=seeds, layers=args.layers)
+        summary = compare(
+            config,
+            names,
+            resume=args.resume,
+            seeds=seeds,
+            layers=args.layers,
+            jobs=jobs,
+            threads=max(1, args.threads),
+        )
     print(format_summary(summary))
     print(reading(histories(args.out, names, [args.seed + i for i in range(seeds)])))
     print(f"curves: {args.out}/compare.png; numbers: {args.out}/summary.json")
@@ -297,8 +324,39 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
-COMPARE_DEFAULT = ("rmsprop-tf1", "locoprop-m", "adam", "kfac")
-"""What ``locograd compare`` runs without --optimizers (docs/results/curves/report.md ranks them)."""
+def _main_job(args: argparse.Namespace) -> int:
+    """``locograd compare`` without --optimizers: LocoProp-M and Adam on the logistic and the tanh
+    CURVES autoencoder (:mod:`locograd.experiments.main_job`)."""
+    import dataclasses
+
+    from .experiments import format_summary, main_job
+
+    for option in MAIN_JOB_FIXED:
+        if getattr(args, option) is not None:
+            flag = "--" + option.replace("_", "-")
+            raise ValueError(
+                f"{option.replace('_', '-')}: the main job (compare without --optimizers) fixes it, with the "
+                f"tuned settings of studies/curves-transfer.toml; drop {flag}, or name --optimizers"
+            )
+    if args.model != "autoencoder":
+        raise ValueError(
+            "model: the main job (compare without --optimizers) trains the CURVES autoencoder; drop --model, "
+            "or name --optimizers"
+        )
+    if args.layers:
+        raise ValueError("layers: the main job draws no per-layer figure; name --optimizers to get one")
+    seeds = integer("seeds", main_job.SEEDS if args.seeds is None else args.seeds, minimum=1)
+    jobs = integer("jobs", min(2, os.cpu_count() or 1) if args.jobs is None else args.jobs, minimum=1)
+    config = _config(args, "adam")
+    config = dataclasses.replace(config, dataset="curves", epochs=args.epochs or main_job.EPOCHS)
+    with _blas_threads(args):
+        summary, line = main_job.run(
+            config, resume=args.resume, seeds=seeds, jobs=jobs, threads=max(1, args.threads)
+        )
+    print(format_summary(summary))
+    print(line)
+    print(f"curves: {args.out}/compare.png; numbers: {args.out}/summary.json")
+    return 0
 
 
 def _study(args: argparse.Namespace) -> int:
@@ -360,7 +418,7 @@ def _study_parser(sub: argparse._SubParsersAction[OneLineParser]) -> None:
 
 
 EXAMPLES = """examples:
-  locograd compare                                   # the main job: LocoProp-M, TF1-RMSProp, Adam, K-FAC on CURVES
+  locograd compare                                   # the main job: LocoProp-M and Adam, logistic and tanh CURVES
   locograd train --optimizer locoprop-m --epochs 3   # one run; runs/train/metrics.jsonl, loss.png
   locograd train --model classifier --dataset fashion-mnist --optimizer adam --validation 5000
   locograd study studies/smoke.toml                  # successive halving, seeds, a report (runs/study-smoke)
@@ -402,16 +460,20 @@ def build_parser() -> argparse.ArgumentParser:
     compare = sub.add_parser("compare", help="several optimizers on the same data and initialisation")
     compare.add_argument(
         "--optimizers",
-        default=",".join(COMPARE_DEFAULT),
-        help="comma-separated names (default: LocoProp-M, the TF1-RMSProp it runs inside, and the best "
-        "first-order and second-order methods of the CURVES study, with its tuned settings)",
+        help="comma-separated names; without it, the main job: LocoProp-M and Adam on the logistic and "
+        "the tanh CURVES autoencoder, tuned by studies/curves-transfer.toml, 3 epochs, 2 seeds",
     )
     compare.add_argument(
         "--seeds",
         type=int,
-        default=1,
-        help="runs per optimizer, with the seeds SEED to SEED+N-1 (default 1); N > 1: runs in "
-        "OUT/NAME/seed-S/, the table and reading give mean ± sd over the seeds",
+        help="runs per optimizer, with the seeds SEED to SEED+N-1 (default 1, the main job 2); N > 1: runs "
+        "in OUT/NAME/seed-S/, the table and reading give mean ± sd over the seeds",
+    )
+    compare.add_argument(
+        "--jobs",
+        type=int,
+        help="runs trained at once, each in its own process with --threads BLAS threads (default 1; the "
+        "main job 2 where the machine has 2 cores or more); the same numbers, only the seconds differ",
     )
     compare.add_argument(
         "--layers",

@@ -85,6 +85,45 @@ class Loss:
         """Batch metrics beyond the loss, as 0-d arrays on the device of ``a``: none for a regression loss."""
         return {}
 
+    def best_constant(self, y: Array) -> float:
+        r"""The least mean loss that one constant output, the same for every example, reaches on ``y``.
+
+        :math:`\min_c \frac1N\sum_n \ell(c, y_n)`, with ``y`` the targets ``(N, d)`` (or a classifier's
+        integer labels ``(N,)``).  The matching loss is :math:`\ell(a, y) = D_F(a, f^{-1}(y)) - F^*(y)`
+        (the squared error keeps the :math:`F^*(y)` term), and the mean of Bregman divergences in
+        their first argument is least where :math:`f(c) = \bar y`, the mean target (set the gradient
+        :math:`f(c) - \bar y` to zero).  So the value is :math:`-F^*(\bar y)` for the two
+        cross-entropies, the entropy of the mean target (:math:`\sum_j H(\bar y_j)` for the
+        sigmoid's, :math:`H(\bar y)` for the softmax's), and :math:`\frac1N\sum_n F^*(y_n) - F^*(\bar y)`
+        for the squared error, half the sum of the target coordinates' variances.  Reaching it needs
+        no hidden layer at all: the output bias alone sets :math:`f(c) = \bar y` (approaches it
+        where a mean target is 0 or 1).  A network whose training loss sits there has learned the
+        mean target and nothing else: the CURVES autoencoder's plateau near 155.2.  Computed in float64.
+
+        >>> import numpy as np
+        >>> from locograd import losses
+        >>> y = np.array([[1.0, 0.0], [1.0, 1.0]])
+        >>> round(losses.get("sigmoid_cross_entropy").best_constant(y), 6)  # H(1) + H(1/2) = log 2
+        0.693147
+        >>> losses.get("squared_error").best_constant(y)  # half the variance of the second column
+        0.125
+        """
+        xp = array_namespace(y=y)
+        if y.ndim == 1 and y.dtype.kind in "iu":
+            classes = int(xp.max(y)) + 1 if y.shape[0] else 1
+            y = self.prepare_targets(xp.zeros((y.shape[0], classes)), y)
+        y = check_float_array(y, "y", ndim=2).astype(xp.float64)
+        if y.shape[0] == 0:
+            raise ValueError(f"y: expected at least one target row, got shape {tuple(y.shape)}")
+        mean = y.mean(axis=0)
+        value = -self.transfer.conjugate(mean)
+        if self._keeps_conjugate:
+            value = value + self.transfer.conjugate(y).mean()
+        return float(value)
+
+    _keeps_conjugate: bool = False
+    """Whether the per-example loss includes :math:`F^*(y)` (the squared error does, the cross-entropies do not)."""
+
     def sample(self, rng: np.random.Generator, output: Array) -> Array:
         r"""Targets drawn from the model's predictive distribution at ``output`` :math:`= f(A)` ``(B, d)``.
 
@@ -115,6 +154,7 @@ class SquaredError(Loss):
 
     name = "squared_error"
     transfer = identity
+    _keeps_conjugate = True
 
     def _per_example(self, a: Array, y: Array) -> Array:
         return _divergence(identity, a, y)

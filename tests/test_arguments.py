@@ -477,7 +477,10 @@ def test_compare_checks_every_optimizer_before_the_first_trains(
             ["--scaling", "--scaling-widths", "1,x"],
             "scaling-widths: expected comma-separated integers >= 1, got '1,x'",
         ),
-        (["--scaling-widths", "1,x"], "scaling-widths: only applies with --scaling; add --scaling or drop it"),
+        (
+            ["--scaling-widths", "1,x"],
+            "scaling-widths: only applies with --scaling; add --scaling or drop it",
+        ),
         (["--timeout", "0"], "timeout: expected a finite number > 0, got 0.0"),
         (["--timeout", "nan"], "timeout: expected a finite number > 0, got nan"),
         (["--kinds", ""], "kinds: expected comma-separated step kinds"),

@@ -154,3 +154,20 @@ def test_a_default_the_study_relies_on_changes_its_planned_keys(monkeypatch: pyt
     planned = Planner(spec).trial(*args).key
     monkeypatch.setitem(optimizers.DEFAULTS, "locoprop-m", {**optimizers.DEFAULTS["locoprop-m"], "steps": 5})
     assert Planner(spec).trial(*args).key != planned
+
+
+def test_the_main_job_runs_the_curves_transfer_studys_tuned_points() -> None:
+    """``locograd compare`` without --optimizers (the main job) trains each method at the point that
+    ``studies/curves-transfer.toml`` chose for it, per hidden transfer (its optimizer
+    ``<method>-<group>``)."""
+    from locograd.experiments import main_job
+
+    summary = json.loads((RESULTS / "curves-transfer" / "summary.json").read_text(encoding="utf-8"))
+    study = summary["datasets"]["curves"]["optimizers"]
+    for group, methods in main_job.TUNED.items():
+        for method, setting in methods.items():
+            o = study[f"{method}-{group}"]
+            tuned = {**o["fixed"], **o["chosen"]}
+            given = {k: v for k, v in setting.items() if k != "optimizer"}
+            assert set(given) == set(tuned) & set(KEYS), (method, group, sorted(tuned))
+            assert _disagreements(given, tuned) == [], f"{method}-{group}"

@@ -130,21 +130,26 @@ def test_an_exact_tolerance_that_stops_before_the_first_step_is_refused() -> Non
 
 
 @pytest.mark.parametrize(
-    ("inner", "message"),
+    ("inner", "lr", "message"),
     [
         (
             optim.scale(1.0),
+            0.1,
             r"^inner: its first update on a gradient g must point downhill \(<u, g> < 0\), got <u, g> = 5 \(scale\)",
         ),
+        (optim.scale(1.0), None, r"^inner: scale has no learning rate of its own \(its lr is None"),
         (
             optim.chain(optim.adam(), optim.sgd(lr=0.1)),
-            r"^inner: chain\(adam, sgd\) has no single learning rate",
+            None,
+            r"^inner: chain\(adam, sgd\) has no learning rate of its own",
         ),
     ],
 )
-def test_gd_refuses_an_inner_optimizer_that_does_not_descend(inner: object, message: str) -> None:
+def test_gd_refuses_an_inner_optimizer_that_does_not_descend(
+    inner: object, lr: float | None, message: str
+) -> None:
     with pytest.raises(ValueError, match=message):
-        locoprop.GD(steps=2, lr=None if "single" in message else 0.1, inner=inner)
+        locoprop.GD(steps=2, lr=lr, inner=inner)
 
 
 @pytest.mark.parametrize("name", ["sgd", "momentum", "nesterov", "adam", "adagrad", "rmsprop", "rmsprop_tf1"])

@@ -122,3 +122,10 @@ def test_the_quick_starts_main_job_runs(tmp_path: pathlib.Path) -> None:
         )
         assert done.returncode == 0, done.stderr[-2000:]
         assert (tmp_path / "runs" / "compare" / "summary.json").is_file()
+    reading = done.stdout.splitlines()[-2]  # what the README says the main job shows, as it printed it
+    logistic, tanh = reading.split("; tanh: ")
+    assert "adam ahead by" in logistic and "locoprop-m sits on the plateau" in logistic, reading
+    assert "locoprop-m ahead by" in tanh and "plateau" not in tanh, reading
+    assert logistic.count("beyond the seed spread") == 1 and tanh.count("beyond the seed spread") == 1, (
+        reading
+    )

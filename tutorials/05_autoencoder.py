@@ -333,10 +333,11 @@ shutil.rmtree(runs_dir, ignore_errors=True)
 # locograd compare --dataset curves --optimizers rmsprop-tf1,kfac,shampoo,foof,locoprop-m \
 #     --limit-train 1000 --epochs 3 --out runs/curves-second-order
 #
-# # the full CURVES training set (20,000 images): the main job (RMSProp, LocoProp-M, Adam, K-FAC,
-# # 5 epochs), then the CURVES study's 30 epochs, where Adam and K-FAC leave the plateau
+# # the full CURVES training set (20,000 images): the main job (LocoProp-M and Adam on the
+# # logistic and on the tanh autoencoder, 3 epochs, 2 seeds), then the CURVES study's four
+# # methods for its 30 epochs, where Adam and K-FAC leave the plateau
 # locograd compare
-# locograd compare --epochs 30 --out runs/curves-30
+# locograd compare --optimizers rmsprop-tf1,locoprop-m,adam,kfac --epochs 30 --out runs/curves-30
 #
 # # continue a run to more epochs (bit-identical to running straight through, on the CPU)
 # locograd train --dataset curves --optimizer locoprop-m --epochs 10 --out runs/m

@@ -210,7 +210,9 @@ def _tree(path: str, text: str) -> Any:
     except json.JSONDecodeError as exc:
         raise CheckpointError(f"{path}: the {SKELETON_KEY} member is not valid JSON ({exc.msg})") from None
     except RecursionError:
-        raise CheckpointError(f"{path}: the {SKELETON_KEY} member is nested too deeply to be a checkpoint") from None
+        raise CheckpointError(
+            f"{path}: the {SKELETON_KEY} member is nested too deeply to be a checkpoint"
+        ) from None
     if isinstance(doc, dict) and set(doc) == {"format", "tree"}:
         version = doc["format"]
         if version != FORMAT_VERSION or isinstance(version, bool):

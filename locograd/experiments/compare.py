@@ -20,10 +20,13 @@ epoch into ``update-ratio.png``.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
 import dataclasses
 import json
+import multiprocessing
 import os
+import re
 import statistics
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -35,7 +38,7 @@ from ..data import load as load_dataset
 from ..errors import RunFolderError
 from ..validators import integer
 from . import runfolder
-from .config import ConfigError, TrainConfig, TrainingError, check_validation, resolve
+from .config import ConfigError, RunConfig, TrainConfig, TrainingError, check_validation, resolve
 from .optimizers import check_name
 from .plots import NO_UPDATE_RATIOS, plot_compare, plot_update_ratios
 from .training import train
@@ -135,6 +138,17 @@ def _check_folder(out: str, record: dict[str, Any], resume: bool) -> bool:
     return bool(recorded != record)
 
 
+def _init_worker(threads: int) -> None:
+    """A process of ``compare(..., jobs > 1)``: its BLAS threads, for its life."""
+    from threadpoolctl import threadpool_limits
+
+    global _LIMITS
+    _LIMITS = threadpool_limits(limits=threads, user_api="blas")
+
+
+_LIMITS: Any = None
+
+
 def run_folder(out: str, name: str, seed: int, seeds: int) -> str:
     """The run folder of optimizer ``name`` with ``seed`` in a comparison of ``seeds`` seeds per optimizer.
 
@@ -183,14 +197,52 @@ def _over_seeds(per_seed: Sequence[dict[str, Any]], seeds: Sequence[int]) -> dic
     return entry
 
 
+ENTRY_SETTINGS = ("hidden", "widths", "lr", "gamma", "eta", "steps", "solver", "inner", "damping")
+"""The settings a labelled entry of :func:`compare` may give its own runs (the rest they share)."""
+
+_LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _entries(optimizers: Sequence[str] | Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+    """label -> ``{"optimizer": name, **its own settings}``, checked: a name is its own label."""
+    if isinstance(optimizers, str):
+        raise TrainingError(
+            f"optimizers: expected a list of names or a mapping of labels, got {optimizers!r}"
+        )
+    if not isinstance(optimizers, Mapping):
+        names = [check_name(n) for n in optimizers]
+        if len(set(names)) != len(names):
+            raise TrainingError(f"optimizers: a name is repeated in {','.join(names)}")
+        return {name: {"optimizer": name} for name in names}
+    entries: dict[str, dict[str, Any]] = {}
+    for label, entry in optimizers.items():
+        if not isinstance(label, str) or not _LABEL.fullmatch(label):
+            raise TrainingError(
+                f"optimizers: label {label!r}: expected 1-64 letters, digits, '.', '_' or '-' (a folder name)"
+            )
+        if not isinstance(entry, Mapping) or "optimizer" not in entry:
+            raise TrainingError(f"optimizers.{label}: expected a mapping with 'optimizer', got {entry!r}")
+        unknown = sorted(set(entry) - {"optimizer", *ENTRY_SETTINGS})
+        if unknown:
+            raise TrainingError(
+                f"optimizers.{label}.{unknown[0]}: not a setting of one entry; valid ones are "
+                f"optimizer, {', '.join(ENTRY_SETTINGS)}"
+            )
+        entries[label] = {**entry, "optimizer": check_name(entry["optimizer"])}
+    return entries
+
+
 def compare(
     config: TrainConfig,
-    optimizers: Sequence[str],
+    optimizers: Sequence[str] | Mapping[str, Mapping[str, Any]],
     resume: bool = False,
     data: Dataset | None = None,
     *,
     seeds: int = 1,
     layers: bool = False,
+    figure: bool = True,
+    jobs: int = 1,
+    threads: int = 1,
 ) -> dict[str, dict[str, Any]]:
     """Train each optimizer into ``config.out/<name>/``; write ``summary.json`` and ``compare.png``.
 
@@ -202,7 +254,10 @@ def compare(
     Args:
         config: the settings every run shares (``optimizer`` and ``out`` are each run's own;
             ``workers``, LocoProp's layer threads, goes to the LocoProp runs only).
-        optimizers: the optimizer names.
+        optimizers: the optimizer names (each run's label and folder), or labelled entries: label ->
+            ``{"optimizer": name, **settings}`` with settings from :data:`ENTRY_SETTINGS` (e.g.
+            ``{"adam-tanh": {"optimizer": "adam", "hidden": "tanh", "lr": 3e-3}}``), for runs of one
+            optimizer with other settings side by side; the label names the run's folder.
         resume: continue the comparison in ``config.out``.
         data: the data of every run (every seed's too); ``None``: each seed's, loaded as
             ``locograd train --seed S`` loads it.
@@ -210,6 +265,13 @@ def compare(
             into ``config.out/<name>/seed-<S>/`` when more than one (:func:`run_folder`).
         layers: also write ``update-ratio.png``, each weight layer's ``update_ratio`` against epoch
             (:func:`~.plots.plot_update_ratios`), or say in one line that no run has the records.
+        figure: write ``compare.png`` (every run's loss per epoch and per second); ``False`` leaves it
+            to the caller (the main job draws its own, :func:`~.main_job.plot`).
+        jobs: runs trained at once, each in its own process (``--jobs``); 1 trains them one after
+            the other in this process.  The runs are independent, so their numbers are the same
+            either way (each keeps its seed's data, initialisation and shuffling); only the
+            seconds differ.  Ctrl-C stops every run at its last checkpoint, as with one job.
+        threads: BLAS threads of each process of ``jobs > 1`` (this process keeps its own).
 
     Returns:
         The summary: optimizer name -> ``{"train_loss", "test_loss", "epochs", "seconds", "seconds_per_epoch", "steps"}``,
@@ -223,16 +285,19 @@ def compare(
     try:
         n_seeds = integer("seeds", seeds, minimum=1)
         first_seed = integer("seed", config.seed, minimum=0)
+        n_jobs = integer("jobs", jobs, minimum=1)
+        n_threads = integer("threads", threads, minimum=1)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
-    if not isinstance(layers, bool):
-        raise ConfigError(f"layers: expected True or False, got {layers!r}")
-    names = [check_name(n) for n in optimizers]
+    for flag, value in (("layers", layers), ("figure", figure)):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{flag}: expected True or False, got {value!r}")
+    entries = _entries(optimizers)
+    names = list(entries)
     if not names:
         raise TrainingError("optimizers: expected at least one name")
-    if len(set(names)) != len(names):
-        raise TrainingError(f"optimizers: a name is repeated in {','.join(names)}")
-    if config.workers != 1 and not any(name.startswith("locoprop") for name in names):
+    locoprop = {name for name, e in entries.items() if e["optimizer"].startswith("locoprop")}
+    if config.workers != 1 and not locoprop:
         raise ConfigError(f"workers: only applies to LocoProp, and none of {','.join(names)} is; drop it")
     out = config.out
     seed_list = [first_seed + i for i in range(n_seeds)]
@@ -240,10 +305,11 @@ def compare(
         (name, seed): resolve(
             dataclasses.replace(
                 config,
-                optimizer=name,
+                **entries[name],
                 seed=seed,
                 out=run_folder(out, name, seed, n_seeds),
-                workers=config.workers if name.startswith("locoprop") else 1,  # LocoProp's layer threads
+                workers=config.workers if name in locoprop else 1,  # LocoProp's layer threads
+                progress=config.progress and n_jobs == 1,  # runs side by side print epoch lines only
             )
         )
         for seed in seed_list
@@ -289,13 +355,33 @@ def compare(
         if _check_folder(out, record, resume):  # again, under the lock
             runfolder.write_json_atomic(os.path.join(out, RECORD), record)
         histories: dict[str, list[list[dict[str, Any]]]] = {name: [] for name in names}
-        for seed in seed_list:  # seed by seed: one data set in memory at a time
-            if seed != first_seed and not shared:
-                data = seed_data(seed)
-            for name in names:
-                run = runs[name, seed]
-                started = os.path.isfile(os.path.join(run.out, "checkpoint.npz"))
-                histories[name].append(train(run, resume=resume and started, data=data))
+
+        def resumes(run: RunConfig) -> bool:
+            return resume and os.path.isfile(os.path.join(run.out, "checkpoint.npz"))
+
+        if n_jobs == 1:
+            for seed in seed_list:  # seed by seed: one data set in memory at a time
+                if seed != first_seed and not shared:
+                    data = seed_data(seed)
+                for name in names:
+                    run = runs[name, seed]
+                    histories[name].append(train(run, resume=resumes(run), data=data))
+        else:  # each run in a process of its own; a seed's data goes with it, or is loaded there
+            with cf.ProcessPoolExecutor(
+                max_workers=n_jobs,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(n_threads,),
+            ) as pool:
+                futures = {
+                    key: pool.submit(
+                        train, run, resumes(run), data if shared or key[1] == first_seed else None
+                    )
+                    for key, run in runs.items()
+                }
+                for seed in seed_list:
+                    for name in names:
+                        histories[name].append(futures[name, seed].result())
         summary = {
             name: _finals(group[0]) if n_seeds == 1 else _over_seeds([_finals(r) for r in group], seed_list)
             for name, group in histories.items()
@@ -307,7 +393,8 @@ def compare(
             for name, group in histories.items()
             for seed, rows in zip(seed_list, group, strict=True)
         }
-        plot_compare(curves, os.path.join(out, "compare.png"), title=title)
+        if figure:
+            plot_compare(curves, os.path.join(out, "compare.png"), title=title)
         if layers and not plot_update_ratios(histories, os.path.join(out, UPDATE_FIGURE), title=title):
             tqdm.write(f"compare: {NO_UPDATE_RATIOS}")
         return summary
@@ -383,6 +470,15 @@ def _loss_by(rows: Sequence[dict[str, Any]], seconds: float) -> tuple[float, int
     return float(last["train_loss"]), int(last["epoch"])
 
 
+def when(epoch: int) -> str:
+    """How a reading names the epoch a loss was measured at: epoch 0 is the untrained start.
+
+    >>> when(3), when(0)
+    ('epoch 3', 'untrained start')
+    """
+    return "untrained start" if epoch == 0 else f"epoch {epoch}"
+
+
 def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
     """The mean and the sample standard deviation (n - 1) of two or more values."""
     return statistics.fmean(values), statistics.stdev(values)
@@ -437,8 +533,12 @@ def _reading_over_seeds(runs: Mapping[str, Sequence[Sequence[dict[str, Any]]]]) 
         line += f"; {best} beats {second} by {gap:.3f}, {verdict} ({spread:.3f})"
         shortest = min(rows[-1]["seconds"] for group in runs.values() for rows in group)
         by = {n: _mean_sd([_loss_by(rows, shortest)[0] for rows in group]) for n, group in runs.items()}
+        untrained = {
+            n for n, group in runs.items() if all(_loss_by(rows, shortest)[1] == 0 for rows in group)
+        }
         line += f"; per second, within {shortest:.1f} s of training (the shortest run): " + " < ".join(
-            f"{n} {by[n][0]:.3f} ± {by[n][1]:.3f}" for n in sorted(by, key=lambda n: (by[n][0], n))
+            f"{n} {by[n][0]:.3f} ± {by[n][1]:.3f}" + (" (untrained start)" if n in untrained else "")
+            for n in sorted(by, key=lambda n: (by[n][0], n))
         )
     return line + "."
 
@@ -454,6 +554,6 @@ def _reading_one(runs: Mapping[str, Sequence[dict[str, Any]]]) -> str:
         shortest = min(rows[-1]["seconds"] for rows in runs.values())
         by = {n: _loss_by(rows, shortest) for n, rows in runs.items()}
         line += f"; per second, within {shortest:.1f} s of training (the shortest run): " + " < ".join(
-            f"{n} {by[n][0]:.3f} (epoch {by[n][1]})" for n in sorted(by, key=lambda n: (by[n][0], n))
+            f"{n} {by[n][0]:.3f} ({when(by[n][1])})" for n in sorted(by, key=lambda n: (by[n][0], n))
         )
     return line + "."

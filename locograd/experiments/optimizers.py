@@ -226,7 +226,6 @@ def build(
         return optim.Shampoo(net, lr=lr, eps=resolved["damping"], grafting="adam", momentum=0.0)
     if name == "foof":
         return optim.FOOF(net, lr=lr, damping=resolved["damping"])
-    inner = None if resolved.get("solver") == "exact" else optim.get(resolved["inner"], lr=lr)
     if name.startswith("locoprop"):
         variant_type = locoprop.S if resolved["variant"] == "S" else locoprop.M
         variant = variant_type(
@@ -237,7 +236,9 @@ def build(
             solver = locoprop.Exact()
         else:
             solver = locoprop.GD(
-                steps=resolved["steps"], inner=inner, lr_factor=optim.schedules.released_inner_factor
+                steps=resolved["steps"],
+                inner=optim.get(resolved["inner"], lr=lr),
+                lr_factor=optim.schedules.released_inner_factor,
             )
         return optim.LocoProp(net, variant, solver, workers=workers)
-    return optim.BackProp(net, inner, donate=donate)
+    return optim.BackProp(net, optim.get(resolved["inner"], lr=lr), donate=donate)

@@ -190,7 +190,9 @@ def _load_checkpoint(
     except (StateMismatchError, ValueError, TypeError) as exc:
         raise checkpoint.CheckpointError(f"{ckpt_path}: {exc}") from None
     for part in ("params", "state"):  # before, NaN parameters resumed and were reported as a divergence
-        numbers = [v for v in backend.tree_leaves(saved[part]) if isinstance(v, float)]  # e.g. K-FAC's damping
+        numbers = [
+            v for v in backend.tree_leaves(saved[part]) if isinstance(v, float)
+        ]  # e.g. K-FAC's damping
         if not all_finite(saved[part]) or not all(math.isfinite(v) for v in numbers):
             raise checkpoint.CheckpointError(
                 f"{ckpt_path}: {part}: holds a non-finite number; a checkpoint is written only after a "

@@ -211,8 +211,9 @@ class GD:
             lr = number("lr", self.lr, low=0, allow_none=True)
             if lr is None and inner.lr is None:
                 raise ValueError(
-                    f"inner: {getattr(inner, 'name', type(inner).__name__)} has no single learning rate "
-                    "(a chain of two optimizers with rates has none); give GD(lr=...) or one optimizer"
+                    f"inner: {getattr(inner, 'name', type(inner).__name__)} has no learning rate of its own "
+                    "(its lr is None, as for scale or a chain of optimizers), so GD would have no step size; "
+                    "give GD(lr=...) or one optimizer with a rate"
                 )
             check_descent(inner)
         object.__setattr__(self, "lr", lr)

@@ -312,8 +312,9 @@ def _seeds(path: str, value: Any) -> int:
 
 def _check_name(path: str, name: Any, what: str) -> None:
     if not isinstance(name, str) or not NAME.fullmatch(name) or len(name) > MAX_NAME:
-        if isinstance(name, str) and len(name) > MAX_NAME:
-            name = name[:MAX_NAME] + f"... ({len(name)} characters)"
+        if isinstance(name, str) and len(name) > MAX_NAME:  # shortened, in the key path too
+            short = name[:20] + f"... ({len(name)} characters)"
+            path, name = path.replace(name, short), short
         raise _fail(
             path,
             f"{what} name of at most {MAX_NAME} letters, digits, '.', '_' and '-' (it names files and table rows)",

@@ -45,6 +45,11 @@ def _with(**top: Any) -> dict[str, Any]:
             r"^optimizers.a\nb: expected an optimizer table name",
         ),
         (_with(name="x" * 300), r"^name: expected a study name of at most 64 .*\(300 characters\)"),
+        (  # the key path shortened too: one readable line, not the name twice
+            {**BASE, "optimizers": {"o" * 300: {"base": "adam"}}},
+            r"^optimizers.o{20}\.\.\. \(300 characters\): expected an optimizer table name .*"
+            r"got \"o{20}\.\.\. \(300 characters\)\"$",
+        ),
         (_with(final={"epochs": 3, "seeds": 10**9}), r"^final.seeds: expected an integer in \[1, 100\]"),
         (
             _with(opt_adam={"lr": [1e-3], "seeds": 101}),
