@@ -47,7 +47,11 @@ for source in sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py")):
 
 nb_custom_formats = {".py": ["jupytext.reads", {"fmt": "py:percent"}]}
 nb_execution_mode = "cache"
-nb_execution_raise_on_error = True
+# A cell that raises: myst-nb logs the tutorial and the failing cell with its traceback (a warning,
+# an error under -W), and the build ends with an error naming every failed tutorial (below), with or
+# without -W.  (raise_on_error=True would stop at once, naming the file but not the cell.)
+nb_execution_raise_on_error = False
+nb_execution_show_tb = True
 nb_execution_timeout = 600
 nb_execution_cache_path = str(ROOT / "docs" / "_build" / ".jupyter_cache")
 myst_enable_extensions = ["dollarmath", "amsmath"]
@@ -72,3 +76,26 @@ napoleon_use_ivar = True  # a NamedTuple's Attributes as fields: autodoc documen
 
 html_theme = "furo"
 html_title = f"locograd {release}"
+
+
+def _fail_on_a_failed_notebook(app: object, exception: Exception | None) -> None:
+    """End the build with an error when a tutorial's execution failed (the cell was logged above)."""
+    from myst_nb.sphinx_ import NbMetadataCollector
+    from sphinx.errors import ExtensionError
+
+    if exception is not None:
+        return
+    env = app.env  # type: ignore[attr-defined]
+    failed = sorted(
+        docname
+        for docname in env.found_docs
+        if (NbMetadataCollector.get_exec_data(env, docname) or {}).get("succeeded") is False
+    )
+    if failed:
+        raise ExtensionError(
+            f"a cell raised in {', '.join(failed)} (its cell and traceback are logged above)"
+        )
+
+
+def setup(app: object) -> None:
+    app.connect("build-finished", _fail_on_a_failed_notebook)  # type: ignore[attr-defined]

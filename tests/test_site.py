@@ -1,15 +1,16 @@
 """The documentation site builds, and its pages work in a real browser with the network blocked.
 
-The site is built once per session (``python -m sphinx -W -b html docs docs/_build/html``, the
-tutorials executed by myst-nb in fast mode; a cell that raises, a broken reference or a missing
-figure fails the build).  Headless Chromium (Debian's ``chromium`` and ``chromium-driver``, driven
+The site is built once per session (the ``site`` fixture of ``conftest.py``: ``python -m sphinx -W
+-b html docs docs/_build/html``, the tutorials executed by myst-nb in fast mode; a cell that raises,
+a broken reference or a missing figure fails the build, and a raising cell is named with its
+tutorial: the negative control builds a one-lesson site with ``docs/conf.py``'s settings).  Headless Chromium (Debian's ``chromium`` and ``chromium-driver``, driven
 by selenium with the driver's path given) then opens the index and two tutorial pages from disk,
 with every host name resolving nowhere, so a page that reaches for a CDN fails.  Each page must
 show no console error, have its maths typeset by MathJax (served by the site itself) and every
 figure loaded; screenshots go to ``docs/_build/screenshots/``.  A deliberately broken page (a
 missing figure, a script from a CDN) is the negative control.
 
-Without Chromium, its driver, selenium or Sphinx the browser tests skip, naming what is missing;
+Without Chromium, its driver, selenium or the ``docs`` extra the browser tests skip, naming what is missing;
 ``--require-browser`` (``.ci/run`` passes it) turns that skip into a failure.
 """
 
@@ -19,23 +20,21 @@ import importlib.util
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from . import docsite
+
 ROOT = Path(__file__).resolve().parents[1]
-HTML = ROOT / "docs" / "_build" / "html"
 SCREENSHOTS = ROOT / "docs" / "_build" / "screenshots"
 PAGES = ("index.html", "tutorials/02_bregman.html", "tutorials/04_locoprop_m.html")
 """The pages opened: the index and two tutorials with maths and figures."""
 
 
-def _missing() -> list[str]:
-    missing = [
-        m for m in ("sphinx", "myst_nb", "jupytext", "selenium") if importlib.util.find_spec(m) is None
-    ]
+def _browser_missing() -> list[str]:
+    missing = [m for m in ("selenium",) if importlib.util.find_spec(m) is None]
     missing += [
         f"{tool} (Debian: chromium, chromium-driver)"
         for tool in ("chromium", "chromedriver")
@@ -45,29 +44,13 @@ def _missing() -> list[str]:
 
 
 @pytest.fixture(scope="session")
-def site(request: pytest.FixtureRequest) -> Path:
-    """The built site (built once per session)."""
-    missing = _missing()
+def browser(site: Path, request: pytest.FixtureRequest) -> Any:
+    missing = _browser_missing()
     if missing:
-        reason = f"the site check needs {', '.join(missing)}"
+        reason = f"the browser check needs {', '.join(missing)}"
         if request.config.getoption("--require-browser"):
             pytest.fail(f"--require-browser: {reason}")
         pytest.skip(reason)
-    start = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", "docs", str(HTML)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert done.returncode == 0, f"the site did not build:\n{done.stderr[-6000:]}"
-    print(f"site built in {time.perf_counter() - start:.1f} s: {len(list(HTML.rglob('*.html')))} pages")
-    return HTML
-
-
-@pytest.fixture(scope="session")
-def browser(site: Path) -> Any:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
@@ -204,3 +187,55 @@ def test_a_tutorial_with_a_sibling_import_fails_copied_out(tmp_path: Path) -> No
     client = NotebookClient(jupytext.read(copy), timeout=600, resources={"metadata": {"path": str(tmp_path)}})
     with pytest.raises(CellExecutionError, match="No module named 'tutorial_setup'"):
         client.execute()
+
+
+CONF = """\
+import runpy
+_site = runpy.run_path({conf!r})
+for _name in ("extensions", "nb_custom_formats", "nb_execution_raise_on_error", "nb_execution_show_tb",
+              "nb_execution_timeout", "source_suffix", "myst_enable_extensions", "setup"):
+    globals()[_name] = _site[_name]
+nb_execution_mode = "force"
+exclude_patterns = ["_build"]
+"""
+LESSON = "# %% [markdown]\n# # A lesson\n\n# %%\nanswer = 6 * 7\n\n# %%\n{last}\n"
+
+
+def test_a_raising_cell_fails_the_build_naming_the_tutorial_and_the_cell(tmp_path: Path) -> None:
+    """A one-lesson site with docs/conf.py's execution settings builds; once a cell of the lesson
+    raises, the build fails, even without -W, and its log names the lesson and shows the cell."""
+    missing = docsite.missing_tools()
+    if missing:
+        pytest.skip(f"building a site needs {', '.join(missing)} (the docs extra)")
+    (tmp_path / "conf.py").write_text(CONF.format(conf=str(ROOT / "docs" / "conf.py")), encoding="utf-8")
+    (tmp_path / "index.md").write_text("# Site\n\n```{toctree}\nlesson_07\n```\n", encoding="utf-8")
+    lesson = tmp_path / "lesson_07.py"
+
+    def build() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "sphinx",
+                "-E",
+                "-q",
+                "-b",
+                "html",
+                str(tmp_path),
+                str(tmp_path / "_build"),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
+    lesson.write_text(LESSON.format(last="assert answer == 42"), encoding="utf-8")
+    good = build()
+    assert good.returncode == 0, good.stderr[-4000:]
+    lesson.write_text(
+        LESSON.format(last="assert answer == 41, 'the cell raised on purpose'"), encoding="utf-8"
+    )
+    bad = build()
+    assert bad.returncode != 0, "a raising cell did not fail the build"
+    assert "lesson_07" in bad.stderr and "the cell raised on purpose" in bad.stderr, bad.stderr[-4000:]
+    assert "assert answer == 41" in bad.stderr, f"the failing cell is not shown:\n{bad.stderr[-4000:]}"

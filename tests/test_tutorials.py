@@ -1,9 +1,12 @@
-"""The tutorials run: every ``tutorials/NN_*.py`` executes in fast mode and writes its figures.
+"""The tutorials run: every ``tutorials/NN_*.py`` executes in fast mode and shows its figures.
 
-Each tutorial runs in its own subprocess from the repository root, as a reader
-would run it (``python tutorials/03_locoprop_s.py``), with
-``LOCOGRAD_TUTORIAL_FAST=1`` (smaller sizes, same code paths),
-``LOCOGRAD_TUTORIAL_OUT`` pointing at a temporary folder and the Agg backend.
+With the ``docs`` extra installed (as in CI) the tutorials are executed once, by the documentation
+site's build (the ``site`` fixture: myst-nb, execution forced, fast mode), and each test reads its
+executed notebook from ``docs/_build/jupyter_execute``: no cell raised, and a lesson with figures
+shows them inline.  Without the extra, each tutorial runs in its own subprocess from the repository
+root, as a reader would run it (``python tutorials/03_locoprop_s.py``), with
+``LOCOGRAD_TUTORIAL_FAST=1`` (smaller sizes, same code paths), ``LOCOGRAD_TUTORIAL_OUT`` pointing
+at a temporary folder and the Agg backend, and must write its figures there.
 A second test checks the jupytext "percent" structure every lesson promises as a course lesson:
 under the title the prerequisites, the time and what the reader will be able to do; "What you
 will learn"; an "Exercises" cell with three numbered exercises, then one worked solution per
@@ -14,6 +17,7 @@ that no lesson re-implements the [X, 1] / [W; b] augmentation that ``locograd.nn
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -21,6 +25,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from . import docsite
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
@@ -34,7 +40,28 @@ def test_tutorials_exist() -> None:
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_tutorial_runs(name: str, tmp_path: Path) -> None:
+def test_tutorial_runs(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    if not docsite.missing_tools():
+        request.getfixturevalue("site")  # the build executed every tutorial (and fails on a raising cell)
+        _check_executed_notebook(name)
+    else:
+        _run_as_a_script(name, tmp_path)
+
+
+def _check_executed_notebook(name: str) -> None:
+    executed = docsite.EXECUTED / f"{name.removesuffix('.py')}.ipynb"
+    assert executed.is_file(), f"the site's build left no executed notebook for {name} ({executed})"
+    cells = [c for c in json.loads(executed.read_text(encoding="utf-8"))["cells"] if c["cell_type"] == "code"]
+    outputs = [o for cell in cells for o in cell.get("outputs", [])]
+    errors = [o for o in outputs if o.get("output_type") == "error"]
+    assert not errors, f"{name}: a cell raised: {errors[0].get('ename')}: {errors[0].get('evalue')}"
+    unexecuted = [i for i, cell in enumerate(cells) if cell.get("execution_count") is None]
+    assert not unexecuted, f"{name}: code cells {unexecuted} did not run"
+    if name[:2] in WITH_FIGURES:
+        assert any("image/png" in o.get("data", {}) for o in outputs), f"{name} shows no figure inline"
+
+
+def _run_as_a_script(name: str, tmp_path: Path) -> None:
     env = dict(os.environ)
     env.update(LOCOGRAD_TUTORIAL_FAST="1", LOCOGRAD_TUTORIAL_OUT=str(tmp_path), MPLBACKEND="Agg")
     try:
