@@ -4,7 +4,7 @@ The site is built once per session (the ``site`` fixture of ``conftest.py``: ``p
 -b html docs docs/_build/html``, the tutorials executed by myst-nb in fast mode; a cell that raises,
 a broken reference or a missing figure fails the build, and a raising cell is named with its
 tutorial: the negative control builds a one-lesson site with ``docs/conf.py``'s settings).  Headless Chromium (Debian's ``chromium`` and ``chromium-driver``, driven
-by selenium with the driver's path given) then opens the index and two tutorial pages from disk,
+by selenium with the driver's path given) then opens the index and three tutorial pages from disk,
 with every host name resolving nowhere, so a page that reaches for a CDN fails.  Each page must
 show no console error, have its maths typeset by MathJax (served by the site itself) and every
 figure loaded; screenshots go to ``docs/_build/screenshots/``.  A deliberately broken page (a
@@ -29,8 +29,8 @@ from . import docsite
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "docs" / "_build" / "screenshots"
-PAGES = ("index.html", "tutorials/02_bregman.html", "tutorials/04_locoprop_m.html")
-"""The pages opened: the index and two tutorials with maths and figures."""
+PAGES = ("index.html", "tutorials/02_bregman.html", "tutorials/04_locoprop_m.html", "tutorials/08_convolutions.html")
+"""The pages opened: the index and three tutorials with maths and figures."""
 
 
 def _browser_missing() -> list[str]:
