@@ -29,7 +29,12 @@ from . import docsite
 
 ROOT = Path(__file__).resolve().parents[1]
 SCREENSHOTS = ROOT / "docs" / "_build" / "screenshots"
-PAGES = ("index.html", "tutorials/02_bregman.html", "tutorials/04_locoprop_m.html", "tutorials/08_convolutions.html")
+PAGES = (
+    "index.html",
+    "tutorials/02_bregman.html",
+    "tutorials/04_locoprop_m.html",
+    "tutorials/08_convolutions.html",
+)
 """The pages opened: the index and three tutorials with maths and figures."""
 
 

@@ -86,6 +86,43 @@ def _run_as_a_script(name: str, tmp_path: Path) -> None:
         assert pngs, f"{name} wrote no PNG figure into LOCOGRAD_TUTORIAL_OUT ({tmp_path})"
 
 
+EXTERNAL_DATA = re.compile(r"""data\.load\(\s*["'](fashion-mnist|mnist)["']""")
+"""A data set the package reads from disk rather than generates (``data.load("curves")`` is generated)."""
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_tutorial_that_needs_a_data_set_says_so_at_the_top(name: str) -> None:
+    text = (ROOT / "tutorials" / name).read_text(encoding="utf-8")
+    if not EXTERNAL_DATA.search(text):
+        return
+    intro = _cells(text)[0][2]
+    assert re.search(r"^# \*\*Data:\*\* .*", intro, flags=re.MULTILINE), (
+        f"{name} loads a data set the package does not generate: its first cell must say so in a "
+        "'**Data:**' line, with what it falls back to"
+    )
+    assert "falls back" in intro, f"{name}: the '**Data:**' line must say what the lesson falls back to"
+
+
+def test_the_classifier_lesson_falls_back_to_generated_data(tmp_path: Path) -> None:
+    """Lesson 07 with an empty data folder (``LOCOGRAD_DATA``, the only folder the loader then reads)
+    runs on its generated stand-in and says so; CI, which has Fashion-MNIST, runs the other path."""
+    empty = tmp_path / "no-data"
+    empty.mkdir()
+    env = dict(os.environ, LOCOGRAD_TUTORIAL_FAST="1", LOCOGRAD_TUTORIAL_OUT=str(tmp_path), MPLBACKEND="Agg")
+    env["LOCOGRAD_DATA"] = str(empty)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tutorials" / "07_classifier.py")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr[-6000:]
+    assert "using the generated stand-in" in proc.stdout, proc.stdout[-3000:]
+
+
 def _cells(text: str) -> list[tuple[str, str, str]]:
     """Split a percent script into (kind, options, body) cells: kind 'markdown' or 'code', and the
     marker's text after ``# %%`` (e.g. ``tags=["hide-input"]``)."""
