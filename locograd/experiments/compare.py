@@ -506,6 +506,16 @@ def reading(
     return _reading_one({n: group[0] for n, group in groups.items()})
 
 
+def leader_gap(
+    finals: Mapping[str, tuple[float, float]], order: Sequence[str]
+) -> tuple[str, str, float, float, str]:
+    """The leader, the runner-up, the gap between their mean losses, the sum of their sds and whether
+    the gap is beyond it: ``finals`` name -> (mean, sd), ``order`` the names by mean (two or more)."""
+    best, second = order[0], order[1]
+    gap, spread = finals[second][0] - finals[best][0], finals[best][1] + finals[second][1]
+    return best, second, gap, spread, "beyond the seed spread" if gap > spread else "within the seed spread"
+
+
 def _reading_over_seeds(runs: Mapping[str, Sequence[Sequence[dict[str, Any]]]]) -> str:
     r"""The reading of a comparison of several seeds per optimizer: mean ± sample sd over the seeds of
     the final train loss, in order; whether the best mean beats the runner-up's by more than the sum of
@@ -527,9 +537,7 @@ def _reading_over_seeds(runs: Mapping[str, Sequence[Sequence[dict[str, Any]]]]) 
         f"{n} {finals[n][0]:.3f} ± {finals[n][1]:.3f}" for n in order
     )
     if len(order) > 1:
-        best, second = order[0], order[1]
-        gap, spread = finals[second][0] - finals[best][0], finals[best][1] + finals[second][1]
-        verdict = "beyond the seed spread" if gap > spread else "within the seed spread"
+        best, second, gap, spread, verdict = leader_gap(finals, order)
         line += f"; {best} beats {second} by {gap:.3f}, {verdict} ({spread:.3f})"
         shortest = min(rows[-1]["seconds"] for group in runs.values() for rows in group)
         by = {n: _mean_sd([_loss_by(rows, shortest)[0] for rows in group]) for n, group in runs.items()}

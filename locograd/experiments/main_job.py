@@ -27,7 +27,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..data import load as load_dataset
 from ..losses import get as get_loss
-from .compare import _loss_by, compare, histories, when
+from .compare import _loss_by, compare, histories, leader_gap, when
 from .config import TrainConfig
 
 GROUPS: dict[str, str] = {"logistic": "sigmoid", "tanh": "tanh"}
@@ -105,9 +105,7 @@ def reading(runs: Mapping[str, Sequence[Sequence[dict[str, Any]]]], level: float
             f"{m} {finals[m][0]:.3f} ± {finals[m][1]:.3f}" for m in order
         )
         if len(order) > 1:
-            best, second = order[0], order[1]
-            gap, spread = finals[second][0] - finals[best][0], finals[best][1] + finals[second][1]
-            verdict = "beyond the seed spread" if gap > spread else "within the seed spread"
+            best, _, gap, spread, verdict = leader_gap(finals, order)
             line += f", {best} ahead by {gap:.3f}, {verdict} ({spread:.3f})"
         stuck = [m for m in order if abs(finals[m][0] - level) <= PLATEAU_MARGIN * level]
         if stuck:
