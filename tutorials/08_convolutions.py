@@ -274,6 +274,11 @@ err_closed = checks(
     "solve_exact_s = W~_t - gamma (C + I/eta)^-1 dL/dW~", relative_error(W_exact, closed), EXACT
 )
 stationary = np.abs(conv.stack(locoprop.gradient(problem, conv.unstack(W_exact)))).max() / np.abs(local).max()
+# Cholesky is backward stable: the gradient left at the computed W~* is ~ eps lambda_max |W~*|, while
+# grad J_S(W~_t) = (C + I/eta)(W~_t - W~*) is led by the large eigenvalues, ~ lambda_max d0: a ratio of
+# ~ eps |W~_t| / d0, 3e-14 fast and 3e-13 full (|W~_t| / d0 is printed below: ~1e2 fast, ~1e3 full).
+# 1e-10 leaves a factor of 300 or more, most of kappa = cond(C + I/eta) (~1e2 fast, ~5e2 full), which a
+# step leaning to the small eigenvalues would add
 checks("grad J_S(W~*) = 0 (relative to grad J_S(W~_t))", stationary, 1e-10)
 print(f"exact solve vs closed form: {err_closed:.1e}; |grad J_S(W~*)| / |grad J_S(W~_t)| = {stationary:.1e}")
 step_exact, step_bp = W_exact - Wt, -gamma * eta * grad_bp
@@ -314,7 +319,11 @@ for label, r in rates.items():
     gd_dists[label] = np.array(dists)
     W_lib, _ = locoprop.solve_gd(problem, GD(steps=K, lr=r))
     checks("solve_gd = K steps of GD by hand", relative_error(W_lib, W), EXACT)
-    print(f"{label:<48} after 10 steps {dists[10]:.2e}, after {K}: {dists[-1]:.1e}")
+    slowest = max(abs(1 - r * lam_min), abs(1 - r * lam_max))  # the rate of the slowest eigenvector
+    print(
+        f"{label:<48} after 10 steps {dists[10]:.2e}, after {K}: {dists[-1]:.1e}; slowest rate "
+        f"{slowest:.5f}, {np.log(10) / -np.log(slowest):.0f} steps per decade"
+    )
 kappa = lam_max / lam_min
 bound = ((kappa - 1) / (kappa + 1)) ** np.arange(K + 1)  # the spectral norm of I - rho* (C + I/eta), per step
 best = gd_dists[r"$\rho^\star = 2/(\lambda_{max} + \lambda_{min})$"]
@@ -382,12 +391,20 @@ save(fig, "08_patch_covariance_gd.png")
 # high-frequency patterns, so a large condition number. Right, inner GD on
 # the conv layer's $J_S$ converges linearly to the closed form (relative
 # distance, log scale). The bound for $\rho^\star$ (dotted) sets the slope
-# that the green curve follows (at first it can fall faster, while the error
-# along the large eigenvalues is dying out); all three are then limited by
-# the smallest eigenvalues ($\rho = 1.9/\lambda_{max}$ has nearly the same
-# rate $1 - 1.9\lambda_{min}/\lambda_{max}$ there as $\rho^\star$). They
-# level off far below 1e-8: at the rounding of $\tilde W$ itself, whose norm
-# is hundreds of times the step $\|\tilde W_t - \tilde W^*\|$ we divide by
+# that the green curve follows: $\rho^\star$ shrinks the error along BOTH
+# extreme eigenvectors at exactly the worst rate,
+# $|1 - \rho^\star\lambda_{max}| = 1 - \rho^\star\lambda_{min} = (\kappa-1)/(\kappa+1)$,
+# and along the intermediate eigenvalues faster (the error at
+# $\lambda = 1/\rho^\star$ vanishes in one step). So the curve can at first
+# fall faster than the bound, while the error along the intermediate
+# eigenvalues dies out, and then runs parallel to it. The other two step sizes are limited by the
+# smallest eigenvalue, with rate $1 - \rho\lambda_{min}$:
+# $\rho = 1.9/\lambda_{max}$ has nearly the rate of $\rho^\star$ there,
+# $1 - 1.9/\kappa$ against $1 - 2/(\kappa+1)$, and $\rho = 1/\lambda_{max}$
+# only $1 - 1/\kappa$, about $2.3\,\kappa$ steps per decade (printed above):
+# it is still falling at $k = K$. The two faster curves level off far
+# below 1e-8: at the rounding of $\tilde W$ itself, whose norm is over a
+# hundred times the step $\|\tilde W_t - \tilde W^*\|$ we divide by
 # (printed above), amplified by up to $\kappa$ in the fixed point. After
 # $K = 10$ steps (dashed line) GD has barely moved along the low-variance
 # patch directions: the exact solve is the whole preconditioned step that $K$
@@ -396,10 +413,11 @@ save(fig, "08_patch_covariance_gd.png")
 # ## 4. KFC: the same input factor, another output factor
 #
 # K-FAC approximates the Fisher block of a dense layer by a Kronecker product
-# $\bar A\otimes\Gamma$ of the input second moment and the covariance of the
-# pre-activation gradients. KFC (Grosse & Martens, ICML 2016) extends it to
-# convolutions by treating positions as extra samples (spatial homogeneity and
-# uncorrelated derivatives across positions). With
+# $\Omega\otimes\Gamma$ of the input second moment $\Omega$ and the
+# covariance $\Gamma$ of the pre-activation gradients. KFC (Grosse & Martens,
+# ICML 2016) extends it to convolutions by treating positions as extra
+# samples (spatial homogeneity and uncorrelated derivatives across
+# positions). With
 # $\hat g_{nt} = B\,g_{nt}$ the per-example gradient of the loss at position
 # $t$ (our $L$ is a batch mean), the library's factors (`optim.KFAC`,
 # `docs/math.md`, section 8) are
@@ -410,9 +428,10 @@ save(fig, "08_patch_covariance_gd.png")
 #
 # the patch covariance **summed** over positions and the gradient covariance
 # **averaged** over positions ($\hat g$ from the data's labels with
-# `fisher="empirical"`; the sampled or expected Fisher use labels drawn from
-# the model). KFC's step, with a damping $\lambda_\Omega$, $\lambda_\Gamma$ on
-# each factor, and LocoProp-S's exact step side by side (row-major
+# `fisher="empirical"`; `fisher="sampled"` draws the labels from the model,
+# `fisher="expected"` draws nothing and averages over the model's labels
+# exactly, one backward pass per output unit). KFC's step, with a damping
+# $\lambda_\Omega$, $\lambda_\Gamma$ on each factor, and LocoProp-S's exact step side by side (row-major
 # $\mathrm{vec}$, $\nabla = \partial L/\partial\tilde W$):
 #
 # $$\Delta_{KFC} = -\alpha\,(\Omega + \lambda_\Omega I)^{-1}\,\nabla\,(\Gamma + \lambda_\Gamma I)^{-1},
@@ -424,11 +443,16 @@ save(fig, "08_patch_covariance_gd.png")
 # gradient covariance $\Gamma$ for KFC and the identity for LocoProp-S. The
 # difference in kind: $(C + I/\eta)\otimes I$ is the **exact** Hessian of
 # LocoProp-S's local problem, whereas $\Omega\otimes\Gamma$ is an
-# approximation of the Fisher of $L$ (exact only in special cases, e.g. one
-# position in a deep linear network: `tests/test_conv_second_order.py`).
-# LocoProp-S with the output factor set to $I$ is Benzing's FOOF, which the
-# library also has; its $\bar A$ is $C$ divided by the number of rows $B|T|$,
-# so `FOOF(lr = gamma / (B|T|), damping = 1 / (eta B|T|), decay = 0)` takes
+# approximation of the Fisher of $L$. It is exact only in a special case
+# (`docs/math.md`, section 8): for a deep linear CNN with **squared error**
+# and one position per layer, $\Omega\otimes\Gamma$ with the **expected**
+# Fisher is the layer's Gauss-Newton block. With several positions, or with
+# the empirical Fisher used here (data labels, not the model's), it is an
+# approximation (`tests/test_conv_second_order.py`). LocoProp-S with the
+# output factor set to $I$ is Benzing's FOOF, which the library also has; its
+# input factor is $C$ divided by the number of rows $B|T|$, i.e.
+# $\Omega/|T|$, so
+# `FOOF(lr = gamma / (B|T|), damping = 1 / (eta B|T|), decay = 0)` takes
 # LocoProp-S's exact step.
 
 # %%
@@ -444,10 +468,14 @@ checks(
 dense_kfc = kfac.to_dense(kstate, 0)  # (Omega + pi sqrt(lambda) I) kron (Gamma + sqrt(lambda)/pi I)
 step_kfc = conv.stack(kfac_params[0]) - Wt
 want = -np.linalg.solve(dense_kfc, grad_bp.reshape(-1)).reshape(grad_bp.shape)
+# two solves of the same damped Kronecker system (the library's two factor solves, ours one dense 40x40
+# LU) of condition number cond(Omega_l) cond(Gamma_l) ~ 30 here: they agree to ~ 30 eps ~ 1e-14 << 1e-10
 checks("KFAC step = -lr (Omega_l kron Gamma_l)^-1 vec dL/dW~", relative_error(step_kfc, want), 1e-10)
 
 foof = optim.FOOF(net, lr=gamma / R, damping=1 / (eta * R), momentum=0.0, decay=0.0)
 foof_params, _, _ = foof.step(params, x, y, foof.init(params))
+# the same system (C + I/eta) scaled by 1/R, solved twice: condition kappa (~1e2 fast, ~5e2 full) so the
+# steps agree to ~ kappa eps ~ 1e-13, and W~ compared here is 1e2-1e3 times the step: << 1e-10
 checks(
     "FOOF(decay 0) step = LocoProp-S exact step", relative_error(conv.stack(foof_params[0]), W_exact), 1e-10
 )
@@ -463,7 +491,7 @@ print(
 # %% [markdown]
 # **Comparing the preconditioners.** Both steps share the input side; fix
 # it at LocoProp's damping $\lambda_\Omega = 1/(\eta B)$ and vary KFC's output
-# damping $\lambda_\Gamma$ relative to $\bar\gamma = \mathrm{tr}\,\Gamma/c_{out}$
+# damping $\lambda_\Gamma$ relative to $\mu_\Gamma = \mathrm{tr}\,\Gamma/c_{out}$
 # (the mean eigenvalue). As $\lambda_\Gamma\to\infty$,
 # $(\Gamma + \lambda_\Gamma I)^{-1} \to I/\lambda_\Gamma$ and KFC's direction
 # becomes LocoProp-S's; at small $\lambda_\Gamma$ it is LocoProp-S's
@@ -480,16 +508,18 @@ def cosine(a, b):
 
 lam_omega = 1 / (eta * B)
 left = np.linalg.solve(Omega + lam_omega * np.eye(Omega.shape[0]), grad_bp)  # (Omega + l I)^-1 dL/dW~
+# (Omega + I/(eta B)) = (C + I/eta)/B has condition kappa (~1e2 fast, ~5e2 full): the two solves agree to
+# ~ kappa eps; W~* - W~_t carries W~*'s rounding, eps |W~| ~ 1e2-1e3 eps |step|: ~ 1e-13 << 1e-10
 checks(
     "(gamma/B)(Omega + I/(eta B))^-1 dL/dW~ = the exact S step",
     relative_error(-gamma / B * left, W_exact - Wt),
     1e-10,
 )
-gbar = np.trace(Gamma) / c_out
+mu_gamma = np.trace(Gamma) / c_out
 ratios = np.logspace(-3, 3, 25 if FAST else 61)
 cos_kfc_s, cos_kfc_bp = [], []
 for ratio in ratios:
-    d_kfc = -np.linalg.solve(Gamma + ratio * gbar * np.eye(c_out), left.T).T  # Gamma symmetric
+    d_kfc = -np.linalg.solve(Gamma + ratio * mu_gamma * np.eye(c_out), left.T).T  # Gamma symmetric
     cos_kfc_s.append(cosine(d_kfc, -left))
     cos_kfc_bp.append(cosine(d_kfc, -grad_bp))
 cos_s_bp = cosine(-left, -grad_bp)
@@ -501,8 +531,8 @@ for ratio in (1e-3, 1e-1, 1.0, 10.0):
         f"cos(KFC, -grad) = {cos_kfc_bp[k]:.3f}"
     )
 # the library's factored damping with the same input side: pi sqrt(lambda) = lam_omega
-pi = np.sqrt((np.trace(Omega) / Omega.shape[0]) / gbar)
-lib_ratio = (lam_omega / pi**2) / gbar
+pi = np.sqrt((np.trace(Omega) / Omega.shape[0]) / mu_gamma)
+lib_ratio = (lam_omega / pi**2) / mu_gamma
 print(
     f"KFAC's pi-split damping with lambda_Omega = 1/(eta B) puts lambda_Gamma at {lib_ratio:.3g} x mean eig(Gamma)"
 )
@@ -561,7 +591,8 @@ save(fig, "08_kfc_vs_locoprop.png")
 # direction (green dashed for LocoProp-S): the input factor, which the two
 # share, turns the gradient much more than the output factor, on which they
 # differ. The gap can be larger on a layer with more channels or more
-# anisotropic gradients (exercise: raise `c_out`); and KFC's $\Gamma$ changes
+# anisotropic gradients (try it: raise the conv layer's 4 channels in
+# section 1 and rerun); and KFC's $\Gamma$ changes
 # from batch to batch, while LocoProp-S's output side is always $I$, because
 # its local loss is the squared error on the pre-activations.
 #
