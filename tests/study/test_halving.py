@@ -273,8 +273,9 @@ def test_a_survivor_whose_checkpoint_was_lost_restarts_and_gives_the_same_number
 
 def test_the_committed_studies_plan_the_trials_they_planned_before_successive_halving() -> None:
     """The fixture holds the keys the grid protocol planned before successive halving existed (made by
-    that code from these specs and the committed records); the specs now name ``protocol = "grid"``.  (The
-CNN study, never run under the grid protocol, moved to successive halving before its first trial.)"""
+    that code from these specs and the committed records); the specs now name ``protocol = "grid"``.
+    (The CNN study, never run under the grid protocol, moved to successive halving before its first
+    trial.)"""
     before = json.loads((Path(__file__).parent / "planned_keys_before_halving.json").read_text())
     folders = {
         "studies/curves.toml": "docs/results/curves",
