@@ -154,8 +154,5 @@ def site(request: pytest.FixtureRequest) -> Any:
         pytest.skip(reason)
     done, seconds = docsite.build()
     assert done.returncode == 0, f"the site did not build:\n{done.stderr[-8000:]}"
-    line = f"site built in {seconds:.1f} s: {len(list(docsite.HTML.rglob('*.html')))} pages"
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:  # in the run's output, as CI logs it, not only under -s
-        reporter.write_line(line)
+    print(f"site built in {seconds:.1f} s: {len(list(docsite.HTML.rglob('*.html')))} pages")
     return docsite.HTML
