@@ -480,8 +480,21 @@ def when(epoch: int) -> str:
 
 
 def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    """The mean and the sample standard deviation (n - 1) of two or more values."""
-    return statistics.fmean(values), statistics.stdev(values)
+    """The mean and the sample standard deviation (n - 1) of the values (0 for one value)."""
+    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def ranked_finals(
+    runs: Mapping[str, Sequence[Sequence[dict[str, Any]]]],
+) -> tuple[dict[str, tuple[float, float]], list[str], str, str]:
+    """Each run's final train loss over its seeds (mean, sd); the names from the lowest mean (ties by
+    name); ``"after E epochs (mean ± sd over S seeds)"``; and the ranking ``"a m ± s < b m ± s"``."""
+    finals = {n: _mean_sd([rows[-1]["train_loss"] for rows in group]) for n, group in runs.items()}
+    order = sorted(finals, key=lambda n: (finals[n][0], n))
+    epochs = max(rows[-1]["epoch"] for group in runs.values() for rows in group)
+    seeds = max(len(group) for group in runs.values())
+    ranking = " < ".join(f"{n} {finals[n][0]:.3f} ± {finals[n][1]:.3f}" for n in order)
+    return finals, order, f"after {epochs} epochs (mean ± sd over {seeds} seeds)", ranking
 
 
 def reading(
@@ -529,13 +542,8 @@ def _reading_over_seeds(runs: Mapping[str, Sequence[Sequence[dict[str, Any]]]]) 
     1.000, beyond the seed spread (0.283); per second, within 1.0 s of training (the shortest run): a
     1.100 ± 0.141 < b 2.100 ± 0.141.'
     """
-    finals = {n: _mean_sd([rows[-1]["train_loss"] for rows in group]) for n, group in runs.items()}
-    order = sorted(finals, key=lambda n: (finals[n][0], n))
-    epochs = max(rows[-1]["epoch"] for group in runs.values() for rows in group)
-    seeds = max(len(group) for group in runs.values())
-    line = f"Per epoch, after {epochs} epochs (mean ± sd over {seeds} seeds): " + " < ".join(
-        f"{n} {finals[n][0]:.3f} ± {finals[n][1]:.3f}" for n in order
-    )
+    finals, order, head, ranking = ranked_finals(runs)
+    line = f"Per epoch, {head}: {ranking}"
     if len(order) > 1:
         best, second, gap, spread, verdict = leader_gap(finals, order)
         line += f"; {best} beats {second} by {gap:.3f}, {verdict} ({spread:.3f})"

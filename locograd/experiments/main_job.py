@@ -27,7 +27,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..data import load as load_dataset
 from ..losses import get as get_loss
-from .compare import _loss_by, compare, histories, leader_gap, when
+from .compare import _loss_by, compare, histories, leader_gap, ranked_finals, when
 from .config import TrainConfig
 
 GROUPS: dict[str, str] = {"logistic": "sigmoid", "tanh": "tanh"}
@@ -66,10 +66,6 @@ def entries() -> dict[str, dict[str, Any]]:
     }
 
 
-def _mean_sd(values: Sequence[float]) -> tuple[float, float]:
-    return statistics.fmean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-
-
 def _reached(epochs: Sequence[int]) -> str:
     """The epochs the seeds' runs had finished by a time: one (``"epoch 2"``, ``"untrained start"``)
     or a range over the seeds (``"untrained start to epoch 1, by seed"``)."""
@@ -97,13 +93,8 @@ def reading(runs: Mapping[str, Sequence[Sequence[dict[str, Any]]]], level: float
         groups.setdefault(name, {})[method] = group
     parts = []
     for name, methods in groups.items():
-        finals = {m: _mean_sd([rows[-1]["train_loss"] for rows in g]) for m, g in methods.items()}
-        order = sorted(finals, key=lambda m: (finals[m][0], m))
-        epochs = max(rows[-1]["epoch"] for g in methods.values() for rows in g)
-        seeds = max(len(g) for g in methods.values())
-        line = f"{name}: after {epochs} epochs (mean ± sd over {seeds} seeds) " + " < ".join(
-            f"{m} {finals[m][0]:.3f} ± {finals[m][1]:.3f}" for m in order
-        )
+        finals, order, head, ranking = ranked_finals(methods)
+        line = f"{name}: {head} {ranking}"
         if len(order) > 1:
             best, _, gap, spread, verdict = leader_gap(finals, order)
             line += f", {best} ahead by {gap:.3f}, {verdict} ({spread:.3f})"
