@@ -20,14 +20,16 @@ and the factory :func:`leaky_relu`; :func:`get` looks them up by name.  The
 stable numerical functions they are built from are plain functions:
 :func:`logistic`, :func:`softplus`, :func:`logsumexp`, :func:`softmax_rows`.
 
-| name       | f                 | F (dF = f)              | F*(y)                                    | range        |
-|------------|-------------------|-------------------------|------------------------------------------|--------------|
-| identity   | a                 | a^2/2                   | y^2/2                                    | (-inf, inf)  |
-| sigmoid    | 1/(1+e^-a)        | softplus(a)             | y log y + (1-y) log(1-y)                 | [0, 1]       |
-| tanh       | tanh a            | log cosh a              | ((1+y)log(1+y) + (1-y)log(1-y))/2        | [-1, 1]      |
-| relu       | max(a, 0)         | max(a,0)^2/2            | y^2/2 (y >= 0)                           | [0, inf)     |
-| leaky_relu | a or s a          | a^2/2 or s a^2/2        | y^2/2 or y^2/(2s)                        | (-inf, inf)  |
-| softmax    | e^a / sum e^a     | logsumexp(a)            | sum y log y (y in the simplex)           | simplex      |
+The transfers and their potentials::
+
+    | name       | f                 | F (dF = f)              | F*(y)                                    | range        |
+    |------------|-------------------|-------------------------|------------------------------------------|--------------|
+    | identity   | a                 | a^2/2                   | y^2/2                                    | (-inf, inf)  |
+    | sigmoid    | 1/(1+e^-a)        | softplus(a)             | y log y + (1-y) log(1-y)                 | [0, 1]       |
+    | tanh       | tanh a            | log cosh a              | ((1+y)log(1+y) + (1-y)log(1-y))/2        | [-1, 1]      |
+    | relu       | max(a, 0)         | max(a,0)^2/2            | y^2/2 (y >= 0)                           | [0, inf)     |
+    | leaky_relu | a or s a          | a^2/2 or s a^2/2        | y^2/2 or y^2/(2s)                        | (-inf, inf)  |
+    | softmax    | e^a / sum e^a     | logsumexp(a)            | sum y log y (y in the simplex)           | simplex      |
 
 Only monotone transfers have a convex potential, so GELU or swish are not in
 the table (LocoProp's matching loss needs convexity).

@@ -26,6 +26,8 @@ from threadpoolctl import threadpool_limits
 
 from locograd import backend
 
+from . import docsite
+
 threadpool_limits(limits=1, user_api="blas")
 
 settings.register_profile(
@@ -47,6 +49,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=os.environ.get("LOCOGRAD_REQUIRE_GPU", "") not in ("", "0"),
         help="fail (instead of skip) the gpu-marked tests when no GPU is usable",
+    )
+    parser.addoption(
+        "--require-browser",
+        action="store_true",
+        default=os.environ.get("LOCOGRAD_REQUIRE_BROWSER", "") not in ("", "0"),
+        help="fail (instead of skip) the documentation site's build and browser tests when Chromium, its "
+        "driver, selenium or the docs extra is missing (.ci/run sets LOCOGRAD_REQUIRE_BROWSER=1)",
     )
 
 
@@ -130,3 +139,23 @@ def bk(request: pytest.FixtureRequest) -> Backend:
 @pytest.fixture(scope="session", params=[np.float32, np.float64], ids=["float32", "float64"])
 def dtype(request: pytest.FixtureRequest) -> Any:
     return request.param
+
+
+@pytest.fixture(scope="session")
+def site(request: pytest.FixtureRequest) -> Any:
+    """The documentation site, built once per session (:func:`tests.docsite.build`): the browser
+    tests open its pages and the tutorial tests read its executed notebooks.  Skips, naming what is
+    missing, without the ``docs`` extra (a failure under ``--require-browser``)."""
+    missing = docsite.missing_tools()
+    if missing:
+        reason = f"building the site needs {', '.join(missing)} (pip install -e '.[docs]')"
+        if request.config.getoption("--require-browser"):
+            pytest.fail(f"--require-browser: {reason}")
+        pytest.skip(reason)
+    done, seconds = docsite.build()
+    assert done.returncode == 0, f"the site did not build:\n{done.stderr[-8000:]}"
+    line = f"site built in {seconds:.1f} s: {len(list(docsite.HTML.rglob('*.html')))} pages"
+    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:  # in the run's output, as CI logs it, not only under -s
+        reporter.write_line(line)
+    return docsite.HTML

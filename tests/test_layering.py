@@ -3,12 +3,13 @@
 The layers, bottom to top (a module may import its own layer's siblings only where
 the list below says so, and anything below):
 
-    errors -> backend -> validators -> data, transfer, linalg, testing, autodiff
+    errors, tutorial -> backend -> validators -> data, transfer, linalg, testing, autodiff
       -> bregman, losses -> nn -> locoprop -> _fast -> optim
       -> experiments, verify, study -> bench -> cli -> __main__
 
 ``errors``, ``validators`` and ``_fast`` are the private helper modules, placed where their
-imports put them.  ``_fast`` is the private package of fused fast paths (the in-place
+imports put them; ``tutorial`` (what the lessons share: fast mode, figures) imports nothing of the
+package, so it sits at the bottom.  ``_fast`` is the private package of fused fast paths (the in-place
 first-order kernels, the lean BackProp pass, the fused local solve): the fused solve builds on
 ``locoprop``'s problems, and only ``optim`` reaches ``_fast``, through its explicit hooks, so the
 modules the tutorials teach from (nn, locoprop, bregman, ...) never import it.  The test reads
@@ -24,7 +25,7 @@ import pathlib
 PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "locograd"
 
 LAYERS: list[set[str]] = [
-    {"errors"},
+    {"errors", "tutorial"},
     {"backend"},
     {"validators"},
     {"data", "transfer", "linalg", "testing", "autodiff"},

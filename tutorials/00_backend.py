@@ -9,6 +9,12 @@
 # %% [markdown]
 # # 00 · The array backend: NumPy on the CPU, CuPy on a GPU
 #
+# **Prerequisites:** Python and NumPy arrays (shapes, dtypes); no earlier lesson.
+#
+# **Time:** about 15 minutes
+#
+# **You will be able to:** write array code that runs unchanged on NumPy or CuPy, in float64 or float32.
+#
 # ## What you will learn
 #
 # - how locograd picks NumPy or CuPy: **the array namespace follows the data**
@@ -26,10 +32,11 @@
 # %%
 
 import numpy as np
-from tutorial_setup import FAST
 
 import locograd as lg
 from locograd import backend
+from locograd.testing import relative_error
+from locograd.tutorial import FAST
 
 print(f"locograd {lg.__version__}, numpy {np.__version__}, fast mode: {FAST}")
 
@@ -199,9 +206,106 @@ print("BLAS:", backend.blas_info())
 # 2. Initialise `net` with `dtype=np.float32` and run `net.backward` with
 #    float32 targets. Which dtype does `grads.loss` have? What happens with
 #    float64 targets (read `losses.Loss.prepare_targets`)?
-# 3. Nest `default_device("cpu")` inside a function called from a thread
-#    (`threading.Thread`) and print `backend.current_device()` in both
-#    threads: the setting is a context variable, so it does not leak.
-# 4. On a GPU machine: time `net.forward` for a `(10000, 784)` batch on both
-#    devices; remember that CuPy is asynchronous, so synchronise
-#    (`cupy.cuda.Device().synchronize()`) before reading the clock.
+# 3. Round trips through `to_device`: cast a float64 array to float32 and back
+#    (`to_device(x, "cpu", np.float32)`, then `np.float64`), and a float32 array
+#    to float64 and back. Which round trip is exact, and how large is the
+#    error of the other one?
+
+# %% tags=["hide-input"]
+# Solution to exercise 1: only xp functions, so a CuPy input gives a CuPy output.
+
+
+def softplus(a):
+    """log(1 + e^a) = max(a, 0) + log(1 + e^-|a|): no overflow for large |a|."""
+    xp = backend.array_namespace(a)
+    return xp.maximum(a, 0) + xp.log1p(xp.exp(-xp.abs(a)))
+
+
+a = np.linspace(-30.0, 30.0, 7)
+mine, library = softplus(a), lg.transfer.softplus(a)
+err = relative_error(mine, library)
+print(f"softplus: relative error against lg.transfer.softplus {err:.1e}; output {type(mine).__module__}")
+# the same formula, evaluated in another order: each entry rounds by a few ulps of its size
+# (relative_error divides by the largest entry, 30), so 1e-15 holds with margin; float64 throughout
+assert err <= 1e-15
+assert backend.array_namespace(mine) is np and mine.dtype == a.dtype
+# the smallest entry alone (~9e-14 at a = -30) is also right to a few ulps, not just small
+assert abs(mine[0] - library[0]) <= 4 * np.finfo(np.float64).eps * library[0]
+if backend.has_gpu():
+    with backend.default_device("gpu"):
+        on_gpu = softplus(backend.to_device(a))
+    assert backend.device_of(on_gpu) == "gpu"
+    assert relative_error(backend.to_numpy(on_gpu), library) <= 1e-15
+
+# %% tags=["hide-input"]
+# Solution to exercise 2: the parameters' dtype decides; targets are cast to the output's dtype.
+p32 = net.init(seed=0, dtype=np.float32)
+x32 = np.random.default_rng(1).standard_normal((5, 3)).astype(np.float32)
+y64 = np.random.default_rng(2).standard_normal((5, 2))
+trace32 = net.forward(p32, x32)
+grads32 = net.backward(p32, trace32, y64.astype(np.float32))
+grads_mixed = net.backward(p32, trace32, y64)
+print(
+    "grads.loss dtype with float32 targets:",
+    grads32.loss.dtype,
+    "| with float64 targets:",
+    grads_mixed.loss.dtype,
+)
+assert grads32.loss.dtype == np.float32 and grads_mixed.loss.dtype == np.float32
+assert all(g.dtype == np.float32 for g in grads_mixed.W + grads_mixed.b + grads_mixed.pre)
+# prepare_targets casts y to the output's dtype first, so the two runs are the same float32
+# computation: equal bit for bit (exact equality, no tolerance)
+assert grads_mixed.loss == grads32.loss
+assert all(np.array_equal(g, h) for g, h in zip(grads_mixed.W, grads32.W, strict=True))
+
+# %% tags=["hide-input"]
+# Solution to exercise 3: float32 -> float64 -> float32 is exact; the other way rounds once.
+x64 = np.random.default_rng(3).standard_normal(1000)
+down_up = backend.to_device(backend.to_device(x64, "cpu", np.float32), "cpu", np.float64)
+x32 = x64.astype(np.float32)
+up_down = backend.to_device(backend.to_device(x32, "cpu", np.float64), "cpu", np.float32)
+rel = np.abs(down_up - x64) / np.abs(x64)
+u32 = np.finfo(np.float32).eps / 2  # float32's unit roundoff, 2^-24
+print(f"float64 -> float32 -> float64: max relative error {rel.max():.2e} (unit roundoff {u32:.2e})")
+print("float32 -> float64 -> float32 exact:", np.array_equal(up_down, x32))
+# every float32 is a float64, so widening and narrowing back changes no bit (exact equality)
+assert up_down.dtype == np.float32 and np.array_equal(up_down, x32)
+# narrowing rounds to the nearest float32: |fl(x) - x| <= u |x| with u = 2^-24 (normal numbers)
+assert rel.max() <= u32
+
+# %%
+# The identity this lesson taught, checked as the test suite checks it (tests/test_gradients.py::test_dtype_preserved_through_net)
+# The namespace and the dtype follow the data: for every loss, on every usable device, in float32
+# and float64, every array the forward and backward passes return (pre- and post-activations,
+# dL/dW, dL/db, dL/dA, the loss) has the parameters' dtype and lives on their device, and so does
+# the tape's gradient. An exact property: no tolerance.
+seed = 0 if FAST else int(np.random.default_rng().integers(2**31))  # fast mode (the test suite): fixed
+rng = np.random.default_rng(seed)
+outputs = {
+    "squared_error": "identity",
+    "sigmoid_cross_entropy": "sigmoid",
+    "softmax_cross_entropy": "softmax",
+}
+tape_losses = {  # the batch-mean losses written with tape primitives
+    "squared_error": lambda z, y: ((z - y) ** 2).sum() * 0.5 / z.shape[0],
+    "sigmoid_cross_entropy": lambda z, y: (lg.autodiff.softplus(z) - y * z).sum() / z.shape[0],
+    "softmax_cross_entropy": lambda z, y: (lg.autodiff.logsumexp(z, axis=-1) - (y * z).sum(axis=1)).mean(),
+}
+devices = ["cpu", "gpu"] if backend.has_gpu() else ["cpu"]
+for loss, out in outputs.items():
+    net_check = lg.MLP([3, 4, 5, 2], ["tanh", "leaky_relu", out], loss)
+    x_host, y_host = rng.standard_normal((2, 3)), rng.random((2, 2))
+    y_host = y_host / y_host.sum(axis=1, keepdims=True)  # rows on the simplex: valid for every loss
+    for device in devices:
+        for dtype in (np.float32, np.float64):
+            with backend.default_device(device):
+                params_d = net_check.init(seed=seed % 1000, dtype=dtype)
+            x_d, y_d = backend.to_device(x_host, device, dtype), backend.to_device(y_host, device, dtype)
+            trace = net_check.forward(params_d, x_d)
+            grads = net_check.backward(params_d, trace, y_d)
+            arrays_out = [*trace.pre, *trace.post, *grads.W, *grads.b, *grads.pre, grads.loss]
+            assert all(a.dtype == dtype for a in arrays_out)
+            assert all(backend.device_of(a) == device for a in arrays_out)
+            tape = lg.autodiff.grad(lambda z, loss=loss, y=y_d: tape_losses[loss](z, y))(trace.pre[-1])
+            assert tape.dtype == dtype and backend.device_of(tape) == device
+print(f"seed {seed}: 3 losses x {devices} x (float32, float64): every array kept the dtype and the device")

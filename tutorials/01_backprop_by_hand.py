@@ -9,6 +9,12 @@
 # %% [markdown]
 # # 01 · BackProp by hand, checked three ways
 #
+# **Prerequisites:** lesson 00; the chain rule and matrix products.
+#
+# **Time:** about 30 minutes
+#
+# **You will be able to:** derive a dense layer's gradients by hand and prove them right in three independent ways.
+#
 # ## What you will learn
 #
 # - the dense layer's forward pass $A = XW + b$, $Y = f(A)$ and its backward
@@ -34,12 +40,12 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tutorial_setup import FAST, Checks, save
 
 import locograd as lg
 from locograd import autodiff as ad
 from locograd import nn
 from locograd.testing import check_vjp, numerical_grad, relative_error
+from locograd.tutorial import FAST, Checks, save
 
 rng = np.random.default_rng(0)
 checks = Checks()  # every identity below is asserted here; one summary is printed at the end
@@ -302,16 +308,151 @@ checks.report()
 # %% [markdown]
 # ## Exercises
 #
-# 1. Plant a bug: replace `G.sum(0)` by `G.mean(0)` in a copy of
-#    `dense_backward` and watch which of the three checks catch it, and by how
-#    much.
-# 2. Repeat the $\epsilon$ sweep for the `relu` layer alone at a point where
-#    some pre-activation is within $10^{-4}$ of zero. Why does the error stop
-#    improving below some $\epsilon$ even in float64?
-# 3. Use `check_vjp` on the softmax transfer with `eps=1e-3` and `eps=1e-9`.
-#    Which direction of the error trade-off does each one hit?
-# 4. Change the loss to `"softmax_cross_entropy"` (last activation `softmax`)
+# 1. Plant a bug: in a copy of the layer's backward pass
+#    ($\partial L/\partial W = X^\top G$, $\partial L/\partial b = \sum_n G_n$,
+#    $\partial L/\partial X = G W^\top$) replace `G.sum(0)` by `G.mean(0)`, and
+#    watch which of the three checks catch it, and by how much.
+# 2. Change the loss to `"softmax_cross_entropy"` (last activation `softmax`)
 #    and integer labels `y = rng.integers(0, 3, Bn)`; verify that the last
 #    `grads.pre` is `(softmax(A) - onehot(y)) / B`.
-# 5. Write the tape version of `net.backward` for a network with a `sigmoid`
+# 3. Write the tape version of `net.backward` for a network with a `sigmoid`
 #    hidden layer using `ad.sigmoid`, and compare to `net.backward`.
+
+# %% tags=["hide-input"]
+# Solution to exercise 1: only dL/db is wrong, by the factor 1/B, and all three checks see it.
+
+
+def buggy_backward(p, x, G):
+    """(dL/dX, {dL/dW, dL/db}) with the planted bug: the mean over the batch instead of the sum."""
+    return G @ p["W"].T, {"W": x.T @ G, "b": G.mean(0)}
+
+
+_, buggy = buggy_backward(params, X, G)
+tape_layer = ad.grad(lambda p: (ad.tanh(X @ p["W"] + p["b"]) * U).sum() / B)(params)
+err_fd = relative_error(num_p, buggy)
+err_tape = relative_error(tape_layer, buggy)
+print(f"bug seen by finite differences: relative error {err_fd:.2f} (tolerance {FD:.0e})")
+print(f"bug seen by the tape:           relative error {err_tape:.2f} (tolerance {EXACT:.0e})")
+try:
+    check_vjp(
+        lambda p: linear.forward(p, X)[0],
+        lambda p, u: buggy_backward(p, X, u)[1],
+        params,
+    )
+    caught = None
+except AssertionError as error:
+    caught = str(error)
+print("bug seen by the dot-product test:", caught)
+# the bug scales dL/db by 1/B = 1/4: an error of order one, far above each check's tolerance
+# (finite differences 1e-6, the tape 1e-12), so each check must fail by orders of magnitude
+assert err_fd > 1e3 * FD and err_tape > 1e3 * EXACT
+assert caught is not None and "relative error" in caught
+# the correct backward pass passes the same three checks (sections 2 and 3)
+assert relative_error(tape_layer, grads) <= EXACT and relative_error(num_p, grads) <= FD
+
+# %% tags=["hide-input"]
+# Solution to exercise 2: integer labels become one-hot rows inside the loss.
+net_sm = lg.MLP([4, 6, 3], ["tanh", "softmax"], "softmax_cross_entropy")
+params_sm = net_sm.init(seed=2, bias="glorot")
+labels = rng.integers(0, 3, Bn)
+trace_sm = net_sm.forward(params_sm, x)
+grads_sm = net_sm.backward(params_sm, trace_sm, labels)
+onehot = np.eye(3)[labels]
+expected = (lg.transfer.softmax_rows(trace_sm.pre[-1]) - onehot) / Bn
+err = relative_error(grads_sm.pre[-1], expected)
+print(f"last G vs (softmax(A) - onehot(y)) / B: relative error {err:.1e}")
+# the same float64 formula on the same numbers: rounding only, as the EXACT checks above
+assert err <= EXACT
+# and the one-hot targets give the same gradient as the integer labels, bit for bit
+assert np.array_equal(net_sm.backward(params_sm, trace_sm, onehot).pre[-1], grads_sm.pre[-1])
+
+# %% tags=["hide-input"]
+# Solution to exercise 3: the tape differentiates the composed primitives of ad.sigmoid.
+net_sig = lg.MLP([4, 6, 5, 3], ["sigmoid", "tanh", "sigmoid"], "sigmoid_cross_entropy")
+params_sig = net_sig.init(seed=3, bias="glorot")
+
+
+def tape_loss_sig(p, x, y):
+    h = x
+    for layer, act in zip(p, [ad.sigmoid, ad.tanh, ad.identity], strict=True):
+        a = h @ layer["W"] + layer["b"]
+        h = act(a)
+    return (ad.softplus(a) - y * a).sum() / x.shape[0]
+
+
+hand_sig = net_sig.backward(params_sig, net_sig.forward(params_sig, x), y).as_params()
+tape_sig = ad.grad(tape_loss_sig)(params_sig, x, y)
+err = relative_error(tape_sig, hand_sig)
+print(f"tape vs net.backward with a sigmoid hidden layer: relative error {err:.1e}")
+# two exact formulas for the same derivative in float64: they differ by rounding only (~1e-16),
+# the tolerance of the tape check of section 3
+assert err <= EXACT
+
+# %%
+# The identity this lesson taught, checked as the test suite checks it (tests/test_gradients.py::test_mlp_gradients_hand_vs_tape_vs_check_vjp)
+# A random architecture (depth 1-5, widths 1-16, every hidden transfer and loss, batch 1-32):
+# net.backward equals the tape to 1e-10 relative and the loss to 1e-12 (1 + |L|) (two exact
+# formulas, rounding only), and passes the dot-product test at rtol 1e-6 (central differences
+# err by ~1e-10 here) unless a relu pre-activation lies within 1e-4 of its kink.
+seed = 0 if FAST else int(np.random.default_rng().integers(2**31))  # fast mode (the test suite): fixed
+draw = np.random.default_rng(seed)
+outputs = {
+    "squared_error": "identity",
+    "sigmoid_cross_entropy": "sigmoid",
+    "softmax_cross_entropy": "softmax",
+}
+loss = str(draw.choice(list(outputs)))
+depth = int(draw.integers(1, 6))
+sizes = [int(s) for s in draw.integers(1, 17, depth + 1)]
+if loss == "softmax_cross_entropy":
+    sizes[-1] = max(sizes[-1], 2)
+acts = [str(a) for a in draw.choice(lg.transfer.NAMES, depth - 1)] + [outputs[loss]]
+B_check = int(draw.integers(1, 33))
+net_check = lg.MLP(sizes, acts, loss)
+params_check = net_check.init(seed=seed % 1000, bias="glorot" if draw.random() < 0.5 else "zeros")
+x_check = draw.standard_normal((B_check, sizes[0]))
+if loss == "squared_error":
+    y_check = draw.standard_normal((B_check, sizes[-1]))
+elif loss == "sigmoid_cross_entropy":
+    y_check = draw.random((B_check, sizes[-1]))
+else:
+    y_check = draw.random((B_check, sizes[-1])) + 0.1
+    y_check = y_check / y_check.sum(axis=1, keepdims=True)
+trace = net_check.forward(params_check, x_check)
+hand = net_check.backward(params_check, trace, y_check)
+
+
+def tape_objective(p):
+    h = x_check
+    for layer, t in zip(p, net_check.transfers, strict=True):
+        a = h @ layer["W"] + layer["b"]
+        h = getattr(ad, t.name)(a)
+    if loss == "squared_error":
+        per = ((a - y_check) ** 2).sum(axis=1) * 0.5
+    elif loss == "sigmoid_cross_entropy":
+        per = (ad.softplus(a) - y_check * a).sum(axis=1)
+    else:
+        per = ad.logsumexp(a, axis=-1) - (y_check * a).sum(axis=1)
+    return per.mean()
+
+
+value, tape = ad.value_and_grad(tape_objective)(params_check)
+assert relative_error(hand.as_params(), tape) <= 1e-10
+assert abs(float(hand.loss) - float(value)) <= 1e-12 * (1 + abs(float(value)))
+kink_gap = min(
+    (
+        float(np.abs(a).min())
+        for a, t in zip(trace.pre, net_check.transfers, strict=True)
+        if t.name in ("relu", "leaky_relu")
+    ),
+    default=np.inf,
+)
+if kink_gap >= 1e-4:
+    check_vjp(
+        lambda p: np.asarray(net_check.loss(p, x_check, y_check)),
+        lambda p, u: [{"W": u * g["W"], "b": u * g["b"]} for g in hand.as_params()],
+        params_check,
+        rtol=1e-6,
+        seed=seed % 1000,
+    )
+print(f"seed {seed}: {sizes} {acts} {loss}, B = {B_check}: hand = tape, dot-product test passed")

@@ -9,6 +9,12 @@
 # %% [markdown]
 # # 02 · Transfer functions, convex potentials and Bregman divergences
 #
+# **Prerequisites:** lesson 01 ($G = \partial L/\partial A$); convex functions and their tangents.
+#
+# **Time:** about 35 minutes
+#
+# **You will be able to:** read a network loss as a Bregman (matching) loss and tell when $J_M$ has a minimiser.
+#
 # ## What you will learn
 #
 # - every monotone transfer $f$ is the derivative of a convex **potential**
@@ -29,10 +35,10 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tutorial_setup import FAST, Checks, save
 
 from locograd import bregman, locoprop, losses, transfer
 from locograd.testing import relative_error
+from locograd.tutorial import FAST, Checks, save
 
 rng = np.random.default_rng(0)
 checks = Checks()  # every identity below is asserted here; one summary is printed at the end
@@ -383,16 +389,90 @@ checks.report()
 # %% [markdown]
 # ## Exercises
 #
-# 1. Add the softmax row to the first figure: plot $F(a) = \mathrm{logsumexp}(a_1, 0)$
-#    and $F^*$ on the simplex $\{(y, 1-y)\}$. Why is softmax's $F$ convex but
-#    not strictly convex (hint: `t.potential(a + c)` for a constant $c$)?
+# 1. Softmax's potential $F(a) = \mathrm{logsumexp}(a)$ is convex but not
+#    strictly convex: compare `t.potential(a + c)` with `t.potential(a)` for a
+#    constant $c$, and compute $D_F(a + c, a)$. What does this mean for a
+#    softmax layer's matching loss?
 # 2. For relu, find two different pre-activations $p \ne q$ with
 #    $D_F(p, q) = 0$. What does this mean for a relu layer's matching loss?
 # 3. Show numerically that $D_F(p, q) \approx \frac12 f'(q)(p-q)^2$ for
 #    $p \to q$ (the divergence is locally a squared error weighted by $f'$).
-# 4. Repeat section 4 with `"sigmoid"` and targets in $(0, 1)$; then try a
-#    GELU-like non-monotone $f(a) = a\,\sigma(1.7a)$ with $F = \int f$: where
-#    does convexity of the matching loss break?
-# 5. In section 5, replace the bias direction by a random $D$. Is $J_M$
-#    still unbounded below along every direction? Along which directions
-#    is it?
+
+# %% tags=["hide-input"]
+# Solution to exercise 1: F(a + c 1) = F(a) + c, so F is flat (linear) along the all-ones direction.
+smax = transfer.softmax
+a = rng.standard_normal((6, 4)) * 2
+c = 2.5
+shift = smax.potential(a + c) - smax.potential(a) - c
+D_shift = bregman.divergence(smax, a + c, a)
+y_rows = transfer.softmax_rows(rng.standard_normal((6, 4)))  # targets on the simplex
+loss_change = bregman.matching_loss(smax, a + c, y_rows) - bregman.matching_loss(smax, a, y_rows)
+print(
+    f"max |F(a + c) - F(a) - c| = {np.abs(shift).max():.1e}, max D_F(a + c, a) = {np.abs(D_shift).max():.1e}"
+)
+print(f"max change of the matching loss under a + c: {np.abs(loss_change).max():.1e}")
+# float64 sums of terms up to ~10 in size round by ~1e-15: EXACT (1e-12) times that size is rounding only
+assert np.abs(shift).max() <= EXACT * 10 and np.abs(D_shift).max() <= EXACT
+assert np.abs(loss_change).max() <= EXACT * 10
+# p != q with D = 0 is what "not strictly convex" means; a shift that is not constant is seen
+assert float(bregman.divergence(smax, a + rng.standard_normal((6, 4)), a).min()) > 0
+# So a softmax layer's matching loss cannot tell A from A + c 1: moving the layer's bias along
+# (1, ..., 1) leaves J_M unchanged, a flat direction; the minimiser is unique only with the prox.
+
+# %% tags=["hide-input"]
+# Solution to exercise 2: any two negative pre-activations (F = 0 and f = 0 on a <= 0).
+p_neg = -rng.random((5, 3)) - 0.1
+q_neg = -rng.random((5, 3)) - 0.1
+D_neg = bregman.divergence(transfer.relu, p_neg, q_neg)
+print("D_F(p, q) for p, q < 0 (relu):", D_neg)
+# every term of F(p) - F(q) - f(q)(p - q) is exactly 0 for p, q <= 0: exact equality, no tolerance
+assert np.all(p_neg != q_neg) and np.all(D_neg == 0.0)
+# the matching loss against the target y* = 0 is then constant (0) for every a <= 0
+assert np.all(bregman.matching_loss(transfer.relu, p_neg, np.zeros_like(p_neg)) == 0.0)
+# So a relu unit whose target is 0 is satisfied by ANY negative pre-activation: its J_M is flat
+# there, and inner GD gets no signal to move such a unit once it is below zero.
+
+# %% tags=["hide-input"]
+# Solution to exercise 3: D_F(q + h, q) = f'(q) h^2 / 2 + f''(q) h^3 / 6 + O(h^4).
+q_col = rng.uniform(-2, 2, (50, 1))  # one unit per row: divergence returns one value per row
+for t in (transfer.tanh, transfer.sigmoid):
+    errs = []
+    for h in (1e-3, 1e-4):
+        D = bregman.divergence(t, q_col + h, q_col)
+        quad = 0.5 * t.df(q_col[:, 0]) * h**2
+        errs.append(float(np.abs(D / quad - 1).max()))
+    print(f"{t.name}: max |D / (f'(q) h^2 / 2) - 1| = {errs[0]:.1e} at h = 1e-3, {errs[1]:.1e} at h = 1e-4")
+    # the relative deviation is f''(q) h / (3 f'(q)) + O(h^2), and |f''/f'| <= 2 for tanh
+    # (-2 tanh q) and <= 1 for sigmoid (1 - 2 sigma(q)): so below h, and shrinking with h
+    assert errs[0] <= 1e-3 and errs[1] <= 1e-4 and errs[1] < errs[0] / 5
+
+# %%
+# The identity this lesson taught, checked as the test suite checks it (tests/test_bregman.py::test_divergence_agrees_with_the_defining_difference)
+# On random rows (1-8 rows, 1-6 units, entries in [-6, 6]) and every transfer, the library's
+# divergence is the gap to the tangent, F(p) - F(q) - f(q).(p - q), to 1e-13 times the size of
+# the terms (their rounding); and, as tests/test_bregman.py::test_nonnegative_and_zero_on_diagonal
+# checks, it is >= 0 with no rounding allowance and exactly 0 at p = q.
+seed = 0 if FAST else int(np.random.default_rng().integers(2**31))  # fast mode (the test suite): fixed
+draw = np.random.default_rng(seed)
+shape = (int(draw.integers(1, 9)), int(draw.integers(1, 7)))
+p_check, q_check = draw.uniform(-6, 6, shape), draw.uniform(-6, 6, shape)
+for name in transfer.NAMES:
+    t = transfer.get(name)
+    D = bregman.divergence(t, p_check, q_check)
+    defining = t.potential(p_check) - t.potential(q_check) - (t.f(q_check) * (p_check - q_check)).sum(-1)
+    scale = (
+        float(
+            np.max(
+                np.abs(t.potential(p_check))
+                + np.abs(t.potential(q_check))
+                + np.abs((t.f(q_check) * (p_check - q_check)).sum(-1))
+            )
+        )
+        + 1.0
+    )
+    assert np.abs(D - defining).max() <= 1e-13 * scale
+    assert D.shape == (shape[0],) and D.min() >= 0
+    assert np.all(bregman.divergence(t, p_check, p_check) == 0.0)
+print(
+    f"seed {seed}: rows {shape}, {len(transfer.NAMES)} transfers: D_F = the tangent gap, >= 0, 0 on the diagonal"
+)

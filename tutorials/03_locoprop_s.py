@@ -9,6 +9,12 @@
 # %% [markdown]
 # # 03 · LocoProp-S: local squared losses on the pre-activations
 #
+# **Prerequisites:** lessons 01 and 02; least squares and the eigenvalues of a symmetric matrix.
+#
+# **Time:** about 40 minutes
+#
+# **You will be able to:** show that LocoProp-S starts as BackProp and solve its local problem as a preconditioned step.
+#
 # ## What you will learn
 #
 # - the LocoProp-S targets $A^*_m = A_m - \gamma G_m$, built for every layer
@@ -37,13 +43,13 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tutorial_setup import FAST, Checks, save
 
 import locograd as lg
 from locograd import locoprop
 from locograd.locoprop import GD, S
 from locograd.nn import augment, stack  # X~ = [X, 1] (B, d_in+1) and W~ = [W; b] (d_in+1, d_out)
 from locograd.testing import relative_error
+from locograd.tutorial import FAST, Checks, save
 
 rng = np.random.default_rng(0)
 checks = Checks()  # every identity below is asserted here; one summary is printed at the end
@@ -316,8 +322,108 @@ checks.report()
 #    When does it converge?
 # 3. Check that the whole LocoProp-S step is linear in $\gamma$: compare
 #    `solve_exact_s` at $\gamma$ and $2\gamma$.
-# 4. Increase the batch to $B = 64$. How do $\lambda_{max}(C)$, the bound on
-#    $\rho$ and the crossing points in the $\eta$ figure move?
-# 5. Replace the identity output factor by the K-FAC one,
-#    $G^\top G$ with $G = \partial L/\partial A$ (damped), and compare the
-#    resulting step to LocoProp-S on this layer.
+
+# %% tags=["hide-input"]
+# Solution to exercise 1: without prox, each GD step maps the step D to (I - rho C) D - rho gamma dL/dW~.
+free = locoprop.LocalProblem.build(prob.inputs, prob.target, None, "S", prob.anchor, eta=None)
+rho_n = 0.5 / lam.max()  # ||I - rho C|| <= 1: the series neither grows nor oscillates
+P = np.eye(C.shape[0]) - rho_n * C
+for K_n in (1, 5, 20):
+    W_K, _ = locoprop.solve_gd(free, GD(steps=K_n, lr=rho_n))
+    series = sum(np.linalg.matrix_power(P, k) for k in range(K_n))
+    err = relative_error(stack(W_K) - stack(free.anchor), -rho_n * gamma * series @ dL_dWt)
+    print(f"K = {K_n:2d}: GD vs truncated Neumann series, relative error {err:.1e}")
+    # both sides sum the same K products in float64, rounding only (~1e-15); the step is not
+    # small next to W~_t here, so forming W~_K - W~_t costs no digits: EXACT (1e-12) holds
+    assert err <= EXACT
+
+# %% tags=["hide-input"]
+# Solution to exercise 2: grad J_S = X~^T (X~ W~ - A*) + (W~ - W~_t) / eta, so
+# W~ - eta grad J_S = W~_t - eta X~^T (X~ W~ - A*): the W~ terms cancel.
+Wt = stack(prob.anchor)
+W_fp = Wt.copy()
+for _ in range(6):
+    W_fp = Wt - eta * Xt.T @ (Xt @ W_fp - prob.target)
+W_gd, _ = locoprop.solve_gd(prob, GD(steps=6, lr=eta))
+err = relative_error(stack(W_gd) - Wt, W_fp - Wt)
+print(f"6 GD steps with rho = eta vs the fixed-point iteration: relative error {err:.1e}")
+assert err <= EXACT  # the same float64 operations grouped differently: rounding only
+# Its linear part is -eta C, so it converges exactly when eta lambda_max(C) < 1 (equivalently
+# rho = eta < 2 / (lambda_max + 1/eta), the bound of section 4), with rate eta lambda_max.
+print(f"here eta lambda_max(C) = {eta * lam.max():.2f}: the identity holds, but iterated on it would diverge")
+for factor in (0.5, 1.5):
+    e = factor / lam.max()
+    p_e = locoprop.LocalProblem.build(prob.inputs, prob.target, None, "S", prob.anchor, eta=e)
+    W_far, _ = locoprop.solve_gd(p_e, GD(steps=60, lr=e))
+    start = np.linalg.norm(Wt - stack(locoprop.solve_exact_s(p_e)))
+    dist = np.linalg.norm(stack(W_far) - stack(locoprop.solve_exact_s(p_e))) / start
+    print(f"eta lambda_max = {factor}: relative distance to the closed form after 60 steps {dist:.1e}")
+    if factor < 1:
+        # contraction by <= 0.5 per step: 0.5^60 ~ 1e-18, so only rounding (~1e-15) is left
+        assert dist <= EXACT
+    else:
+        # the top eigendirection grows by 1.5 per step: 1.5^60 ~ 4e10
+        assert dist > 1e6
+
+# %% tags=["hide-input"]
+# Solution to exercise 3: A* - A = -gamma G, so the right-hand side of (C + I/eta) D = -gamma dL/dW~
+# and the GD iterates' displacements are proportional to gamma.
+steps = {}
+for g in (gamma, 2 * gamma):
+    p_g = locoprop.local_problems(net, params, x, y, variant=S(gamma=g, eta=eta))[0][m]
+    exact_g = stack(locoprop.solve_exact_s(p_g)) - stack(p_g.anchor)
+    gd_g = stack(locoprop.solve_gd(p_g, GD(steps=5, lr=0.5 * rho_max))[0]) - stack(p_g.anchor)
+    steps[g] = (exact_g, gd_g)
+err_exact = relative_error(steps[2 * gamma][0], 2 * steps[gamma][0])
+err_gd = relative_error(steps[2 * gamma][1], 2 * steps[gamma][1])
+print(f"step at 2 gamma vs 2 x step at gamma: closed form {err_exact:.1e}, 5 GD steps {err_gd:.1e}")
+# the same solves with a right-hand side scaled by 2 (exact in binary): rounding only, ~1e-15
+assert err_exact <= EXACT and err_gd <= EXACT
+
+# %%
+# The identity this lesson taught, checked as the test suite checks it (tests/test_locoprop.py::test_local_gradient_at_anchor_is_gamma_times_backprop_gradient)
+# A random layer as the tests draw one (B 1-64, d_in and d_out 1-32, uniform X and W, G ~ N(0, 1)/B,
+# gamma in [0.1, 10], eta None or in [0.01, 10]): grad J_S(W~_t) = gamma dL/dW~ to 1e-9 relative, or
+# absolutely to the rounding of the target A - gamma G, 4 (B + 2) eps max |X~|^T (|A| + |gamma G|).
+# Then, as tests/test_locoprop.py::test_s_closed_form_equals_dense_kronecker_form checks (B 1-6,
+# widths 1-4), the closed form is the preconditioned step
+# vec(W~*) = vec(W~_t) - gamma (I kron (C + I/eta))^-1 vec(dL/dW~) to 1e-8 relative.
+seed = 0 if FAST else int(np.random.default_rng().integers(2**31))  # fast mode (the test suite): fixed
+draw = np.random.default_rng(seed)
+
+
+def random_layer(max_batch, max_width, eta_may_be_none):
+    """X (B, d_in), anchor {W, b}, G = dL/dA (B, d_out), gamma, eta: one layer's ingredients."""
+    B_, d_in, d_out = (int(draw.integers(1, top + 1)) for top in (max_batch, max_width, max_width))
+    W_ = draw.uniform(-1, 1, (d_in, d_out)) / np.sqrt(d_in)
+    b_ = draw.uniform(-0.5, 0.5, d_out) if draw.random() < 0.5 else np.zeros(d_out)
+    X_ = draw.uniform(-1, 1, (B_, d_in))
+    G_ = draw.standard_normal((B_, d_out)) / B_
+    eta_ = None if eta_may_be_none and draw.random() < 0.5 else float(draw.uniform(0.01, 10))
+    return X_, {"W": W_, "b": b_}, G_, float(draw.uniform(0.1, 10)), eta_
+
+
+X_c, anchor_c, G_c, gamma_c, eta_c = random_layer(64, 32, True)
+A_c = X_c @ anchor_c["W"] + anchor_c["b"]
+problem = locoprop.LocalProblem.build(X_c, A_c - gamma_c * G_c, None, "S", anchor_c, eta=eta_c)
+local = locoprop.gradient(problem, problem.anchor)
+expected = {"W": gamma_c * X_c.T @ G_c, "b": gamma_c * G_c.sum(axis=0)}
+eps64 = float(np.finfo(np.float64).eps)
+rounding = (
+    4
+    * (X_c.shape[0] + 2)
+    * eps64
+    * float((np.abs(augment(X_c)).T @ (np.abs(A_c) + np.abs(gamma_c * G_c))).max())
+)
+assert relative_error(local, expected, floor=max(rounding, 1e-300) / 1e-9) <= 1e-9
+
+X_c, anchor_c, G_c, gamma_c, eta_c = random_layer(6, 4, False)
+A_c = X_c @ anchor_c["W"] + anchor_c["b"]
+problem = locoprop.LocalProblem.build(X_c, A_c - gamma_c * G_c, None, "S", anchor_c, eta=eta_c)
+Xt_c = augment(X_c)
+C_c, g_c = Xt_c.T @ Xt_c, stack({"W": X_c.T @ G_c, "b": G_c.sum(axis=0)})
+n_c, d_c = C_c.shape[0], g_c.shape[1]
+vec = np.linalg.solve(np.kron(np.eye(d_c), C_c + np.eye(n_c) / eta_c), g_c.reshape(-1, order="F"))
+preconditioned = stack(anchor_c) - gamma_c * vec.reshape((n_c, d_c), order="F")
+assert relative_error(stack(locoprop.solve_exact_s(problem)), preconditioned) <= 1e-8
+print(f"seed {seed}: first local step = gamma dL/dW~, closed form = the preconditioned step")

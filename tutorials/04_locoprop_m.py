@@ -9,6 +9,12 @@
 # %% [markdown]
 # # 04 · LocoProp-M: matching losses on the post-activations
 #
+# **Prerequisites:** lessons 02 (matching losses) and 03 (targets, the first step, inner GD).
+#
+# **Time:** about 45 minutes
+#
+# **You will be able to:** build LocoProp-M targets, solve its local problems, and handle out-of-range targets.
+#
 # ## What you will learn
 #
 # - the LocoProp-M targets $Y^*_m = f_m(A_m) - \gamma G_m$, a
@@ -39,13 +45,13 @@ import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
-from tutorial_setup import FAST, Checks, save
 
 import locograd as lg
 from locograd import bregman, locoprop
-from locograd.locoprop import GD, M
+from locograd.locoprop import GD, M, S
 from locograd.nn import augment, stack, unstack  # X~ = [X, 1] (B, d_in+1) and W~ = [W; b] (d_in+1, d_out)
 from locograd.testing import relative_error
+from locograd.tutorial import FAST, Checks, save
 
 
 def norm(p):
@@ -458,10 +464,124 @@ checks.report()
 # 2. Replace plain GD by `solver=GD(steps=1, inner=lg.optim.adam(1e-2))` in
 #    `locoprop.step` and verify that the first step equals Adam's first step on
 #    $\gamma\,\partial L/\partial W$.
-# 3. Solve the M problem of the softmax transfer (a layer with
-#    `"softmax"`), where the Hessian couples the output units; compare the
-#    CG iteration count with the elementwise case.
-# 4. Plot $\|\tilde W^*(\gamma) - \tilde W_t\|$ against $\gamma$ for the exact M
-#    solve and for S: which one is linear?
-# 5. Find the smallest $\gamma$ for which the output layer's targets leave
-#    $(0,1)$, and relate it to the largest $|G|$ of a saturated unit.
+# 3. Find the smallest $\gamma$ for which the output layer's targets leave
+#    $(0,1)$. Why is it at least $B$ (write $G = (f(A) - Y)/B$)?
+
+# %% tags=["hide-input"]
+# Solution to exercise 1: with f = identity, F(a) = a^2/2 and J_M - J_S = sum_n |y*_n|^2 / 2, a
+# constant: the two local problems have the same minimiser.
+net_id = lg.MLP([5, 7, 6, 4], ["identity"] * 3, "squared_error")
+params_id = net_id.init(seed=0, bias="glorot")
+y_id = rng.standard_normal((B, 4))
+probs_m, _ = locoprop.local_problems(net_id, params_id, x, y_id, variant=M(gamma=gamma, eta=eta))
+probs_s, _ = locoprop.local_problems(net_id, params_id, x, y_id, variant=S(gamma=gamma, eta=eta))
+for m, (p_m, p_s) in enumerate(zip(probs_m, probs_s, strict=True)):
+    W_m, info_m = locoprop.solve_exact_m(p_m, tol=1e-12)
+    err = relative_error(W_m, locoprop.solve_exact_s(p_s))
+    print(f"layer {m}: exact M (Newton-CG, {info_m.newton_iterations} iteration(s)) vs exact S: {err:.1e}")
+    # Newton-CG stops at |grad J| <= 1e-12 |grad J(W_t)| (tol); strong convexity (1/eta = 1) then
+    # puts W within 1e-12 eta |grad J(W_t)| of the minimiser: 1e-8 (the test suite's tolerance for
+    # this identity) is far above that and above the Cholesky solve's rounding
+    assert err <= 1e-8
+
+# %% tags=["hide-input"]
+# Solution to exercise 2: the first local gradient is gamma dL/dW~ (section 2), so Adam's first
+# inner step, from a fresh state, is Adam's step on gamma dL/dW.
+adam = lg.optim.adam(1e-2)
+first, _ = locoprop.step(net, params, x, y, variant=M(gamma=gamma), solver=GD(steps=1, inner=adam))
+scaled = [{k: gamma * g[k] for k in g} for g in grads.as_params()]
+updates, _ = adam.update(scaled, adam.init(params), params)
+by_adam = lg.optim.apply_updates(params, updates)
+err = relative_error(first, by_adam)
+print(f"LocoProp-M with K = 1 Adam step vs Adam on gamma dL/dW: relative error {err:.1e}")
+# the two gradients differ by rounding (~1e-16 relative, section 2), and Adam's first step
+# g / (|g| + eps) is insensitive to it where |g| >> eps = 1e-8 (every entry here): EXACT holds
+assert err <= EXACT
+assert min(float(np.abs(g[k]).min()) for g in scaled for k in g) > 1e3 * 1e-8
+
+# %% tags=["hide-input"]
+# Solution to exercise 3: f - gamma G < 0 needs gamma > f / G (G > 0), f - gamma G > 1 needs
+# gamma > (1 - f) / (-G) (G < 0); the smallest such gamma over the units is the threshold.
+f_out, G_out = net.transfers[-1].f(trace.pre[-1]), grads.pre[-1]
+with np.errstate(divide="ignore"):
+    room = np.where(G_out > 0, f_out / G_out, np.where(G_out < 0, (1 - f_out) / -G_out, np.inf))
+gamma_star = float(room.min())
+n, j = np.unravel_index(np.argmin(room), room.shape)
+print(
+    f"smallest gamma: {gamma_star:.4f} (B = {B}), at unit ({n}, {j}): f = {f_out[n, j]:.4f}, "
+    f"y = {y[n, j]:.4f}, G = {G_out[n, j]:+.4f}"
+)
+
+
+def out_of_range(g):
+    problem = locoprop.local_problems(net, params, x, y, variant=M(gamma=g))[0][-1]
+    return int(locoprop.count_out_of_range(problem))
+
+
+# a relative margin of 1e-6 around the threshold is far above the rounding of f - gamma G (~1e-16)
+assert out_of_range(gamma_star * (1 - 1e-6)) == 0 and out_of_range(gamma_star * (1 + 1e-6)) >= 1
+# At the output G = (f - y)/B, so Y* = (1 - gamma/B) f + (gamma/B) y: a convex combination of two
+# points of [0, 1] while gamma <= B, hence the threshold is at least B. It is B (1 - f)/(y - f)
+# for y > f (B f/(f - y) for y < f), closest to B for a target y near 1 (or 0). In a hidden
+# layer |G| has no such bound, and a saturated unit (f near 0 or 1) can leave at a small gamma.
+assert gamma_star >= B * (1 - 1e-12)
+f_nj, y_nj = f_out[n, j], y[n, j]
+closed = B * (1 - f_nj) / (y_nj - f_nj) if y_nj > f_nj else B * f_nj / (f_nj - y_nj)
+# the same quotient with G formed as (f - y)/B: they differ by the rounding of f - y, ~1e-16 / |f - y|
+assert abs(gamma_star - closed) <= 1e-12 * gamma_star
+
+# %%
+# The identity this lesson taught, checked as the test suite checks it (tests/test_locoprop.py::test_first_step_equals_backprop_plain_gd)
+# A random network (depth 1-4, widths 1-8, every transfer and loss, batch 6), gamma in [0.1, 10]
+# and rho in [1e-3, 1]: one inner GD step of LocoProp-M moves every layer by -rho gamma dL/dW~,
+# to 1e-8 relative, or absolutely by what rounding allows: rho times the target's rounding
+# 4 (B + 2) eps max |X~|^T (|f(A)| + |gamma G|), plus 2 eps (|W~| + rho gamma |dL/dW~|) for
+# forming W~ - rho g and its difference with W~.
+seed = 0 if FAST else int(np.random.default_rng().integers(2**31))  # fast mode (the test suite): fixed
+draw = np.random.default_rng(seed)
+outputs = {
+    "squared_error": "identity",
+    "sigmoid_cross_entropy": "sigmoid",
+    "softmax_cross_entropy": "softmax",
+}
+loss = str(draw.choice(list(outputs)))
+depth = int(draw.integers(1, 5))
+sizes = [int(s) for s in draw.integers(1, 9, depth + 1)]
+if loss == "softmax_cross_entropy":
+    sizes[-1] = max(sizes[-1], 2)
+acts = [str(a) for a in draw.choice(lg.transfer.NAMES, depth - 1)] + [outputs[loss]]
+net_c = lg.MLP(sizes, acts, loss)
+params_c = net_c.init(seed=seed % 97, bias="glorot")
+x_c = draw.standard_normal((6, sizes[0]))
+if loss == "squared_error":
+    y_c = draw.standard_normal((6, sizes[-1]))
+else:
+    y_c = draw.random((6, sizes[-1])) + (0.1 if loss == "softmax_cross_entropy" else 0.0)
+    if loss == "softmax_cross_entropy":
+        y_c = y_c / y_c.sum(axis=1, keepdims=True)
+gamma_c, rho_c = float(draw.uniform(0.1, 10)), float(draw.uniform(1e-3, 1))
+new_c, _ = locoprop.step(net_c, params_c, x_c, y_c, variant=M(gamma=gamma_c), solver=GD(steps=1, lr=rho_c))
+trace_c = net_c.forward(params_c, x_c)
+grads_c = net_c.backward(params_c, trace_c, y_c)
+bp = grads_c.as_params()
+updates_c = [{k: n_[k] - p_[k] for k in p_} for n_, p_ in zip(new_c, params_c, strict=True)]
+want_c = [{k: -rho_c * gamma_c * g[k] for k in g} for g in bp]
+eps64 = float(np.finfo(np.float64).eps)
+
+
+def target_rounding(X_m, base, gamma_G):
+    return (
+        4
+        * (X_m.shape[0] + 2)
+        * eps64
+        * float((np.abs(augment(X_m)).T @ (np.abs(base) + np.abs(gamma_G))).max())
+    )
+
+
+floor = max(
+    rho_c * target_rounding(trace_c.inputs[m], trace_c.post[m], gamma_c * grads_c.pre[m])
+    + 2 * eps64 * (np.abs(stack(params_c[m])).max() + rho_c * gamma_c * np.abs(stack(bp[m])).max())
+    for m in range(net_c.num_layers)
+)
+assert relative_error(updates_c, want_c, floor=max(floor, 1e-300) / 1e-8) <= 1e-8
+print(f"seed {seed}: {sizes} {acts} {loss}: the first LocoProp-M step is the BackProp step")

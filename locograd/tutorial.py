@@ -1,14 +1,22 @@
-"""What every lesson shares: fast mode, the figure folder and ``save``.
+"""What every tutorial shares: fast mode, where figures go, ``save`` and ``Checks``.
 
-The lessons import it as ``from tutorial_setup import FAST, OUT, save`` (a script
-finds it next to itself; a notebook opened in this folder runs here).
+A tutorial imports it as ``from locograd.tutorial import FAST, Checks, save``: part of the
+package, so a tutorial runs on its own wherever it is copied (a course site, Colab), as a script
+or as a notebook, with no sibling module and no ``sys.path`` trick.
 
 * ``FAST``: ``LOCOGRAD_TUTORIAL_FAST`` is set (not ``0``): smaller sizes, same code paths.
-* ``OUT``: ``LOCOGRAD_TUTORIAL_OUT``, else ``tutorials/figures/``; created if missing.
+* ``OUT``: ``LOCOGRAD_TUTORIAL_OUT``, else ``figures/`` next to the script that runs (in a
+  notebook, in the working folder); made when the first figure is saved.
 * ``IN_NOTEBOOK``: running under Jupyter (figures are shown, not only saved); outside
   it the Agg backend is selected, so no display is needed.
 * ``Checks``: a lesson's identity checks; each one is asserted where it is made, and
   ``checks.report()`` prints them all in ONE summary at the end of the lesson.
+
+>>> checks = Checks()
+>>> checks("first step", 1e-15, 1e-12)
+1e-15
+>>> checks.report()
+1 checks passed: first step. Largest error: 1.0e-15 (first step) within the tolerance 1e-12.
 """
 
 from __future__ import annotations
@@ -26,12 +34,21 @@ if not IN_NOTEBOOK:
 import matplotlib.pyplot as plt  # noqa: E402 (after the backend is chosen)
 
 FAST = os.environ.get("LOCOGRAD_TUTORIAL_FAST", "") not in ("", "0")
-OUT = Path(os.environ.get("LOCOGRAD_TUTORIAL_OUT", Path(__file__).resolve().parent / "figures"))
-OUT.mkdir(parents=True, exist_ok=True)
+
+
+def _default_out() -> Path:
+    script = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if not IN_NOTEBOOK and script is not None and script.suffix == ".py" and script.is_file():
+        return script.resolve().parent / "figures"
+    return Path.cwd() / "figures"
+
+
+OUT = Path(os.environ.get("LOCOGRAD_TUTORIAL_OUT") or _default_out())
 
 
 def save(fig: matplotlib.figure.Figure, name: str) -> None:
     """Save a figure into ``OUT`` (and show it when running as a notebook)."""
+    OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / name
     fig.savefig(path, dpi=110)
     print(f"saved {path}")
@@ -76,3 +93,6 @@ class Checks:
         )
         text = f"{len(self.items)} checks passed: {names}. Largest error: {largest}."
         print(textwrap.fill(text, width=110, subsequent_indent="  ", break_on_hyphens=False))
+
+
+__all__ = ["FAST", "IN_NOTEBOOK", "OUT", "Checks", "save"]
