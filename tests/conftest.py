@@ -26,7 +26,7 @@ from threadpoolctl import threadpool_limits
 
 from locograd import backend
 
-from . import docsite
+from . import background, docsite
 
 threadpool_limits(limits=1, user_api="blas")
 
@@ -66,6 +66,32 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Start the background jobs (:mod:`tests.background`) that the selected tests need: those named by
+    their ``background`` markers, and the site's build for a test using the ``site`` fixture."""
+    names = {m.args[0] for item in session.items for m in item.iter_markers("background")}
+    if any("site" in getattr(item, "fixturenames", ()) for item in session.items):
+        names.add("site")
+    if "site" in names and docsite.missing_tools():
+        names.discard("site")  # the site fixture skips (or fails under --require-browser), saying why
+    for name in sorted(names):
+        background.start(name)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    background.stop_all()
+
+
+_REPORTED = pytest.StashKey[list[str]]()
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Lines the fixtures asked to show (the site's build time and page count), after the results, as
+    CI logs them: during a test its output is captured."""
+    for line in config.stash.get(_REPORTED, []):
+        terminalreporter.write_line(line)
 
 
 @pytest.fixture(autouse=True)
@@ -143,9 +169,10 @@ def dtype(request: pytest.FixtureRequest) -> Any:
 
 @pytest.fixture(scope="session")
 def site(request: pytest.FixtureRequest) -> Any:
-    """The documentation site, built once per session (:func:`tests.docsite.build`): the browser
-    tests open its pages and the tutorial tests read its executed notebooks.  Skips, naming what is
-    missing, without the ``docs`` extra (a failure under ``--require-browser``)."""
+    """The documentation site, built once per session in the background (:func:`tests.docsite.build`,
+    started when collection ended): the browser tests open its pages and the tutorial tests read its
+    executed notebooks.  Skips, naming what is missing, without the ``docs`` extra (a failure under
+    ``--require-browser``)."""
     missing = docsite.missing_tools()
     if missing:
         reason = f"building the site needs {', '.join(missing)} (pip install -e '.[docs]')"
@@ -154,8 +181,7 @@ def site(request: pytest.FixtureRequest) -> Any:
         pytest.skip(reason)
     done, seconds = docsite.build()
     assert done.returncode == 0, f"the site did not build:\n{done.stderr[-8000:]}"
-    line = f"site built in {seconds:.1f} s: {len(list(docsite.HTML.rglob('*.html')))} pages"
-    reporter = request.config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None:  # in the run's output, as CI logs it, not only under -s
-        reporter.write_line(line)
+    pages = len(list(docsite.HTML.rglob("*.html")))
+    line = f"site built in {seconds:.1f} s (alongside the other tests): {pages} pages"
+    request.config.stash.setdefault(_REPORTED, []).append(line)
     return docsite.HTML

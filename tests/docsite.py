@@ -2,8 +2,9 @@
 
 ``build()`` runs ``python -m sphinx -W --keep-going -E -b html docs docs/_build/html`` with
 myst-nb's execution forced (no cached notebook: every tutorial runs against the library as it is
-now) in the tutorials' fast mode.  The executed notebooks land in ``docs/_build/jupyter_execute``,
-where the tutorial tests read them instead of running the scripts a second time.
+now) in the tutorials' fast mode, as a background job (:mod:`tests.background`) that starts when
+collection ends.  The executed notebooks land in ``docs/_build/jupyter_execute``, where the tutorial
+tests read them instead of running the scripts a second time.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import importlib.util
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from . import background
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "docs" / "_build" / "html"
@@ -28,31 +30,17 @@ def missing_tools() -> list[str]:
     return [module for module in TOOLS if importlib.util.find_spec(module) is None]
 
 
-def build() -> tuple[subprocess.CompletedProcess[str], float]:
-    """Build the site in fast mode, every tutorial executed; the finished process and its seconds."""
+def job() -> background.Job:
+    """The build as a background job (:mod:`tests.background`): fast mode, every tutorial executed."""
     env = dict(os.environ, LOCOGRAD_TUTORIAL_FAST="1")
     env.pop("LOCOGRAD_TUTORIAL_OUT", None)  # docs/conf.py points it into docs/_build
-    start = time.perf_counter()
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "sphinx",
-            "-W",
-            "--keep-going",
-            "-E",
-            "-q",
-            "-D",
-            "nb_execution_mode=force",
-            "-b",
-            "html",
-            "docs",
-            str(HTML),
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return done, time.perf_counter() - start
+    args = [sys.executable, "-m", "sphinx", "-W", "--keep-going", "-E", "-q", "-D", "nb_execution_mode=force"]
+    return background.Job([*args, "-b", "html", "docs", str(HTML)], cwd=ROOT, env=env)
+
+
+background.JOBS["site"] = job
+
+
+def build() -> tuple[subprocess.CompletedProcess[str], float]:
+    """The finished build (started in the background when collection ended, or now) and its seconds."""
+    return background.result("site")

@@ -4,10 +4,13 @@ the Markdown), so the README cannot drift from the library."""
 from __future__ import annotations
 
 import pathlib
+import sys
 
 import pytest
 from sybil import Sybil
 from sybil.parsers.markdown import PythonCodeBlockParser, SkipParser
+
+from . import background
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -93,35 +96,34 @@ def test_a_command_the_cli_refuses_is_caught() -> None:
         _check_arguments(args)
 
 
-def test_the_quick_starts_main_job_runs(tmp_path: pathlib.Path) -> None:
-    """The blocks marked ``run``: the main job, ``locograd compare`` (under 3 minutes on 2 cores)."""
-    import subprocess
-    import sys
-
+def _quick_start_commands() -> list[list[str]]:
+    """The ``locograd`` commands of the README's blocks marked ``run``."""
     runs = [
         body
         for before, body in _shell_blocks((ROOT / "README.md").read_text(encoding="utf-8"))
         if before.startswith("<!-- readme-test: run")
     ]
-    commands = [args for body in runs for args in _locograd_commands(body)]
-    assert commands == [["compare"]]
-    import os
+    return [args for body in runs for args in _locograd_commands(body)]
 
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-    }
-    for args in commands:
-        done = subprocess.run(
-            [sys.executable, "-m", "locograd", *args, "--no-progress"],
-            cwd=tmp_path,
-            env=env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        assert (tmp_path / "runs" / "compare" / "summary.json").is_file()
+
+def _main_job() -> background.Job:
+    """The quick start's main job, ``locograd compare`` with no arguments, in a fresh folder."""
+    args = [sys.executable, "-m", "locograd", *_quick_start_commands()[0], "--no-progress"]
+    return background.Job(args, env=background.python_env(ROOT))
+
+
+background.JOBS["main-job"] = _main_job
+
+
+@pytest.mark.background("main-job")
+def test_the_quick_starts_main_job_runs() -> None:
+    """The blocks marked ``run``: the main job, ``locograd compare`` (under 3 minutes on 2 cores), run
+    in the background from the end of collection on (:mod:`tests.background`)."""
+    assert _quick_start_commands() == [["compare"]]
+    job = background.finished("main-job")
+    done, _ = job.result()
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert job.folder is not None and (job.folder / "runs" / "compare" / "summary.json").is_file()
     reading = done.stdout.splitlines()[-2]  # what the README says the main job shows, as it printed it
     logistic, tanh = reading.split("; tanh: ")
     assert "adam ahead by" in logistic and "locoprop-m sits on the plateau" in logistic, reading

@@ -39,6 +39,7 @@ def test_tutorials_exist() -> None:
     assert [n[:2] for n in NAMES] == ["00", "01", "02", "03", "04", "05", "06", "07", "08", "09"], NAMES
 
 
+@pytest.mark.background("site")
 @pytest.mark.parametrize("name", NAMES)
 def test_tutorial_runs(name: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
     if not docsite.missing_tools():
