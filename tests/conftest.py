@@ -71,6 +71,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_collection_finish(session: pytest.Session) -> None:
     """Start the background jobs (:mod:`tests.background`) that the selected tests need: those named by
     their ``background`` markers, and the site's build for a test using the ``site`` fixture."""
+    if session.config.option.collectonly:
+        return
     names = {m.args[0] for item in session.items for m in item.iter_markers("background")}
     if any("site" in getattr(item, "fixturenames", ()) for item in session.items):
         names.add("site")
