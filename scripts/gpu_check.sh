@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The device check: everything GPU-related (info, demo, training, benchmark, tests) in about 5 minutes, on a machine with a GPU and no network.
+# The device check: everything GPU-related (info, demo, training, the CNN study's budget, benchmark, gpu tests) in
+# about 8 minutes, on a machine with a GPU and no network. Carry data/fashion-mnist-cnn.npz (scripts/export_cnn_data.py).
 # Run from the repository root: bash scripts/gpu_check.sh   (uses PYTHONPATH=., installs nothing)
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +21,14 @@ python3 -m locograd train --device gpu --model cnn --dataset "$images" --optimiz
   --out "$(mktemp -d)/cnn" --no-progress --threads 0 || status=1
 echo "== benchmark on the GPU: CuPy vs PyTorch CUDA (JSON in \$OUT when set)"
 python3 -m locograd bench --device gpu --rounds 1 --repeats 20 --out "${OUT:-$(mktemp -d)}/gpu-bench.json" || status=1
-echo "== test suite with --require-gpu (gpu tests fail instead of skipping)"
-timeout 330 python3 -m pytest -q --require-gpu -p no:cacheprovider -x || status=1
+echo "== the CNN study's final budget on the GPU: LocoProp-M, Adam, K-FAC (scripts/gpu_cnn.sh, at most 100 s each)"
+if [ -f data/fashion-mnist-cnn.npz ]; then
+  LOCOGRAD_RUN_LIMIT_S=100 bash scripts/gpu_cnn.sh || status=1
+else
+  echo "not run: data/fashion-mnist-cnn.npz is missing (python3 scripts/export_cnn_data.py writes it; carry it to the device)"
+  status=1
+fi
+echo "== the gpu tests with --require-gpu (they fail instead of skipping; the CPU suite is CI's)"
+timeout 240 python3 -m pytest -q --require-gpu -m gpu -p no:cacheprovider -x || status=1
 echo "== gpu_check: status $status"
 exit $status
