@@ -36,7 +36,11 @@ from pathlib import Path
 print("| run | epochs | train loss | validation accuracy | test accuracy | training s | s/epoch |")
 print("|---|---:|---:|---:|---:|---:|---:|")
 for folder in sorted(Path(sys.argv[1]).iterdir()):
-    rows = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    metrics = folder / "metrics.jsonl"
+    rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()] if metrics.is_file() else []
+    if len(rows) < 2:  # only the untrained epoch 0, or nothing: it stopped (time cap, error) before epoch 1
+        print(f"| {folder.name} | no epoch finished | | | | | |")
+        continue
     last = rows[-1]
     seconds = last.get("seconds", float("nan"))
     epochs = last.get("epoch", 0)
