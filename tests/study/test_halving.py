@@ -271,11 +271,30 @@ def test_a_survivor_whose_checkpoint_was_lost_restarts_and_gives_the_same_number
 # --- the committed studies --------------------------------------------------------------------------
 
 
-def test_the_committed_studies_plan_the_trials_they_planned_before_successive_halving() -> None:
+RECORDS_AT_THE_FIXTURE = {
+    "docs/results/curves": 157,
+    "docs/results/fashion-mnist": 83,
+    "docs/results/ablations": 108,
+}
+"""How many trial records each study folder held when the fixture was made (f978646): a study that ran
+on since then (the re-runs at numerics version 2) plans further, so the replay reads those records only."""
+
+
+def _as_at_the_fixture(folder: str, where: Path) -> str:
+    """A study folder in ``where`` holding ``folder``'s first records (``trials.jsonl`` only grows, a line
+    per finished trial) and linking its trial folders, as the folder was when the fixture was made."""
+    lines = (REPO / folder / "trials.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
+    where.mkdir()
+    (where / "trials.jsonl").write_text("".join(lines[: RECORDS_AT_THE_FIXTURE[folder]]), encoding="utf-8")
+    (where / "trials").symlink_to(REPO / folder / "trials", target_is_directory=True)
+    return str(where)
+
+
+def test_the_committed_studies_plan_the_trials_they_planned_before_successive_halving(tmp_path: Path) -> None:
     """The fixture holds the keys the grid protocol planned before successive halving existed (made by
     that code from these specs and the committed records); the specs now name ``protocol = "grid"``.
-    (The CNN study, never run under the grid protocol, moved to successive halving before its first
-    trial.)"""
+    Replayed on the records as they were then (:data:`RECORDS_AT_THE_FIXTURE`). (The CNN study, never
+    run under the grid protocol, moved to successive halving before its first trial.)"""
     before = json.loads((Path(__file__).parent / "planned_keys_before_halving.json").read_text())
     folders = {
         "studies/curves.toml": "docs/results/curves",
@@ -286,7 +305,11 @@ def test_the_committed_studies_plan_the_trials_they_planned_before_successive_ha
     for path, folder in folders.items():
         spec = load(str(REPO / path))
         assert spec.protocol == "grid"
-        where = str(REPO / folder) if folder else str(REPO / "no-such-study-folder")
+        where = (
+            _as_at_the_fixture(folder, tmp_path / folder.replace("/", "-"))
+            if folder
+            else str(tmp_path / "none")
+        )
         assert sorted(planned_keys(spec, where)) == before[path], path
     # negative control: the same spec under successive halving plans other trials
     source = {k: v for k, v in load(str(REPO / "studies/curves.toml")).source.items() if k != "tuning"}
