@@ -497,6 +497,17 @@ def _budget_text(b: dict[str, Any]) -> str:
     return f"Grid protocol. Tuning: {t['epochs']} epochs on {where}, {t['seeds']} seed(s) per point; final: {final}."
 
 
+def _numerics_text(summary: dict[str, Any]) -> str:
+    """The numerics versions every reported trial ran at: the default and each family's own.
+
+    >>> _numerics_text({"numerics_version": 1, "numerics_versions": {"locoprop": 2}})
+    'numerics version 1 (the locoprop family: 2)'
+    """
+    families = summary.get("numerics_versions") or {}
+    own = ", ".join(f"the {family} family: {version}" for family, version in sorted(families.items()))
+    return f"numerics version {summary['numerics_version']}" + (f" ({own})" if own else "")
+
+
 def render(summary: dict[str, Any]) -> str:
     """``report.md`` from a summary."""
     m, ex = summary["machine"], summary["execution"]
@@ -504,7 +515,7 @@ def render(summary: dict[str, Any]) -> str:
     lines = [
         f"# Study `{summary['study']}`",
         "",
-        f"locograd {summary['locograd']}, numerics version {summary['numerics_version']}. " + _budget_text(b),
+        f"locograd {summary['locograd']}, {_numerics_text(summary)}. " + _budget_text(b),
         "",
         "## Commands",
         "",
