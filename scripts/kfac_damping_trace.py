@@ -18,9 +18,9 @@ import argparse
 
 import numpy as np
 
-from locograd import Params, optim
+from locograd import optim
 from locograd.data.registry import load
-from locograd.experiments.models import classifier
+from locograd.experiments.tasks import Classifier
 
 TRAIN, HELD_OUT, BATCH = 15_000, 5_000, 100
 
@@ -40,43 +40,30 @@ def main() -> None:
     assert data.y_train is not None  # Fashion-MNIST has labels
     x, y = data.x_train[:TRAIN], data.y_train[:TRAIN]
     x_val, y_val = data.x_train[TRAIN:], data.y_train[TRAIN:]
-    one_hot = np.eye(10, dtype=np.float32)
-    net = classifier(784, 10)
+    task = Classifier()
+    net = task.model(data)
+    task.check(data, net)
     params = net.init(seed=args.seed, dtype=np.float32)
     kfac = optim.KFAC(net, lr=1.0, damping=args.damping, update_every=5, adaptive=True)
     state = kfac.init(params)
     rng = np.random.default_rng(args.seed)
 
-    def train_loss(p: Params) -> float:
-        return float(
-            np.mean([net.loss(p, x[i : i + 1000], one_hot[y[i : i + 1000]]) for i in range(0, TRAIN, 1000)])
-        )
-
-    print(f"epoch 0: train loss {train_loss(params):.4f} (untrained)")
+    print(f"epoch 0: train loss {task.evaluate(net, params, x, y)['loss']:.4f} (untrained)")
     for epoch in range(1, args.epochs + 1):
         dampings, step_norms = [], []
         order = rng.permutation(TRAIN)
         for start in range(0, TRAIN, BATCH):
             idx = order[start : start + BATCH]
-            new, state, _ = kfac.step(params, x[idx], one_hot[y[idx]], state)
-            step_norms.append(
-                float(
-                    np.sqrt(
-                        sum(
-                            float(((n["W"] - p["W"]) ** 2).sum())
-                            for n, p in zip(new, params, strict=True)
-                            if p
-                        )
-                    )
-                )
-            )
+            new, state, _ = kfac.step(params, x[idx], y[idx], state)
+            change = [n["W"] - p["W"] for n, p in zip(new, params, strict=True) if p]
+            step_norms.append(float(np.sqrt(sum(float((d * d).sum()) for d in change))))
             dampings.append(float(state.damping))
             params = new
-        accuracy = float((net.forward(params, x_val).output.argmax(axis=1) == y_val).mean())
+        accuracy = task.evaluate(net, params, x_val, y_val)["accuracy"]
         weights = ", ".join(f"{float(np.sqrt((p['W'] ** 2).sum())):.1f}" for p in params if p)
         factors = ", ".join(f"{float(np.trace(G)) / G.shape[0]:.2e}" for G in state.G)
         print(
-            f"epoch {epoch}: train loss {train_loss(params):.4f}, validation accuracy {accuracy:.4f}; "
+            f"epoch {epoch}: train loss {task.evaluate(net, params, x, y)['loss']:.4f}, validation accuracy {accuracy:.4f}; "
             f"damping min/median/last {min(dampings):.3g}/{np.median(dampings):.3g}/{dampings[-1]:.3g}; "
             f"step norm median/max {np.median(step_norms):.3g}/{max(step_norms):.3g}; "
             f"|W| per layer {weights}; tr(G)/width {factors}",
